@@ -1,0 +1,328 @@
+//! The experiment file (TOML) and its validated form, [`Plan`].
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::suggest::explain_serde_error;
+use super::train::{TrainConfig, TrainPlan};
+use crate::data::{Augment, DataSource};
+use crate::error::{DistillError, Result};
+use crate::knowledge::MethodConfig;
+use crate::models::ModelConfig;
+
+/// Which backend runs the experiment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    /// Pure-Rust CPU backend (always available).
+    #[default]
+    Flex,
+    /// NVIDIA GPUs (cargo feature `cuda`).
+    Cuda,
+    /// Vulkan / Metal / DirectX through wgpu (cargo feature `wgpu`).
+    Wgpu,
+}
+
+/// `[data]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DataConfig {
+    /// `embedded` (default), `fashion-mnist` or `idx`.
+    #[serde(default)]
+    pub source: DataSource,
+    /// Folder of the IDX files (`idx`; optional for `fashion-mnist`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dir: Option<PathBuf>,
+    /// Use only the first N training images.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub train_limit: Option<usize>,
+    /// Use only the first N test images.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test_limit: Option<usize>,
+    /// Training augmentation.
+    #[serde(default)]
+    pub augment: Augment,
+    /// Evaluation batch size (default 500).
+    #[serde(default = "default_eval_batch")]
+    pub eval_batch_size: usize,
+}
+
+fn default_eval_batch() -> usize {
+    500
+}
+
+impl Default for DataConfig {
+    fn default() -> Self {
+        Self {
+            source: DataSource::Embedded,
+            dir: None,
+            train_limit: None,
+            test_limit: None,
+            augment: Augment::default(),
+            eval_batch_size: default_eval_batch(),
+        }
+    }
+}
+
+/// `[teacher]`: a teacher model, loaded from a checkpoint or trained with cross-entropy first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TeacherConfig {
+    /// Architecture (see `distill models`).
+    pub model: String,
+    /// MLP hidden widths.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hidden: Option<Vec<usize>>,
+    /// MLP dropout.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dropout: Option<f64>,
+    /// LeNet width multiplier.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub width: Option<usize>,
+    /// Checkpoint folder (holding `model.bpk` and `model.json`) of an already trained teacher.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checkpoint: Option<PathBuf>,
+    /// Overrides of `[train]` used when the teacher is trained here.
+    #[serde(default)]
+    pub train: TrainConfig,
+}
+
+/// `[[student]]`: one student recipe ("arm"), trained once per seed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StudentConfig {
+    /// Row name in the results table (default: the model name plus its methods).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Architecture (see `distill models`).
+    pub model: String,
+    /// MLP hidden widths.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hidden: Option<Vec<usize>>,
+    /// MLP dropout.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dropout: Option<f64>,
+    /// LeNet width multiplier.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub width: Option<usize>,
+    /// The objective: a weighted sum of these terms (`[[student.loss]]`).
+    pub loss: Vec<MethodConfig>,
+    /// Overrides of `[train]` for this student.
+    #[serde(default)]
+    pub train: TrainConfig,
+}
+
+/// The experiment file as written.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExperimentConfig {
+    /// Name of the run folder under `output_dir`.
+    pub name: String,
+    /// Seeds; each student is trained once per seed (default `[1]`).
+    #[serde(default = "default_seeds")]
+    pub seeds: Vec<u64>,
+    /// Where run folders go (default `runs`).
+    #[serde(default = "default_output")]
+    pub output_dir: PathBuf,
+    /// `flex` (default), `cuda` or `wgpu`.
+    #[serde(default)]
+    pub backend: Backend,
+    /// Data.
+    #[serde(default)]
+    pub data: DataConfig,
+    /// Default training settings.
+    #[serde(default)]
+    pub train: TrainConfig,
+    /// The teacher (optional: students trained with `ce` alone need none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub teacher: Option<TeacherConfig>,
+    /// Student recipes.
+    pub student: Vec<StudentConfig>,
+}
+
+fn default_seeds() -> Vec<u64> {
+    vec![1]
+}
+fn default_output() -> PathBuf {
+    PathBuf::from("runs")
+}
+
+/// A validated teacher.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TeacherPlan {
+    /// Architecture.
+    pub model: ModelConfig,
+    /// Where to load it from, if it is not trained here.
+    pub checkpoint: Option<PathBuf>,
+    /// How to train it otherwise.
+    pub train: TrainPlan,
+}
+
+/// A validated student recipe.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StudentPlan {
+    /// Unique row name.
+    pub name: String,
+    /// Architecture.
+    pub model: ModelConfig,
+    /// Objective terms.
+    pub losses: Vec<MethodConfig>,
+    /// Training settings.
+    pub train: TrainPlan,
+}
+
+/// A validated experiment: the only input the runner accepts. Serialised as the run's
+/// `resolved.toml` and by `--dump-config`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Plan {
+    /// Run name.
+    pub name: String,
+    /// Seeds.
+    pub seeds: Vec<u64>,
+    /// Output root.
+    pub output_dir: PathBuf,
+    /// Backend.
+    pub backend: Backend,
+    /// Data.
+    pub data: DataConfig,
+    /// Teacher, if any.
+    pub teacher: Option<TeacherPlan>,
+    /// Students.
+    pub students: Vec<StudentPlan>,
+}
+
+impl ExperimentConfig {
+    /// Parses TOML, adding "did you mean" hints to unknown keys and names.
+    pub fn from_toml(text: &str, origin: &str) -> Result<Self> {
+        toml::from_str(text).map_err(|e| DistillError::Config(format!("{origin}: {}", explain_serde_error(&e.to_string()))))
+    }
+
+    /// Reads and parses an experiment file.
+    pub fn from_file(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| DistillError::io("reading experiment file", path, e))?;
+        Self::from_toml(&text, &path.display().to_string())
+    }
+
+    /// Checks everything that can be checked without data or models and fills in defaults.
+    pub fn validate(&self) -> Result<Plan> {
+        let cfg = |m: String| DistillError::Config(m);
+        if self.name.is_empty() || self.name.contains(['/', '\\']) || self.name == ".." {
+            return Err(cfg(format!("name must be a plain folder name, got {:?}", self.name)));
+        }
+        if self.seeds.is_empty() {
+            return Err(cfg("seeds must list at least one seed".into()));
+        }
+        if self.data.eval_batch_size == 0 {
+            return Err(cfg("data.eval_batch_size must be at least 1".into()));
+        }
+        if self.student.is_empty() {
+            return Err(cfg("add at least one [[student]] section".into()));
+        }
+        let teacher = match &self.teacher {
+            Some(t) => {
+                let model = ModelConfig { model: t.model.clone(), hidden: t.hidden.clone(), dropout: t.dropout, width: t.width };
+                model.validate("teacher")?;
+                Some(TeacherPlan { model, checkpoint: t.checkpoint.clone(), train: self.train.overlay(&t.train).resolve("teacher")? })
+            }
+            None => None,
+        };
+        let mut students: Vec<StudentPlan> = Vec::new();
+        for (i, s) in self.student.iter().enumerate() {
+            let model = ModelConfig { model: s.model.clone(), hidden: s.hidden.clone(), dropout: s.dropout, width: s.width };
+            let role = format!("student #{} ({})", i + 1, s.name.as_deref().unwrap_or(&s.model));
+            model.validate(&role)?;
+            if s.loss.is_empty() {
+                return Err(cfg(format!("{role}: add at least one [[student.loss]] term, e.g. method = \"ce\"")));
+            }
+            let name = s.name.clone().unwrap_or_else(|| {
+                let methods: Vec<&str> = s.loss.iter().map(|l| l.info().name).collect();
+                format!("{}-{}", s.model, methods.join("+"))
+            });
+            if students.iter().any(|p| p.name == name) {
+                return Err(cfg(format!("two students are named '{name}'; give each [[student]] a distinct name")));
+            }
+            let weight_ok = s.loss.iter().all(|l| {
+                let v = serde_json::to_value(l).ok();
+                v.and_then(|v| v.get("weight").and_then(|w| w.as_f64())).is_none_or(|w| w.is_finite() && w >= 0.0)
+            });
+            if !weight_ok {
+                return Err(cfg(format!("{role}: loss weights must be finite and ≥ 0")));
+            }
+            students.push(StudentPlan { name, model, losses: s.loss.clone(), train: self.train.overlay(&s.train).resolve(&role)? });
+        }
+        Ok(Plan {
+            name: self.name.clone(),
+            seeds: self.seeds.clone(),
+            output_dir: self.output_dir.clone(),
+            backend: self.backend,
+            data: self.data.clone(),
+            teacher,
+            students,
+        })
+    }
+}
+
+impl Plan {
+    /// The resolved plan as TOML.
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).expect("a plan always serialises")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const OK: &str = r#"
+name = "t"
+seeds = [1, 2]
+[train]
+epochs = 3
+[teacher]
+model = "mlp"
+hidden = [64]
+[[student]]
+model = "mlp"
+hidden = [8]
+[[student.loss]]
+method = "ce"
+weight = 0.1
+[[student.loss]]
+method = "kd"
+temperature = 2.0
+"#;
+
+    #[test]
+    fn parses_and_resolves_defaults() {
+        let plan = ExperimentConfig::from_toml(OK, "ok.toml").unwrap().validate().unwrap();
+        assert_eq!(plan.students[0].name, "mlp-ce+kd");
+        assert_eq!(plan.students[0].train.epochs, 3);
+        assert_eq!(plan.teacher.as_ref().unwrap().train.lr, 0.05);
+        let back: Plan = toml::from_str(&plan.to_toml()).unwrap();
+        assert_eq!(back, plan);
+    }
+
+    #[test]
+    fn unknown_keys_get_a_suggestion() {
+        let bad = OK.replace("temperature = 2.0", "temprature = 2.0");
+        let err = ExperimentConfig::from_toml(&bad, "bad.toml").unwrap_err().to_string();
+        assert!(err.contains("unknown field `temprature`") && err.contains("did you mean `temperature`"), "{err}");
+        let bad = OK.replace("epochs = 3", "epohcs = 3");
+        let err = ExperimentConfig::from_toml(&bad, "bad.toml").unwrap_err().to_string();
+        assert!(err.contains("did you mean `epochs`"), "{err}");
+        let bad = OK.replace("method = \"kd\"", "method = \"kdd\"");
+        let err = ExperimentConfig::from_toml(&bad, "bad.toml").unwrap_err().to_string();
+        assert!(err.contains("did you mean `kd`"), "{err}");
+    }
+
+    #[test]
+    fn wrong_types_and_bad_values_are_reported() {
+        let bad = OK.replace("epochs = 3", "epochs = \"three\"");
+        let err = ExperimentConfig::from_toml(&bad, "bad.toml").unwrap_err().to_string();
+        assert!(err.contains("bad.toml") && err.contains("epochs"), "{err}");
+        let bad = OK.replace("model = \"mlp\"\nhidden = [8]", "model = \"mlpp\"\nhidden = [8]");
+        let err = ExperimentConfig::from_toml(&bad, "b").unwrap().validate().unwrap_err().to_string();
+        assert!(err.contains("did you mean 'mlp'"), "{err}");
+    }
+}

@@ -1,0 +1,9 @@
+//! Configuration: the experiment file, its validation into a [`Plan`], and name suggestions.
+
+pub mod experiment;
+pub mod suggest;
+pub mod train;
+
+pub use experiment::{Backend, DataConfig, ExperimentConfig, Plan, StudentPlan, TeacherConfig, TeacherPlan};
+pub use suggest::suggest;
+pub use train::{OptimizerKind, ScheduleKind, TrainConfig, TrainPlan};

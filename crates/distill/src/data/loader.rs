@@ -1,0 +1,196 @@
+//! Shuffled, normalised, optionally augmented mini-batches, prepared on a background thread.
+
+use std::sync::mpsc::{sync_channel, Receiver};
+use std::sync::Arc;
+
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+
+use super::augment::Augment;
+use super::dataset::{Dataset, Normalization};
+
+/// One mini-batch on the host, ready to be uploaded to a device.
+#[derive(Debug, Clone)]
+pub struct HostBatch {
+    /// Normalised pixels, `n × c × h × w`.
+    pub images: Vec<f32>,
+    /// Class labels.
+    pub labels: Vec<i64>,
+    /// Index of each sample in the data set (what caches and memory banks key on).
+    pub indices: Vec<usize>,
+}
+
+impl HostBatch {
+    /// Number of samples.
+    pub fn len(&self) -> usize {
+        self.labels.len()
+    }
+
+    /// Whether the batch is empty.
+    pub fn is_empty(&self) -> bool {
+        self.labels.is_empty()
+    }
+}
+
+/// Produces the batches of one pass over a data set.
+#[derive(Debug, Clone)]
+pub struct Loader {
+    data: Arc<Dataset>,
+    norm: Normalization,
+    batch_size: usize,
+    augment: Augment,
+    shuffle: bool,
+    seed: u64,
+}
+
+impl Loader {
+    /// A loader over `data`. Shuffling and augmentation depend only on `seed` and the epoch, so a
+    /// resumed run sees exactly the batches an uninterrupted run would.
+    pub fn new(
+        data: Arc<Dataset>,
+        norm: Normalization,
+        batch_size: usize,
+        augment: Augment,
+        shuffle: bool,
+        seed: u64,
+    ) -> Self {
+        Self {
+            data,
+            norm,
+            batch_size: batch_size.max(1),
+            augment,
+            shuffle,
+            seed,
+        }
+    }
+
+    /// The underlying data set.
+    pub fn data(&self) -> &Dataset {
+        &self.data
+    }
+
+    /// Number of batches per epoch (a trailing batch of one sample is dropped when shuffling,
+    /// because batch normalisation cannot train on it).
+    pub fn num_batches(&self) -> usize {
+        let n = self.data.len();
+        let full = n / self.batch_size;
+        let rest = n % self.batch_size;
+        full + usize::from(rest > 1 || (rest == 1 && !self.shuffle))
+    }
+
+    /// Sample order of an epoch.
+    fn order(&self, epoch: usize) -> Vec<usize> {
+        let mut order: Vec<usize> = (0..self.data.len()).collect();
+        if self.shuffle {
+            let mut rng = rand::rngs::SmallRng::seed_from_u64(mix(self.seed, epoch as u64, 1));
+            order.shuffle(&mut rng);
+        }
+        order
+    }
+
+    /// Builds batch `b` of an epoch's order.
+    fn build(&self, order: &[usize], b: usize, epoch: usize) -> HostBatch {
+        let d = &*self.data;
+        let (c, h, w) = (d.channels, d.height, d.width);
+        let plane = h * w;
+        let start = b * self.batch_size;
+        let idx = &order[start..(start + self.batch_size).min(order.len())];
+        let mut images = Vec::with_capacity(idx.len() * d.sample_len());
+        let mut scratch = vec![0u8; d.sample_len()];
+        let scale: Vec<(f32, f32)> = (0..c)
+            .map(|ch| (1.0 / (255.0 * self.norm.std[ch]), self.norm.mean[ch] / self.norm.std[ch]))
+            .collect();
+        for &i in idx {
+            let src = d.image(i);
+            let px: &[u8] = if self.augment.is_enabled() {
+                let mut rng = rand::rngs::SmallRng::seed_from_u64(mix(self.seed, epoch as u64, i as u64 + 2));
+                self.augment.apply(src, &mut scratch, c, h, w, &mut rng);
+                &scratch
+            } else {
+                src
+            };
+            for (ch, plane_px) in px.chunks_exact(plane).enumerate() {
+                let (a, b) = scale[ch];
+                images.extend(plane_px.iter().map(|&p| p as f32 * a - b));
+            }
+        }
+        HostBatch {
+            images,
+            labels: idx.iter().map(|&i| d.labels[i] as i64).collect(),
+            indices: idx.to_vec(),
+        }
+    }
+
+    /// The batches of one epoch, prepared ahead on a background thread (up to `prefetch` ahead).
+    pub fn epoch(&self, epoch: usize, prefetch: usize) -> Receiver<HostBatch> {
+        let (tx, rx) = sync_channel(prefetch.max(1));
+        let me = self.clone();
+        std::thread::spawn(move || {
+            let order = me.order(epoch);
+            for b in 0..me.num_batches() {
+                if tx.send(me.build(&order, b, epoch)).is_err() {
+                    break; // the consumer stopped early
+                }
+            }
+        });
+        rx
+    }
+}
+
+/// Mixes seeds into one (SplitMix64 finaliser), so nearby inputs give unrelated streams.
+pub fn mix(a: u64, b: u64, c: u64) -> u64 {
+    let mut z = a
+        .wrapping_mul(0x9E37_79B9_7F4A_7C15)
+        .wrapping_add(b.wrapping_mul(0xBF58_476D_1CE4_E5B9))
+        .wrapping_add(c.wrapping_mul(0x94D0_49BB_1331_11EB));
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tiny(n: usize) -> Arc<Dataset> {
+        Arc::new(Dataset {
+            images: (0..n * 4).map(|v| v as u8).collect(),
+            labels: (0..n).map(|v| (v % 2) as u8).collect(),
+            channels: 1,
+            height: 2,
+            width: 2,
+            num_classes: 2,
+        })
+    }
+
+    #[test]
+    fn epochs_are_reproducible_and_cover_all_samples() {
+        let data = tiny(10);
+        let norm = Normalization { mean: vec![0.0], std: vec![1.0] };
+        let l = Loader::new(data, norm, 4, Augment::default(), true, 7);
+        let a: Vec<HostBatch> = l.epoch(3, 2).into_iter().collect();
+        let b: Vec<HostBatch> = l.epoch(3, 2).into_iter().collect();
+        let c: Vec<HostBatch> = l.epoch(4, 2).into_iter().collect();
+        assert_eq!(a.len(), 3);
+        let ia: Vec<usize> = a.iter().flat_map(|x| x.indices.clone()).collect();
+        let ib: Vec<usize> = b.iter().flat_map(|x| x.indices.clone()).collect();
+        let ic: Vec<usize> = c.iter().flat_map(|x| x.indices.clone()).collect();
+        assert_eq!(ia, ib);
+        assert_ne!(ia, ic);
+        let mut sorted = ia.clone();
+        sorted.sort();
+        assert_eq!(sorted, (0..10).collect::<Vec<_>>());
+        // pixel i*4 of sample i scaled to [0, 1]
+        let first = &a[0];
+        assert!((first.images[0] - (first.indices[0] * 4) as f32 / 255.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn trailing_single_sample_is_dropped_when_shuffling() {
+        let norm = Normalization { mean: vec![0.0], std: vec![1.0] };
+        let l = Loader::new(tiny(9), norm.clone(), 4, Augment::default(), true, 1);
+        assert_eq!(l.num_batches(), 2);
+        let l = Loader::new(tiny(9), norm, 4, Augment::default(), false, 1);
+        assert_eq!(l.num_batches(), 3);
+    }
+}

@@ -1,0 +1,114 @@
+//! Where a run's data comes from: the embedded subset, the installed Fashion-MNIST, or any folder
+//! of IDX files.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::dataset::Dataset;
+use crate::error::{DistillError, Result};
+
+/// Standard install path of Debian's `dataset-fashion-mnist` package.
+pub const FASHION_MNIST_DIR: &str = "/usr/share/datasets/fashion-mnist";
+
+/// Class names of Fashion-MNIST (also those of the embedded subset).
+pub const FASHION_MNIST_CLASSES: [&str; 10] = [
+    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
+];
+
+/// A data set source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DataSource {
+    /// The stratified Fashion-MNIST subset shipped inside distill (5,000 train / 2,000 test).
+    #[default]
+    Embedded,
+    /// The full Fashion-MNIST (60,000 / 10,000) from `dir`, by default Debian's install path.
+    FashionMnist,
+    /// Any MNIST-style folder of `{train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz]` files in `dir`.
+    Idx,
+}
+
+impl DataSource {
+    /// Loads the train and test splits.
+    pub fn load(&self, dir: Option<&Path>) -> Result<(Dataset, Dataset)> {
+        match self {
+            DataSource::Embedded => embedded(),
+            DataSource::FashionMnist => load_idx_dir(dir.unwrap_or(Path::new(FASHION_MNIST_DIR))),
+            DataSource::Idx => {
+                let dir = dir.ok_or_else(|| {
+                    DistillError::Config("data.source = \"idx\" needs data.dir, the folder holding the IDX files".into())
+                })?;
+                load_idx_dir(dir)
+            }
+        }
+    }
+}
+
+/// The embedded Fashion-MNIST subset.
+pub fn embedded() -> Result<(Dataset, Dataset)> {
+    let train = Dataset::from_idx_bytes(
+        include_bytes!("../../data/train-images-idx3-ubyte.gz"),
+        include_bytes!("../../data/train-labels-idx1-ubyte.gz"),
+        "<embedded train>",
+    )?;
+    let test = Dataset::from_idx_bytes(
+        include_bytes!("../../data/t10k-images-idx3-ubyte.gz"),
+        include_bytes!("../../data/t10k-labels-idx1-ubyte.gz"),
+        "<embedded test>",
+    )?;
+    Ok(unify(train, test))
+}
+
+fn unify(mut train: Dataset, mut test: Dataset) -> (Dataset, Dataset) {
+    let k = train.num_classes.max(test.num_classes);
+    train.num_classes = k;
+    test.num_classes = k;
+    (train, test)
+}
+
+/// Finds `stem` or `stem.gz` in `dir`.
+fn find(dir: &Path, stem: &str) -> PathBuf {
+    let gz = dir.join(format!("{stem}.gz"));
+    if gz.exists() {
+        gz
+    } else {
+        dir.join(stem)
+    }
+}
+
+/// Loads `{train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz]` from a folder.
+pub fn load_idx_dir(dir: &Path) -> Result<(Dataset, Dataset)> {
+    let split = |name: &str| {
+        Dataset::from_idx_files(
+            &find(dir, &format!("{name}-images-idx3-ubyte")),
+            &find(dir, &format!("{name}-labels-idx1-ubyte")),
+        )
+    };
+    let train = split("train")?;
+    let test = split("t10k")?;
+    train.check_compatible(&test, "train vs test split")?;
+    Ok(unify(train, test))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedded_subset_is_stratified_fashion_mnist() {
+        let (train, test) = embedded().unwrap();
+        assert_eq!((train.len(), test.len()), (5000, 2000));
+        assert_eq!((train.channels, train.height, train.width, train.num_classes), (1, 28, 28, 10));
+        for c in 0..10u8 {
+            assert_eq!(train.labels.iter().filter(|&&l| l == c).count(), 500);
+            assert_eq!(test.labels.iter().filter(|&&l| l == c).count(), 200);
+        }
+    }
+
+    #[test]
+    fn idx_source_needs_a_dir() {
+        let err = DataSource::Idx.load(None).unwrap_err().to_string();
+        assert!(err.contains("data.dir"), "{err}");
+    }
+}

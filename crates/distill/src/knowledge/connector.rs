@@ -1,0 +1,83 @@
+//! Trainable helper modules that methods attach to the student ("connectors", "regressors",
+//! projection heads). They live in the trainer's trainable bundle and are optimised with it.
+
+use burn::nn::conv::{Conv2d, Conv2dConfig};
+use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig, PaddingConfig2d};
+use burn::prelude::*;
+use burn::tensor::activation::relu;
+
+use crate::error::{DistillError, Result};
+use crate::models::Feature;
+
+/// Any trainable helper module.
+#[derive(Module, Debug)]
+pub enum Aux {
+    /// Convolutional regressor between feature maps.
+    Conv(ConvConnector),
+    /// Linear projection between flat features.
+    Linear(Linear),
+}
+
+impl Aux {
+    /// Maps a student feature into the teacher's space.
+    pub fn forward(&self, f: Feature) -> Feature {
+        match (self, f) {
+            (Aux::Conv(c), Feature::Map(x)) => Feature::Map(c.forward(x)),
+            (Aux::Linear(l), f) => Feature::Flat(l.forward(f.flat())),
+            (Aux::Conv(_), f) => panic!("conv connector applied to a flat feature {:?}", f.shape()),
+        }
+    }
+
+    /// A connector from a student tap of shape `s` to a teacher tap of shape `t`
+    /// (shapes include the batch dimension), as RepDistiller's `ConvReg`:
+    /// equal size → 3×3 conv (pad 1); `s = 2t` → 3×3 conv stride 2; larger → valid conv of
+    /// size `1 + s − t`; each followed by batch norm and ReLU. Flat taps get a linear projection.
+    pub fn connector(s: &[usize], t: &[usize], device: &Device) -> Result<Aux> {
+        match (s, t) {
+            ([_, cs, hs, ws], [_, ct, ht, wt]) => {
+                let (k, stride, pad) = if hs == ht && ws == wt {
+                    (3, 1, 1)
+                } else if *hs == 2 * ht && *ws == 2 * wt {
+                    (3, 2, 1)
+                } else if hs > ht && ws > wt && hs - ht == ws - wt {
+                    (1 + hs - ht, 1, 0)
+                } else {
+                    return Err(DistillError::Shape {
+                        context: "connector: student feature map vs teacher feature map".into(),
+                        expected: t.to_vec(),
+                        got: s.to_vec(),
+                        fix: "; a connector can shrink the student's map but not enlarge it: pick a teacher tap of equal or smaller spatial size".into(),
+                    });
+                };
+                Ok(Aux::Conv(ConvConnector {
+                    conv: Conv2dConfig::new([*cs, *ct], [k, k])
+                        .with_stride([stride, stride])
+                        .with_padding(PaddingConfig2d::Explicit(pad, pad, pad, pad))
+                        .init(device),
+                    bn: BatchNormConfig::new(*ct).init(device),
+                }))
+            }
+            ([_, ds], [_, dt]) => Ok(Aux::Linear(LinearConfig::new(*ds, *dt).init(device))),
+            _ => Err(DistillError::Shape {
+                context: "connector: student and teacher taps must both be feature maps or both flat".into(),
+                expected: t.to_vec(),
+                got: s.to_vec(),
+                fix: "; choose taps of the same kind (stage/conv taps, or embedding/fc taps)".into(),
+            }),
+        }
+    }
+}
+
+/// Conv → batch norm → ReLU regressor.
+#[derive(Module, Debug)]
+pub struct ConvConnector {
+    conv: Conv2d,
+    bn: BatchNorm,
+}
+
+impl ConvConnector {
+    /// Forward pass.
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        relu(self.bn.forward(self.conv.forward(x)))
+    }
+}

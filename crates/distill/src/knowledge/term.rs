@@ -1,0 +1,113 @@
+//! The one interface every distillation loss implements.
+
+use burn::prelude::*;
+
+use crate::error::{DistillError, Result};
+use crate::models::{Feature, TapShapes, Taps};
+
+/// Everything a knowledge term sees at one training step.
+pub struct StepContext<'a> {
+    /// Taps of each trainable student (with gradients).
+    pub students: &'a [Taps],
+    /// Taps of each frozen teacher (constants, no gradients).
+    pub teachers: &'a [Taps],
+    /// Ground-truth class of each sample.
+    pub targets: Tensor<1, Int>,
+    /// Index of each sample in the training set (for memory banks and caches).
+    pub indices: &'a [usize],
+    /// Current epoch, starting at 1.
+    pub epoch: usize,
+}
+
+impl StepContext<'_> {
+    /// Tap `name` of student `i`.
+    pub fn student(&self, i: usize, name: &str) -> Feature {
+        self.students[i].get(name).expect("tap names are validated before training")
+    }
+
+    /// Tap `name` of teacher `i`.
+    pub fn teacher(&self, i: usize, name: &str) -> Feature {
+        self.teachers[i].get(name).expect("tap names are validated before training")
+    }
+}
+
+/// Which side of the teacher-student pair a tap belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    /// A trainable student.
+    Student(usize),
+    /// A frozen teacher.
+    Teacher(usize),
+}
+
+/// What a term needs to know when it is built: the tap shapes of every model.
+pub struct BuildContext<'a> {
+    /// Tap shapes of each student.
+    pub students: &'a [TapShapes],
+    /// Tap shapes of each teacher.
+    pub teachers: &'a [TapShapes],
+    /// Model names, for error messages.
+    pub student_names: &'a [String],
+    /// Model names, for error messages.
+    pub teacher_names: &'a [String],
+    /// Number of classes.
+    pub classes: usize,
+    /// Device on which trainable parts are created.
+    pub device: &'a Device,
+}
+
+impl BuildContext<'_> {
+    /// Shape of a tap, or an error listing the taps that exist.
+    pub fn shape(&self, side: Side, tap: &str) -> Result<Vec<usize>> {
+        let (shapes, role, name) = match side {
+            Side::Student(i) => (self.students.get(i), "student", self.student_names.get(i)),
+            Side::Teacher(i) => (self.teachers.get(i), "teacher", self.teacher_names.get(i)),
+        };
+        let idx = match side {
+            Side::Student(i) | Side::Teacher(i) => i,
+        };
+        let shapes = shapes.ok_or_else(|| {
+            DistillError::Config(format!(
+                "this method needs {role} #{idx}, but the experiment has {} {role}(s){}",
+                match side {
+                    Side::Student(_) => self.students.len(),
+                    Side::Teacher(_) => self.teachers.len(),
+                },
+                if role == "teacher" { "; add a [teacher] section" } else { "" }
+            ))
+        })?;
+        shapes.get(tap).map(<[usize]>::to_vec).ok_or_else(|| {
+            DistillError::unknown(
+                format!("tap of {role} '{}'", name.map(String::as_str).unwrap_or("?")),
+                tap,
+                &shapes.names(),
+            )
+        })
+    }
+
+    /// Checks that two taps have the same shape; `fix` suggests what would reconcile them.
+    pub fn same_shape(&self, what: &str, student: (Side, &str), teacher: (Side, &str), fix: &str) -> Result<()> {
+        let s = self.shape(student.0, student.1)?;
+        let t = self.shape(teacher.0, teacher.1)?;
+        if s != t {
+            return Err(DistillError::Shape {
+                context: format!("{what}: student tap '{}' {s:?} vs teacher tap '{}'", student.1, teacher.1),
+                expected: t,
+                got: s,
+                fix: fix.to_string(),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// A distillation loss term, built from its config for one experiment.
+///
+/// `forward` returns one or more named scalar terms (shape `[1]`) that the objective weights and
+/// logs separately. Terms own no trainable state directly: trainable helpers (connectors,
+/// projection heads) are [`crate::knowledge::Aux`] modules that the term asks for when it is
+/// built and receives back at every step, so they are optimised with the student.
+pub trait KnowledgeTerm: Send {
+    /// Computes the term(s) for one step.
+    fn forward(&self, aux: &[crate::knowledge::Aux], ctx: &StepContext<'_>) -> Vec<(String, Tensor<1>)>;
+}

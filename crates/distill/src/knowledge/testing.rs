@@ -1,0 +1,91 @@
+//! Test helpers: reference values produced by `tools/gen_loss_fixtures.py` (PyTorch, float64).
+
+use burn::prelude::*;
+use burn::tensor::TensorData;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+
+#[derive(Deserialize)]
+pub struct Array {
+    pub shape: Vec<usize>,
+    pub data: Vec<f64>,
+}
+
+#[derive(Deserialize)]
+pub struct Case {
+    pub name: String,
+    #[serde(default)]
+    pub params: BTreeMap<String, f64>,
+    pub inputs: BTreeMap<String, Array>,
+    pub value: f64,
+    #[serde(default)]
+    pub grads: BTreeMap<String, Array>,
+}
+
+pub struct Fixture(Vec<Case>);
+
+const FIXTURES: &str = include_str!("../../fixtures/losses.json");
+
+/// The reference cases of one method.
+pub fn fixture(method: &str) -> Fixture {
+    let mut all: BTreeMap<String, Vec<Case>> = serde_json::from_str(FIXTURES).expect("fixtures parse");
+    let cases = all.remove(method).unwrap_or_else(|| panic!("no fixture for {method}; run tools/gen_loss_fixtures.py"));
+    assert!(!cases.is_empty());
+    Fixture(cases)
+}
+
+impl Fixture {
+    pub fn cases(&self) -> &[Case] {
+        &self.0
+    }
+}
+
+fn close(got: f64, want: f64) -> bool {
+    (got - want).abs() <= 1e-5 + 2e-4 * want.abs()
+}
+
+impl Case {
+    pub fn input(&self, name: &str) -> &Array {
+        self.inputs.get(name).unwrap_or_else(|| panic!("{}: no input {name}", self.name))
+    }
+
+    pub fn param(&self, name: &str) -> f64 {
+        self.params[name]
+    }
+
+    pub fn assert_value(&self, loss: Tensor<1>) {
+        let got = loss.into_scalar::<f32>() as f64;
+        assert!(close(got, self.value), "{}: value {got} vs reference {}", self.name, self.value);
+    }
+
+    pub fn assert_grad(&self, name: &str, got: Vec<f32>) {
+        let want = &self.grads.get(name).unwrap_or_else(|| panic!("{}: no grad {name}", self.name)).data;
+        assert_eq!(got.len(), want.len(), "{}: gradient size", self.name);
+        let scale = want.iter().fold(0f64, |m, v| m.max(v.abs()));
+        for (i, (g, w)) in got.iter().zip(want).enumerate() {
+            assert!(
+                (*g as f64 - w).abs() <= 1e-6 + 2e-4 * scale,
+                "{}: d/d{name}[{i}] = {g} vs reference {w}",
+                self.name
+            );
+        }
+    }
+}
+
+fn data(a: &Array) -> TensorData {
+    TensorData::new(a.data.iter().map(|&v| v as f32).collect::<Vec<_>>(), a.shape.clone())
+}
+
+pub fn tensor2(a: &Array, device: &Device) -> Tensor<2> {
+    Tensor::from_data(data(a), device)
+}
+
+pub fn tensor4(a: &Array, device: &Device) -> Tensor<4> {
+    Tensor::from_data(data(a), device)
+}
+
+/// Gradient of `loss` with respect to the leaf `x`, flattened.
+pub fn grad_of<const D: usize>(loss: &Tensor<1>, x: &Tensor<D>) -> Vec<f32> {
+    let grads = loss.backward();
+    x.grad(&grads).expect("leaf has a gradient").into_data().to_vec::<f32>().unwrap()
+}

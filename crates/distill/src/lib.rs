@@ -1,0 +1,15 @@
+//! # distill
+//!
+//! Knowledge distillation for Rust, on [Burn](https://burn.dev): teachers and students with
+//! named taps, a zoo of distillation losses, schemes, and a trainer that hosts them all.
+//!
+//! Layout follows the data flow: [`data`] → [`models`] → [`knowledge`] → [`schemes`] →
+//! [`train`], driven by a validated [`config::Plan`].
+
+pub mod config;
+pub mod data;
+pub mod error;
+pub mod knowledge;
+pub mod models;
+
+pub use error::{DistillError, Result};

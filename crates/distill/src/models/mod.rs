@@ -1,0 +1,10 @@
+//! Models: the zoo, each returning logits plus named taps.
+
+pub mod lenet;
+pub mod mlp;
+pub mod net;
+pub mod resnet;
+pub mod taps;
+
+pub use net::{ModelConfig, ModelInfo, Net, MODELS};
+pub use taps::{Feature, TapShapes, Taps};

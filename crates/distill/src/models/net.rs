@@ -1,0 +1,211 @@
+//! The model zoo: one enum over every architecture, built from a [`ModelConfig`].
+
+use burn::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use super::lenet::LeNet;
+use super::mlp::Mlp;
+use super::resnet::ResNet;
+use super::taps::{TapShapes, Taps};
+use crate::error::{DistillError, Result};
+
+/// Any zoo model. Every variant returns [`Taps`].
+#[derive(Module, Debug)]
+pub enum Net {
+    /// Multi-layer perceptron.
+    Mlp(Mlp),
+    /// LeNet-style CNN.
+    LeNet(LeNet),
+    /// CIFAR-style ResNet.
+    ResNet(ResNet),
+}
+
+impl Net {
+    /// Forward pass: logits plus named taps.
+    pub fn forward(&self, x: Tensor<4>) -> Taps {
+        match self {
+            Net::Mlp(m) => m.forward(x),
+            Net::LeNet(m) => m.forward(x),
+            Net::ResNet(m) => m.forward(x),
+        }
+    }
+
+    /// Shapes of every tap for `[channels, height, width]` inputs, from a probe forward pass of two
+    /// zero images in inference mode (batch dimension 2 reported as given).
+    pub fn tap_shapes(&self, input: [usize; 3], device: &Device) -> TapShapes {
+        let [c, h, w] = input;
+        let probe = self.valid();
+        let x = Tensor::<4>::zeros([2, c, h, w], &device.clone().without_autodiff());
+        TapShapes(probe.forward(x).shapes())
+    }
+}
+
+/// One row of the model catalogue (`distill models`).
+#[derive(Debug, Clone, Copy)]
+pub struct ModelInfo {
+    /// Name used in configs.
+    pub name: &'static str,
+    /// One-line description.
+    pub description: &'static str,
+    /// Where the architecture comes from.
+    pub citation: &'static str,
+    /// Settings that apply to it.
+    pub settings: &'static str,
+}
+
+const RESNET_CITE: &str = "He et al., CVPR 2016; CIFAR variants as in RepDistiller (Tian et al., ICLR 2020)";
+
+/// Every model distill can build.
+pub const MODELS: &[ModelInfo] = &[
+    ModelInfo { name: "mlp", description: "fully connected net, ReLU + dropout; taps fc{i}_pre, fc{i}, embedding", citation: "Rumelhart et al., Nature 1986", settings: "hidden = [widths], dropout" },
+    ModelInfo { name: "lenet", description: "LeNet-style CNN (2 conv + 3 fc), widths × width; taps conv{1,2}[_pre], fc1, embedding", citation: "LeCun et al., Proc. IEEE 1998", settings: "width" },
+    ModelInfo { name: "resnet8", description: "CIFAR ResNet, 1 block/stage, filters 16-16-32-64 (78k params at 10 classes)", citation: RESNET_CITE, settings: "" },
+    ModelInfo { name: "resnet14", description: "CIFAR ResNet, 2 blocks/stage, filters 16-16-32-64", citation: RESNET_CITE, settings: "" },
+    ModelInfo { name: "resnet20", description: "CIFAR ResNet, 3 blocks/stage, filters 16-16-32-64", citation: RESNET_CITE, settings: "" },
+    ModelInfo { name: "resnet32", description: "CIFAR ResNet, 5 blocks/stage, filters 16-16-32-64", citation: RESNET_CITE, settings: "" },
+    ModelInfo { name: "resnet44", description: "CIFAR ResNet, 7 blocks/stage, filters 16-16-32-64", citation: RESNET_CITE, settings: "" },
+    ModelInfo { name: "resnet56", description: "CIFAR ResNet, 9 blocks/stage, filters 16-16-32-64", citation: RESNET_CITE, settings: "" },
+    ModelInfo { name: "resnet110", description: "CIFAR ResNet, 18 blocks/stage, filters 16-16-32-64", citation: RESNET_CITE, settings: "" },
+    ModelInfo { name: "resnet8x4", description: "CIFAR ResNet ×4 width, 1 block/stage, filters 32-64-128-256", citation: RESNET_CITE, settings: "" },
+    ModelInfo { name: "resnet32x4", description: "CIFAR ResNet ×4 width, 5 blocks/stage, filters 32-64-128-256", citation: RESNET_CITE, settings: "" },
+];
+
+/// A model as written in an experiment file (`[teacher]`, `[[student]]`, ...), and as saved next
+/// to every checkpoint so that `distill eval` can rebuild it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelConfig {
+    /// Architecture name (see `distill models`).
+    pub model: String,
+    /// MLP hidden widths (default `[256]`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hidden: Option<Vec<usize>>,
+    /// MLP dropout probability (default 0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dropout: Option<f64>,
+    /// LeNet width multiplier (default 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub width: Option<usize>,
+}
+
+impl ModelConfig {
+    /// A config naming just an architecture.
+    pub fn named(model: &str) -> Self {
+        Self { model: model.into(), hidden: None, dropout: None, width: None }
+    }
+
+    /// Checks the name and that only settings that apply to the architecture are given.
+    pub fn validate(&self, role: &str) -> Result<()> {
+        let names: Vec<&str> = MODELS.iter().map(|m| m.name).collect();
+        if !names.contains(&self.model.as_str()) {
+            return Err(DistillError::unknown(format!("{role} model"), &self.model, &names));
+        }
+        let misplaced = |field: &str| {
+            Err(DistillError::Config(format!(
+                "{role}: '{field}' does not apply to model '{}' (it has: {})",
+                self.model,
+                MODELS.iter().find(|m| m.name == self.model).map(|m| m.settings).filter(|s| !s.is_empty()).unwrap_or("no settings")
+            )))
+        };
+        let is_mlp = self.model == "mlp";
+        if !is_mlp && self.hidden.is_some() {
+            return misplaced("hidden");
+        }
+        if !is_mlp && self.dropout.is_some() {
+            return misplaced("dropout");
+        }
+        if self.model != "lenet" && self.width.is_some() {
+            return misplaced("width");
+        }
+        if let Some(h) = &self.hidden {
+            if h.contains(&0) {
+                return Err(DistillError::Config(format!("{role}: hidden widths must be positive, got {h:?}")));
+            }
+        }
+        if let Some(p) = self.dropout {
+            if !(0.0..1.0).contains(&p) {
+                return Err(DistillError::Config(format!("{role}: dropout must be in [0, 1), got {p}")));
+            }
+        }
+        if self.width == Some(0) {
+            return Err(DistillError::Config(format!("{role}: width must be at least 1")));
+        }
+        Ok(())
+    }
+
+    /// Builds the model for `[channels, height, width]` inputs and `classes` outputs.
+    pub fn build(&self, input: [usize; 3], classes: usize, device: &Device) -> Result<Net> {
+        self.validate("model")?;
+        let [c, h, w] = input;
+        Ok(match self.model.as_str() {
+            "mlp" => Net::Mlp(Mlp::new(
+                c * h * w,
+                self.hidden.as_deref().unwrap_or(&[256]),
+                classes,
+                self.dropout.unwrap_or(0.0),
+                device,
+            )),
+            "lenet" => {
+                if h < 12 || w < 12 {
+                    return Err(DistillError::Config(format!(
+                        "lenet needs images of at least 12×12, got {h}×{w}"
+                    )));
+                }
+                Net::LeNet(LeNet::new(input, classes, self.width.unwrap_or(1), device))
+            }
+            name => {
+                let (depth, wide) = match name.strip_prefix("resnet") {
+                    Some(rest) => match rest.strip_suffix("x4") {
+                        Some(d) => (d, true),
+                        None => (rest, false),
+                    },
+                    None => unreachable!("validated above"),
+                };
+                let depth: usize = depth.parse().expect("catalogue names are valid");
+                let filters = if wide { [32, 64, 128, 256] } else { [16, 16, 32, 64] };
+                Net::ResNet(ResNet::new(c, depth, filters, classes, device))
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_catalogue_model_builds_and_reports_taps() {
+        let device = Device::flex();
+        for info in MODELS {
+            let net = ModelConfig::named(info.name).build([1, 28, 28], 10, &device).unwrap();
+            let shapes = net.tap_shapes([1, 28, 28], &device);
+            assert_eq!(shapes.get("logits"), Some(&[2, 10][..]), "{}", info.name);
+            assert!(shapes.get("embedding").is_some(), "{}", info.name);
+        }
+    }
+
+    #[test]
+    fn resnet_taps_and_sizes_match_the_reference_layout() {
+        let device = Device::flex();
+        let net = ModelConfig::named("resnet8x4").build([3, 32, 32], 100, &device).unwrap();
+        let s = net.tap_shapes([3, 32, 32], &device);
+        assert_eq!(s.get("stem"), Some(&[2, 32, 32, 32][..]));
+        assert_eq!(s.get("stage1"), Some(&[2, 64, 32, 32][..]));
+        assert_eq!(s.get("stage2_pre"), Some(&[2, 128, 16, 16][..]));
+        assert_eq!(s.get("stage3"), Some(&[2, 256, 8, 8][..]));
+        assert_eq!(s.get("embedding"), Some(&[2, 256][..]));
+        // RepDistiller's resnet8x4 at 100 classes has 1,233,540 parameters.
+        assert_eq!(net.num_params(), 1_233_540);
+        let r20 = ModelConfig::named("resnet20").build([3, 32, 32], 100, &device).unwrap();
+        assert_eq!(r20.num_params(), 278_324);
+    }
+
+    #[test]
+    fn bad_model_configs_are_rejected() {
+        let err = ModelConfig::named("resnet21").validate("student").unwrap_err().to_string();
+        assert!(err.contains("did you mean 'resnet20'"), "{err}");
+        let mut m = ModelConfig::named("resnet20");
+        m.hidden = Some(vec![3]);
+        assert!(m.validate("teacher").unwrap_err().to_string().contains("'hidden' does not apply"));
+    }
+}
