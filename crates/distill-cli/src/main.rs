@@ -1,1 +1,193 @@
-fn main() {}
+//! `distill`: the command-line front end.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand, ValueEnum};
+use distill::config::{ExperimentConfig, Plan};
+use distill::data::DataSource;
+use distill::knowledge::METHODS;
+use distill::models::MODELS;
+use distill::schemes::{run_experiment, training_device, RunOptions};
+use distill::train::checkpoint::load_model_dir;
+use distill::train::{evaluate, Progress};
+use distill::burn::module::Module;
+use distill::DistillError;
+
+/// The experiment `distill quickstart` runs.
+const QUICKSTART: &str = include_str!("../../../configs/quickstart.toml");
+
+#[derive(Parser)]
+#[command(name = "distill", version, about = "Knowledge distillation toolkit: teachers, students, taps, losses, schemes.")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Train a teacher, a scratch student and a KD student (3 seeds) on the embedded data and
+    /// print the results table.
+    Quickstart {
+        /// Run folder (default: runs/quickstart, or runs/quickstart-N if that exists).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Run the experiment described by a TOML file.
+    Train {
+        /// Experiment file (see configs/).
+        config: PathBuf,
+        /// Run folder (default: output_dir/name from the file).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Print the resolved, validated config and exit.
+        #[arg(long)]
+        dump_config: bool,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Score a saved checkpoint folder (e.g. runs/quickstart/teacher/best) on a test set.
+    Eval {
+        /// Checkpoint folder holding model.bpk and model.json.
+        checkpoint: PathBuf,
+        /// Data set to score on.
+        #[arg(long, value_enum, default_value_t = SourceArg::Embedded)]
+        data: SourceArg,
+        /// Folder of the IDX files (for --data idx or a non-standard Fashion-MNIST location).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
+    /// List the distillation methods with their family, citation and required taps.
+    Methods,
+    /// List the models with their taps and citations.
+    Models,
+}
+
+#[derive(clap::Args, Clone)]
+struct Common {
+    /// Continue an interrupted run in its folder.
+    #[arg(long)]
+    resume: bool,
+    /// One log line per epoch instead of progress bars.
+    #[arg(long)]
+    no_progress: bool,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum SourceArg {
+    Embedded,
+    FashionMnist,
+    Idx,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            let interrupted = e.chain().any(|c| matches!(c.downcast_ref::<DistillError>(), Some(DistillError::Interrupted { .. })));
+            ExitCode::from(if interrupted { 130 } else { 1 })
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Quickstart { out, common } => {
+            let plan = ExperimentConfig::from_toml(QUICKSTART, "configs/quickstart.toml")?.validate()?;
+            let out = out.unwrap_or_else(|| {
+                let base = plan.output_dir.join(&plan.name);
+                if common.resume {
+                    return base;
+                }
+                (1..)
+                    .map(|i| if i == 1 { base.clone() } else { PathBuf::from(format!("{}-{i}", base.display())) })
+                    .find(|p| !p.exists())
+                    .expect("some folder name is free")
+            });
+            execute(&plan, out, &common)
+        }
+        Command::Train { config, out, dump_config, common } => {
+            let plan = ExperimentConfig::from_file(&config)?.validate()?;
+            if dump_config {
+                print!("{}", plan.to_toml());
+                return Ok(());
+            }
+            let out = out.unwrap_or_else(|| plan.output_dir.join(&plan.name));
+            execute(&plan, out, &common)
+        }
+        Command::Eval { checkpoint, data, data_dir } => eval(&checkpoint, data, data_dir.as_deref()),
+        Command::Methods => {
+            println!("| method | family | description | required taps | citation |\n|---|---|---|---|---|");
+            for m in METHODS {
+                println!("| `{}` | {} | {} | {} | {} |", m.name, m.family, m.description, m.taps, m.citation);
+            }
+            Ok(())
+        }
+        Command::Models => {
+            println!("| model | description | settings | citation |\n|---|---|---|---|");
+            for m in MODELS {
+                println!("| `{}` | {} | {} | {} |", m.name, m.description, if m.settings.is_empty() { "—" } else { m.settings }, m.citation);
+            }
+            Ok(())
+        }
+    }
+}
+
+fn execute(plan: &Plan, out: PathBuf, common: &Common) -> Result<()> {
+    let interrupt = Arc::new(AtomicBool::new(false));
+    let flag = interrupt.clone();
+    // A second Ctrl-C while stopping exits at once (the last complete checkpoint is on disk).
+    let _ = ctrlc::set_handler(move || {
+        if flag.swap(true, Ordering::SeqCst) {
+            std::process::exit(130);
+        }
+        eprintln!("\nstopping after the current step; the last complete checkpoint is kept (Ctrl-C again to quit now)");
+    });
+    let opts = RunOptions {
+        run_dir: Some(out.clone()),
+        resume: common.resume,
+        progress: if common.no_progress { Progress::Lines } else { Progress::Bar },
+        interrupt: Some(interrupt),
+    };
+    let started = std::time::Instant::now();
+    let report = run_experiment(plan, &opts).with_context(|| format!("running experiment '{}' in {}", plan.name, out.display()))?;
+    println!("\n{}", report.markdown());
+    println!(
+        "finished in {:.1} s; run folder {} (resolved.toml, results.md/.csv/.json, curves.svg, per-run metrics.jsonl and checkpoints)",
+        started.elapsed().as_secs_f64(),
+        out.display()
+    );
+    Ok(())
+}
+
+fn eval(checkpoint: &Path, data: SourceArg, dir: Option<&Path>) -> Result<()> {
+    let device = training_device(distill::config::Backend::Flex)?.without_autodiff();
+    let (net, meta) = load_model_dir(checkpoint, &device).with_context(|| format!("loading checkpoint {}", checkpoint.display()))?;
+    let source = match data {
+        SourceArg::Embedded => DataSource::Embedded,
+        SourceArg::FashionMnist => DataSource::FashionMnist,
+        SourceArg::Idx => DataSource::Idx,
+    };
+    let (_, test) = source.load(dir).context("loading the evaluation data")?;
+    let geometry = [test.channels, test.height, test.width];
+    if geometry != meta.input || test.num_classes > meta.classes {
+        return Err(DistillError::Shape {
+            context: "evaluation data (channels, height, width, classes) vs checkpoint".into(),
+            expected: [meta.input.as_slice(), &[meta.classes]].concat(),
+            got: [geometry.as_slice(), &[test.num_classes]].concat(),
+            fix: "; evaluate on the kind of data the model was trained on".into(),
+        }
+        .into());
+    }
+    let n = test.len();
+    let e = evaluate(&net, &Arc::new(test), &meta.normalization, 500, &device);
+    println!("{}: {} ({} params) test accuracy {:.2}% on {n} images", checkpoint.display(), meta.config.model, net.num_params(), 100.0 * e.accuracy);
+    Ok(())
+}

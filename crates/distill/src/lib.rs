@@ -11,5 +11,9 @@ pub mod data;
 pub mod error;
 pub mod knowledge;
 pub mod models;
+pub mod report;
+pub mod schemes;
+pub mod train;
 
+pub use burn;
 pub use error::{DistillError, Result};

@@ -1,0 +1,7 @@
+//! Reporting: results tables and training-curve plots.
+
+pub mod plot;
+pub mod table;
+
+pub use plot::plot_curves;
+pub use table::{mean_std, Report, Row};

@@ -1,0 +1,153 @@
+//! Results tables: mean ± std over seeds, best and last epoch, agreement, wall time.
+
+use serde::{Deserialize, Serialize};
+
+use crate::train::JobOutcome;
+
+/// One row: a teacher, or a student recipe aggregated over its seeds.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Row {
+    /// Row name.
+    pub name: String,
+    /// Architecture.
+    pub model: String,
+    /// Trainable parameters.
+    pub params: usize,
+    /// Number of seeds aggregated.
+    pub seeds: usize,
+    /// Best-epoch test accuracy: mean, sample std.
+    pub best: (f64, f64),
+    /// Last-epoch test accuracy: mean, sample std.
+    pub last: (f64, f64),
+    /// Mean epoch of the best accuracy.
+    pub best_epoch: f64,
+    /// Mean top-1 agreement with the teacher on the test set (last epoch).
+    pub agreement: Option<f64>,
+    /// Mean training wall time per seed, seconds.
+    pub seconds: f64,
+}
+
+/// Mean and sample standard deviation (0 for one value).
+pub fn mean_std(v: &[f64]) -> (f64, f64) {
+    let n = v.len() as f64;
+    if v.is_empty() {
+        return (f64::NAN, f64::NAN);
+    }
+    let m = v.iter().sum::<f64>() / n;
+    let var = if v.len() > 1 { v.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (n - 1.0) } else { 0.0 };
+    (m, var.sqrt())
+}
+
+impl Row {
+    /// The teacher's row (one run; test accuracy of the checkpoint used).
+    pub fn teacher(model: &str, params: usize, accuracy: f64, outcome: Option<&JobOutcome>) -> Row {
+        Row {
+            name: "teacher".into(),
+            model: model.into(),
+            params,
+            seeds: 1,
+            best: (accuracy, 0.0),
+            last: (outcome.map_or(accuracy, |o| o.last_acc), 0.0),
+            best_epoch: outcome.map_or(f64::NAN, |o| o.best_epoch as f64),
+            agreement: None,
+            seconds: outcome.map_or(0.0, |o| o.seconds),
+        }
+    }
+
+    /// A student recipe's row over its seeds.
+    pub fn student(name: &str, model: &str, runs: &[JobOutcome]) -> Row {
+        let col = |f: &dyn Fn(&JobOutcome) -> f64| runs.iter().map(f).collect::<Vec<f64>>();
+        let agreements: Vec<f64> = runs.iter().filter_map(|o| o.agreement).collect();
+        Row {
+            name: name.into(),
+            model: model.into(),
+            params: runs.first().map_or(0, |o| o.params),
+            seeds: runs.len(),
+            best: mean_std(&col(&|o| o.best_acc)),
+            last: mean_std(&col(&|o| o.last_acc)),
+            best_epoch: mean_std(&col(&|o| o.best_epoch as f64)).0,
+            agreement: (!agreements.is_empty()).then(|| mean_std(&agreements).0),
+            seconds: mean_std(&col(&|o| o.seconds)).0,
+        }
+    }
+}
+
+/// A results table.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Report {
+    /// Experiment name.
+    pub title: String,
+    /// Rows, teacher first.
+    pub rows: Vec<Row>,
+}
+
+fn pct((m, s): (f64, f64), seeds: usize) -> String {
+    if seeds > 1 {
+        format!("{:.2} ± {:.2}", 100.0 * m, 100.0 * s)
+    } else {
+        format!("{:.2}", 100.0 * m)
+    }
+}
+
+impl Report {
+    /// A Markdown table (also what the CLI prints).
+    pub fn markdown(&self) -> String {
+        let mut out = format!(
+            "| {} | model | params | best test acc % | last test acc % | best epoch | agreement w/ teacher % | wall time / seed |\n|---|---|---:|---:|---:|---:|---:|---:|\n",
+            self.title
+        );
+        for r in &self.rows {
+            out += &format!(
+                "| {} | {} | {} | {} | {} | {} | {} | {:.1} s |\n",
+                r.name,
+                r.model,
+                r.params,
+                pct(r.best, r.seeds),
+                pct(r.last, r.seeds),
+                if r.best_epoch.is_nan() { "—".into() } else { format!("{:.1}", r.best_epoch) },
+                r.agreement.map_or("—".into(), |a| format!("{:.2}", 100.0 * a)),
+                r.seconds
+            );
+        }
+        out
+    }
+
+    /// CSV with one row per line.
+    pub fn csv(&self) -> String {
+        let mut out = String::from("name,model,params,seeds,best_mean,best_std,last_mean,last_std,best_epoch,agreement,seconds\n");
+        for r in &self.rows {
+            out += &format!(
+                "{},{},{},{},{:.6},{:.6},{:.6},{:.6},{:.2},{},{:.3}\n",
+                r.name,
+                r.model,
+                r.params,
+                r.seeds,
+                r.best.0,
+                r.best.1,
+                r.last.0,
+                r.last.1,
+                r.best_epoch,
+                r.agreement.map_or(String::new(), |a| format!("{a:.6}")),
+                r.seconds
+            );
+        }
+        out
+    }
+
+    /// The row of a name.
+    pub fn row(&self, name: &str) -> Option<&Row> {
+        self.rows.iter().find(|r| r.name == name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mean_and_sample_std() {
+        let (m, s) = mean_std(&[0.5, 0.7, 0.6]);
+        assert!((m - 0.6).abs() < 1e-12 && (s - 0.1).abs() < 1e-12);
+        assert_eq!(mean_std(&[0.3]), (0.3, 0.0));
+    }
+}

@@ -1,0 +1,202 @@
+//! Offline distillation (the survey's first scheme): teachers are trained first, or loaded,
+//! then frozen; each student recipe is trained against them once per seed.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+use burn::prelude::*;
+
+use super::device::training_device;
+use crate::config::{Plan, StudentPlan};
+use crate::error::{DistillError, Result};
+use crate::knowledge::{ce::CeConfig, MethodConfig};
+use crate::report::{plot_curves, Report, Row};
+use crate::train::checkpoint::{load_model_dir, write_atomic};
+use crate::train::{evaluate, DataBundle, Job, JobOutcome, Progress, Teacher};
+
+/// How to run an experiment.
+#[derive(Clone)]
+pub struct RunOptions {
+    /// The run folder (default `output_dir/name`).
+    pub run_dir: Option<PathBuf>,
+    /// Continue an interrupted run in an existing folder.
+    pub resume: bool,
+    /// Progress reporting.
+    pub progress: Progress,
+    /// Set to stop between two steps (Ctrl-C).
+    pub interrupt: Option<Arc<AtomicBool>>,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        Self { run_dir: None, resume: false, progress: Progress::Bar, interrupt: None }
+    }
+}
+
+/// Loads the plan's data (train limit, test limit, normalisation from the training split).
+pub fn load_data(plan: &Plan) -> Result<DataBundle> {
+    let (mut train, mut test) = plan.data.source.load(plan.data.dir.as_deref())?;
+    if let Some(n) = plan.data.train_limit {
+        train = train.truncate(n);
+    }
+    if let Some(n) = plan.data.test_limit {
+        test = test.truncate(n);
+    }
+    train.check_compatible(&test, "train vs test split")?;
+    let norm = train.normalization();
+    Ok(DataBundle { train: Arc::new(train), test: Arc::new(test), norm, augment: plan.data.augment, eval_batch: plan.data.eval_batch_size })
+}
+
+fn check_run_dir(dir: &Path, resume: bool) -> Result<()> {
+    let used = dir.join("resolved.toml").exists();
+    if used && !resume {
+        return Err(DistillError::Config(format!(
+            "run folder {} already holds a run; pass --resume to continue it, or change `name` / --out to start a new one (nothing was overwritten)",
+            dir.display()
+        )));
+    }
+    Ok(())
+}
+
+/// Runs a whole experiment: teacher, then every student recipe × seed; writes the results table,
+/// CSV, JSON and the training-curve plot into the run folder and returns the report.
+pub fn run_experiment(plan: &Plan, opts: &RunOptions) -> Result<Report> {
+    let device = training_device(plan.backend)?;
+    let data = load_data(plan)?;
+    let run_dir = opts.run_dir.clone().unwrap_or_else(|| plan.output_dir.join(&plan.name));
+    check_run_dir(&run_dir, opts.resume)?;
+    let geometry = data.geometry();
+    let classes = data.train.num_classes;
+    let progress = opts.progress;
+    progress.line(&format!(
+        "data: {} train / {} test images of {:?}, {classes} classes; run folder {}",
+        data.train.len(),
+        data.test.len(),
+        geometry,
+        run_dir.display()
+    ));
+
+    // 1. Build (untrained or loaded) teachers and check every student recipe against them
+    //    before anything is trained or written.
+    let first_seed = plan.seeds[0];
+    let loaded = match plan.teacher.as_ref().and_then(|t| t.checkpoint.as_ref()) {
+        Some(ckpt) => {
+            let (net, meta) = load_model_dir(ckpt, &device.clone().without_autodiff())?;
+            if meta.input != geometry || meta.classes != classes {
+                return Err(DistillError::Shape {
+                    context: format!("teacher checkpoint {} (input geometry + classes) vs data", ckpt.display()),
+                    expected: [geometry.as_slice(), &[classes]].concat(),
+                    got: [meta.input.as_slice(), &[meta.classes]].concat(),
+                    fix: "; train the teacher on this data set, or point data at the one it was trained on".into(),
+                });
+            }
+            Some(net)
+        }
+        None => None,
+    };
+    let mut teachers: Vec<Teacher> = Vec::new();
+    if let Some(t) = &plan.teacher {
+        device.seed(first_seed);
+        let net = match &loaded {
+            Some(n) => n.clone(),
+            None => t.model.build(geometry, classes, &device)?.valid(),
+        };
+        teachers.push(Teacher { name: t.model.model.clone(), shapes: net.tap_shapes(geometry, &device), net, test_predictions: vec![], test_accuracy: 0.0 });
+    }
+    for s in &plan.students {
+        student_job(s.name.clone(), run_dir.clone(), first_seed, s, &teachers, &data, &device, opts).prepare()?;
+    }
+
+    std::fs::create_dir_all(&run_dir).map_err(|e| DistillError::io("creating run folder", &run_dir, e))?;
+    write_atomic(&run_dir.join("resolved.toml"), plan.to_toml().as_bytes())?;
+
+    // 2. The teacher.
+    let mut rows = Vec::new();
+    let mut curves = Vec::new();
+    if let Some(t) = &plan.teacher {
+        let teacher_dir = run_dir.join("teacher");
+        let (net, outcome) = match loaded {
+            Some(net) => (net, None),
+            None => {
+                let ce = [MethodConfig::Ce(CeConfig { weight: 1.0, label_smoothing: 0.0, student: 0 })];
+                let job = Job {
+                    label: format!("teacher {}", t.model.model),
+                    dir: teacher_dir.clone(),
+                    seed: first_seed,
+                    model: t.model.clone(),
+                    losses: &ce,
+                    train: &t.train,
+                    teachers: &[],
+                    data: &data,
+                    device: device.clone(),
+                    resume: opts.resume,
+                    interrupt: opts.interrupt.clone(),
+                    stop_after: None,
+                    progress,
+                };
+                let outcome = job.prepare()?.run()?;
+                let (net, _) = load_model_dir(&teacher_dir.join("best"), &device.clone().without_autodiff())?;
+                (net, Some(outcome))
+            }
+        };
+        let eval = evaluate(&net, &data.test, &data.norm, data.eval_batch, &device);
+        progress.line(&format!("teacher {}: test accuracy {:.2}%", t.model.model, 100.0 * eval.accuracy));
+        if let Some(o) = &outcome {
+            curves.push((format!("teacher {}", t.model.model), vec![o.history.clone()]));
+        }
+        rows.push(Row::teacher(&t.model.model, net.num_params(), eval.accuracy, outcome.as_ref()));
+        teachers[0] = Teacher { name: t.model.model.clone(), shapes: teachers[0].shapes.clone(), net, test_accuracy: eval.accuracy, test_predictions: eval.predictions };
+    }
+
+    // 3. Every student recipe, once per seed.
+    for s in &plan.students {
+        let mut outcomes: Vec<JobOutcome> = Vec::new();
+        for &seed in &plan.seeds {
+            let dir = run_dir.join("students").join(sanitize(&s.name)).join(format!("seed{seed}"));
+            let job = student_job(format!("{} seed {seed}", s.name), dir, seed, s, &teachers, &data, &device, opts);
+            outcomes.push(job.prepare()?.run()?);
+        }
+        curves.push((s.name.clone(), outcomes.iter().map(|o| o.history.clone()).collect()));
+        rows.push(Row::student(&s.name, &s.model.model, &outcomes));
+    }
+
+    let report = Report { title: plan.name.clone(), rows };
+    write_atomic(&run_dir.join("results.md"), report.markdown().as_bytes())?;
+    write_atomic(&run_dir.join("results.csv"), report.csv().as_bytes())?;
+    write_atomic(&run_dir.join("results.json"), serde_json::to_string_pretty(&report).expect("report serialises").as_bytes())?;
+    plot_curves(&run_dir.join("curves.svg"), &plan.name, &curves)?;
+    Ok(report)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn student_job<'a>(
+    label: String,
+    dir: PathBuf,
+    seed: u64,
+    s: &'a StudentPlan,
+    teachers: &'a [Teacher],
+    data: &'a DataBundle,
+    device: &Device,
+    opts: &RunOptions,
+) -> Job<'a> {
+    Job {
+        label,
+        dir,
+        seed,
+        model: s.model.clone(),
+        losses: &s.losses,
+        train: &s.train,
+        teachers,
+        data,
+        device: device.clone(),
+        resume: opts.resume,
+        interrupt: opts.interrupt.clone(),
+        stop_after: None,
+        progress: opts.progress,
+    }
+}
+
+fn sanitize(name: &str) -> String {
+    name.chars().map(|c| if c.is_ascii_alphanumeric() || "-_.+".contains(c) { c } else { '_' }).collect()
+}

@@ -1,0 +1,158 @@
+//! Crash-safe files: every file is written to a temporary name and renamed into place, and a
+//! checkpoint folder is swapped in whole, so a crash never leaves a half-written one.
+
+use std::path::{Path, PathBuf};
+
+use burn::module::Module;
+use burn::store::ModuleRecord;
+use burn::tensor::Bytes;
+use burn::tensor::Device;
+
+use crate::error::{DistillError, Result};
+use crate::models::{ModelConfig, Net};
+
+/// Writes `bytes` to `path` atomically (temporary file in the same folder, fsync, rename).
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    use std::io::Write;
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(|e| DistillError::io("creating folder", dir, e))?;
+    let tmp = tmp_name(path);
+    let mut f = std::fs::File::create(&tmp).map_err(|e| DistillError::io("writing", &tmp, e))?;
+    f.write_all(bytes).and_then(|_| f.sync_all()).map_err(|e| DistillError::io("writing", &tmp, e))?;
+    std::fs::rename(&tmp, path).map_err(|e| DistillError::io("renaming into place", path, e))
+}
+
+fn tmp_name(path: &Path) -> PathBuf {
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(format!(".tmp{}", std::process::id()));
+    path.with_file_name(name)
+}
+
+/// Serialises a module's parameters (Burn's burnpack format).
+pub fn module_bytes<M: Module>(module: &M, path: &Path) -> Result<Vec<u8>> {
+    let bytes = module
+        .clone()
+        .into_record()
+        .into_bytes()
+        .map_err(|e| DistillError::Checkpoint { path: path.to_path_buf(), reason: format!("serialising: {e:?}") })?;
+    Ok(bytes.to_vec())
+}
+
+/// Loads parameters saved by [`module_bytes`] into `module` (which fixes the architecture).
+pub fn load_module<M: Module>(module: M, path: &Path) -> Result<M> {
+    let raw = std::fs::read(path).map_err(|e| DistillError::Checkpoint { path: path.to_path_buf(), reason: format!("cannot read: {e}") })?;
+    let record = ModuleRecord::from_bytes(Bytes::from_bytes_vec(raw))
+        .map_err(|e| DistillError::Checkpoint { path: path.to_path_buf(), reason: format!("corrupt or not a burnpack file: {e:?}") })?;
+    module.try_load_record(record).map_err(|e| DistillError::Checkpoint {
+        path: path.to_path_buf(),
+        reason: format!("does not fit the model described next to it: {e:?}"),
+    })
+}
+
+/// Replaces folder `dst` by a freshly written one: files go to `dst.tmp`, then `dst` is moved to
+/// `dst.old`, `dst.tmp` to `dst`, and `dst.old` removed. [`resolve_dir`] recovers from a crash
+/// between the two renames.
+pub fn write_dir(dst: &Path, files: &[(&str, Vec<u8>)]) -> Result<()> {
+    let tmp = dst.with_extension("tmp");
+    let old = dst.with_extension("old");
+    let _ = std::fs::remove_dir_all(&tmp);
+    std::fs::create_dir_all(&tmp).map_err(|e| DistillError::io("creating", &tmp, e))?;
+    for (name, bytes) in files {
+        write_atomic(&tmp.join(name), bytes)?;
+    }
+    let _ = std::fs::remove_dir_all(&old);
+    if dst.exists() {
+        std::fs::rename(dst, &old).map_err(|e| DistillError::io("moving aside", dst, e))?;
+    }
+    std::fs::rename(&tmp, dst).map_err(|e| DistillError::io("renaming into place", &tmp, e))?;
+    let _ = std::fs::remove_dir_all(&old);
+    Ok(())
+}
+
+/// The folder to read: `dst`, or `dst.old` if a crash happened between the swaps.
+pub fn resolve_dir(dst: &Path) -> Option<PathBuf> {
+    if dst.is_dir() {
+        return Some(dst.to_path_buf());
+    }
+    let old = dst.with_extension("old");
+    old.is_dir().then_some(old)
+}
+
+/// Saves a model checkpoint folder: `model.bpk` (weights) and `model.json` (architecture,
+/// classes and input geometry) — everything `distill eval` needs.
+pub fn model_files(net: &Net, meta: &ModelMeta, dir: &Path) -> Result<Vec<(&'static str, Vec<u8>)>> {
+    Ok(vec![
+        ("model.bpk", module_bytes(net, &dir.join("model.bpk"))?),
+        ("model.json", serde_json::to_vec_pretty(meta).expect("meta serialises")),
+    ])
+}
+
+/// What is stored next to a model's weights.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ModelMeta {
+    /// Architecture.
+    pub config: ModelConfig,
+    /// Input geometry `[channels, height, width]`.
+    pub input: [usize; 3],
+    /// Number of classes.
+    pub classes: usize,
+    /// Normalisation the model was trained with.
+    pub normalization: crate::data::Normalization,
+}
+
+/// Loads a model checkpoint folder written by [`model_files`].
+pub fn load_model_dir(dir: &Path, device: &Device) -> Result<(Net, ModelMeta)> {
+    let dir = resolve_dir(dir).ok_or_else(|| DistillError::Checkpoint {
+        path: dir.to_path_buf(),
+        reason: "no such checkpoint folder (expected a folder holding model.bpk and model.json, e.g. runs/NAME/teacher/best)".into(),
+    })?;
+    let meta_path = dir.join("model.json");
+    let meta: ModelMeta = std::fs::read(&meta_path)
+        .map_err(|e| DistillError::Checkpoint { path: meta_path.clone(), reason: format!("cannot read: {e}") })
+        .and_then(|b| {
+            serde_json::from_slice(&b).map_err(|e| DistillError::Checkpoint { path: meta_path.clone(), reason: format!("corrupt: {e}") })
+        })?;
+    let net = meta.config.build(meta.input, meta.classes, device)?;
+    let net = load_module(net, &dir.join("model.bpk"))?;
+    Ok((net, meta))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn atomic_dir_swap_keeps_one_complete_copy() {
+        let tmp = tempfile::tempdir().unwrap();
+        let d = tmp.path().join("last");
+        write_dir(&d, &[("a", b"1".to_vec())]).unwrap();
+        write_dir(&d, &[("a", b"2".to_vec())]).unwrap();
+        assert_eq!(std::fs::read(d.join("a")).unwrap(), b"2");
+        // crash between the two renames: only last.old exists
+        std::fs::rename(&d, d.with_extension("old")).unwrap();
+        assert_eq!(resolve_dir(&d).unwrap(), d.with_extension("old"));
+    }
+
+    #[test]
+    fn corrupt_checkpoint_is_an_error_not_a_panic() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dev = Device::flex();
+        let net = ModelConfig::named("mlp").build([1, 4, 4], 3, &dev).unwrap();
+        let meta = ModelMeta {
+            config: ModelConfig::named("mlp"),
+            input: [1, 4, 4],
+            classes: 3,
+            normalization: crate::data::Normalization { mean: vec![0.0], std: vec![1.0] },
+        };
+        let dir = tmp.path().join("best");
+        write_dir(&dir, &model_files(&net, &meta, &dir).unwrap()).unwrap();
+        let (back, m) = load_model_dir(&dir, &dev).unwrap();
+        assert_eq!(m, meta);
+        assert_eq!(back.num_params(), net.num_params());
+        std::fs::write(dir.join("model.bpk"), b"garbage").unwrap();
+        let err = load_model_dir(&dir, &dev).unwrap_err().to_string();
+        assert!(err.contains("corrupt"), "{err}");
+        let err = load_model_dir(&tmp.path().join("nope"), &dev).unwrap_err().to_string();
+        assert!(err.contains("no such checkpoint"), "{err}");
+    }
+}

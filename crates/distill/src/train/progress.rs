@@ -1,0 +1,67 @@
+//! Progress reporting: an indicatif bar with throughput and ETA on a terminal, one line per
+//! epoch otherwise, or nothing.
+
+use indicatif::{ProgressBar, ProgressStyle};
+
+use super::metrics::EpochRecord;
+
+/// How a run reports progress.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Progress {
+    /// Progress bar on a terminal (one line per epoch when stderr is not a terminal).
+    Bar,
+    /// One line per epoch on stderr.
+    Lines,
+    /// Nothing (tests).
+    Quiet,
+}
+
+impl Progress {
+    /// A bar of `len` steps starting at `pos` (hidden unless `Bar` on a terminal).
+    pub fn bar(&self, label: &str, len: u64, pos: u64) -> ProgressBar {
+        if *self != Progress::Bar {
+            return ProgressBar::hidden();
+        }
+        let bar = ProgressBar::new(len);
+        bar.set_style(
+            ProgressStyle::with_template("{prefix:>18} [{bar:25.cyan/blue}] {pos}/{len} steps {per_sec:.dim} ETA {eta} {msg}")
+                .expect("valid template")
+                .progress_chars("=> "),
+        );
+        bar.set_prefix(label.to_string());
+        bar.set_position(pos);
+        bar.reset_eta();
+        bar
+    }
+
+    /// A plain log line.
+    pub fn line(&self, text: &str) {
+        if *self != Progress::Quiet {
+            eprintln!("{text}");
+        }
+    }
+
+    /// The end-of-epoch line (printed above the bar, or alone when the bar is hidden).
+    pub fn epoch_line(&self, bar: &ProgressBar, label: &str, r: &EpochRecord, epochs: usize) {
+        if *self == Progress::Quiet {
+            return;
+        }
+        let terms: Vec<String> = r.terms.iter().map(|(k, v)| format!("{k} {v:.4}")).collect();
+        let agree = r.agreement.map(|a| format!(" agree {:.2}%", 100.0 * a)).unwrap_or_default();
+        let text = format!(
+            "{label}: epoch {}/{epochs} lr {:.4} loss {:.4} ({}) train {:.2}% test {:.2}%{agree} [{:.1}s]",
+            r.epoch,
+            r.lr,
+            r.train_loss,
+            terms.join(", "),
+            100.0 * r.train_acc,
+            100.0 * r.test_acc,
+            r.seconds
+        );
+        if bar.is_hidden() {
+            eprintln!("{text}");
+        } else {
+            bar.println(text);
+        }
+    }
+}

@@ -1,0 +1,312 @@
+//! The training loop: any number of frozen teachers, one or more trainable students and their
+//! auxiliary modules, a weighted objective of knowledge terms, evaluation every epoch, best and
+//! last checkpoints, deterministic seeding, resumption and clean interruption.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use burn::optim::GradientsParams;
+use burn::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use super::checkpoint::{load_module, model_files, module_bytes, resolve_dir, write_dir, ModelMeta};
+use super::eval::{evaluate, upload};
+use super::metrics::{write_history, EpochRecord};
+use super::optim::build_optimizer;
+use super::progress::Progress;
+use crate::config::TrainPlan;
+use crate::data::loader::mix;
+use crate::data::{Augment, Dataset, Loader, Normalization};
+use crate::error::{DistillError, Result};
+use crate::knowledge::{Aux, BuildContext, MethodConfig, Objective, StepContext};
+use crate::models::{ModelConfig, Net, TapShapes};
+
+/// Everything trainable in one run: the students and the methods' helper modules, optimised
+/// together by one optimiser.
+#[derive(Module, Debug)]
+pub struct Trainable {
+    /// Students (one for offline distillation; several for mutual learning).
+    pub students: Vec<Net>,
+    /// Connectors, projection heads and other helpers registered by the methods.
+    pub aux: Vec<Aux>,
+}
+
+/// A frozen teacher, ready for inference.
+pub struct Teacher {
+    /// Row name.
+    pub name: String,
+    /// The model in inference mode on a device without autodiff: no gradients, batch norm uses
+    /// its running statistics.
+    pub net: Net,
+    /// Its tap shapes.
+    pub shapes: TapShapes,
+    /// Its predictions on the test set (for the agreement metric).
+    pub test_predictions: Vec<usize>,
+    /// Its test accuracy.
+    pub test_accuracy: f64,
+}
+
+/// The data a run uses.
+#[derive(Clone)]
+pub struct DataBundle {
+    /// Training split.
+    pub train: Arc<Dataset>,
+    /// Test split.
+    pub test: Arc<Dataset>,
+    /// Normalisation (from the training split).
+    pub norm: Normalization,
+    /// Training augmentation.
+    pub augment: Augment,
+    /// Evaluation batch size.
+    pub eval_batch: usize,
+}
+
+impl DataBundle {
+    /// `[channels, height, width]`.
+    pub fn geometry(&self) -> [usize; 3] {
+        [self.train.channels, self.train.height, self.train.width]
+    }
+}
+
+/// One training run: a student recipe at one seed.
+pub struct Job<'a> {
+    /// Label for logs (e.g. `kd seed 2`).
+    pub label: String,
+    /// Folder of the run's checkpoints and metrics.
+    pub dir: PathBuf,
+    /// Seed of initialisation, shuffling, augmentation and dropout.
+    pub seed: u64,
+    /// The student's architecture.
+    pub model: ModelConfig,
+    /// The objective's terms.
+    pub losses: &'a [MethodConfig],
+    /// Optimiser, schedule and budget.
+    pub train: &'a TrainPlan,
+    /// Frozen teachers.
+    pub teachers: &'a [Teacher],
+    /// Data.
+    pub data: &'a DataBundle,
+    /// Device with autodiff.
+    pub device: Device,
+    /// Continue from `dir/last` if it exists.
+    pub resume: bool,
+    /// Set (e.g. by Ctrl-C) to stop between two steps.
+    pub interrupt: Option<Arc<AtomicBool>>,
+    /// Stop cleanly after this many completed epochs (budgeted runs, tests of resumption).
+    pub stop_after: Option<usize>,
+    /// How to report progress.
+    pub progress: Progress,
+}
+
+/// What a finished run reports.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct JobOutcome {
+    /// Per-epoch metrics.
+    pub history: Vec<EpochRecord>,
+    /// Best test accuracy.
+    pub best_acc: f64,
+    /// Epoch of the best test accuracy.
+    pub best_epoch: usize,
+    /// Test accuracy after the last epoch.
+    pub last_acc: f64,
+    /// Agreement with teacher 0 after the last epoch.
+    pub agreement: Option<f64>,
+    /// Trainable parameters of the student.
+    pub params: usize,
+    /// Training wall time, summed over resumptions.
+    pub seconds: f64,
+    /// Whether the run stopped early (`stop_after`).
+    pub partial: bool,
+}
+
+#[derive(Serialize, Deserialize)]
+struct TrainState {
+    completed: usize,
+    best_acc: f64,
+    best_epoch: usize,
+    seconds: f64,
+    history: Vec<EpochRecord>,
+}
+
+/// A job whose models and objective are built and checked, ready to train.
+pub struct Prepared<'a> {
+    job: Job<'a>,
+    trainable: Trainable,
+    objective: Objective,
+}
+
+impl<'a> Job<'a> {
+    /// Builds the student and the objective, checking every tap name and shape against the
+    /// teachers'. Nothing is trained or written.
+    pub fn prepare(self) -> Result<Prepared<'a>> {
+        let classes = self.data.train.num_classes;
+        self.device.seed(self.seed);
+        let net = self.model.build(self.data.geometry(), classes, &self.device)?;
+        let shapes = [net.tap_shapes(self.data.geometry(), &self.device)];
+        let teacher_shapes: Vec<TapShapes> = self.teachers.iter().map(|t| t.shapes.clone()).collect();
+        let teacher_names: Vec<String> = self.teachers.iter().map(|t| t.name.clone()).collect();
+        let ctx = BuildContext {
+            students: &shapes,
+            teachers: &teacher_shapes,
+            student_names: std::slice::from_ref(&self.model.model),
+            teacher_names: &teacher_names,
+            classes,
+            device: &self.device,
+        };
+        let mut aux = Vec::new();
+        let terms = self
+            .losses
+            .iter()
+            .map(|l| l.build(&ctx, &mut aux))
+            .collect::<Result<Vec<_>>>()
+            .map_err(|e| match e {
+                DistillError::Config(m) => DistillError::Config(format!("{}: {m}", self.label)),
+                other => other,
+            })?;
+        Ok(Prepared { trainable: Trainable { students: vec![net], aux }, objective: Objective::new(terms), job: self })
+    }
+}
+
+impl Prepared<'_> {
+    /// Trains to the end of the budget (or `stop_after`), writing `metrics.jsonl`, `best/` and
+    /// `last/` under the job's folder.
+    pub fn run(self) -> Result<JobOutcome> {
+        let Prepared { job, mut trainable, objective } = self;
+        let plan = job.train;
+        let data = job.data;
+        let geometry = data.geometry();
+        let device = job.device.clone();
+        let mut optim = build_optimizer(plan);
+        let last_dir = job.dir.join("last");
+        let best_dir = job.dir.join("best");
+        let meta = ModelMeta {
+            config: job.model.clone(),
+            input: geometry,
+            classes: data.train.num_classes,
+            normalization: data.norm.clone(),
+        };
+        let params = trainable.students[0].num_params();
+
+        let mut state = TrainState { completed: 0, best_acc: -1.0, best_epoch: 0, seconds: 0.0, history: Vec::new() };
+        if job.resume {
+            if let Some(dir) = resolve_dir(&last_dir) {
+                let bad = |reason: String| DistillError::Checkpoint { path: dir.clone(), reason };
+                let raw = std::fs::read(dir.join("state.json")).map_err(|e| bad(format!("cannot read state.json: {e}")))?;
+                state = serde_json::from_slice(&raw).map_err(|e| bad(format!("corrupt state.json: {e}")))?;
+                trainable = load_module(trainable, &dir.join("trainable.bpk"))?;
+                optim = optim
+                    .load(dir.join("optimizer.bpk"))
+                    .map_err(|e| bad(format!("optimizer state does not load: {e:?}")))?;
+                job.progress.line(&format!("{}: resuming after epoch {}", job.label, state.completed));
+            }
+        }
+
+        let loader = Loader::new(data.train.clone(), data.norm.clone(), plan.batch_size, data.augment, true, job.seed);
+        let steps = loader.num_batches();
+        let end = job.stop_after.map_or(plan.epochs, |s| s.min(plan.epochs));
+        let bar = job.progress.bar(&job.label, (plan.epochs * steps) as u64, (state.completed * steps) as u64);
+        let interrupted = || job.interrupt.as_ref().is_some_and(|f| f.load(Ordering::SeqCst));
+
+        for epoch in state.completed + 1..=end {
+            let started = Instant::now();
+            device.seed(mix(job.seed, epoch as u64, 0)); // dropout stream of this epoch
+            let mut sums: Vec<(String, f64)> = Vec::new();
+            let (mut total_sum, mut correct, mut seen) = (0f64, 0f64, 0usize);
+            let mut lr = plan.lr;
+            for (step, batch) in loader.epoch(epoch, 4).into_iter().enumerate() {
+                if interrupted() {
+                    bar.abandon();
+                    return Err(DistillError::Interrupted { completed: epoch - 1 });
+                }
+                lr = plan.lr_at(epoch, step, steps);
+                let indices = batch.indices.clone();
+                let n = batch.len();
+                let (x, y) = upload(batch, geometry, &device);
+                let x_plain = x.clone().without_autodiff();
+                let teacher_taps: Vec<_> = job.teachers.iter().map(|t| t.net.forward(x_plain.clone())).collect();
+                let student_taps: Vec<_> = trainable.students.iter().map(|s| s.forward(x.clone())).collect();
+                let hits = student_taps[0].logits.clone().detach().argmax(1).reshape([n]).equal(y.clone()).int().sum().float();
+                let ctx = StepContext { students: &student_taps, teachers: &teacher_taps, targets: y, indices: &indices, epoch };
+                let value = objective.forward(&trainable.aux, &ctx);
+                // One host read per step: total, every term, and the hit count.
+                let mut parts = vec![value.total.clone().detach()];
+                parts.extend(value.terms.iter().map(|(_, t)| t.clone().detach()));
+                parts.push(hits);
+                let read: Vec<f32> = Tensor::cat(parts, 0).into_data().iter::<f32>().collect();
+                if let Some(i) = read[..read.len() - 1].iter().position(|v| !v.is_finite()) {
+                    bar.abandon();
+                    let term = if i == 0 {
+                        value.terms.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>().join("+")
+                    } else {
+                        value.terms[i - 1].0.clone()
+                    };
+                    let (term, v) = match read[1..read.len() - 1].iter().position(|v| !v.is_finite()) {
+                        Some(j) => (value.terms[j].0.clone(), read[j + 1]),
+                        None => (term, read[i]),
+                    };
+                    return Err(DistillError::NonFinite { term, value: v as f64, epoch });
+                }
+                total_sum += read[0] as f64;
+                for (k, (name, _)) in value.terms.iter().enumerate() {
+                    match sums.get_mut(k) {
+                        Some((_, s)) => *s += read[k + 1] as f64,
+                        None => sums.push((name.clone(), read[k + 1] as f64)),
+                    }
+                }
+                correct += read[read.len() - 1] as f64;
+                seen += n;
+                let grads = GradientsParams::from_grads(value.total.backward(), &trainable);
+                trainable = optim.step(lr, trainable, grads);
+                bar.inc(1);
+            }
+            let student = &trainable.students[0];
+            let eval = evaluate(student, &data.test, &data.norm, data.eval_batch, &device);
+            let agreement = job.teachers.first().map(|t| eval.agreement(&t.test_predictions));
+            state.seconds += started.elapsed().as_secs_f64();
+            let record = EpochRecord {
+                epoch,
+                lr,
+                train_loss: total_sum / steps as f64,
+                terms: sums.into_iter().map(|(n, s)| (n, s / steps as f64)).collect::<BTreeMap<_, _>>(),
+                train_acc: correct / seen.max(1) as f64,
+                test_acc: eval.accuracy,
+                agreement,
+                seconds: started.elapsed().as_secs_f64(),
+            };
+            bar.set_message(format!("epoch {epoch}/{} loss {:.4} test {:.2}%", plan.epochs, record.train_loss, 100.0 * record.test_acc));
+            job.progress.epoch_line(&bar, &job.label, &record, plan.epochs);
+            state.history.push(record);
+            state.completed = epoch;
+            if eval.accuracy > state.best_acc {
+                state.best_acc = eval.accuracy;
+                state.best_epoch = epoch;
+                write_dir(&best_dir, &model_files(student, &meta, &best_dir)?)?;
+            }
+            write_history(&job.dir.join("metrics.jsonl"), &state.history)?;
+            let optim_tmp = job.dir.join(format!(".optimizer{}.bpk", std::process::id()));
+            optim.save(&optim_tmp).map_err(|e| DistillError::Checkpoint { path: optim_tmp.clone(), reason: format!("{e:?}") })?;
+            let optim_bytes = std::fs::read(&optim_tmp).map_err(|e| DistillError::io("reading", &optim_tmp, e))?;
+            let _ = std::fs::remove_file(&optim_tmp);
+            let mut files = model_files(student, &meta, &last_dir)?;
+            files.push(("trainable.bpk", module_bytes(&trainable, &last_dir.join("trainable.bpk"))?));
+            files.push(("optimizer.bpk", optim_bytes));
+            files.push(("state.json", serde_json::to_vec(&state).expect("state serialises")));
+            write_dir(&last_dir, &files)?;
+        }
+        bar.finish();
+        let last = state.history.last().cloned();
+        Ok(JobOutcome {
+            best_acc: state.best_acc.max(0.0),
+            best_epoch: state.best_epoch,
+            last_acc: last.as_ref().map_or(0.0, |r| r.test_acc),
+            agreement: last.and_then(|r| r.agreement),
+            params,
+            seconds: state.seconds,
+            partial: state.completed < plan.epochs,
+            history: state.history,
+        })
+    }
+}
