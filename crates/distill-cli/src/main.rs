@@ -14,14 +14,17 @@ use distill::models::MODELS;
 use distill::schemes::{run_experiment, training_device, RunOptions};
 use distill::train::checkpoint::load_model_dir;
 use distill::train::{evaluate, Progress};
-use distill::burn::module::Module;
 use distill::DistillError;
 
 /// The experiment `distill quickstart` runs.
 const QUICKSTART: &str = include_str!("../../../configs/quickstart.toml");
 
 #[derive(Parser)]
-#[command(name = "distill", version, about = "Knowledge distillation toolkit: teachers, students, taps, losses, schemes.")]
+#[command(
+    name = "distill",
+    version,
+    about = "Knowledge distillation toolkit: teachers, students, taps, losses, schemes."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -91,7 +94,12 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
-            let interrupted = e.chain().any(|c| matches!(c.downcast_ref::<DistillError>(), Some(DistillError::Interrupted { .. })));
+            let interrupted = e.chain().any(|c| {
+                matches!(
+                    c.downcast_ref::<DistillError>(),
+                    Some(DistillError::Interrupted { .. })
+                )
+            });
             ExitCode::from(if interrupted { 130 } else { 1 })
         }
     }
@@ -100,20 +108,32 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Quickstart { out, common } => {
-            let plan = ExperimentConfig::from_toml(QUICKSTART, "configs/quickstart.toml")?.validate()?;
+            let plan =
+                ExperimentConfig::from_toml(QUICKSTART, "configs/quickstart.toml")?.validate()?;
             let out = out.unwrap_or_else(|| {
                 let base = plan.output_dir.join(&plan.name);
                 if common.resume {
                     return base;
                 }
                 (1..)
-                    .map(|i| if i == 1 { base.clone() } else { PathBuf::from(format!("{}-{i}", base.display())) })
+                    .map(|i| {
+                        if i == 1 {
+                            base.clone()
+                        } else {
+                            PathBuf::from(format!("{}-{i}", base.display()))
+                        }
+                    })
                     .find(|p| !p.exists())
                     .expect("some folder name is free")
             });
             execute(&plan, out, &common)
         }
-        Command::Train { config, out, dump_config, common } => {
+        Command::Train {
+            config,
+            out,
+            dump_config,
+            common,
+        } => {
             let plan = ExperimentConfig::from_file(&config)?.validate()?;
             if dump_config {
                 print!("{}", plan.to_toml());
@@ -122,18 +142,35 @@ fn run(cli: Cli) -> Result<()> {
             let out = out.unwrap_or_else(|| plan.output_dir.join(&plan.name));
             execute(&plan, out, &common)
         }
-        Command::Eval { checkpoint, data, data_dir } => eval(&checkpoint, data, data_dir.as_deref()),
+        Command::Eval {
+            checkpoint,
+            data,
+            data_dir,
+        } => eval(&checkpoint, data, data_dir.as_deref()),
         Command::Methods => {
             println!("| method | family | description | required taps | citation |\n|---|---|---|---|---|");
             for m in METHODS {
-                println!("| `{}` | {} | {} | {} | {} |", m.name, m.family, m.description, m.taps, m.citation);
+                println!(
+                    "| `{}` | {} | {} | {} | {} |",
+                    m.name, m.family, m.description, m.taps, m.citation
+                );
             }
             Ok(())
         }
         Command::Models => {
             println!("| model | description | settings | citation |\n|---|---|---|---|");
             for m in MODELS {
-                println!("| `{}` | {} | {} | {} |", m.name, m.description, if m.settings.is_empty() { "—" } else { m.settings }, m.citation);
+                println!(
+                    "| `{}` | {} | {} | {} |",
+                    m.name,
+                    m.description,
+                    if m.settings.is_empty() {
+                        "—"
+                    } else {
+                        m.settings
+                    },
+                    m.citation
+                );
             }
             Ok(())
         }
@@ -153,11 +190,16 @@ fn execute(plan: &Plan, out: PathBuf, common: &Common) -> Result<()> {
     let opts = RunOptions {
         run_dir: Some(out.clone()),
         resume: common.resume,
-        progress: if common.no_progress { Progress::Lines } else { Progress::Bar },
+        progress: if common.no_progress {
+            Progress::Lines
+        } else {
+            Progress::Bar
+        },
         interrupt: Some(interrupt),
     };
     let started = std::time::Instant::now();
-    let report = run_experiment(plan, &opts).with_context(|| format!("running experiment '{}' in {}", plan.name, out.display()))?;
+    let report = run_experiment(plan, &opts)
+        .with_context(|| format!("running experiment '{}' in {}", plan.name, out.display()))?;
     println!("\n{}", report.markdown());
     println!(
         "finished in {:.1} s; run folder {} (resolved.toml, results.md/.csv/.json, curves.svg, per-run metrics.jsonl and checkpoints)",
@@ -169,7 +211,8 @@ fn execute(plan: &Plan, out: PathBuf, common: &Common) -> Result<()> {
 
 fn eval(checkpoint: &Path, data: SourceArg, dir: Option<&Path>) -> Result<()> {
     let device = training_device(distill::config::Backend::Flex)?.without_autodiff();
-    let (net, meta) = load_model_dir(checkpoint, &device).with_context(|| format!("loading checkpoint {}", checkpoint.display()))?;
+    let (net, meta) = load_model_dir(checkpoint, &device)
+        .with_context(|| format!("loading checkpoint {}", checkpoint.display()))?;
     let source = match data {
         SourceArg::Embedded => DataSource::Embedded,
         SourceArg::FashionMnist => DataSource::FashionMnist,
@@ -188,6 +231,12 @@ fn eval(checkpoint: &Path, data: SourceArg, dir: Option<&Path>) -> Result<()> {
     }
     let n = test.len();
     let e = evaluate(&net, &Arc::new(test), &meta.normalization, 500, &device);
-    println!("{}: {} ({} params) test accuracy {:.2}% on {n} images", checkpoint.display(), meta.config.model, net.num_params(), 100.0 * e.accuracy);
+    println!(
+        "{}: {} ({} params) test accuracy {:.2}% on {n} images",
+        checkpoint.display(),
+        meta.config.model,
+        distill::models::net::trainable_params(&net),
+        100.0 * e.accuracy
+    );
     Ok(())
 }

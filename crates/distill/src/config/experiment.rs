@@ -195,12 +195,15 @@ pub struct Plan {
 impl ExperimentConfig {
     /// Parses TOML, adding "did you mean" hints to unknown keys and names.
     pub fn from_toml(text: &str, origin: &str) -> Result<Self> {
-        toml::from_str(text).map_err(|e| DistillError::Config(format!("{origin}: {}", explain_serde_error(&e.to_string()))))
+        toml::from_str(text).map_err(|e| {
+            DistillError::Config(format!("{origin}: {}", explain_serde_error(&e.to_string())))
+        })
     }
 
     /// Reads and parses an experiment file.
     pub fn from_file(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|e| DistillError::io("reading experiment file", path, e))?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| DistillError::io("reading experiment file", path, e))?;
         Self::from_toml(&text, &path.display().to_string())
     }
 
@@ -208,7 +211,10 @@ impl ExperimentConfig {
     pub fn validate(&self) -> Result<Plan> {
         let cfg = |m: String| DistillError::Config(m);
         if self.name.is_empty() || self.name.contains(['/', '\\']) || self.name == ".." {
-            return Err(cfg(format!("name must be a plain folder name, got {:?}", self.name)));
+            return Err(cfg(format!(
+                "name must be a plain folder name, got {:?}",
+                self.name
+            )));
         }
         if self.seeds.is_empty() {
             return Err(cfg("seeds must list at least one seed".into()));
@@ -221,35 +227,63 @@ impl ExperimentConfig {
         }
         let teacher = match &self.teacher {
             Some(t) => {
-                let model = ModelConfig { model: t.model.clone(), hidden: t.hidden.clone(), dropout: t.dropout, width: t.width };
+                let model = ModelConfig {
+                    model: t.model.clone(),
+                    hidden: t.hidden.clone(),
+                    dropout: t.dropout,
+                    width: t.width,
+                };
                 model.validate("teacher")?;
-                Some(TeacherPlan { model, checkpoint: t.checkpoint.clone(), train: self.train.overlay(&t.train).resolve("teacher")? })
+                Some(TeacherPlan {
+                    model,
+                    checkpoint: t.checkpoint.clone(),
+                    train: self.train.overlay(&t.train).resolve("teacher")?,
+                })
             }
             None => None,
         };
         let mut students: Vec<StudentPlan> = Vec::new();
         for (i, s) in self.student.iter().enumerate() {
-            let model = ModelConfig { model: s.model.clone(), hidden: s.hidden.clone(), dropout: s.dropout, width: s.width };
-            let role = format!("student #{} ({})", i + 1, s.name.as_deref().unwrap_or(&s.model));
+            let model = ModelConfig {
+                model: s.model.clone(),
+                hidden: s.hidden.clone(),
+                dropout: s.dropout,
+                width: s.width,
+            };
+            let role = format!(
+                "student #{} ({})",
+                i + 1,
+                s.name.as_deref().unwrap_or(&s.model)
+            );
             model.validate(&role)?;
             if s.loss.is_empty() {
-                return Err(cfg(format!("{role}: add at least one [[student.loss]] term, e.g. method = \"ce\"")));
+                return Err(cfg(format!(
+                    "{role}: add at least one [[student.loss]] term, e.g. method = \"ce\""
+                )));
             }
             let name = s.name.clone().unwrap_or_else(|| {
                 let methods: Vec<&str> = s.loss.iter().map(|l| l.info().name).collect();
                 format!("{}-{}", s.model, methods.join("+"))
             });
             if students.iter().any(|p| p.name == name) {
-                return Err(cfg(format!("two students are named '{name}'; give each [[student]] a distinct name")));
+                return Err(cfg(format!(
+                    "two students are named '{name}'; give each [[student]] a distinct name"
+                )));
             }
             let weight_ok = s.loss.iter().all(|l| {
                 let v = serde_json::to_value(l).ok();
-                v.and_then(|v| v.get("weight").and_then(|w| w.as_f64())).is_none_or(|w| w.is_finite() && w >= 0.0)
+                v.and_then(|v| v.get("weight").and_then(|w| w.as_f64()))
+                    .is_none_or(|w| w.is_finite() && w >= 0.0)
             });
             if !weight_ok {
                 return Err(cfg(format!("{role}: loss weights must be finite and ≥ 0")));
             }
-            students.push(StudentPlan { name, model, losses: s.loss.clone(), train: self.train.overlay(&s.train).resolve(&role)? });
+            students.push(StudentPlan {
+                name,
+                model,
+                losses: s.loss.clone(),
+                train: self.train.overlay(&s.train).resolve(&role)?,
+            });
         }
         Ok(Plan {
             name: self.name.clone(),
@@ -295,7 +329,10 @@ temperature = 2.0
 
     #[test]
     fn parses_and_resolves_defaults() {
-        let plan = ExperimentConfig::from_toml(OK, "ok.toml").unwrap().validate().unwrap();
+        let plan = ExperimentConfig::from_toml(OK, "ok.toml")
+            .unwrap()
+            .validate()
+            .unwrap();
         assert_eq!(plan.students[0].name, "mlp-ce+kd");
         assert_eq!(plan.students[0].train.epochs, 3);
         assert_eq!(plan.teacher.as_ref().unwrap().train.lr, 0.05);
@@ -306,23 +343,42 @@ temperature = 2.0
     #[test]
     fn unknown_keys_get_a_suggestion() {
         let bad = OK.replace("temperature = 2.0", "temprature = 2.0");
-        let err = ExperimentConfig::from_toml(&bad, "bad.toml").unwrap_err().to_string();
-        assert!(err.contains("unknown field `temprature`") && err.contains("did you mean `temperature`"), "{err}");
+        let err = ExperimentConfig::from_toml(&bad, "bad.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("unknown field `temprature`")
+                && err.contains("did you mean `temperature`"),
+            "{err}"
+        );
         let bad = OK.replace("epochs = 3", "epohcs = 3");
-        let err = ExperimentConfig::from_toml(&bad, "bad.toml").unwrap_err().to_string();
+        let err = ExperimentConfig::from_toml(&bad, "bad.toml")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("did you mean `epochs`"), "{err}");
         let bad = OK.replace("method = \"kd\"", "method = \"kdd\"");
-        let err = ExperimentConfig::from_toml(&bad, "bad.toml").unwrap_err().to_string();
+        let err = ExperimentConfig::from_toml(&bad, "bad.toml")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("did you mean `kd`"), "{err}");
     }
 
     #[test]
     fn wrong_types_and_bad_values_are_reported() {
         let bad = OK.replace("epochs = 3", "epochs = \"three\"");
-        let err = ExperimentConfig::from_toml(&bad, "bad.toml").unwrap_err().to_string();
+        let err = ExperimentConfig::from_toml(&bad, "bad.toml")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("bad.toml") && err.contains("epochs"), "{err}");
-        let bad = OK.replace("model = \"mlp\"\nhidden = [8]", "model = \"mlpp\"\nhidden = [8]");
-        let err = ExperimentConfig::from_toml(&bad, "b").unwrap().validate().unwrap_err().to_string();
+        let bad = OK.replace(
+            "model = \"mlp\"\nhidden = [8]",
+            "model = \"mlpp\"\nhidden = [8]",
+        );
+        let err = ExperimentConfig::from_toml(&bad, "b")
+            .unwrap()
+            .validate()
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("did you mean 'mlp'"), "{err}");
     }
 }

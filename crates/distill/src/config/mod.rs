@@ -4,6 +4,8 @@ pub mod experiment;
 pub mod suggest;
 pub mod train;
 
-pub use experiment::{Backend, DataConfig, ExperimentConfig, Plan, StudentPlan, TeacherConfig, TeacherPlan};
+pub use experiment::{
+    Backend, DataConfig, ExperimentConfig, Plan, StudentPlan, TeacherConfig, TeacherPlan,
+};
 pub use suggest::suggest;
 pub use train::{OptimizerKind, ScheduleKind, TrainConfig, TrainPlan};

@@ -4,8 +4,8 @@
 pub fn suggest<'a>(name: &str, candidates: &[&'a str]) -> Option<&'a str> {
     candidates
         .iter()
-        .map(|c| (strsim::jaro_winkler(name, c), *c))
-        .filter(|(score, _)| *score >= 0.8)
+        .map(|c| (strsim::normalized_damerau_levenshtein(name, c), *c))
+        .filter(|(score, _)| *score >= 0.6)
         .max_by(|a, b| a.0.total_cmp(&b.0))
         .map(|(_, c)| c)
 }
@@ -18,7 +18,7 @@ pub fn explain_serde_error(message: &str) -> String {
             let rest = &message[start + kind.len()..];
             let Some(end) = rest.find('`') else { continue };
             let bad = &rest[..end];
-            let expected: Vec<&str> = rest[end..]
+            let expected: Vec<&str> = rest[end + 1..]
                 .split('`')
                 .enumerate()
                 .filter(|(i, _)| i % 2 == 1)
@@ -38,7 +38,10 @@ mod tests {
 
     #[test]
     fn suggests_close_names_only() {
-        assert_eq!(suggest("temprature", &["weight", "temperature"]), Some("temperature"));
+        assert_eq!(
+            suggest("temprature", &["weight", "temperature"]),
+            Some("temperature")
+        );
         assert_eq!(suggest("zzz", &["weight", "temperature"]), None);
         let msg = "unknown field `epohcs`, expected one of `epochs`, `lr`";
         assert!(explain_serde_error(msg).ends_with("did you mean `epochs`?"));

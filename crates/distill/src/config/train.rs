@@ -95,7 +95,21 @@ macro_rules! overlay {
 impl TrainConfig {
     /// `over`'s values where given, else `self`'s.
     pub fn overlay(&self, over: &TrainConfig) -> TrainConfig {
-        overlay!(self, over, epochs, batch_size, optimizer, lr, momentum, nesterov, weight_decay, schedule, milestones, gamma, warmup_epochs)
+        overlay!(
+            self,
+            over,
+            epochs,
+            batch_size,
+            optimizer,
+            lr,
+            momentum,
+            nesterov,
+            weight_decay,
+            schedule,
+            milestones,
+            gamma,
+            warmup_epochs
+        )
     }
 
     /// Fills in defaults and checks ranges; `role` names the section in errors.
@@ -126,31 +140,51 @@ impl TrainConfig {
             return err("train.epochs must be at least 1".into());
         }
         if plan.batch_size < 2 {
-            return err(format!("train.batch_size must be at least 2 (batch norm needs two samples), got {}", plan.batch_size));
+            return err(format!(
+                "train.batch_size must be at least 2 (batch norm needs two samples), got {}",
+                plan.batch_size
+            ));
         }
         if !(plan.lr.is_finite() && plan.lr > 0.0) {
             return err(format!("train.lr must be positive, got {}", plan.lr));
         }
         if !(0.0..1.0).contains(&plan.momentum) {
-            return err(format!("train.momentum must be in [0, 1), got {}", plan.momentum));
+            return err(format!(
+                "train.momentum must be in [0, 1), got {}",
+                plan.momentum
+            ));
         }
         if plan.nesterov && (plan.optimizer != OptimizerKind::Sgd || plan.momentum == 0.0) {
             return err("train.nesterov needs optimizer = \"sgd\" with momentum > 0".into());
         }
         if !(plan.weight_decay >= 0.0 && plan.weight_decay.is_finite()) {
-            return err(format!("train.weight_decay must be ≥ 0, got {}", plan.weight_decay));
+            return err(format!(
+                "train.weight_decay must be ≥ 0, got {}",
+                plan.weight_decay
+            ));
         }
         if plan.warmup_epochs >= plan.epochs {
-            return err(format!("train.warmup_epochs ({}) must be below train.epochs ({})", plan.warmup_epochs, plan.epochs));
+            return err(format!(
+                "train.warmup_epochs ({}) must be below train.epochs ({})",
+                plan.warmup_epochs, plan.epochs
+            ));
         }
         if plan.schedule == ScheduleKind::Multistep && plan.milestones.is_empty() {
-            return err("train.schedule = \"multistep\" needs train.milestones, e.g. [150, 180, 210]".into());
+            return err(
+                "train.schedule = \"multistep\" needs train.milestones, e.g. [150, 180, 210]"
+                    .into(),
+            );
         }
         if plan.schedule != ScheduleKind::Multistep && self.milestones.is_some() {
             return err("train.milestones only apply to schedule = \"multistep\"".into());
         }
-        if plan.milestones.windows(2).any(|w| w[0] >= w[1]) || plan.milestones.iter().any(|&m| m == 0 || m >= plan.epochs) {
-            return err(format!("train.milestones must increase strictly and lie in 1..{}, got {:?}", plan.epochs, plan.milestones));
+        if plan.milestones.windows(2).any(|w| w[0] >= w[1])
+            || plan.milestones.iter().any(|&m| m == 0 || m >= plan.epochs)
+        {
+            return err(format!(
+                "train.milestones must increase strictly and lie in 1..{}, got {:?}",
+                plan.epochs, plan.milestones
+            ));
         }
         Ok(plan)
     }
@@ -190,7 +224,11 @@ mod tests {
 
     #[test]
     fn schedules_follow_pytorch_conventions() {
-        let mut c = TrainConfig { epochs: Some(10), lr: Some(0.1), ..Default::default() };
+        let mut c = TrainConfig {
+            epochs: Some(10),
+            lr: Some(0.1),
+            ..Default::default()
+        };
         c.schedule = Some(ScheduleKind::Multistep);
         c.milestones = Some(vec![5, 8]);
         let p = c.resolve("t").unwrap();
@@ -208,11 +246,25 @@ mod tests {
 
     #[test]
     fn overlay_and_validation() {
-        let base = TrainConfig { epochs: Some(5), lr: Some(0.1), ..Default::default() };
-        let over = TrainConfig { epochs: Some(7), ..Default::default() };
+        let base = TrainConfig {
+            epochs: Some(5),
+            lr: Some(0.1),
+            ..Default::default()
+        };
+        let over = TrainConfig {
+            epochs: Some(7),
+            ..Default::default()
+        };
         let p = base.overlay(&over).resolve("t").unwrap();
         assert_eq!((p.epochs, p.lr), (7, 0.1));
-        let bad = TrainConfig { schedule: Some(ScheduleKind::Multistep), ..Default::default() };
-        assert!(bad.resolve("t").unwrap_err().to_string().contains("milestones"));
+        let bad = TrainConfig {
+            schedule: Some(ScheduleKind::Multistep),
+            ..Default::default()
+        };
+        assert!(bad
+            .resolve("t")
+            .unwrap_err()
+            .to_string()
+            .contains("milestones"));
     }
 }

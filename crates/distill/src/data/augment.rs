@@ -22,7 +22,15 @@ impl Augment {
     }
 
     /// Writes an augmented copy of `src` (`c × h × w`, unsigned bytes) into `dst`.
-    pub fn apply(&self, src: &[u8], dst: &mut [u8], c: usize, h: usize, w: usize, rng: &mut impl Rng) {
+    pub fn apply(
+        &self,
+        src: &[u8],
+        dst: &mut [u8],
+        c: usize,
+        h: usize,
+        w: usize,
+        rng: &mut impl Rng,
+    ) {
         let p = self.crop_padding as i64;
         let (dy, dx) = if p > 0 {
             (rng.random_range(-p..=p), rng.random_range(-p..=p))
@@ -37,7 +45,8 @@ impl Augment {
                 for x in 0..w {
                     let xx = if flip { w - 1 - x } else { x };
                     let sx = xx as i64 + dx;
-                    dst[plane + y * w + x] = if sy >= 0 && sy < h as i64 && sx >= 0 && sx < w as i64 {
+                    dst[plane + y * w + x] = if sy >= 0 && sy < h as i64 && sx >= 0 && sx < w as i64
+                    {
                         src[plane + sy as usize * w + sx as usize]
                     } else {
                         0
@@ -60,7 +69,10 @@ mod tests {
         let mut rng = rand::rngs::SmallRng::seed_from_u64(0);
         Augment::default().apply(&src, &mut dst, 1, 2, 3, &mut rng);
         assert_eq!(dst, src);
-        let flip = Augment { crop_padding: 0, hflip: true };
+        let flip = Augment {
+            crop_padding: 0,
+            hflip: true,
+        };
         let mut seen_flip = false;
         for _ in 0..20 {
             flip.apply(&src, &mut dst, 1, 2, 3, &mut rng);
@@ -77,7 +89,10 @@ mod tests {
         let src: Vec<u8> = (1..=16).collect();
         let mut dst = vec![0; 16];
         let mut rng = rand::rngs::SmallRng::seed_from_u64(3);
-        let a = Augment { crop_padding: 1, hflip: false };
+        let a = Augment {
+            crop_padding: 1,
+            hflip: false,
+        };
         for _ in 0..20 {
             a.apply(&src, &mut dst, 1, 4, 4, &mut rng);
             assert!(dst.iter().all(|v| *v == 0 || src.contains(v)));

@@ -184,7 +184,9 @@ mod tests {
     #[test]
     fn label_count_mismatch_is_an_error() {
         let (i, l) = arrays(4, 3);
-        let err = Dataset::from_idx_bytes(&i, &l, "mem").unwrap_err().to_string();
+        let err = Dataset::from_idx_bytes(&i, &l, "mem")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("4 images but 3 labels"), "{err}");
     }
 

@@ -98,12 +98,18 @@ impl Loader {
         let mut images = Vec::with_capacity(idx.len() * d.sample_len());
         let mut scratch = vec![0u8; d.sample_len()];
         let scale: Vec<(f32, f32)> = (0..c)
-            .map(|ch| (1.0 / (255.0 * self.norm.std[ch]), self.norm.mean[ch] / self.norm.std[ch]))
+            .map(|ch| {
+                (
+                    1.0 / (255.0 * self.norm.std[ch]),
+                    self.norm.mean[ch] / self.norm.std[ch],
+                )
+            })
             .collect();
         for &i in idx {
             let src = d.image(i);
             let px: &[u8] = if self.augment.is_enabled() {
-                let mut rng = rand::rngs::SmallRng::seed_from_u64(mix(self.seed, epoch as u64, i as u64 + 2));
+                let mut rng =
+                    rand::rngs::SmallRng::seed_from_u64(mix(self.seed, epoch as u64, i as u64 + 2));
                 self.augment.apply(src, &mut scratch, c, h, w, &mut rng);
                 &scratch
             } else {
@@ -166,7 +172,10 @@ mod tests {
     #[test]
     fn epochs_are_reproducible_and_cover_all_samples() {
         let data = tiny(10);
-        let norm = Normalization { mean: vec![0.0], std: vec![1.0] };
+        let norm = Normalization {
+            mean: vec![0.0],
+            std: vec![1.0],
+        };
         let l = Loader::new(data, norm, 4, Augment::default(), true, 7);
         let a: Vec<HostBatch> = l.epoch(3, 2).into_iter().collect();
         let b: Vec<HostBatch> = l.epoch(3, 2).into_iter().collect();
@@ -187,7 +196,10 @@ mod tests {
 
     #[test]
     fn trailing_single_sample_is_dropped_when_shuffling() {
-        let norm = Normalization { mean: vec![0.0], std: vec![1.0] };
+        let norm = Normalization {
+            mean: vec![0.0],
+            std: vec![1.0],
+        };
         let l = Loader::new(tiny(9), norm.clone(), 4, Augment::default(), true, 1);
         assert_eq!(l.num_batches(), 2);
         let l = Loader::new(tiny(9), norm, 4, Augment::default(), false, 1);

@@ -13,7 +13,16 @@ pub const FASHION_MNIST_DIR: &str = "/usr/share/datasets/fashion-mnist";
 
 /// Class names of Fashion-MNIST (also those of the embedded subset).
 pub const FASHION_MNIST_CLASSES: [&str; 10] = [
-    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
 ];
 
 /// A data set source.
@@ -37,7 +46,10 @@ impl DataSource {
             DataSource::FashionMnist => load_idx_dir(dir.unwrap_or(Path::new(FASHION_MNIST_DIR))),
             DataSource::Idx => {
                 let dir = dir.ok_or_else(|| {
-                    DistillError::Config("data.source = \"idx\" needs data.dir, the folder holding the IDX files".into())
+                    DistillError::Config(
+                        "data.source = \"idx\" needs data.dir, the folder holding the IDX files"
+                            .into(),
+                    )
                 })?;
                 load_idx_dir(dir)
             }
@@ -99,7 +111,10 @@ mod tests {
     fn embedded_subset_is_stratified_fashion_mnist() {
         let (train, test) = embedded().unwrap();
         assert_eq!((train.len(), test.len()), (5000, 2000));
-        assert_eq!((train.channels, train.height, train.width, train.num_classes), (1, 28, 28, 10));
+        assert_eq!(
+            (train.channels, train.height, train.width, train.num_classes),
+            (1, 28, 28, 10)
+        );
         for c in 0..10u8 {
             assert_eq!(train.labels.iter().filter(|&&l| l == c).count(), 500);
             assert_eq!(test.labels.iter().filter(|&&l| l == c).count(), 200);

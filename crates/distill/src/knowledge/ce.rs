@@ -4,7 +4,7 @@ use burn::nn::loss::{CrossEntropyLoss, CrossEntropyLossConfig};
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::method::{MethodInfo, Built};
+use super::method::{Built, MethodInfo};
 use super::term::{BuildContext, KnowledgeTerm, StepContext};
 use super::Aux;
 use crate::error::{DistillError, Result};
@@ -53,7 +53,13 @@ impl CeConfig {
         if self.label_smoothing > 0.0 {
             cfg = cfg.with_smoothing(Some(self.label_smoothing as f32));
         }
-        Ok(Built::new(self.weight, Ce { loss: cfg.init(ctx.device), student: self.student }))
+        Ok(Built::new(
+            self.weight,
+            Ce {
+                loss: cfg.init(ctx.device),
+                student: self.student,
+            },
+        ))
     }
 }
 

@@ -59,10 +59,13 @@ impl Aux {
             }
             ([_, ds], [_, dt]) => Ok(Aux::Linear(LinearConfig::new(*ds, *dt).init(device))),
             _ => Err(DistillError::Shape {
-                context: "connector: student and teacher taps must both be feature maps or both flat".into(),
+                context:
+                    "connector: student and teacher taps must both be feature maps or both flat"
+                        .into(),
                 expected: t.to_vec(),
                 got: s.to_vec(),
-                fix: "; choose taps of the same kind (stage/conv taps, or embedding/fc taps)".into(),
+                fix: "; choose taps of the same kind (stage/conv taps, or embedding/fc taps)"
+                    .into(),
             }),
         }
     }

@@ -65,7 +65,10 @@ impl FitNetConfig {
         aux.push(Aux::connector(&s, &t, ctx.device)?);
         Ok(Built::new(
             self.weight,
-            FitNet { cfg: self.clone(), connector: aux.len() - 1 },
+            FitNet {
+                cfg: self.clone(),
+                connector: aux.len() - 1,
+            },
         ))
     }
 }
@@ -106,7 +109,12 @@ mod tests {
         let c = Aux::connector(&[2, 8, 16, 16], &[2, 32, 8, 8], &dev).unwrap();
         let x = Tensor::<4>::zeros([2, 8, 16, 16], &dev);
         assert_eq!(c.forward(Feature::Map(x)).shape(), vec![2, 32, 8, 8]);
-        let err = Aux::connector(&[2, 8, 8, 8], &[2, 32, 16, 16], &dev).unwrap_err().to_string();
-        assert!(err.contains("cannot") || err.contains("can shrink"), "{err}");
+        let err = Aux::connector(&[2, 8, 8, 8], &[2, 32, 16, 16], &dev)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("cannot") || err.contains("can shrink"),
+            "{err}"
+        );
     }
 }

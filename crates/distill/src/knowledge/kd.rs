@@ -15,7 +15,8 @@ pub const INFO: MethodInfo = MethodInfo {
     name: "kd",
     family: "response",
     description: "KL divergence between temperature-softened teacher and student distributions",
-    citation: "Hinton, Vinyals & Dean, Distilling the Knowledge in a Neural Network, NeurIPS-W 2015",
+    citation:
+        "Hinton, Vinyals & Dean, Distilling the Knowledge in a Neural Network, NeurIPS-W 2015",
     taps: "student logits, teacher logits",
 };
 
@@ -85,7 +86,14 @@ impl KdConfig {
             (Side::Teacher(self.teacher), "logits"),
             "; teacher and student must predict the same classes",
         )?;
-        Ok(Built::new(self.weight, Kd { t: self.temperature, student: self.student, teacher: self.teacher }))
+        Ok(Built::new(
+            self.weight,
+            Kd {
+                t: self.temperature,
+                student: self.student,
+                teacher: self.teacher,
+            },
+        ))
     }
 }
 

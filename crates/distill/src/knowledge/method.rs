@@ -33,7 +33,10 @@ pub struct Built {
 impl Built {
     /// Wraps a term.
     pub fn new(weight: f64, term: impl KnowledgeTerm + 'static) -> Self {
-        Self { weight, term: Box::new(term) }
+        Self {
+            weight,
+            term: Box::new(term),
+        }
     }
 }
 
@@ -87,7 +90,11 @@ mod tests {
             // Only the tag is checked here; methods with required fields report them by name.
             match toml::from_str::<MethodConfig>(&toml) {
                 Ok(m) => assert_eq!(m.info().name, info.name),
-                Err(e) => assert!(e.to_string().contains("missing field"), "{}: {e}", info.name),
+                Err(e) => assert!(
+                    e.to_string().contains("missing field"),
+                    "{}: {e}",
+                    info.name
+                ),
             }
         }
     }

@@ -22,12 +22,16 @@ pub struct StepContext<'a> {
 impl StepContext<'_> {
     /// Tap `name` of student `i`.
     pub fn student(&self, i: usize, name: &str) -> Feature {
-        self.students[i].get(name).expect("tap names are validated before training")
+        self.students[i]
+            .get(name)
+            .expect("tap names are validated before training")
     }
 
     /// Tap `name` of teacher `i`.
     pub fn teacher(&self, i: usize, name: &str) -> Feature {
-        self.teachers[i].get(name).expect("tap names are validated before training")
+        self.teachers[i]
+            .get(name)
+            .expect("tap names are validated before training")
     }
 }
 
@@ -73,12 +77,19 @@ impl BuildContext<'_> {
                     Side::Student(_) => self.students.len(),
                     Side::Teacher(_) => self.teachers.len(),
                 },
-                if role == "teacher" { "; add a [teacher] section" } else { "" }
+                if role == "teacher" {
+                    "; add a [teacher] section"
+                } else {
+                    ""
+                }
             ))
         })?;
         shapes.get(tap).map(<[usize]>::to_vec).ok_or_else(|| {
             DistillError::unknown(
-                format!("tap of {role} '{}'", name.map(String::as_str).unwrap_or("?")),
+                format!(
+                    "tap of {role} '{}'",
+                    name.map(String::as_str).unwrap_or("?")
+                ),
                 tap,
                 &shapes.names(),
             )
@@ -86,12 +97,21 @@ impl BuildContext<'_> {
     }
 
     /// Checks that two taps have the same shape; `fix` suggests what would reconcile them.
-    pub fn same_shape(&self, what: &str, student: (Side, &str), teacher: (Side, &str), fix: &str) -> Result<()> {
+    pub fn same_shape(
+        &self,
+        what: &str,
+        student: (Side, &str),
+        teacher: (Side, &str),
+        fix: &str,
+    ) -> Result<()> {
         let s = self.shape(student.0, student.1)?;
         let t = self.shape(teacher.0, teacher.1)?;
         if s != t {
             return Err(DistillError::Shape {
-                context: format!("{what}: student tap '{}' {s:?} vs teacher tap '{}'", student.1, teacher.1),
+                context: format!(
+                    "{what}: student tap '{}' {s:?} vs teacher tap '{}'",
+                    student.1, teacher.1
+                ),
                 expected: t,
                 got: s,
                 fix: fix.to_string(),
@@ -109,5 +129,9 @@ impl BuildContext<'_> {
 /// built and receives back at every step, so they are optimised with the student.
 pub trait KnowledgeTerm: Send {
     /// Computes the term(s) for one step.
-    fn forward(&self, aux: &[crate::knowledge::Aux], ctx: &StepContext<'_>) -> Vec<(String, Tensor<1>)>;
+    fn forward(
+        &self,
+        aux: &[crate::knowledge::Aux],
+        ctx: &StepContext<'_>,
+    ) -> Vec<(String, Tensor<1>)>;
 }

@@ -28,8 +28,11 @@ const FIXTURES: &str = include_str!("../../fixtures/losses.json");
 
 /// The reference cases of one method.
 pub fn fixture(method: &str) -> Fixture {
-    let mut all: BTreeMap<String, Vec<Case>> = serde_json::from_str(FIXTURES).expect("fixtures parse");
-    let cases = all.remove(method).unwrap_or_else(|| panic!("no fixture for {method}; run tools/gen_loss_fixtures.py"));
+    let mut all: BTreeMap<String, Vec<Case>> =
+        serde_json::from_str(FIXTURES).expect("fixtures parse");
+    let cases = all
+        .remove(method)
+        .unwrap_or_else(|| panic!("no fixture for {method}; run tools/gen_loss_fixtures.py"));
     assert!(!cases.is_empty());
     Fixture(cases)
 }
@@ -46,7 +49,9 @@ fn close(got: f64, want: f64) -> bool {
 
 impl Case {
     pub fn input(&self, name: &str) -> &Array {
-        self.inputs.get(name).unwrap_or_else(|| panic!("{}: no input {name}", self.name))
+        self.inputs
+            .get(name)
+            .unwrap_or_else(|| panic!("{}: no input {name}", self.name))
     }
 
     pub fn param(&self, name: &str) -> f64 {
@@ -55,11 +60,20 @@ impl Case {
 
     pub fn assert_value(&self, loss: Tensor<1>) {
         let got = loss.into_scalar::<f32>() as f64;
-        assert!(close(got, self.value), "{}: value {got} vs reference {}", self.name, self.value);
+        assert!(
+            close(got, self.value),
+            "{}: value {got} vs reference {}",
+            self.name,
+            self.value
+        );
     }
 
     pub fn assert_grad(&self, name: &str, got: Vec<f32>) {
-        let want = &self.grads.get(name).unwrap_or_else(|| panic!("{}: no grad {name}", self.name)).data;
+        let want = &self
+            .grads
+            .get(name)
+            .unwrap_or_else(|| panic!("{}: no grad {name}", self.name))
+            .data;
         assert_eq!(got.len(), want.len(), "{}: gradient size", self.name);
         let scale = want.iter().fold(0f64, |m, v| m.max(v.abs()));
         for (i, (g, w)) in got.iter().zip(want).enumerate() {
@@ -73,7 +87,10 @@ impl Case {
 }
 
 fn data(a: &Array) -> TensorData {
-    TensorData::new(a.data.iter().map(|&v| v as f32).collect::<Vec<_>>(), a.shape.clone())
+    TensorData::new(
+        a.data.iter().map(|&v| v as f32).collect::<Vec<_>>(),
+        a.shape.clone(),
+    )
 }
 
 pub fn tensor2(a: &Array, device: &Device) -> Tensor<2> {
@@ -87,5 +104,9 @@ pub fn tensor4(a: &Array, device: &Device) -> Tensor<4> {
 /// Gradient of `loss` with respect to the leaf `x`, flattened.
 pub fn grad_of<const D: usize>(loss: &Tensor<1>, x: &Tensor<D>) -> Vec<f32> {
     let grads = loss.backward();
-    x.grad(&grads).expect("leaf has a gradient").into_data().to_vec::<f32>().unwrap()
+    x.grad(&grads)
+        .expect("leaf has a gradient")
+        .into_data()
+        .iter::<f32>()
+        .collect()
 }

@@ -20,7 +20,13 @@ pub struct Mlp {
 
 impl Mlp {
     /// `inputs → hidden[0] → … → classes`, with dropout probability `dropout` after each hidden layer.
-    pub fn new(inputs: usize, hidden: &[usize], classes: usize, dropout: f64, device: &Device) -> Self {
+    pub fn new(
+        inputs: usize,
+        hidden: &[usize],
+        classes: usize,
+        dropout: f64,
+        device: &Device,
+    ) -> Self {
         let mut width = inputs;
         let layers = hidden
             .iter()

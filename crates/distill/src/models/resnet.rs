@@ -81,7 +81,13 @@ pub struct ResNet {
 
 impl ResNet {
     /// Builds a ResNet of `depth` (6n + 2) with the four filter counts (stem, stage 1..3).
-    pub fn new(channels: usize, depth: usize, filters: [usize; 4], classes: usize, device: &Device) -> Self {
+    pub fn new(
+        channels: usize,
+        depth: usize,
+        filters: [usize; 4],
+        classes: usize,
+        device: &Device,
+    ) -> Self {
         let n = (depth - 2) / 6;
         let mut cin = filters[0];
         let stages = (0..3)

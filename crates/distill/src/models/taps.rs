@@ -72,7 +72,10 @@ impl Taps {
         self.features
             .iter()
             .map(|(n, f)| (n.clone(), f.shape()))
-            .chain(std::iter::once(("logits".to_string(), self.logits.dims().to_vec())))
+            .chain(std::iter::once((
+                "logits".to_string(),
+                self.logits.dims().to_vec(),
+            )))
             .collect()
     }
 
@@ -80,7 +83,11 @@ impl Taps {
     pub fn detach(&self) -> Taps {
         Taps {
             logits: self.logits.clone().detach(),
-            features: self.features.iter().map(|(n, f)| (n.clone(), f.detach())).collect(),
+            features: self
+                .features
+                .iter()
+                .map(|(n, f)| (n.clone(), f.detach()))
+                .collect(),
         }
     }
 }
@@ -92,7 +99,10 @@ pub struct TapShapes(pub Vec<(String, Vec<usize>)>);
 impl TapShapes {
     /// The shape of a tap, with the batch dimension.
     pub fn get(&self, name: &str) -> Option<&[usize]> {
-        self.0.iter().find(|(n, _)| n == name).map(|(_, s)| s.as_slice())
+        self.0
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, s)| s.as_slice())
     }
 
     /// All tap names.

@@ -9,13 +9,23 @@ use crate::train::checkpoint::write_atomic;
 use crate::train::EpochRecord;
 
 /// Draws one line per series (each a set of seeds' histories, averaged per epoch).
-pub fn plot_curves(path: &Path, title: &str, series: &[(String, Vec<Vec<EpochRecord>>)]) -> Result<()> {
+pub fn plot_curves(
+    path: &Path,
+    title: &str,
+    series: &[(String, Vec<Vec<EpochRecord>>)],
+) -> Result<()> {
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, (1100, 450)).into_drawing_area();
-        let err = |e: String| DistillError::Io { action: "plotting", path: path.to_path_buf(), source: std::io::Error::other(e) };
+        let err = |e: String| DistillError::Io {
+            action: "plotting",
+            path: path.to_path_buf(),
+            source: std::io::Error::other(e),
+        };
         root.fill(&WHITE).map_err(|e| err(e.to_string()))?;
-        let root = root.titled(title, ("sans-serif", 22)).map_err(|e| err(e.to_string()))?;
+        let root = root
+            .titled(title, ("sans-serif", 22))
+            .map_err(|e| err(e.to_string()))?;
         let (left, right) = root.split_horizontally(550);
         let means: Vec<(String, Vec<(f64, f64, f64)>)> = series
             .iter()
@@ -32,11 +42,26 @@ pub fn plot_curves(path: &Path, title: &str, series: &[(String, Vec<Vec<EpochRec
                 (name.clone(), pts)
             })
             .collect();
-        let max_epoch = means.iter().flat_map(|(_, p)| p.iter().map(|x| x.0)).fold(1.0, f64::max);
-        let (lo, hi) = means.iter().flat_map(|(_, p)| p.iter().map(|x| x.1)).fold((100.0f64, 0.0f64), |(a, b), v| (a.min(v), b.max(v)));
-        let max_loss = means.iter().flat_map(|(_, p)| p.iter().map(|x| x.2)).filter(|v| v.is_finite()).fold(1e-6, f64::max);
+        let max_epoch = means
+            .iter()
+            .flat_map(|(_, p)| p.iter().map(|x| x.0))
+            .fold(1.0, f64::max);
+        let (lo, hi) = means
+            .iter()
+            .flat_map(|(_, p)| p.iter().map(|x| x.1))
+            .fold((100.0f64, 0.0f64), |(a, b), v| (a.min(v), b.max(v)));
+        let max_loss = means
+            .iter()
+            .flat_map(|(_, p)| p.iter().map(|x| x.2))
+            .filter(|v| v.is_finite())
+            .fold(1e-6, f64::max);
         for (area, caption, y_range, pick) in [
-            (&left, "test accuracy (%)", (lo - 1.0).max(0.0)..(hi + 1.0).min(100.0), 1usize),
+            (
+                &left,
+                "test accuracy (%)",
+                (lo - 1.0).max(0.0)..(hi + 1.0).min(100.0),
+                1usize,
+            ),
             (&right, "training objective", 0.0..max_loss * 1.05, 2usize),
         ] {
             let mut chart = ChartBuilder::on(area)
@@ -46,7 +71,11 @@ pub fn plot_curves(path: &Path, title: &str, series: &[(String, Vec<Vec<EpochRec
                 .y_label_area_size(50)
                 .build_cartesian_2d(1.0..max_epoch.max(2.0), y_range)
                 .map_err(|e| err(e.to_string()))?;
-            chart.configure_mesh().x_desc("epoch").draw().map_err(|e| err(e.to_string()))?;
+            chart
+                .configure_mesh()
+                .x_desc("epoch")
+                .draw()
+                .map_err(|e| err(e.to_string()))?;
             for (i, (name, pts)) in means.iter().enumerate() {
                 let color = Palette99::pick(i).to_rgba();
                 let line = pts.iter().map(|p| (p.0, if pick == 1 { p.1 } else { p.2 }));
@@ -54,13 +83,19 @@ pub fn plot_curves(path: &Path, title: &str, series: &[(String, Vec<Vec<EpochRec
                     .draw_series(LineSeries::new(line, color.stroke_width(2)))
                     .map_err(|e| err(e.to_string()))?
                     .label(name.clone())
-                    .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], color.stroke_width(2)));
+                    .legend(move |(x, y)| {
+                        PathElement::new(vec![(x, y), (x + 16, y)], color.stroke_width(2))
+                    });
             }
             chart
                 .configure_series_labels()
                 .background_style(WHITE.mix(0.8))
                 .border_style(BLACK)
-                .position(if pick == 1 { SeriesLabelPosition::LowerRight } else { SeriesLabelPosition::UpperRight })
+                .position(if pick == 1 {
+                    SeriesLabelPosition::LowerRight
+                } else {
+                    SeriesLabelPosition::UpperRight
+                })
                 .draw()
                 .map_err(|e| err(e.to_string()))?;
         }

@@ -34,7 +34,11 @@ pub fn mean_std(v: &[f64]) -> (f64, f64) {
         return (f64::NAN, f64::NAN);
     }
     let m = v.iter().sum::<f64>() / n;
-    let var = if v.len() > 1 { v.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (n - 1.0) } else { 0.0 };
+    let var = if v.len() > 1 {
+        v.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (n - 1.0)
+    } else {
+        0.0
+    };
     (m, var.sqrt())
 }
 
@@ -104,8 +108,13 @@ impl Report {
                 r.params,
                 pct(r.best, r.seeds),
                 pct(r.last, r.seeds),
-                if r.best_epoch.is_nan() { "—".into() } else { format!("{:.1}", r.best_epoch) },
-                r.agreement.map_or("—".into(), |a| format!("{:.2}", 100.0 * a)),
+                if r.best_epoch.is_nan() {
+                    "—".into()
+                } else {
+                    format!("{:.1}", r.best_epoch)
+                },
+                r.agreement
+                    .map_or("—".into(), |a| format!("{:.2}", 100.0 * a)),
                 r.seconds
             );
         }

@@ -30,7 +30,12 @@ pub struct RunOptions {
 
 impl Default for RunOptions {
     fn default() -> Self {
-        Self { run_dir: None, resume: false, progress: Progress::Bar, interrupt: None }
+        Self {
+            run_dir: None,
+            resume: false,
+            progress: Progress::Bar,
+            interrupt: None,
+        }
     }
 }
 
@@ -45,7 +50,13 @@ pub fn load_data(plan: &Plan) -> Result<DataBundle> {
     }
     train.check_compatible(&test, "train vs test split")?;
     let norm = train.normalization();
-    Ok(DataBundle { train: Arc::new(train), test: Arc::new(test), norm, augment: plan.data.augment, eval_batch: plan.data.eval_batch_size })
+    Ok(DataBundle {
+        train: Arc::new(train),
+        test: Arc::new(test),
+        norm,
+        augment: plan.data.augment,
+        eval_batch: plan.data.eval_batch_size,
+    })
 }
 
 fn check_run_dir(dir: &Path, resume: bool) -> Result<()> {
@@ -64,7 +75,10 @@ fn check_run_dir(dir: &Path, resume: bool) -> Result<()> {
 pub fn run_experiment(plan: &Plan, opts: &RunOptions) -> Result<Report> {
     let device = training_device(plan.backend)?;
     let data = load_data(plan)?;
-    let run_dir = opts.run_dir.clone().unwrap_or_else(|| plan.output_dir.join(&plan.name));
+    let run_dir = opts
+        .run_dir
+        .clone()
+        .unwrap_or_else(|| plan.output_dir.join(&plan.name));
     check_run_dir(&run_dir, opts.resume)?;
     let geometry = data.geometry();
     let classes = data.train.num_classes;
@@ -102,13 +116,30 @@ pub fn run_experiment(plan: &Plan, opts: &RunOptions) -> Result<Report> {
             Some(n) => n.clone(),
             None => t.model.build(geometry, classes, &device)?.valid(),
         };
-        teachers.push(Teacher { name: t.model.model.clone(), shapes: net.tap_shapes(geometry, &device), net, test_predictions: vec![], test_accuracy: 0.0 });
+        teachers.push(Teacher {
+            name: t.model.model.clone(),
+            shapes: net.tap_shapes(geometry, &device),
+            net,
+            test_predictions: vec![],
+            test_accuracy: 0.0,
+        });
     }
     for s in &plan.students {
-        student_job(s.name.clone(), run_dir.clone(), first_seed, s, &teachers, &data, &device, opts).prepare()?;
+        student_job(
+            s.name.clone(),
+            run_dir.clone(),
+            first_seed,
+            s,
+            &teachers,
+            &data,
+            &device,
+            opts,
+        )
+        .prepare()?;
     }
 
-    std::fs::create_dir_all(&run_dir).map_err(|e| DistillError::io("creating run folder", &run_dir, e))?;
+    std::fs::create_dir_all(&run_dir)
+        .map_err(|e| DistillError::io("creating run folder", &run_dir, e))?;
     write_atomic(&run_dir.join("resolved.toml"), plan.to_toml().as_bytes())?;
 
     // 2. The teacher.
@@ -119,7 +150,11 @@ pub fn run_experiment(plan: &Plan, opts: &RunOptions) -> Result<Report> {
         let (net, outcome) = match loaded {
             Some(net) => (net, None),
             None => {
-                let ce = [MethodConfig::Ce(CeConfig { weight: 1.0, label_smoothing: 0.0, student: 0 })];
+                let ce = [MethodConfig::Ce(CeConfig {
+                    weight: 1.0,
+                    label_smoothing: 0.0,
+                    student: 0,
+                })];
                 let job = Job {
                     label: format!("teacher {}", t.model.model),
                     dir: teacher_dir.clone(),
@@ -136,35 +171,79 @@ pub fn run_experiment(plan: &Plan, opts: &RunOptions) -> Result<Report> {
                     progress,
                 };
                 let outcome = job.prepare()?.run()?;
-                let (net, _) = load_model_dir(&teacher_dir.join("best"), &device.clone().without_autodiff())?;
+                let (net, _) = load_model_dir(
+                    &teacher_dir.join("best"),
+                    &device.clone().without_autodiff(),
+                )?;
                 (net, Some(outcome))
             }
         };
         let eval = evaluate(&net, &data.test, &data.norm, data.eval_batch, &device);
-        progress.line(&format!("teacher {}: test accuracy {:.2}%", t.model.model, 100.0 * eval.accuracy));
+        progress.line(&format!(
+            "teacher {}: test accuracy {:.2}%",
+            t.model.model,
+            100.0 * eval.accuracy
+        ));
         if let Some(o) = &outcome {
-            curves.push((format!("teacher {}", t.model.model), vec![o.history.clone()]));
+            curves.push((
+                format!("teacher {}", t.model.model),
+                vec![o.history.clone()],
+            ));
         }
-        rows.push(Row::teacher(&t.model.model, net.num_params(), eval.accuracy, outcome.as_ref()));
-        teachers[0] = Teacher { name: t.model.model.clone(), shapes: teachers[0].shapes.clone(), net, test_accuracy: eval.accuracy, test_predictions: eval.predictions };
+        rows.push(Row::teacher(
+            &t.model.model,
+            crate::models::net::trainable_params(&net),
+            eval.accuracy,
+            outcome.as_ref(),
+        ));
+        teachers[0] = Teacher {
+            name: t.model.model.clone(),
+            shapes: teachers[0].shapes.clone(),
+            net,
+            test_accuracy: eval.accuracy,
+            test_predictions: eval.predictions,
+        };
     }
 
     // 3. Every student recipe, once per seed.
     for s in &plan.students {
         let mut outcomes: Vec<JobOutcome> = Vec::new();
         for &seed in &plan.seeds {
-            let dir = run_dir.join("students").join(sanitize(&s.name)).join(format!("seed{seed}"));
-            let job = student_job(format!("{} seed {seed}", s.name), dir, seed, s, &teachers, &data, &device, opts);
+            let dir = run_dir
+                .join("students")
+                .join(sanitize(&s.name))
+                .join(format!("seed{seed}"));
+            let job = student_job(
+                format!("{} seed {seed}", s.name),
+                dir,
+                seed,
+                s,
+                &teachers,
+                &data,
+                &device,
+                opts,
+            );
             outcomes.push(job.prepare()?.run()?);
         }
-        curves.push((s.name.clone(), outcomes.iter().map(|o| o.history.clone()).collect()));
+        curves.push((
+            s.name.clone(),
+            outcomes.iter().map(|o| o.history.clone()).collect(),
+        ));
         rows.push(Row::student(&s.name, &s.model.model, &outcomes));
     }
 
-    let report = Report { title: plan.name.clone(), rows };
+    let report = Report {
+        title: plan.name.clone(),
+        rows,
+    };
     write_atomic(&run_dir.join("results.md"), report.markdown().as_bytes())?;
     write_atomic(&run_dir.join("results.csv"), report.csv().as_bytes())?;
-    write_atomic(&run_dir.join("results.json"), serde_json::to_string_pretty(&report).expect("report serialises").as_bytes())?;
+    write_atomic(
+        &run_dir.join("results.json"),
+        serde_json::to_string_pretty(&report)
+            .expect("report serialises")
+            .as_bytes(),
+    )?;
     plot_curves(&run_dir.join("curves.svg"), &plan.name, &curves)?;
     Ok(report)
 }
@@ -198,5 +277,13 @@ fn student_job<'a>(
 }
 
 fn sanitize(name: &str) -> String {
-    name.chars().map(|c| if c.is_ascii_alphanumeric() || "-_.+".contains(c) { c } else { '_' }).collect()
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "-_.+".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
 }

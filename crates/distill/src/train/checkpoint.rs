@@ -14,11 +14,16 @@ use crate::models::{ModelConfig, Net};
 /// Writes `bytes` to `path` atomically (temporary file in the same folder, fsync, rename).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     use std::io::Write;
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(|e| DistillError::io("creating folder", dir, e))?;
     let tmp = tmp_name(path);
     let mut f = std::fs::File::create(&tmp).map_err(|e| DistillError::io("writing", &tmp, e))?;
-    f.write_all(bytes).and_then(|_| f.sync_all()).map_err(|e| DistillError::io("writing", &tmp, e))?;
+    f.write_all(bytes)
+        .and_then(|_| f.sync_all())
+        .map_err(|e| DistillError::io("writing", &tmp, e))?;
     std::fs::rename(&tmp, path).map_err(|e| DistillError::io("renaming into place", path, e))
 }
 
@@ -30,23 +35,36 @@ fn tmp_name(path: &Path) -> PathBuf {
 
 /// Serialises a module's parameters (Burn's burnpack format).
 pub fn module_bytes<M: Module>(module: &M, path: &Path) -> Result<Vec<u8>> {
-    let bytes = module
-        .clone()
-        .into_record()
-        .into_bytes()
-        .map_err(|e| DistillError::Checkpoint { path: path.to_path_buf(), reason: format!("serialising: {e:?}") })?;
+    let bytes =
+        module
+            .clone()
+            .into_record()
+            .into_bytes()
+            .map_err(|e| DistillError::Checkpoint {
+                path: path.to_path_buf(),
+                reason: format!("serialising: {e:?}"),
+            })?;
     Ok(bytes.to_vec())
 }
 
 /// Loads parameters saved by [`module_bytes`] into `module` (which fixes the architecture).
 pub fn load_module<M: Module>(module: M, path: &Path) -> Result<M> {
-    let raw = std::fs::read(path).map_err(|e| DistillError::Checkpoint { path: path.to_path_buf(), reason: format!("cannot read: {e}") })?;
-    let record = ModuleRecord::from_bytes(Bytes::from_bytes_vec(raw))
-        .map_err(|e| DistillError::Checkpoint { path: path.to_path_buf(), reason: format!("corrupt or not a burnpack file: {e:?}") })?;
-    module.try_load_record(record).map_err(|e| DistillError::Checkpoint {
+    let raw = std::fs::read(path).map_err(|e| DistillError::Checkpoint {
         path: path.to_path_buf(),
-        reason: format!("does not fit the model described next to it: {e:?}"),
-    })
+        reason: format!("cannot read: {e}"),
+    })?;
+    let record = ModuleRecord::from_bytes(Bytes::from_bytes_vec(raw)).map_err(|e| {
+        DistillError::Checkpoint {
+            path: path.to_path_buf(),
+            reason: format!("corrupt or not a burnpack file: {e:?}"),
+        }
+    })?;
+    module
+        .try_load_record(record)
+        .map_err(|e| DistillError::Checkpoint {
+            path: path.to_path_buf(),
+            reason: format!("does not fit the model described next to it: {e:?}"),
+        })
 }
 
 /// Replaces folder `dst` by a freshly written one: files go to `dst.tmp`, then `dst` is moved to
@@ -80,10 +98,17 @@ pub fn resolve_dir(dst: &Path) -> Option<PathBuf> {
 
 /// Saves a model checkpoint folder: `model.bpk` (weights) and `model.json` (architecture,
 /// classes and input geometry) — everything `distill eval` needs.
-pub fn model_files(net: &Net, meta: &ModelMeta, dir: &Path) -> Result<Vec<(&'static str, Vec<u8>)>> {
+pub fn model_files(
+    net: &Net,
+    meta: &ModelMeta,
+    dir: &Path,
+) -> Result<Vec<(&'static str, Vec<u8>)>> {
     Ok(vec![
         ("model.bpk", module_bytes(net, &dir.join("model.bpk"))?),
-        ("model.json", serde_json::to_vec_pretty(meta).expect("meta serialises")),
+        (
+            "model.json",
+            serde_json::to_vec_pretty(meta).expect("meta serialises"),
+        ),
     ])
 }
 
@@ -108,9 +133,15 @@ pub fn load_model_dir(dir: &Path, device: &Device) -> Result<(Net, ModelMeta)> {
     })?;
     let meta_path = dir.join("model.json");
     let meta: ModelMeta = std::fs::read(&meta_path)
-        .map_err(|e| DistillError::Checkpoint { path: meta_path.clone(), reason: format!("cannot read: {e}") })
+        .map_err(|e| DistillError::Checkpoint {
+            path: meta_path.clone(),
+            reason: format!("cannot read: {e}"),
+        })
         .and_then(|b| {
-            serde_json::from_slice(&b).map_err(|e| DistillError::Checkpoint { path: meta_path.clone(), reason: format!("corrupt: {e}") })
+            serde_json::from_slice(&b).map_err(|e| DistillError::Checkpoint {
+                path: meta_path.clone(),
+                reason: format!("corrupt: {e}"),
+            })
         })?;
     let net = meta.config.build(meta.input, meta.classes, device)?;
     let net = load_module(net, &dir.join("model.bpk"))?;
@@ -142,7 +173,10 @@ mod tests {
             config: ModelConfig::named("mlp"),
             input: [1, 4, 4],
             classes: 3,
-            normalization: crate::data::Normalization { mean: vec![0.0], std: vec![1.0] },
+            normalization: crate::data::Normalization {
+                mean: vec![0.0],
+                std: vec![1.0],
+            },
         };
         let dir = tmp.path().join("best");
         write_dir(&dir, &model_files(&net, &meta, &dir).unwrap()).unwrap();
@@ -152,7 +186,9 @@ mod tests {
         std::fs::write(dir.join("model.bpk"), b"garbage").unwrap();
         let err = load_model_dir(&dir, &dev).unwrap_err().to_string();
         assert!(err.contains("corrupt"), "{err}");
-        let err = load_model_dir(&tmp.path().join("nope"), &dev).unwrap_err().to_string();
+        let err = load_model_dir(&tmp.path().join("nope"), &dev)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("no such checkpoint"), "{err}");
     }
 }

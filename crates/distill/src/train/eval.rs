@@ -20,13 +20,22 @@ pub struct Evaluation {
 impl Evaluation {
     /// Fraction of samples where both predict the same class.
     pub fn agreement(&self, other: &[usize]) -> f64 {
-        let same = self.predictions.iter().zip(other).filter(|(a, b)| a == b).count();
+        let same = self
+            .predictions
+            .iter()
+            .zip(other)
+            .filter(|(a, b)| a == b)
+            .count();
         same as f64 / self.predictions.len().max(1) as f64
     }
 }
 
 /// Uploads a host batch as `[n, c, h, w]` images and `[n]` labels.
-pub fn upload(batch: HostBatch, geometry: [usize; 3], device: &Device) -> (Tensor<4>, Tensor<1, Int>) {
+pub fn upload(
+    batch: HostBatch,
+    geometry: [usize; 3],
+    device: &Device,
+) -> (Tensor<4>, Tensor<1, Int>) {
     let n = batch.len();
     let [c, h, w] = geometry;
     let x = Tensor::from_data(TensorData::new(batch.images, [n, c, h, w]), device);
@@ -35,21 +44,43 @@ pub fn upload(batch: HostBatch, geometry: [usize; 3], device: &Device) -> (Tenso
 }
 
 /// Evaluates `net` in inference mode (no autodiff, batch norm with running statistics).
-pub fn evaluate(net: &Net, data: &Arc<Dataset>, norm: &Normalization, batch_size: usize, device: &Device) -> Evaluation {
+pub fn evaluate(
+    net: &Net,
+    data: &Arc<Dataset>,
+    norm: &Normalization,
+    batch_size: usize,
+    device: &Device,
+) -> Evaluation {
     let device = device.clone().without_autodiff();
     let net = net.valid();
-    let loader = Loader::new(data.clone(), norm.clone(), batch_size, Augment::default(), false, 0);
+    let loader = Loader::new(
+        data.clone(),
+        norm.clone(),
+        batch_size,
+        Augment::default(),
+        false,
+        0,
+    );
     let geometry = [data.channels, data.height, data.width];
     let mut predictions = Vec::with_capacity(data.len());
     let mut correct = 0usize;
     for batch in loader.epoch(0, 2) {
         let labels = batch.labels.clone();
         let (x, _) = upload(batch, geometry, &device);
-        let pred: Vec<i64> = net.forward(x).logits.argmax(1).into_data().iter::<i64>().collect();
+        let pred: Vec<i64> = net
+            .forward(x)
+            .logits
+            .argmax(1)
+            .into_data()
+            .iter::<i64>()
+            .collect();
         for (p, y) in pred.iter().zip(&labels) {
             correct += usize::from(p == y);
             predictions.push(*p as usize);
         }
     }
-    Evaluation { accuracy: correct as f64 / data.len().max(1) as f64, predictions }
+    Evaluation {
+        accuracy: correct as f64 / data.len().max(1) as f64,
+        predictions,
+    }
 }

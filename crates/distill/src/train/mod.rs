@@ -10,5 +10,9 @@ pub mod trainer;
 
 pub use eval::{evaluate, Evaluation};
 pub use metrics::EpochRecord;
+pub use optim::build_optimizer;
 pub use progress::Progress;
-pub use trainer::{DataBundle, Job, JobOutcome, Prepared, Teacher, Trainable};
+pub use trainer::{
+    build_trainable, train_step, DataBundle, Job, JobOutcome, Prepared, StepOutput, Teacher,
+    Trainable,
+};

@@ -18,9 +18,15 @@ pub fn build_optimizer(plan: &TrainPlan) -> ModuleOptimizer {
                     .with_dampening(0.0)
                     .with_nesterov(plan.nesterov)
             });
-            SgdConfig::new().with_momentum(momentum).with_weight_decay(wd).init()
+            SgdConfig::new()
+                .with_momentum(momentum)
+                .with_weight_decay(wd)
+                .init()
         }
-        OptimizerKind::Adam => AdamConfig::new().with_epsilon(1e-8).with_weight_decay(wd).init(),
+        OptimizerKind::Adam => AdamConfig::new()
+            .with_epsilon(1e-8)
+            .with_weight_decay(wd)
+            .init(),
         OptimizerKind::Adamw => AdamWConfig::new()
             .with_epsilon(1e-8)
             .with_weight_decay(plan.weight_decay as f32)

@@ -47,7 +47,10 @@ impl Progress {
             return;
         }
         let terms: Vec<String> = r.terms.iter().map(|(k, v)| format!("{k} {v:.4}")).collect();
-        let agree = r.agreement.map(|a| format!(" agree {:.2}%", 100.0 * a)).unwrap_or_default();
+        let agree = r
+            .agreement
+            .map(|a| format!(" agree {:.2}%", 100.0 * a))
+            .unwrap_or_default();
         let text = format!(
             "{label}: epoch {}/{epochs} lr {:.4} loss {:.4} ({}) train {:.2}% test {:.2}%{agree} [{:.1}s]",
             r.epoch,

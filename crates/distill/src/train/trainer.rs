@@ -8,11 +8,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use burn::optim::GradientsParams;
+use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::checkpoint::{load_module, model_files, module_bytes, resolve_dir, write_dir, ModelMeta};
+use super::checkpoint::{
+    load_module, model_files, module_bytes, resolve_dir, write_dir, ModelMeta,
+};
 use super::eval::{evaluate, upload};
 use super::metrics::{write_history, EpochRecord};
 use super::optim::build_optimizer;
@@ -142,39 +144,72 @@ impl<'a> Job<'a> {
     /// Builds the student and the objective, checking every tap name and shape against the
     /// teachers'. Nothing is trained or written.
     pub fn prepare(self) -> Result<Prepared<'a>> {
-        let classes = self.data.train.num_classes;
         self.device.seed(self.seed);
-        let net = self.model.build(self.data.geometry(), classes, &self.device)?;
-        let shapes = [net.tap_shapes(self.data.geometry(), &self.device)];
-        let teacher_shapes: Vec<TapShapes> = self.teachers.iter().map(|t| t.shapes.clone()).collect();
-        let teacher_names: Vec<String> = self.teachers.iter().map(|t| t.name.clone()).collect();
-        let ctx = BuildContext {
-            students: &shapes,
-            teachers: &teacher_shapes,
-            student_names: std::slice::from_ref(&self.model.model),
-            teacher_names: &teacher_names,
-            classes,
-            device: &self.device,
-        };
-        let mut aux = Vec::new();
-        let terms = self
-            .losses
-            .iter()
-            .map(|l| l.build(&ctx, &mut aux))
-            .collect::<Result<Vec<_>>>()
-            .map_err(|e| match e {
-                DistillError::Config(m) => DistillError::Config(format!("{}: {m}", self.label)),
-                other => other,
-            })?;
-        Ok(Prepared { trainable: Trainable { students: vec![net], aux }, objective: Objective::new(terms), job: self })
+        let (trainable, objective) = build_trainable(
+            &self.model,
+            self.data.geometry(),
+            self.data.train.num_classes,
+            self.losses,
+            self.teachers,
+            &self.device,
+        )
+        .map_err(|e| match e {
+            DistillError::Config(m) => DistillError::Config(format!("{}: {m}", self.label)),
+            other => other,
+        })?;
+        Ok(Prepared {
+            trainable,
+            objective,
+            job: self,
+        })
     }
+}
+
+/// Builds a student and the objective's terms (with their helper modules), checking every tap
+/// name and shape against the teachers'. Seed the device first for a reproducible initialisation.
+pub fn build_trainable(
+    model: &ModelConfig,
+    geometry: [usize; 3],
+    classes: usize,
+    losses: &[MethodConfig],
+    teachers: &[Teacher],
+    device: &Device,
+) -> Result<(Trainable, Objective)> {
+    let net = model.build(geometry, classes, device)?;
+    let shapes = [net.tap_shapes(geometry, device)];
+    let teacher_shapes: Vec<TapShapes> = teachers.iter().map(|t| t.shapes.clone()).collect();
+    let teacher_names: Vec<String> = teachers.iter().map(|t| t.name.clone()).collect();
+    let ctx = BuildContext {
+        students: &shapes,
+        teachers: &teacher_shapes,
+        student_names: std::slice::from_ref(&model.model),
+        teacher_names: &teacher_names,
+        classes,
+        device,
+    };
+    let mut aux = Vec::new();
+    let terms = losses
+        .iter()
+        .map(|l| l.build(&ctx, &mut aux))
+        .collect::<Result<Vec<_>>>()?;
+    Ok((
+        Trainable {
+            students: vec![net],
+            aux,
+        },
+        Objective::new(terms),
+    ))
 }
 
 impl Prepared<'_> {
     /// Trains to the end of the budget (or `stop_after`), writing `metrics.jsonl`, `best/` and
     /// `last/` under the job's folder.
     pub fn run(self) -> Result<JobOutcome> {
-        let Prepared { job, mut trainable, objective } = self;
+        let Prepared {
+            job,
+            mut trainable,
+            objective,
+        } = self;
         let plan = job.train;
         let data = job.data;
         let geometry = data.geometry();
@@ -188,27 +223,56 @@ impl Prepared<'_> {
             classes: data.train.num_classes,
             normalization: data.norm.clone(),
         };
-        let params = trainable.students[0].num_params();
+        let params = crate::models::net::trainable_params(&trainable.students[0]);
 
-        let mut state = TrainState { completed: 0, best_acc: -1.0, best_epoch: 0, seconds: 0.0, history: Vec::new() };
+        let mut state = TrainState {
+            completed: 0,
+            best_acc: -1.0,
+            best_epoch: 0,
+            seconds: 0.0,
+            history: Vec::new(),
+        };
         if job.resume {
             if let Some(dir) = resolve_dir(&last_dir) {
-                let bad = |reason: String| DistillError::Checkpoint { path: dir.clone(), reason };
-                let raw = std::fs::read(dir.join("state.json")).map_err(|e| bad(format!("cannot read state.json: {e}")))?;
-                state = serde_json::from_slice(&raw).map_err(|e| bad(format!("corrupt state.json: {e}")))?;
+                let bad = |reason: String| DistillError::Checkpoint {
+                    path: dir.clone(),
+                    reason,
+                };
+                let raw = std::fs::read(dir.join("state.json"))
+                    .map_err(|e| bad(format!("cannot read state.json: {e}")))?;
+                state = serde_json::from_slice(&raw)
+                    .map_err(|e| bad(format!("corrupt state.json: {e}")))?;
                 trainable = load_module(trainable, &dir.join("trainable.bpk"))?;
                 optim = optim
                     .load(dir.join("optimizer.bpk"))
                     .map_err(|e| bad(format!("optimizer state does not load: {e:?}")))?;
-                job.progress.line(&format!("{}: resuming after epoch {}", job.label, state.completed));
+                job.progress.line(&format!(
+                    "{}: resuming after epoch {}",
+                    job.label, state.completed
+                ));
             }
         }
 
-        let loader = Loader::new(data.train.clone(), data.norm.clone(), plan.batch_size, data.augment, true, job.seed);
+        let loader = Loader::new(
+            data.train.clone(),
+            data.norm.clone(),
+            plan.batch_size,
+            data.augment,
+            true,
+            job.seed,
+        );
         let steps = loader.num_batches();
         let end = job.stop_after.map_or(plan.epochs, |s| s.min(plan.epochs));
-        let bar = job.progress.bar(&job.label, (plan.epochs * steps) as u64, (state.completed * steps) as u64);
-        let interrupted = || job.interrupt.as_ref().is_some_and(|f| f.load(Ordering::SeqCst));
+        let bar = job.progress.bar(
+            &job.label,
+            (plan.epochs * steps) as u64,
+            (state.completed * steps) as u64,
+        );
+        let interrupted = || {
+            job.interrupt
+                .as_ref()
+                .is_some_and(|f| f.load(Ordering::SeqCst))
+        };
 
         for epoch in state.completed + 1..=end {
             let started = Instant::now();
@@ -219,65 +283,68 @@ impl Prepared<'_> {
             for (step, batch) in loader.epoch(epoch, 4).into_iter().enumerate() {
                 if interrupted() {
                     bar.abandon();
-                    return Err(DistillError::Interrupted { completed: epoch - 1 });
+                    return Err(DistillError::Interrupted {
+                        completed: epoch - 1,
+                    });
                 }
                 lr = plan.lr_at(epoch, step, steps);
                 let indices = batch.indices.clone();
-                let n = batch.len();
                 let (x, y) = upload(batch, geometry, &device);
-                let x_plain = x.clone().without_autodiff();
-                let teacher_taps: Vec<_> = job.teachers.iter().map(|t| t.net.forward(x_plain.clone())).collect();
-                let student_taps: Vec<_> = trainable.students.iter().map(|s| s.forward(x.clone())).collect();
-                let hits = student_taps[0].logits.clone().detach().argmax(1).reshape([n]).equal(y.clone()).int().sum().float();
-                let ctx = StepContext { students: &student_taps, teachers: &teacher_taps, targets: y, indices: &indices, epoch };
-                let value = objective.forward(&trainable.aux, &ctx);
-                // One host read per step: total, every term, and the hit count.
-                let mut parts = vec![value.total.clone().detach()];
-                parts.extend(value.terms.iter().map(|(_, t)| t.clone().detach()));
-                parts.push(hits);
-                let read: Vec<f32> = Tensor::cat(parts, 0).into_data().iter::<f32>().collect();
-                if let Some(i) = read[..read.len() - 1].iter().position(|v| !v.is_finite()) {
+                let out = train_step(
+                    trainable,
+                    &mut optim,
+                    &objective,
+                    job.teachers,
+                    x,
+                    y,
+                    &indices,
+                    epoch,
+                    lr,
+                );
+                trainable = out.trainable;
+                if let Some((term, value)) = out.non_finite {
                     bar.abandon();
-                    let term = if i == 0 {
-                        value.terms.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>().join("+")
-                    } else {
-                        value.terms[i - 1].0.clone()
-                    };
-                    let (term, v) = match read[1..read.len() - 1].iter().position(|v| !v.is_finite()) {
-                        Some(j) => (value.terms[j].0.clone(), read[j + 1]),
-                        None => (term, read[i]),
-                    };
-                    return Err(DistillError::NonFinite { term, value: v as f64, epoch });
+                    return Err(DistillError::NonFinite { term, value, epoch });
                 }
-                total_sum += read[0] as f64;
-                for (k, (name, _)) in value.terms.iter().enumerate() {
+                total_sum += out.total;
+                for (k, (name, v)) in out.terms.into_iter().enumerate() {
                     match sums.get_mut(k) {
-                        Some((_, s)) => *s += read[k + 1] as f64,
-                        None => sums.push((name.clone(), read[k + 1] as f64)),
+                        Some((_, s)) => *s += v,
+                        None => sums.push((name, v)),
                     }
                 }
-                correct += read[read.len() - 1] as f64;
-                seen += n;
-                let grads = GradientsParams::from_grads(value.total.backward(), &trainable);
-                trainable = optim.step(lr, trainable, grads);
+                correct += out.correct;
+                seen += indices.len();
                 bar.inc(1);
             }
             let student = &trainable.students[0];
             let eval = evaluate(student, &data.test, &data.norm, data.eval_batch, &device);
-            let agreement = job.teachers.first().map(|t| eval.agreement(&t.test_predictions));
+            let agreement = job
+                .teachers
+                .first()
+                .map(|t| eval.agreement(&t.test_predictions));
             state.seconds += started.elapsed().as_secs_f64();
             let record = EpochRecord {
                 epoch,
                 lr,
                 train_loss: total_sum / steps as f64,
-                terms: sums.into_iter().map(|(n, s)| (n, s / steps as f64)).collect::<BTreeMap<_, _>>(),
+                terms: sums
+                    .into_iter()
+                    .map(|(n, s)| (n, s / steps as f64))
+                    .collect::<BTreeMap<_, _>>(),
                 train_acc: correct / seen.max(1) as f64,
                 test_acc: eval.accuracy,
                 agreement,
                 seconds: started.elapsed().as_secs_f64(),
             };
-            bar.set_message(format!("epoch {epoch}/{} loss {:.4} test {:.2}%", plan.epochs, record.train_loss, 100.0 * record.test_acc));
-            job.progress.epoch_line(&bar, &job.label, &record, plan.epochs);
+            bar.set_message(format!(
+                "epoch {epoch}/{} loss {:.4} test {:.2}%",
+                plan.epochs,
+                record.train_loss,
+                100.0 * record.test_acc
+            ));
+            job.progress
+                .epoch_line(&bar, &job.label, &record, plan.epochs);
             state.history.push(record);
             state.completed = epoch;
             if eval.accuracy > state.best_acc {
@@ -286,14 +353,28 @@ impl Prepared<'_> {
                 write_dir(&best_dir, &model_files(student, &meta, &best_dir)?)?;
             }
             write_history(&job.dir.join("metrics.jsonl"), &state.history)?;
-            let optim_tmp = job.dir.join(format!(".optimizer{}.bpk", std::process::id()));
-            optim.save(&optim_tmp).map_err(|e| DistillError::Checkpoint { path: optim_tmp.clone(), reason: format!("{e:?}") })?;
-            let optim_bytes = std::fs::read(&optim_tmp).map_err(|e| DistillError::io("reading", &optim_tmp, e))?;
+            let optim_tmp = job
+                .dir
+                .join(format!(".optimizer{}.bpk", std::process::id()));
+            optim
+                .save(&optim_tmp)
+                .map_err(|e| DistillError::Checkpoint {
+                    path: optim_tmp.clone(),
+                    reason: format!("{e:?}"),
+                })?;
+            let optim_bytes = std::fs::read(&optim_tmp)
+                .map_err(|e| DistillError::io("reading", &optim_tmp, e))?;
             let _ = std::fs::remove_file(&optim_tmp);
             let mut files = model_files(student, &meta, &last_dir)?;
-            files.push(("trainable.bpk", module_bytes(&trainable, &last_dir.join("trainable.bpk"))?));
+            files.push((
+                "trainable.bpk",
+                module_bytes(&trainable, &last_dir.join("trainable.bpk"))?,
+            ));
             files.push(("optimizer.bpk", optim_bytes));
-            files.push(("state.json", serde_json::to_vec(&state).expect("state serialises")));
+            files.push((
+                "state.json",
+                serde_json::to_vec(&state).expect("state serialises"),
+            ));
             write_dir(&last_dir, &files)?;
         }
         bar.finish();
@@ -308,5 +389,92 @@ impl Prepared<'_> {
             partial: state.completed < plan.epochs,
             history: state.history,
         })
+    }
+}
+
+/// What one optimisation step returns.
+pub struct StepOutput {
+    /// The updated trainable bundle.
+    pub trainable: Trainable,
+    /// Weighted objective.
+    pub total: f64,
+    /// Unweighted terms, by name.
+    pub terms: Vec<(String, f64)>,
+    /// Correct top-1 predictions of student 0 on the batch.
+    pub correct: f64,
+    /// The first non-finite term (the update is then skipped).
+    pub non_finite: Option<(String, f64)>,
+}
+
+/// One training step: frozen teachers' forward (no autodiff), students' forward, objective,
+/// backward and optimiser update. Reads the values back from the device once.
+#[allow(clippy::too_many_arguments)]
+pub fn train_step(
+    trainable: Trainable,
+    optim: &mut ModuleOptimizer,
+    objective: &Objective,
+    teachers: &[Teacher],
+    x: Tensor<4>,
+    y: Tensor<1, Int>,
+    indices: &[usize],
+    epoch: usize,
+    lr: f64,
+) -> StepOutput {
+    let n = indices.len();
+    let x_plain = x.clone().without_autodiff();
+    let teacher_taps: Vec<_> = teachers
+        .iter()
+        .map(|t| t.net.forward(x_plain.clone()))
+        .collect();
+    let student_taps: Vec<_> = trainable
+        .students
+        .iter()
+        .map(|s| s.forward(x.clone()))
+        .collect();
+    let hits = student_taps[0]
+        .logits
+        .clone()
+        .detach()
+        .argmax(1)
+        .reshape([n])
+        .equal(y.clone())
+        .int()
+        .sum()
+        .float();
+    let ctx = StepContext {
+        students: &student_taps,
+        teachers: &teacher_taps,
+        targets: y,
+        indices,
+        epoch,
+    };
+    let value = objective.forward(&trainable.aux, &ctx);
+    let mut parts = vec![value.total.clone().detach()];
+    parts.extend(value.terms.iter().map(|(_, t)| t.clone().detach()));
+    parts.push(hits);
+    let read: Vec<f32> = Tensor::cat(parts, 0).into_data().iter::<f32>().collect();
+    let terms: Vec<(String, f64)> = value
+        .terms
+        .iter()
+        .zip(&read[1..])
+        .map(|((name, _), v)| (name.clone(), *v as f64))
+        .collect();
+    let non_finite = terms
+        .iter()
+        .find(|(_, v)| !v.is_finite())
+        .cloned()
+        .or_else(|| (!read[0].is_finite()).then(|| ("total".to_string(), read[0] as f64)));
+    let trainable = if non_finite.is_some() {
+        trainable
+    } else {
+        let grads = GradientsParams::from_grads(value.total.backward(), &trainable);
+        optim.step(lr, trainable, grads)
+    };
+    StepOutput {
+        trainable,
+        total: read[0] as f64,
+        terms,
+        correct: read[read.len() - 1] as f64,
+        non_finite,
     }
 }

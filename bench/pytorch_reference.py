@@ -1,0 +1,105 @@
+#!/usr/bin/env python3
+"""PyTorch reference for distill's KD-step benchmark (crates/distill/benches/kd_step.rs).
+
+The same work: frozen teacher forward (eval mode, no grad) + student forward/backward + SGD
+(momentum 0.9, dampening 0, weight decay 5e-4) update, CE(0.1) + KD(0.9, T=4), random inputs,
+2 threads. Architectures match distill's zoo (RepDistiller's CIFAR ResNets; MLPs with ReLU).
+
+    python3 bench/pytorch_reference.py --pair mlp|resnet [--steps 30] [--warmup 3]
+"""
+import argparse, json, resource, time
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+class Block(nn.Module):
+    def __init__(self, cin, cout, stride):
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(cout)
+        self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(cout)
+        self.short = None
+        if stride != 1 or cin != cout:
+            self.short = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+
+    def forward(self, x):
+        out = F.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        return F.relu(out + (x if self.short is None else self.short(x)))
+
+
+class ResNet(nn.Module):
+    def __init__(self, depth, filters, classes, cin=3):
+        super().__init__()
+        n = (depth - 2) // 6
+        self.conv1 = nn.Conv2d(cin, filters[0], 3, 1, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(filters[0])
+        layers, c = [], filters[0]
+        for s in range(3):
+            for b in range(n):
+                layers.append(Block(c, filters[s + 1], 2 if (s > 0 and b == 0) else 1))
+                c = filters[s + 1]
+        self.layers = nn.Sequential(*layers)
+        self.fc = nn.Linear(filters[3], classes)
+
+    def forward(self, x):
+        x = self.layers(F.relu(self.bn1(self.conv1(x))))
+        return self.fc(x.mean(dim=(2, 3)))
+
+
+def mlp(widths):
+    layers = [nn.Flatten()]
+    for a, b in zip(widths[:-2], widths[1:-1]):
+        layers += [nn.Linear(a, b), nn.ReLU()]
+    layers.append(nn.Linear(widths[-2], widths[-1]))
+    return nn.Sequential(*layers)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--pair", default="mlp")
+    ap.add_argument("--steps", type=int, default=30)
+    ap.add_argument("--warmup", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=2)
+    a = ap.parse_args()
+    torch.set_num_threads(a.threads)
+    torch.manual_seed(1)
+    if a.pair == "mlp":
+        teacher, student, shape, classes = mlp([784, 1200, 1200, 10]), mlp([784, 256, 10]), (128, 1, 28, 28), 10
+    else:
+        teacher = ResNet(32, [32, 64, 128, 256], 100)
+        student = ResNet(8, [32, 64, 128, 256], 100)
+        shape, classes = (64, 3, 32, 32), 100
+    teacher.eval()
+    for p in teacher.parameters():
+        p.requires_grad_(False)
+    student.train()
+    opt = torch.optim.SGD(student.parameters(), lr=0.05, momentum=0.9, weight_decay=5e-4)
+    x = torch.randn(*shape)
+    y = torch.arange(shape[0]) % classes
+    T = 4.0
+    times = []
+    for i in range(a.warmup + a.steps):
+        t0 = time.perf_counter()
+        with torch.no_grad():
+            t_logits = teacher(x)
+        s_logits = student(x)
+        kd = F.kl_div(F.log_softmax(s_logits / T, 1), F.softmax(t_logits / T, 1), reduction="batchmean") * T * T
+        loss = 0.1 * F.cross_entropy(s_logits, y) + 0.9 * kd
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        float(loss)
+        if i >= a.warmup:
+            times.append((time.perf_counter() - t0) * 1e3)
+    times.sort()
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    print(json.dumps({"impl": "pytorch", "torch": torch.__version__, "pair": a.pair, "batch": shape[0], "steps": a.steps,
+                      "median_ms": round(times[len(times) // 2], 3), "mean_ms": round(sum(times) / len(times), 3), "peak_mb": round(peak, 1)}))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,142 @@
+//! One offline KD training step (frozen teacher forward + student forward/backward + SGD update),
+//! timed over repeated steps on random data. Run through `bench/run.sh`, which also runs the
+//! PyTorch reference (`bench/pytorch_reference.py`) and prints the ratio.
+//!
+//! cargo bench -p distill --bench kd_step -- --pair mlp|resnet [--steps 30] [--warmup 3]
+//! Prints one JSON line: pair, batch, median/mean step milliseconds, peak resident memory (MB).
+
+use std::time::Instant;
+
+use distill::burn::prelude::*;
+use distill::burn::tensor::{Distribution, TensorData};
+use distill::config::TrainConfig;
+use distill::knowledge::ce::CeConfig;
+use distill::knowledge::kd::KdConfig;
+use distill::knowledge::MethodConfig;
+use distill::models::ModelConfig;
+use distill::train::{build_optimizer, build_trainable, train_step, Teacher};
+
+fn arg(name: &str, default: &str) -> String {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1).cloned())
+        .unwrap_or_else(|| default.to_string())
+}
+
+fn peak_rss_mb() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines().find(|l| l.starts_with("VmHWM:")).map(|l| {
+                l.split_whitespace()
+                    .nth(1)
+                    .unwrap_or("0")
+                    .parse::<f64>()
+                    .unwrap_or(0.0)
+            })
+        })
+        .unwrap_or(0.0)
+        / 1024.0
+}
+
+fn main() {
+    let pair = arg("--pair", "mlp");
+    let steps: usize = arg("--steps", "30").parse().expect("--steps N");
+    let warmup: usize = arg("--warmup", "3").parse().expect("--warmup N");
+    let (teacher_cfg, student_cfg, geometry, batch, classes) = match pair.as_str() {
+        "mlp" => (
+            ModelConfig {
+                model: "mlp".into(),
+                hidden: Some(vec![1200, 1200]),
+                dropout: None,
+                width: None,
+            },
+            ModelConfig {
+                model: "mlp".into(),
+                hidden: Some(vec![256]),
+                dropout: None,
+                width: None,
+            },
+            [1, 28, 28],
+            128,
+            10,
+        ),
+        "resnet" => (
+            ModelConfig::named("resnet32x4"),
+            ModelConfig::named("resnet8x4"),
+            [3, 32, 32],
+            64,
+            100,
+        ),
+        other => panic!("unknown --pair {other}: mlp or resnet"),
+    };
+    let device = Device::flex().autodiff();
+    device.seed(1);
+    let plain = device.clone().without_autodiff();
+    let tnet = teacher_cfg
+        .build(geometry, classes, &plain)
+        .unwrap()
+        .valid();
+    let teachers = [Teacher {
+        name: teacher_cfg.model.clone(),
+        shapes: tnet.tap_shapes(geometry, &plain),
+        net: tnet,
+        test_predictions: vec![],
+        test_accuracy: 0.0,
+    }];
+    let losses = [
+        MethodConfig::Ce(CeConfig {
+            weight: 0.1,
+            label_smoothing: 0.0,
+            student: 0,
+        }),
+        MethodConfig::Kd(KdConfig {
+            weight: 0.9,
+            temperature: 4.0,
+            student: 0,
+            teacher: 0,
+        }),
+    ];
+    let (mut trainable, objective) =
+        build_trainable(&student_cfg, geometry, classes, &losses, &teachers, &device).unwrap();
+    let plan = TrainConfig {
+        lr: Some(0.05),
+        ..Default::default()
+    }
+    .resolve("bench")
+    .unwrap();
+    let mut optim = build_optimizer(&plan);
+    let [c, h, w] = geometry;
+    let x = Tensor::<4>::random([batch, c, h, w], Distribution::Normal(0.0, 1.0), &device);
+    let labels: Vec<i64> = (0..batch as i64).map(|i| i % classes as i64).collect();
+    let y = Tensor::<1, Int>::from_data(TensorData::new(labels, [batch]), &device);
+    let indices: Vec<usize> = (0..batch).collect();
+    let mut times = Vec::with_capacity(steps);
+    for i in 0..warmup + steps {
+        let started = Instant::now();
+        let out = train_step(
+            trainable,
+            &mut optim,
+            &objective,
+            &teachers,
+            x.clone(),
+            y.clone(),
+            &indices,
+            1,
+            plan.lr,
+        );
+        trainable = out.trainable;
+        assert!(out.non_finite.is_none());
+        if i >= warmup {
+            times.push(started.elapsed().as_secs_f64() * 1e3);
+        }
+    }
+    let mean = times.iter().sum::<f64>() / times.len() as f64;
+    times.sort_by(f64::total_cmp);
+    let median = times[times.len() / 2];
+    println!(
+        "{{\"impl\":\"distill\",\"pair\":\"{pair}\",\"batch\":{batch},\"steps\":{steps},\"median_ms\":{median:.3},\"mean_ms\":{mean:.3},\"peak_mb\":{:.1}}}",
+        peak_rss_mb()
+    );
+}

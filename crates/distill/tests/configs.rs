@@ -1,0 +1,68 @@
+//! Every sample config under `configs/` parses, validates, and runs at a tiny size.
+
+mod common;
+
+use common::serial;
+
+use distill::config::ExperimentConfig;
+use distill::schemes::{run_experiment, RunOptions};
+use distill::train::Progress;
+
+#[test]
+fn every_sample_config_runs_at_a_tiny_size() {
+    let _serial = serial();
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../configs");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().and_then(|e| e.to_str()) != Some("toml") {
+            continue;
+        }
+        seen += 1;
+        let mut cfg = ExperimentConfig::from_file(&path).unwrap();
+        cfg.seeds.truncate(2);
+        cfg.data.train_limit = Some(200);
+        cfg.data.test_limit = Some(100);
+        cfg.train.epochs = Some(1);
+        cfg.train.milestones = None;
+        if cfg.train.schedule == Some(distill::config::ScheduleKind::Multistep) {
+            cfg.train.schedule = None;
+        }
+        cfg.train.warmup_epochs = None;
+        if let Some(t) = cfg.teacher.as_mut() {
+            t.train = Default::default();
+        }
+        for s in &mut cfg.student {
+            s.train = Default::default();
+        }
+        let plan = cfg
+            .validate()
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let tmp = tempfile::tempdir().unwrap();
+        let opts = RunOptions {
+            run_dir: Some(tmp.path().join("run")),
+            progress: Progress::Quiet,
+            ..Default::default()
+        };
+        let report =
+            run_experiment(&plan, &opts).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        assert_eq!(
+            report.rows.len(),
+            plan.students.len() + usize::from(plan.teacher.is_some())
+        );
+        for f in [
+            "resolved.toml",
+            "results.md",
+            "results.csv",
+            "results.json",
+            "curves.svg",
+        ] {
+            assert!(
+                tmp.path().join("run").join(f).is_file(),
+                "{}: missing {f}",
+                path.display()
+            );
+        }
+    }
+    assert!(seen >= 1);
+}
