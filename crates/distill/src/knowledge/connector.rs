@@ -10,6 +10,8 @@ use crate::error::{DistillError, Result};
 use crate::models::Feature;
 
 /// Any trainable helper module.
+// Few instances live at a time, so the size difference between variants costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Module, Debug)]
 pub enum Aux {
     /// Convolutional regressor between feature maps.

@@ -95,8 +95,8 @@ mod tests {
     fn value_and_gradient_match_pytorch() {
         let dev = Device::flex().autodiff();
         for case in fixture("fitnet").cases() {
-            let s = tensor4(&case.input("student"), &dev).require_grad();
-            let t = tensor4(&case.input("teacher"), &dev);
+            let s = tensor4(case.input("student"), &dev).require_grad();
+            let t = tensor4(case.input("teacher"), &dev);
             let loss = fitnet_loss(Feature::Map(s.clone()), Feature::Map(t));
             case.assert_value(loss.clone());
             case.assert_grad("student", grad_of(&loss, &s));

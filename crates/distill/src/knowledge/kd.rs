@@ -121,8 +121,8 @@ mod tests {
         let f = fixture("kd");
         let dev = Device::flex().autodiff();
         for case in f.cases() {
-            let s = tensor2(&case.input("student"), &dev).require_grad();
-            let t = tensor2(&case.input("teacher"), &dev);
+            let s = tensor2(case.input("student"), &dev).require_grad();
+            let t = tensor2(case.input("teacher"), &dev);
             let loss = kd_loss(s.clone(), t, case.param("temperature"));
             case.assert_value(loss.clone());
             case.assert_grad("student", grad_of(&loss, &s));

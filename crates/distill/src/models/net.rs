@@ -10,6 +10,8 @@ use super::taps::{TapShapes, Taps};
 use crate::error::{DistillError, Result};
 
 /// Any zoo model. Every variant returns [`Taps`].
+// Few instances live at a time, so the size difference between variants costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Module, Debug)]
 pub enum Net {
     /// Multi-layer perceptron.

@@ -8,6 +8,9 @@ use crate::error::{DistillError, Result};
 use crate::train::checkpoint::write_atomic;
 use crate::train::EpochRecord;
 
+/// Per epoch: (epoch, test accuracy %, training objective).
+type Curve = Vec<(f64, f64, f64)>;
+
 /// Draws one line per series (each a set of seeds' histories, averaged per epoch).
 pub fn plot_curves(
     path: &Path,
@@ -27,7 +30,7 @@ pub fn plot_curves(
             .titled(title, ("sans-serif", 22))
             .map_err(|e| err(e.to_string()))?;
         let (left, right) = root.split_horizontally(550);
-        let means: Vec<(String, Vec<(f64, f64, f64)>)> = series
+        let means: Vec<(String, Curve)> = series
             .iter()
             .map(|(name, runs)| {
                 let epochs = runs.iter().map(Vec::len).min().unwrap_or(0);
