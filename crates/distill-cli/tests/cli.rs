@@ -295,4 +295,25 @@ fn data_problems_fail_cleanly() {
         &out,
         "--no-progress",
     ]);
+
+    // its 8×8 teacher does not fit the 28×28 embedded data: caught before training, nothing written
+    let ckpt = t.join("run-good/teacher/best");
+    let reuse = TINY.replace(
+        "hidden = [32]\n",
+        &format!("hidden = [32]\ncheckpoint = \"{}\"\n", ckpt.display()),
+    );
+    let out2 = t.join("run-mismatch");
+    fails_with(
+        &[
+            "train",
+            &write(t, "r.toml", &reuse),
+            "--out",
+            &out2.to_string_lossy(),
+        ],
+        "teacher checkpoint",
+    );
+    assert!(
+        !out2.exists(),
+        "nothing is written when the teacher does not fit"
+    );
 }
