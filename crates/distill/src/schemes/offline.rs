@@ -125,7 +125,7 @@ pub fn run_experiment(plan: &Plan, opts: &RunOptions) -> Result<Report> {
         });
     }
     for s in &plan.students {
-        student_job(
+        recipe_job(
             s.name.clone(),
             run_dir.clone(),
             first_seed,
@@ -150,26 +150,27 @@ pub fn run_experiment(plan: &Plan, opts: &RunOptions) -> Result<Report> {
         let (net, outcome) = match loaded {
             Some(net) => (net, None),
             None => {
-                let ce = [MethodConfig::Ce(CeConfig {
-                    weight: 1.0,
-                    label_smoothing: 0.0,
-                    student: 0,
-                })];
-                let job = Job {
-                    label: format!("teacher {}", t.model.model),
-                    dir: teacher_dir.clone(),
-                    seed: first_seed,
+                // The teacher is trained like a student recipe whose objective is cross-entropy alone.
+                let recipe = StudentPlan {
+                    name: format!("teacher {}", t.model.model),
                     model: t.model.clone(),
-                    losses: &ce,
-                    train: &t.train,
-                    teachers: &[],
-                    data: &data,
-                    device: device.clone(),
-                    resume: opts.resume,
-                    interrupt: opts.interrupt.clone(),
-                    stop_after: None,
-                    progress,
+                    losses: vec![MethodConfig::Ce(CeConfig {
+                        weight: 1.0,
+                        label_smoothing: 0.0,
+                        student: 0,
+                    })],
+                    train: t.train.clone(),
                 };
+                let job = recipe_job(
+                    recipe.name.clone(),
+                    teacher_dir.clone(),
+                    first_seed,
+                    &recipe,
+                    &[],
+                    &data,
+                    &device,
+                    opts,
+                );
                 let outcome = job.prepare()?.run()?;
                 let (net, _) = load_model_dir(
                     &teacher_dir.join("best"),
@@ -213,7 +214,7 @@ pub fn run_experiment(plan: &Plan, opts: &RunOptions) -> Result<Report> {
                 .join("students")
                 .join(sanitize(&s.name))
                 .join(format!("seed{seed}"));
-            let job = student_job(
+            let job = recipe_job(
                 format!("{} seed {seed}", s.name),
                 dir,
                 seed,
@@ -249,7 +250,8 @@ pub fn run_experiment(plan: &Plan, opts: &RunOptions) -> Result<Report> {
 }
 
 #[allow(clippy::too_many_arguments)]
-fn student_job<'a>(
+/// A job training `recipe` at `seed` against `teachers`.
+fn recipe_job<'a>(
     label: String,
     dir: PathBuf,
     seed: u64,
