@@ -323,7 +323,8 @@ impl Prepared<'_> {
                 .teachers
                 .first()
                 .map(|t| eval.agreement(&t.test_predictions));
-            state.seconds += started.elapsed().as_secs_f64();
+            let seconds = started.elapsed().as_secs_f64();
+            state.seconds += seconds;
             let record = EpochRecord {
                 epoch,
                 lr,
@@ -335,7 +336,7 @@ impl Prepared<'_> {
                 train_acc: correct / seen.max(1) as f64,
                 test_acc: eval.accuracy,
                 agreement,
-                seconds: started.elapsed().as_secs_f64(),
+                seconds,
             };
             bar.set_message(format!(
                 "epoch {epoch}/{} loss {:.4} test {:.2}%",
@@ -347,30 +348,23 @@ impl Prepared<'_> {
                 .epoch_line(&bar, &job.label, &record, plan.epochs);
             state.history.push(record);
             state.completed = epoch;
+            // The student's files are serialised once and written to best/ (if improved) and last/.
+            let mut files = model_files(student, &meta, &last_dir)?;
             if eval.accuracy > state.best_acc {
                 state.best_acc = eval.accuracy;
                 state.best_epoch = epoch;
-                write_dir(&best_dir, &model_files(student, &meta, &best_dir)?)?;
+                write_dir(&best_dir, &files)?;
             }
             write_history(&job.dir.join("metrics.jsonl"), &state.history)?;
-            let optim_tmp = job
-                .dir
-                .join(format!(".optimizer{}.bpk", std::process::id()));
-            optim
-                .save(&optim_tmp)
-                .map_err(|e| DistillError::Checkpoint {
-                    path: optim_tmp.clone(),
-                    reason: format!("{e:?}"),
-                })?;
-            let optim_bytes = std::fs::read(&optim_tmp)
-                .map_err(|e| DistillError::io("reading", &optim_tmp, e))?;
-            let _ = std::fs::remove_file(&optim_tmp);
-            let mut files = model_files(student, &meta, &last_dir)?;
+            let optim_bytes = optim.into_bytes().map_err(|e| DistillError::Checkpoint {
+                path: last_dir.join("optimizer.bpk"),
+                reason: format!("serialising the optimizer state: {e:?}"),
+            })?;
             files.push((
                 "trainable.bpk",
                 module_bytes(&trainable, &last_dir.join("trainable.bpk"))?,
             ));
-            files.push(("optimizer.bpk", optim_bytes));
+            files.push(("optimizer.bpk", optim_bytes.to_vec()));
             files.push((
                 "state.json",
                 serde_json::to_vec(&state).expect("state serialises"),
