@@ -3,6 +3,7 @@
 mod common;
 
 use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
 
 use common::*;
 use distill::train::checkpoint::load_model_dir;
@@ -11,17 +12,16 @@ use distill::DistillError;
 #[test]
 fn same_seed_gives_identical_metrics() {
     let _serial = serial();
-    let plan = plan(TINY);
-    let data = data(&plan);
-    let t = [teacher(&data)];
-    let s = &plan.students[0];
+    let setup = Setup::new(TINY);
     let tmp = tempfile::tempdir().unwrap();
-    let a = job(&tmp.path().join("a"), &plan, &s.losses, &s.train, &t, &data)
+    let a = setup
+        .job(&tmp.path().join("a"))
         .prepare()
         .unwrap()
         .run()
         .unwrap();
-    let b = job(&tmp.path().join("b"), &plan, &s.losses, &s.train, &t, &data)
+    let b = setup
+        .job(&tmp.path().join("b"))
         .prepare()
         .unwrap()
         .run()
@@ -40,31 +40,20 @@ fn same_seed_gives_identical_metrics() {
 #[test]
 fn resumed_run_ends_like_an_uninterrupted_one() {
     let _serial = serial();
-    let plan = plan(TINY);
-    let data = data(&plan);
-    let t = [teacher(&data)];
-    let s = &plan.students[0];
+    let setup = Setup::new(TINY);
     let tmp = tempfile::tempdir().unwrap();
-    let full = job(
-        &tmp.path().join("full"),
-        &plan,
-        &s.losses,
-        &s.train,
-        &t,
-        &data,
-    )
-    .prepare()
-    .unwrap()
-    .run()
-    .unwrap();
+    let full = setup
+        .job(&tmp.path().join("full"))
+        .prepare()
+        .unwrap()
+        .run()
+        .unwrap();
 
     let dir = tmp.path().join("split");
-    let mut first = job(&dir, &plan, &s.losses, &s.train, &t, &data);
-    first.stop_after = Some(2);
-    let part = first.prepare().unwrap().run().unwrap();
+    let part = setup.run_epochs(&dir, 2);
     assert!(part.partial);
     assert_eq!(part.history.len(), 2);
-    let mut second = job(&dir, &plan, &s.losses, &s.train, &t, &data);
+    let mut second = setup.job(&dir);
     second.resume = true;
     let resumed = second.prepare().unwrap().run().unwrap();
     assert_eq!(resumed.history.len(), 3);
@@ -83,18 +72,13 @@ fn resumed_run_ends_like_an_uninterrupted_one() {
 #[test]
 fn interruption_keeps_the_last_complete_checkpoint() {
     let _serial = serial();
-    let plan = plan(TINY);
-    let data = data(&plan);
-    let t = [teacher(&data)];
-    let s = &plan.students[0];
+    let setup = Setup::new(TINY);
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("run");
-    let mut first = job(&dir, &plan, &s.losses, &s.train, &t, &data);
-    first.stop_after = Some(1);
-    first.prepare().unwrap().run().unwrap();
-    let mut second = job(&dir, &plan, &s.losses, &s.train, &t, &data);
+    setup.run_epochs(&dir, 1);
+    let mut second = setup.job(&dir);
     second.resume = true;
-    second.interrupt = Some(arc(AtomicBool::new(true)));
+    second.interrupt = Some(Arc::new(AtomicBool::new(true)));
     match second.prepare().unwrap().run() {
         Err(DistillError::Interrupted { completed }) => assert_eq!(completed, 1),
         other => panic!(
@@ -110,20 +94,15 @@ fn interruption_keeps_the_last_complete_checkpoint() {
 #[test]
 fn non_finite_loss_stops_and_names_the_term() {
     let _serial = serial();
-    let plan = plan(TINY);
-    let data = data(&plan);
-    let t = [teacher(&data)];
-    let s = &plan.students[0];
+    let setup = Setup::new(TINY);
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("run");
-    let mut first = job(&dir, &plan, &s.losses, &s.train, &t, &data);
-    first.stop_after = Some(1);
-    first.prepare().unwrap().run().unwrap();
+    setup.run_epochs(&dir, 1);
     let before = std::fs::read(dir.join("last/state.json")).unwrap();
 
-    let mut exploding = s.train.clone();
+    let mut exploding = setup.plan.students[0].train.clone();
     exploding.lr = 1e30;
-    let mut second = job(&dir, &plan, &s.losses, &exploding, &t, &data);
+    let mut second = setup.job_with(&dir, &exploding);
     second.resume = true;
     let err = second.prepare().unwrap().run().unwrap_err();
     match &err {
@@ -146,12 +125,10 @@ fn teacher_student_shape_mismatch_is_caught_before_training() {
         "[[student.loss]]\nmethod = \"kd\"\n",
         "[[student.loss]]\nmethod = \"fitnet\"\nstudent_tap = \"fc1\"\nteacher_tap = \"logitz\"\n",
     );
-    let plan = plan(&text);
-    let data = data(&plan);
-    let t = [teacher(&data)];
-    let s = &plan.students[0];
+    let setup = Setup::new(&text);
     let tmp = tempfile::tempdir().unwrap();
-    let err = job(&tmp.path().join("x"), &plan, &s.losses, &s.train, &t, &data)
+    let err = setup
+        .job(&tmp.path().join("x"))
         .prepare()
         .err()
         .unwrap()

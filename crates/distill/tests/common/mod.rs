@@ -3,14 +3,12 @@
 #![allow(dead_code, missing_docs)]
 
 use std::path::Path;
-use std::sync::Arc;
 
 use distill::burn::prelude::*;
 use distill::config::{ExperimentConfig, Plan, TrainPlan};
-use distill::knowledge::MethodConfig;
 use distill::models::ModelConfig;
 use distill::schemes::load_data;
-use distill::train::{DataBundle, Job, Progress, Teacher};
+use distill::train::{DataBundle, Job, JobOutcome, Progress, Teacher};
 
 pub const TINY: &str = r#"
 name = "tiny"
@@ -44,60 +42,74 @@ pub fn plan(text: &str) -> Plan {
         .unwrap()
 }
 
-pub fn data(plan: &Plan) -> DataBundle {
-    load_data(plan).unwrap()
+/// A validated plan, its data and an untrained (but fixed-seed) frozen teacher; jobs train the
+/// plan's first student recipe.
+pub struct Setup {
+    pub plan: Plan,
+    pub data: DataBundle,
+    pub teachers: [Teacher; 1],
 }
 
-/// An untrained (but fixed-seed) frozen teacher.
-pub fn teacher(data: &DataBundle) -> Teacher {
-    let device = Device::flex();
-    device.seed(99);
-    let net = ModelConfig {
-        model: "mlp".into(),
-        hidden: Some(vec![64]),
-        dropout: None,
-        width: None,
+impl Setup {
+    pub fn new(text: &str) -> Self {
+        let plan = plan(text);
+        let data = load_data(&plan).unwrap();
+        let device = Device::flex();
+        device.seed(99);
+        let net = ModelConfig {
+            model: "mlp".into(),
+            hidden: Some(vec![64]),
+            dropout: None,
+            width: None,
+        }
+        .build(data.geometry(), data.train.num_classes, &device)
+        .unwrap()
+        .valid();
+        let eval = distill::train::evaluate(&net, &data.test, &data.norm, 64, &device);
+        let teacher = Teacher {
+            name: "mlp".into(),
+            shapes: net.tap_shapes(data.geometry(), &device),
+            net,
+            test_predictions: eval.predictions,
+            test_accuracy: eval.accuracy,
+        };
+        Self {
+            plan,
+            data,
+            teachers: [teacher],
+        }
     }
-    .build(data.geometry(), data.train.num_classes, &device)
-    .unwrap()
-    .valid();
-    let eval = distill::train::evaluate(&net, &data.test, &data.norm, 64, &device);
-    Teacher {
-        name: "mlp".into(),
-        shapes: net.tap_shapes(data.geometry(), &device),
-        net,
-        test_predictions: eval.predictions,
-        test_accuracy: eval.accuracy,
-    }
-}
 
-pub fn job<'a>(
-    dir: &Path,
-    plan: &'a Plan,
-    losses: &'a [MethodConfig],
-    train: &'a TrainPlan,
-    teachers: &'a [Teacher],
-    data: &'a DataBundle,
-) -> Job<'a> {
-    Job {
-        label: "test".into(),
-        dir: dir.to_path_buf(),
-        seed: 7,
-        model: plan.students[0].model.clone(),
-        losses,
-        train,
-        teachers,
-        data,
-        device: Device::flex().autodiff(),
-        resume: false,
-        interrupt: None,
-        stop_after: None,
-        progress: Progress::Quiet,
+    /// A job training the first student recipe with its own training settings.
+    pub fn job(&self, dir: &Path) -> Job<'_> {
+        self.job_with(dir, &self.plan.students[0].train)
     }
-}
 
-pub fn arc<T>(t: T) -> Arc<T> {
-    Arc::new(t)
+    /// A job training the first student recipe with other training settings.
+    pub fn job_with<'a>(&'a self, dir: &Path, train: &'a TrainPlan) -> Job<'a> {
+        Job {
+            label: "test".into(),
+            dir: dir.to_path_buf(),
+            seed: 7,
+            model: self.plan.students[0].model.clone(),
+            losses: &self.plan.students[0].losses,
+            train,
+            teachers: &self.teachers,
+            data: &self.data,
+            device: Device::flex().autodiff(),
+            resume: false,
+            interrupt: None,
+            stop_after: None,
+            progress: Progress::Quiet,
+        }
+    }
+
+    /// Trains the first `epochs` epochs in `dir` and stops cleanly.
+    pub fn run_epochs(&self, dir: &Path, epochs: usize) -> JobOutcome {
+        let mut job = self.job(dir);
+        job.stop_after = Some(epochs);
+        job.prepare().unwrap().run().unwrap()
+    }
 }
 
 /// Burn seeds its random streams per backend, process-wide: training runs that must be
