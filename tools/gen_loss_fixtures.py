@@ -47,6 +47,136 @@ def fitnet(student, teacher):
     return F.mse_loss(student, teacher)
 
 
+# mdistiller mdistiller/distillers/DKD.py (dkd_loss), without the warm-up factor
+def dkd(student, teacher, target, alpha, beta, temperature):
+    target = target.long()
+    gt_mask = torch.zeros_like(student).scatter_(1, target.unsqueeze(1), 1).bool()
+    other_mask = torch.ones_like(student).scatter_(1, target.unsqueeze(1), 0).bool()
+
+    def cat_mask(t, mask1, mask2):
+        t1 = (t * mask1).sum(dim=1, keepdims=True)
+        t2 = (t * mask2).sum(1, keepdims=True)
+        return torch.cat([t1, t2], dim=1)
+
+    pred_student = cat_mask(F.softmax(student / temperature, dim=1), gt_mask, other_mask)
+    pred_teacher = cat_mask(F.softmax(teacher / temperature, dim=1), gt_mask, other_mask)
+    tckd = F.kl_div(torch.log(pred_student), pred_teacher, reduction="sum") * temperature**2 / target.shape[0]
+    pred_teacher_part2 = F.softmax(teacher / temperature - 1000.0 * gt_mask, dim=1)
+    log_pred_student_part2 = F.log_softmax(student / temperature - 1000.0 * gt_mask, dim=1)
+    nckd = F.kl_div(log_pred_student_part2, pred_teacher_part2, reduction="sum") * temperature**2 / target.shape[0]
+    return alpha * tckd + beta * nckd
+
+
+# DIST official (hunto/DIST_KD, losses/dist_kd.py), as torchdistill's DISTLoss
+def dist(student, teacher, beta, gamma, tau):
+    def pearson(a, b, eps=1e-8):
+        a = a - a.mean(1).unsqueeze(1)
+        b = b - b.mean(1).unsqueeze(1)
+        return (a * b).sum(1) / (a.norm(dim=1) * b.norm(dim=1) + eps)
+
+    def inter(y_s, y_t):
+        return 1 - pearson(y_s, y_t).mean()
+
+    y_s = (student / tau).softmax(dim=1)
+    y_t = (teacher / tau).softmax(dim=1)
+    return beta * tau**2 * inter(y_s, y_t) + gamma * tau**2 * inter(y_s.transpose(0, 1), y_t.transpose(0, 1))
+
+
+# Logit standardisation (Sun et al., CVPR 2024; sunshangquan/logit-standardization-KD, mdistiller/distillers/KD.py)
+def kd_ls(student, teacher, temperature):
+    def normalize(logit):
+        return (logit - logit.mean(dim=-1, keepdims=True)) / (1e-7 + logit.std(dim=-1, keepdims=True))
+
+    log_pred_student = F.log_softmax(normalize(student) / temperature, dim=1)
+    pred_teacher = F.softmax(normalize(teacher) / temperature, dim=1)
+    return F.kl_div(log_pred_student, pred_teacher, reduction="none").sum(1).mean() * temperature**2
+
+
+def pool_pair(f_s, f_t):
+    s_H, t_H = f_s.shape[2], f_t.shape[2]
+    if s_H > t_H:
+        f_s = F.adaptive_avg_pool2d(f_s, (t_H, t_H))
+    elif s_H < t_H:
+        f_t = F.adaptive_avg_pool2d(f_t, (s_H, s_H))
+    return f_s, f_t
+
+
+# RepDistiller distiller_zoo/AT.py (Attention.at_loss), p = 2, one level
+def at(student, teacher):
+    f_s, f_t = pool_pair(student, teacher)
+    a = lambda f: F.normalize(f.pow(2).mean(1).view(f.size(0), -1))
+    return (a(f_s) - a(f_t)).pow(2).mean()
+
+
+# RepDistiller distiller_zoo/NST.py (NSTLoss.nst_loss), one level
+def nst(student, teacher):
+    f_s, f_t = pool_pair(student, teacher)
+    f_s = F.normalize(f_s.view(f_s.shape[0], f_s.shape[1], -1), dim=2)
+    f_t = F.normalize(f_t.view(f_t.shape[0], f_t.shape[1], -1), dim=2)
+    k = lambda a, b: (a.unsqueeze(1) * b.unsqueeze(2)).sum(-1).pow(2)
+    return k(f_t, f_t).mean().detach() + k(f_s, f_s).mean() - 2 * k(f_s, f_t).mean()
+
+
+# RepDistiller distiller_zoo/SP.py (Similarity.similarity_loss), one level
+def sp(student, teacher):
+    bsz = student.shape[0]
+    g_s = F.normalize(student.view(bsz, -1) @ student.view(bsz, -1).t())
+    g_t = F.normalize(teacher.view(bsz, -1) @ teacher.view(bsz, -1).t())
+    d = g_t - g_s
+    return (d * d).view(-1, 1).sum(0)[0] / (bsz * bsz)
+
+
+# RepDistiller distiller_zoo/PKT.py (PKT.cosine_similarity_loss)
+def pkt(student, teacher, eps=1e-7):
+    s = student / (torch.sqrt(torch.sum(student**2, dim=1, keepdim=True)) + eps)
+    t = teacher / (torch.sqrt(torch.sum(teacher**2, dim=1, keepdim=True)) + eps)
+    ms = (s @ s.t() + 1.0) / 2.0
+    ts = (t @ t.t() + 1.0) / 2.0
+    ms = ms / ms.sum(dim=1, keepdim=True)
+    ts = ts / ts.sum(dim=1, keepdim=True)
+    return torch.mean(ts * torch.log((ts + eps) / (ms + eps)))
+
+
+def pdist(e, eps=1e-12):
+    e_square = e.pow(2).sum(dim=1)
+    res = (e_square.unsqueeze(1) + e_square.unsqueeze(0) - 2 * e @ e.t()).clamp(min=eps).sqrt().clone()
+    res[range(len(e)), range(len(e))] = 0
+    return res
+
+
+# RepDistiller distiller_zoo/RKD.py (RKDLoss), distance and angle terms with their weights
+def rkd_distance(student, teacher, w):
+    s, t = student.view(student.shape[0], -1), teacher.view(teacher.shape[0], -1)
+    with torch.no_grad():
+        t_d = pdist(t)
+        t_d = t_d / t_d[t_d > 0].mean()
+    d = pdist(s)
+    d = d / d[d > 0].mean()
+    return w * F.smooth_l1_loss(d, t_d)
+
+
+def rkd_angle(student, teacher, w):
+    s, t = student.view(student.shape[0], -1), teacher.view(teacher.shape[0], -1)
+    with torch.no_grad():
+        nt = F.normalize(t.unsqueeze(0) - t.unsqueeze(1), p=2, dim=2)
+        t_angle = torch.bmm(nt, nt.transpose(1, 2)).view(-1)
+    ns = F.normalize(s.unsqueeze(0) - s.unsqueeze(1), p=2, dim=2)
+    s_angle = torch.bmm(ns, ns.transpose(1, 2)).view(-1)
+    return w * F.smooth_l1_loss(s_angle, t_angle)
+
+
+# RepDistiller distiller_zoo/CC.py (Correlation), on already-embedded features
+def cc(student, teacher):
+    delta = torch.abs(student - teacher)
+    return torch.mean((delta[:-1] * delta[1:]).sum(1))
+
+
+# RepDistiller distiller_zoo/VID.py (VIDLoss.forward) after the regressor: pred_mean given
+def vid(pred_mean, target, log_scale, eps=1e-5):
+    pred_var = (torch.log(1.0 + torch.exp(log_scale)) + eps).view(1, -1, 1, 1)
+    return torch.mean(0.5 * ((pred_mean - target) ** 2 / pred_var + torch.log(pred_var)))
+
+
 def main():
     r = torch.randn
     fixtures = {
@@ -54,6 +184,50 @@ def main():
             case("kd_b4_k10_T4", kd, {"student": r(4, 10) * 3, "teacher": r(4, 10) * 3}, ["student"], {"temperature": 4.0}),
             case("kd_b1_k5_T1", kd, {"student": r(1, 5), "teacher": r(1, 5) * 5}, ["student"], {"temperature": 1.0}),
             case("kd_b3_k7_T2_peaked", kd, {"student": r(3, 7), "teacher": r(3, 7) * 40}, ["student"], {"temperature": 2.0}),
+        ],
+        "dkd": [
+            case("dkd_b4_k10", dkd, {"student": r(4, 10) * 2, "teacher": r(4, 10) * 3, "target": torch.tensor([1.0, 0.0, 9.0, 3.0])}, ["student"], {"alpha": 1.0, "beta": 8.0, "temperature": 4.0}),
+            case("dkd_b1_k5", dkd, {"student": r(1, 5), "teacher": r(1, 5) * 4, "target": torch.tensor([2.0])}, ["student"], {"alpha": 0.5, "beta": 2.0, "temperature": 1.0}),
+        ],
+        "dist": [
+            case("dist_b6_k10", dist, {"student": r(6, 10) * 2, "teacher": r(6, 10) * 3}, ["student"], {"beta": 1.0, "gamma": 1.0, "tau": 1.0}),
+            case("dist_b3_k5_tau4", dist, {"student": r(3, 5), "teacher": r(3, 5) * 2}, ["student"], {"beta": 2.0, "gamma": 2.0, "tau": 4.0}),
+        ],
+        "kd_ls": [
+            case("kdls_b4_k10_T2", kd_ls, {"student": r(4, 10) * 3, "teacher": r(4, 10) * 5 + 2}, ["student"], {"temperature": 2.0}),
+            case("kdls_b2_k6_T4", kd_ls, {"student": r(2, 6), "teacher": r(2, 6)}, ["student"], {"temperature": 4.0}),
+        ],
+        "at": [
+            case("at_same_size", at, {"student": r(2, 3, 4, 4), "teacher": r(2, 5, 4, 4)}, ["student"]),
+            case("at_student_larger_7to3", at, {"student": r(2, 2, 7, 7), "teacher": r(2, 4, 3, 3)}, ["student"]),
+            case("at_teacher_larger", at, {"student": r(1, 2, 2, 2), "teacher": r(1, 3, 4, 4)}, ["student"]),
+        ],
+        "nst": [
+            case("nst_b2", nst, {"student": r(2, 3, 4, 4), "teacher": r(2, 5, 4, 4)}, ["student"]),
+            case("nst_pool", nst, {"student": r(1, 2, 6, 6), "teacher": r(1, 2, 3, 3)}, ["student"]),
+        ],
+        "sp": [
+            case("sp_b4_maps", sp, {"student": r(4, 3, 2, 2), "teacher": r(4, 5, 3, 3)}, ["student"]),
+            case("sp_b2_flat", sp, {"student": r(2, 6), "teacher": r(2, 4)}, ["student"]),
+        ],
+        "pkt": [
+            case("pkt_b5", pkt, {"student": r(5, 8), "teacher": r(5, 12)}, ["student"]),
+            case("pkt_b2", pkt, {"student": r(2, 3), "teacher": r(2, 3)}, ["student"]),
+        ],
+        "rkd_distance": [
+            case("rkd_d_b5", rkd_distance, {"student": r(5, 8), "teacher": r(5, 6) * 3}, ["student"], {"w": 25.0}),
+            case("rkd_d_b2", rkd_distance, {"student": r(2, 3), "teacher": r(2, 3)}, ["student"], {"w": 25.0}),
+        ],
+        "rkd_angle": [
+            case("rkd_a_b5", rkd_angle, {"student": r(5, 8), "teacher": r(5, 6) * 3}, ["student"], {"w": 50.0}),
+            case("rkd_a_b3", rkd_angle, {"student": r(3, 4), "teacher": r(3, 4)}, ["student"], {"w": 50.0}),
+        ],
+        "cc": [
+            case("cc_b5", cc, {"student": F.normalize(r(5, 8)), "teacher": F.normalize(r(5, 8))}, ["student", "teacher"]),
+            case("cc_b2", cc, {"student": r(2, 3), "teacher": r(2, 3)}, ["student", "teacher"]),
+        ],
+        "vid": [
+            case("vid_b2", vid, {"pred_mean": r(2, 3, 4, 4), "target": r(2, 3, 4, 4), "log_scale": torch.full((3,), float(torch.log(torch.exp(torch.tensor(5.0 - 1e-5)) - 1.0))) + 0.1 * r(3)}, ["pred_mean", "log_scale"]),
         ],
         "fitnet": [
             case("fitnet_b2_c3_4x4", fitnet, {"student": r(2, 3, 4, 4), "teacher": r(2, 3, 4, 4)}, ["student"]),

@@ -1,13 +1,20 @@
 //! Closest-name suggestions for misspelled keys, models and methods.
 
-/// The closest candidate to `name` by Jaro-Winkler similarity, if it is close enough.
+/// The closest candidate to `name` by normalised Damerau-Levenshtein similarity (ties broken by
+/// Jaro-Winkler, which favours a shared prefix), if it is close enough.
 pub fn suggest<'a>(name: &str, candidates: &[&'a str]) -> Option<&'a str> {
     candidates
         .iter()
-        .map(|c| (strsim::normalized_damerau_levenshtein(name, c), *c))
-        .filter(|(score, _)| *score >= 0.6)
-        .max_by(|a, b| a.0.total_cmp(&b.0))
-        .map(|(_, c)| c)
+        .map(|c| {
+            (
+                strsim::normalized_damerau_levenshtein(name, c),
+                strsim::jaro_winkler(name, c),
+                *c,
+            )
+        })
+        .filter(|(score, _, _)| *score >= 0.6)
+        .max_by(|a, b| a.0.total_cmp(&b.0).then(a.1.total_cmp(&b.1)))
+        .map(|(_, _, c)| c)
 }
 
 /// Adds "did you mean" to serde's "unknown field `x`, expected one of `a`, `b`" and
@@ -43,6 +50,7 @@ mod tests {
             Some("temperature")
         );
         assert_eq!(suggest("zzz", &["weight", "temperature"]), None);
+        assert_eq!(suggest("kdd", &["ce", "kd", "dkd"]), Some("kd"));
         let msg = "unknown field `epohcs`, expected one of `epochs`, `lr`";
         assert!(explain_serde_error(msg).ends_with("did you mean `epochs`?"));
     }

@@ -18,6 +18,8 @@ pub enum Aux {
     Conv(ConvConnector),
     /// Linear projection between flat features.
     Linear(Linear),
+    /// VID's regressor and variance.
+    Vid(super::vid::VidRegressor),
 }
 
 impl Aux {
@@ -27,6 +29,7 @@ impl Aux {
             (Aux::Conv(c), Feature::Map(x)) => Feature::Map(c.forward(x)),
             (Aux::Linear(l), f) => Feature::Flat(l.forward(f.flat())),
             (Aux::Conv(_), f) => panic!("conv connector applied to a flat feature {:?}", f.shape()),
+            (Aux::Vid(_), _) => panic!("the VID regressor is applied by the vid method itself"),
         }
     }
 

@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::term::{BuildContext, KnowledgeTerm};
-use super::{ce, fitnet, kd, Aux};
+use super::{at, cc, ce, dist, dkd, fitnet, kd, kd_ls, nst, pkt, rkd, sp, vid, Aux};
 use crate::error::Result;
 
 /// One row of the method catalogue (`distill methods`).
@@ -76,7 +76,17 @@ macro_rules! methods {
 methods! {
     Ce => ce::CeConfig,
     Kd => kd::KdConfig,
+    Dkd => dkd::DkdConfig,
+    Dist => dist::DistConfig,
+    KdLs => kd_ls::KdLsConfig,
     Fitnet => fitnet::FitNetConfig,
+    At => at::AtConfig,
+    Nst => nst::NstConfig,
+    Sp => sp::SpConfig,
+    Pkt => pkt::PktConfig,
+    Rkd => rkd::RkdConfig,
+    Cc => cc::CcConfig,
+    Vid => vid::VidConfig,
 }
 
 #[cfg(test)]

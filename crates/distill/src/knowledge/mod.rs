@@ -1,14 +1,25 @@
 //! Knowledge: distillation losses, one file per method, registered in [`method`].
 
+pub mod at;
+pub mod cc;
 pub mod ce;
 pub mod connector;
+pub mod dist;
+pub mod dkd;
 pub mod fitnet;
 pub mod kd;
+pub mod kd_ls;
 pub mod method;
+pub mod nst;
 pub mod objective;
+pub mod ops;
+pub mod pkt;
+pub mod rkd;
+pub mod sp;
 pub mod term;
 #[cfg(test)]
 pub(crate) mod testing;
+pub mod vid;
 
 pub use connector::Aux;
 pub use method::{Built, MethodConfig, MethodInfo, METHODS};

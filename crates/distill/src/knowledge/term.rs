@@ -96,6 +96,43 @@ impl BuildContext<'_> {
         })
     }
 
+    /// Resolves the level pairs of a multi-level method: equal-length lists of student and teacher
+    /// taps, each existing, and feature maps when `maps` is set. Returns the pairs with their
+    /// shapes.
+    pub fn levels(
+        &self,
+        method: &str,
+        student: (usize, &[String]),
+        teacher: (usize, &[String]),
+        maps: bool,
+    ) -> Result<Vec<Level>> {
+        if student.1.len() != teacher.1.len() || student.1.is_empty() {
+            return Err(DistillError::Config(format!(
+                "{method}: student_taps and teacher_taps must name the same number (≥ 1) of taps, got {} and {}",
+                student.1.len(),
+                teacher.1.len()
+            )));
+        }
+        student
+            .1
+            .iter()
+            .zip(teacher.1)
+            .map(|(s, t)| {
+                let s_shape = self.shape(Side::Student(student.0), s)?;
+                let t_shape = self.shape(Side::Teacher(teacher.0), t)?;
+                if maps && (s_shape.len() != 4 || t_shape.len() != 4) {
+                    return Err(DistillError::Shape {
+                        context: format!("{method}: student tap '{s}' vs teacher tap '{t}' must both be feature maps [B, C, H, W]"),
+                        expected: t_shape,
+                        got: s_shape,
+                        fix: "; pick stage or conv taps (see `distill models`)".into(),
+                    });
+                }
+                Ok(Level { student: s.clone(), teacher: t.clone(), student_shape: s_shape, teacher_shape: t_shape })
+            })
+            .collect()
+    }
+
     /// Checks that two taps have the same shape; `fix` suggests what would reconcile them.
     pub fn same_shape(
         &self,
@@ -119,6 +156,29 @@ impl BuildContext<'_> {
         }
         Ok(())
     }
+}
+
+/// One student-teacher tap pair of a multi-level method.
+#[derive(Debug, Clone)]
+pub struct Level {
+    /// Student tap name.
+    pub student: String,
+    /// Teacher tap name.
+    pub teacher: String,
+    /// Its shape (batch dimension as probed).
+    pub student_shape: Vec<usize>,
+    /// Its shape (batch dimension as probed).
+    pub teacher_shape: Vec<usize>,
+}
+
+/// Default taps of the multi-level feature methods: the three stages of the CIFAR ResNets.
+pub fn default_stage_taps() -> Vec<String> {
+    vec!["stage1".into(), "stage2".into(), "stage3".into()]
+}
+
+/// Default tap of the relation methods: the pooled embedding.
+pub fn default_embedding_tap() -> String {
+    "embedding".into()
 }
 
 /// A distillation loss term, built from its config for one experiment.

@@ -110,3 +110,22 @@ pub fn grad_of<const D: usize>(loss: &Tensor<1>, x: &Tensor<D>) -> Vec<f32> {
         .iter::<f32>()
         .collect()
 }
+
+/// Integer labels stored as floats in the fixture.
+pub fn labels(a: &Array, device: &Device) -> Tensor<1, Int> {
+    let v: Vec<i64> = a.data.iter().map(|&v| v as i64).collect();
+    Tensor::from_data(TensorData::new(v, a.shape.clone()), device)
+}
+
+/// Any-rank tensor from a fixture array.
+pub fn tensor<const D: usize>(a: &Array, device: &Device) -> Tensor<D> {
+    Tensor::from_data(data(a), device)
+}
+
+/// The same values viewed as `[B, rest]`.
+pub fn flat(a: &Array) -> Array {
+    Array {
+        shape: vec![a.shape[0], a.data.len() / a.shape[0]],
+        data: a.data.clone(),
+    }
+}
