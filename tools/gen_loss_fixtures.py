@@ -22,9 +22,9 @@ def arr(t):
     return {"shape": list(t.shape), "data": [float(v) for v in t.detach().reshape(-1).tolist()]}
 
 
-def case(name, fn, inputs, grad_wrt, params=None):
+def case(name, fn, inputs, grad_wrt, params=None, extra=None):
     leaves = {k: v.clone().to(DT).requires_grad_(k in grad_wrt) for k, v in inputs.items()}
-    loss = fn(**leaves, **(params or {}))
+    loss = fn(**leaves, **(extra or {}), **(params or {}))
     loss.backward()
     return {
         "name": name,
@@ -177,6 +177,87 @@ def vid(pred_mean, target, log_scale, eps=1e-5):
     return torch.mean(0.5 * ((pred_mean - target) ** 2 / pred_var + torch.log(pred_var)))
 
 
+def token_reduce(per_token, labels):
+    """Sum over the vocabulary already done; mask positions labelled -100, divide by their count
+    (at least 1); without labels divide the full sum by the batch size (loss-conventions.md)."""
+    if labels is None:
+        return per_token.sum() / per_token.shape[0]
+    mask = labels != -100
+    return per_token[mask].sum() / mask.sum().clamp(min=1)
+
+
+# TRL GKDTrainer.generalized_jsd_loss (beta = 0 forward KL, beta = 1 reverse KL), T without T²
+def gjsd(student, teacher, labels, beta, temperature):
+    s = F.log_softmax(student / temperature, dim=-1)
+    t = F.log_softmax(teacher / temperature, dim=-1)
+    if beta == 0:
+        jsd = F.kl_div(s, t, reduction="none", log_target=True)
+    elif beta == 1:
+        jsd = F.kl_div(t, s, reduction="none", log_target=True)
+    else:
+        b = torch.tensor(beta, dtype=s.dtype)
+        m = torch.logsumexp(torch.stack([s + torch.log(1 - b), t + torch.log(b)]), dim=0)
+        jsd = b * F.kl_div(m, t, reduction="none", log_target=True) + (1 - b) * F.kl_div(m, s, reduction="none", log_target=True)
+    return token_reduce(jsd.sum(-1), None if labels is None else labels.long())
+
+
+# DistiLLM (Ko et al., ICML 2024), paper definitions: SKL = KL(p || a p + (1-a) q), SRKL = KL(q || (1-a) p + a q)
+def skew_kl(student, teacher, labels, alpha, temperature):
+    p = F.softmax(teacher / temperature, -1)
+    q = F.softmax(student / temperature, -1)
+    mix = alpha * p + (1 - alpha) * q
+    return token_reduce((p * (torch.log(p) - torch.log(mix))).sum(-1), labels.long())
+
+
+def skew_rkl(student, teacher, labels, alpha, temperature):
+    p = F.softmax(teacher / temperature, -1)
+    q = F.softmax(student / temperature, -1)
+    mix = (1 - alpha) * p + alpha * q
+    return token_reduce((q * (torch.log(q) - torch.log(mix))).sum(-1), labels.long())
+
+
+# Total variation distance per token: 0.5 * sum |p - q|
+def tvd(student, teacher, labels, temperature):
+    p = F.softmax(teacher / temperature, -1)
+    q = F.softmax(student / temperature, -1)
+    return token_reduce(0.5 * (p - q).abs().sum(-1), labels.long())
+
+
+# matchmaker losses/msmargin.py (MSMarginLoss)
+def margin_mse(s_pos, s_neg, t_pos, t_neg):
+    return torch.mean(((s_pos - s_neg) - (t_pos - t_neg)) ** 2)
+
+
+# allRank models/losses/listNet.py, teacher scores as y_true; padding marked by pad = 1
+def listnet(student, teacher, pad, eps=1e-10):
+    y_pred = student.clone()
+    y_true = teacher.clone()
+    mask = pad.bool()
+    y_pred[mask] = float("-inf")
+    y_true[mask] = float("-inf")
+    preds_log = torch.log(F.softmax(y_pred, dim=1) + eps)
+    return torch.mean(-torch.sum(F.softmax(y_true, dim=1) * preds_log, dim=1))
+
+
+# Chen et al., NeurIPS 2017, teacher-bounded regression loss (L_b), mean over the batch
+def bounded_regression(student, teacher, target, margin):
+    es = ((student - target) ** 2).sum(1)
+    et = ((teacher - target) ** 2).sum(1)
+    return torch.where(es + margin > et, es, torch.zeros_like(es)).mean()
+
+
+def output_l1(student, teacher):
+    return F.l1_loss(student, teacher)
+
+
+def output_l2(student, teacher):
+    return F.mse_loss(student, teacher)
+
+
+def output_smooth_l1(student, teacher):
+    return F.smooth_l1_loss(student, teacher, beta=1.0)
+
+
 def main():
     r = torch.randn
     fixtures = {
@@ -229,6 +310,34 @@ def main():
         "vid": [
             case("vid_b2", vid, {"pred_mean": r(2, 3, 4, 4), "target": r(2, 3, 4, 4), "log_scale": torch.full((3,), float(torch.log(torch.exp(torch.tensor(5.0 - 1e-5)) - 1.0))) + 0.1 * r(3)}, ["pred_mean", "log_scale"]),
         ],
+        "gjsd": [
+            case("gjsd_beta0_forward_kl", gjsd, {"student": r(2, 3, 7) * 2, "teacher": r(2, 3, 7) * 2, "labels": torch.tensor([[1.0, -100.0, 4.0], [-100.0, 0.0, 2.0]])}, ["student"], {"beta": 0.0, "temperature": 1.0}),
+            case("gjsd_beta1_reverse_kl", gjsd, {"student": r(2, 3, 7) * 2, "teacher": r(2, 3, 7) * 2, "labels": torch.tensor([[1.0, 2.0, 4.0], [-100.0, 0.0, 2.0]])}, ["student"], {"beta": 1.0, "temperature": 2.0}),
+            case("gjsd_beta05", gjsd, {"student": r(2, 4, 5), "teacher": r(2, 4, 5) * 3, "labels": torch.tensor([[1.0, 2.0, -100.0, -100.0], [3.0, 0.0, 2.0, 1.0]])}, ["student"], {"beta": 0.5, "temperature": 1.0}),
+            case("gjsd_beta01_nolabels", gjsd, {"student": r(3, 2, 6), "teacher": r(3, 2, 6)}, ["student"], {"beta": 0.1, "temperature": 1.0}, {"labels": None}),
+        ],
+        "skew_kl": [
+            case("skl_a01", skew_kl, {"student": r(2, 3, 6) * 2, "teacher": r(2, 3, 6) * 2, "labels": torch.tensor([[1.0, -100.0, 4.0], [5.0, 0.0, 2.0]])}, ["student"], {"alpha": 0.1, "temperature": 1.0}),
+        ],
+        "skew_rkl": [
+            case("srkl_a01", skew_rkl, {"student": r(2, 3, 6) * 2, "teacher": r(2, 3, 6) * 2, "labels": torch.tensor([[1.0, -100.0, 4.0], [5.0, 0.0, 2.0]])}, ["student"], {"alpha": 0.1, "temperature": 1.0}),
+        ],
+        "tvd": [
+            case("tvd", tvd, {"student": r(2, 3, 6) * 2, "teacher": r(2, 3, 6) * 2, "labels": torch.tensor([[1.0, -100.0, 4.0], [5.0, 0.0, 2.0]])}, ["student"], {"temperature": 1.0}),
+        ],
+        "margin_mse": [
+            case("margin_mse_b5", margin_mse, {"s_pos": r(5), "s_neg": r(5), "t_pos": r(5) * 3, "t_neg": r(5) * 3}, ["s_pos", "s_neg"]),
+        ],
+        "listnet": [
+            case("listnet_padded", listnet, {"student": r(3, 5), "teacher": r(3, 5) * 2, "pad": torch.tensor([[0.0, 0, 0, 1, 1], [0, 0, 0, 0, 0], [0, 1, 0, 0, 1]])}, ["student"]),
+        ],
+        "bounded_regression": [
+            case("bounded_m0", bounded_regression, {"student": r(6, 2), "teacher": r(6, 2), "target": r(6, 2)}, ["student"], {"margin": 0.0}),
+            case("bounded_m05", bounded_regression, {"student": r(6, 2), "teacher": r(6, 2), "target": r(6, 2)}, ["student"], {"margin": 0.5}),
+        ],
+        "output_l1": [case("l1", output_l1, {"student": r(3, 4), "teacher": r(3, 4)}, ["student"])],
+        "output_l2": [case("l2", output_l2, {"student": r(3, 4), "teacher": r(3, 4)}, ["student"])],
+        "output_smooth_l1": [case("smooth_l1", output_smooth_l1, {"student": r(3, 4) * 2, "teacher": r(3, 4) * 2}, ["student"])],
         "fitnet": [
             case("fitnet_b2_c3_4x4", fitnet, {"student": r(2, 3, 4, 4), "teacher": r(2, 3, 4, 4)}, ["student"]),
             case("fitnet_b1_c2_3x3", fitnet, {"student": r(1, 2, 3, 3), "teacher": r(1, 2, 3, 3)}, ["student"]),

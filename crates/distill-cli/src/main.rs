@@ -9,7 +9,7 @@ use anyhow::{Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
 use distill::config::{ExperimentConfig, Plan};
 use distill::data::DataSource;
-use distill::knowledge::METHODS;
+use distill::knowledge::{LIBRARY_LOSSES, METHODS};
 use distill::models::MODELS;
 use distill::schemes::{run_experiment, training_device, RunOptions};
 use distill::train::checkpoint::load_model_dir;
@@ -153,6 +153,17 @@ fn run(cli: Cli) -> Result<()> {
                 println!(
                     "| `{}` | {} | {} | {} | {} |",
                     m.name, m.family, m.description, m.taps, m.citation
+                );
+            }
+            println!(
+                "\nLibrary losses (tested, callable from Rust as distill::knowledge::<function>; \
+                 they become methods when language-model, ranking and regression training land):\n"
+            );
+            println!("| function | family | description | citation |\n|---|---|---|---|");
+            for l in LIBRARY_LOSSES {
+                println!(
+                    "| `{}` | {} | {} | {} |",
+                    l.function, l.family, l.description, l.citation
                 );
             }
             Ok(())

@@ -145,6 +145,13 @@ fn listings_name_methods_models_and_citations() {
             && m.contains("Romero"),
         "{m}"
     );
+    for listed in distill::knowledge::METHODS.iter().map(|i| i.name) {
+        assert!(m.contains(&format!("| `{listed}` |")), "{listed} missing");
+    }
+    assert!(
+        m.contains("`gkd::generalized_jsd_loss`") && m.contains("TRL"),
+        "{m}"
+    );
     let (z, _) = ok(&["models"]);
     for name in [
         "mlp",

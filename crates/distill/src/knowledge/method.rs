@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::term::{BuildContext, KnowledgeTerm};
-use super::{at, cc, ce, dist, dkd, fitnet, kd, kd_ls, nst, pkt, rkd, sp, vid, Aux};
+use super::{at, cc, ce, dist, dkd, fitnet, kd, kd_ls, nst, output_match, pkt, rkd, sp, vid, Aux};
 use crate::error::Result;
 
 /// One row of the method catalogue (`distill methods`).
@@ -21,6 +21,31 @@ pub struct MethodInfo {
     /// Taps the method reads.
     pub taps: &'static str,
 }
+
+/// A loss the library implements and tests whose trainer has not landed yet (sequence, ranking
+/// and regression losses): listed by `distill methods` separately, callable from Rust.
+#[derive(Debug, Clone, Copy)]
+pub struct LossInfo {
+    /// Function name in `distill::knowledge`.
+    pub function: &'static str,
+    /// Family.
+    pub family: &'static str,
+    /// One-line description.
+    pub description: &'static str,
+    /// Paper or reference implementation.
+    pub citation: &'static str,
+}
+
+/// Library losses awaiting their trainers.
+pub const LIBRARY_LOSSES: &[LossInfo] = &[
+    LossInfo { function: "gkd::generalized_jsd_loss", family: "sequence", description: "token-level generalised JSD with β; β = 0 forward KL, β = 1 reverse KL; −100 label mask", citation: "Agarwal et al., On-Policy Distillation of Language Models (GKD), ICLR 2024; TRL" },
+    LossInfo { function: "skew_kl::skew_kl_loss", family: "sequence", description: "α-skewed forward KL, KL(p ‖ αp + (1−α)q), per token", citation: "Ko et al., DistiLLM, ICML 2024" },
+    LossInfo { function: "skew_kl::skew_rkl_loss", family: "sequence", description: "α-skewed reverse KL, KL(q ‖ (1−α)p + αq), per token", citation: "Ko et al., DistiLLM, ICML 2024" },
+    LossInfo { function: "tvd::tvd_loss", family: "sequence", description: "token-level total variation distance", citation: "Wen et al., f-Divergence Minimization for Sequence-Level KD, ACL 2023" },
+    LossInfo { function: "margin_mse::margin_mse_loss", family: "ranking", description: "MSE between student and teacher positive-negative score margins", citation: "Hofstätter et al., Improving Efficient Neural Ranking Models with Cross-Architecture KD, 2020" },
+    LossInfo { function: "listnet::listnet_loss", family: "ranking", description: "listwise cross-entropy of top-one probabilities, padding-aware", citation: "Cao et al., ListNet, ICML 2007; allRank" },
+    LossInfo { function: "bounded_regression::bounded_regression_loss", family: "regression", description: "teacher-bounded L2 regression loss", citation: "Chen et al., Learning Efficient Object Detection Models with KD, NeurIPS 2017" },
+];
 
 /// A term built for one experiment, with its weight in the objective.
 pub struct Built {
@@ -79,6 +104,7 @@ methods! {
     Dkd => dkd::DkdConfig,
     Dist => dist::DistConfig,
     KdLs => kd_ls::KdLsConfig,
+    OutputMatch => output_match::OutputMatchConfig,
     Fitnet => fitnet::FitNetConfig,
     At => at::AtConfig,
     Nst => nst::NstConfig,

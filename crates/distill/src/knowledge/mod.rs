@@ -1,27 +1,34 @@
 //! Knowledge: distillation losses, one file per method, registered in [`method`].
 
 pub mod at;
+pub mod bounded_regression;
 pub mod cc;
 pub mod ce;
 pub mod connector;
 pub mod dist;
 pub mod dkd;
 pub mod fitnet;
+pub mod gkd;
 pub mod kd;
 pub mod kd_ls;
+pub mod listnet;
+pub mod margin_mse;
 pub mod method;
 pub mod nst;
 pub mod objective;
 pub mod ops;
+pub mod output_match;
 pub mod pkt;
 pub mod rkd;
+pub mod skew_kl;
 pub mod sp;
 pub mod term;
 #[cfg(test)]
 pub(crate) mod testing;
+pub mod tvd;
 pub mod vid;
 
 pub use connector::Aux;
-pub use method::{Built, MethodConfig, MethodInfo, METHODS};
+pub use method::{Built, LossInfo, MethodConfig, MethodInfo, LIBRARY_LOSSES, METHODS};
 pub use objective::Objective;
 pub use term::{BuildContext, KnowledgeTerm, Side, StepContext};

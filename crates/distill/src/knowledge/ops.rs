@@ -45,3 +45,22 @@ pub fn kl_batchmean(log_p: Tensor<2>, log_q: Tensor<2>) -> Tensor<1> {
     let b = log_p.dims()[0] as f64;
     (log_p.clone().exp() * (log_p - log_q)).sum().div_scalar(b)
 }
+
+/// Label value marking positions to ignore (PyTorch / Hugging Face convention).
+pub const IGNORE_INDEX: i64 = -100;
+
+/// Token-level reduction of a per-token loss `[B, L]`: with labels, positions labelled −100 are
+/// excluded and the sum is divided by the number of valid tokens (at least 1, so a batch with
+/// no valid token gives 0); without labels the full sum is divided by the batch size.
+pub fn token_reduce(per_token: Tensor<2>, labels: Option<Tensor<2, Int>>) -> Tensor<1> {
+    match labels {
+        None => {
+            let b = per_token.dims()[0] as f64;
+            per_token.sum().div_scalar(b)
+        }
+        Some(labels) => {
+            let mask = labels.not_equal_elem(IGNORE_INDEX).float();
+            (per_token * mask.clone()).sum() / mask.sum().clamp_min(1.0)
+        }
+    }
+}

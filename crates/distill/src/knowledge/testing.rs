@@ -129,3 +129,9 @@ pub fn flat(a: &Array) -> Array {
         data: a.data.clone(),
     }
 }
+
+/// Any-rank integer tensor (labels, masks) from a fixture array.
+pub fn int_tensor<const D: usize>(a: &Array, device: &Device) -> Tensor<D, Int> {
+    let v: Vec<i64> = a.data.iter().map(|&v| v as i64).collect();
+    Tensor::from_data(TensorData::new(v, a.shape.clone()), device)
+}

@@ -1,0 +1,100 @@
+//! Token-level generalised Jensen-Shannon divergence (GKD), with forward and reverse KL as its
+//! end points — the sequence-level losses of language-model distillation.
+//!
+//! A library loss today: it becomes a trainable method when language-model training lands (it
+//! needs `[batch, length, vocabulary]` logits and a label mask).
+
+use burn::prelude::*;
+use burn::tensor::activation::log_softmax;
+
+use super::ops::token_reduce;
+
+/// Generalised JSD between student and teacher next-token distributions.
+///
+/// # Formula
+/// `p_s = softmax(z_s / T)`, `p_t = softmax(z_t / T)`, `M = (1 − β)·p_s + β·p_t` (computed in log
+/// space); per token `β·KL(p_t ‖ M) + (1 − β)·KL(p_s ‖ M)`; `β = 0` is the forward
+/// `KL(p_t ‖ p_s)`, `β = 1` the reverse `KL(p_s ‖ p_t)`.
+///
+/// # Conventions (Hugging Face TRL `GKDTrainer.generalized_jsd_loss`, Agarwal et al., ICLR 2024)
+/// Temperature divides the logits with **no** `T²` factor; positions labelled −100 are excluded
+/// and the sum is divided by the number of valid tokens (at least 1); without labels the full
+/// sum is divided by the batch size (as `../shared/docs/loss-conventions.md` fixes it).
+///
+/// # Shapes
+/// logits `[B, L, V]`, labels `[B, L]`; output `[1]`.
+pub fn generalized_jsd_loss(
+    student: Tensor<3>,
+    teacher: Tensor<3>,
+    labels: Option<Tensor<2, Int>>,
+    beta: f64,
+    temperature: f64,
+) -> Tensor<1> {
+    let s = log_softmax(student.div_scalar(temperature), 2);
+    let t = log_softmax(teacher.div_scalar(temperature), 2);
+    // KL(exp(a) ‖ exp(b)) per element, from log-probabilities.
+    let kl = |a: Tensor<3>, b: Tensor<3>| a.clone().exp() * (a - b);
+    let per_elem = if beta == 0.0 {
+        kl(t, s)
+    } else if beta == 1.0 {
+        kl(s, t)
+    } else {
+        let a = s.clone().add_scalar((1.0 - beta).ln());
+        let b = t.clone().add_scalar(beta.ln());
+        let m = a.clone().max_pair(b.clone()).detach();
+        let mix = m.clone() + ((a - m.clone()).exp() + (b - m).exp()).log();
+        kl(t, mix.clone()).mul_scalar(beta) + kl(s, mix).mul_scalar(1.0 - beta)
+    };
+    let [bsz, len, _] = per_elem.dims();
+    token_reduce(per_elem.sum_dim(2).reshape([bsz, len]), labels)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::knowledge::testing::{fixture, grad_of, int_tensor, tensor};
+
+    #[test]
+    fn value_and_gradient_match_trl() {
+        let dev = Device::flex().autodiff();
+        for case in fixture("gjsd").cases() {
+            let s = tensor::<3>(case.input("student"), &dev).require_grad();
+            let t = tensor::<3>(case.input("teacher"), &dev);
+            let labels = case.inputs.get("labels").map(|l| int_tensor::<2>(l, &dev));
+            let loss = generalized_jsd_loss(
+                s.clone(),
+                t,
+                labels,
+                case.param("beta"),
+                case.param("temperature"),
+            );
+            case.assert_value(loss.clone());
+            case.assert_grad("student", grad_of(&loss, &s));
+        }
+    }
+
+    #[test]
+    fn identical_inputs_and_empty_masks_give_zero() {
+        let dev = Device::flex().autodiff();
+        let z = Tensor::<3>::random([2, 3, 5], burn::tensor::Distribution::Default, &dev)
+            .require_grad();
+        for beta in [0.0, 0.5, 1.0] {
+            let loss = generalized_jsd_loss(z.clone(), z.clone().detach(), None, beta, 1.0);
+            assert!(
+                loss.clone().into_scalar::<f32>().abs() < 1e-6,
+                "beta {beta}"
+            );
+            assert!(grad_of(&loss, &z).iter().all(|g| g.is_finite()));
+        }
+        let none = Tensor::<2, Int>::full([2, 3], -100, &dev);
+        let loss = generalized_jsd_loss(
+            z.clone(),
+            z.clone().detach().mul_scalar(3.0),
+            Some(none),
+            0.5,
+            1.0,
+        );
+        assert_eq!(loss.clone().into_scalar::<f32>(), 0.0);
+        assert!(grad_of(&loss, &z).iter().all(|g| *g == 0.0));
+    }
+}

@@ -1,0 +1,67 @@
+//! ListNet-style listwise ranking distillation: cross-entropy between the teacher's and the
+//! student's top-one probabilities over each query's list.
+//!
+//! A library loss today; it becomes a trainable method when ranking training lands.
+
+use burn::prelude::*;
+
+/// Softmax over each row restricted to the unpadded entries (padded entries get probability 0
+/// and no gradient; a fully padded row is all zeros).
+fn masked_softmax(x: Tensor<2>, keep: Tensor<2>) -> Tensor<2> {
+    let row_max = (x.clone() * keep.clone() + keep.clone().neg().add_scalar(1.0).mul_scalar(-1e30))
+        .max_dim(1)
+        .detach();
+    // Padded entries are zeroed before exp (finite even for a fully padded row), then masked.
+    let e = ((x - row_max) * keep.clone()).exp() * keep;
+    e.clone() / e.sum_dim(1).clamp_min(1e-30)
+}
+
+/// `mean over queries of −Σ_j softmax(t)_j · log(softmax(s)_j + 1e-10)`.
+///
+/// # Conventions (allRank `models/losses/listNet.py`, teacher scores as the targets)
+/// eps 1e-10 inside the log; entries with `pad = 1` are excluded from both softmaxes (zero
+/// probability, zero gradient) while every row still counts in the mean; a fully padded row
+/// contributes 0 (allRank would give NaN).
+///
+/// # Shapes
+/// scores and padding `[Q, N]`; output `[1]`.
+pub fn listnet_loss(student: Tensor<2>, teacher: Tensor<2>, pad: Tensor<2>) -> Tensor<1> {
+    let keep = pad.neg().add_scalar(1.0);
+    let pt = masked_softmax(teacher, keep.clone());
+    let ps = masked_softmax(student, keep);
+    (pt * ps.add_scalar(1e-10).log()).sum_dim(1).neg().mean()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::knowledge::testing::{fixture, grad_of, tensor2};
+
+    #[test]
+    fn value_and_gradient_match_allrank() {
+        let dev = Device::flex().autodiff();
+        for case in fixture("listnet").cases() {
+            let s = tensor2(case.input("student"), &dev).require_grad();
+            let loss = listnet_loss(
+                s.clone(),
+                tensor2(case.input("teacher"), &dev),
+                tensor2(case.input("pad"), &dev),
+            );
+            case.assert_value(loss.clone());
+            case.assert_grad("student", grad_of(&loss, &s));
+        }
+    }
+
+    #[test]
+    fn fully_padded_rows_are_finite_and_padding_gets_no_gradient() {
+        let dev = Device::flex().autodiff();
+        let s = Tensor::<2>::from_floats([[1.0, 2.0, 3.0], [0.5, 0.1, 0.2]], &dev).require_grad();
+        let t = Tensor::<2>::from_floats([[3.0, 2.0, 1.0], [1.0, 1.0, 1.0]], &dev);
+        let pad = Tensor::<2>::from_floats([[0.0, 0.0, 1.0], [1.0, 1.0, 1.0]], &dev);
+        let loss = listnet_loss(s.clone(), t, pad);
+        assert!(loss.clone().into_scalar::<f32>().is_finite());
+        let g = grad_of(&loss, &s);
+        assert!(g.iter().all(|v| v.is_finite()));
+        assert_eq!(&g[2..], &[0.0, 0.0, 0.0, 0.0]);
+    }
+}
