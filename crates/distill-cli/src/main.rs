@@ -7,14 +7,22 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
-use distill::config::{ExperimentConfig, Plan};
+use distill::config::{ExperimentConfig, Plan, SweepConfig};
 use distill::data::DataSource;
 use distill::knowledge::{LIBRARY_LOSSES, METHODS};
 use distill::models::MODELS;
-use distill::schemes::{run_experiment, training_device, RunOptions};
+use distill::schemes::{run_experiment, run_sweep, sweep_dir, training_device, RunOptions};
 use distill::train::checkpoint::load_model_dir;
 use distill::train::{evaluate, Progress};
 use distill::DistillError;
+
+/// `println!` that ignores a closed stdout (e.g. `distill methods | head`) instead of panicking.
+macro_rules! outln {
+    ($($t:tt)*) => {{
+        use std::io::Write;
+        let _ = writeln!(std::io::stdout(), $($t)*);
+    }};
+}
 
 /// The experiment `distill quickstart` runs.
 const QUICKSTART: &str = include_str!("../../../configs/quickstart.toml");
@@ -49,6 +57,20 @@ enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
         /// Print the resolved, validated config and exit.
+        #[arg(long)]
+        dump_config: bool,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Run a grid of recipes × teacher/student pairs × seeds from one file and write one results
+    /// table (Markdown, CSV, JSON) and a bar chart.
+    Sweep {
+        /// Sweep file (see configs/sweeps/).
+        config: PathBuf,
+        /// Sweep folder (default: output_dir/name from the file).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Print the expanded, validated experiments and exit.
         #[arg(long)]
         dump_config: bool,
         #[command(flatten)]
@@ -142,36 +164,69 @@ fn run(cli: Cli) -> Result<()> {
             let out = out.unwrap_or_else(|| plan.output_dir.join(&plan.name));
             execute(&plan, out, &common)
         }
+        Command::Sweep {
+            config,
+            out,
+            dump_config,
+            common,
+        } => {
+            let cfg = SweepConfig::from_file(&config)?;
+            if dump_config {
+                for (pair, e) in cfg.expand()? {
+                    outln!("# pair: {pair}\n{}", e.validate()?.to_toml());
+                }
+                return Ok(());
+            }
+            let out = sweep_dir(&cfg, out);
+            let opts = run_options(out.clone(), &common, interrupt_flag());
+            let started = std::time::Instant::now();
+            let report = run_sweep(&cfg, &opts)
+                .with_context(|| format!("running sweep '{}' in {}", cfg.name, out.display()))?;
+            outln!("\n{}", report.markdown());
+            outln!(
+                "finished in {:.1} s; sweep folder {} (sweep.toml, results.md/.csv/.json, bars.svg, pairN/ experiments)",
+                started.elapsed().as_secs_f64(),
+                out.display()
+            );
+            Ok(())
+        }
         Command::Eval {
             checkpoint,
             data,
             data_dir,
         } => eval(&checkpoint, data, data_dir.as_deref()),
         Command::Methods => {
-            println!("| method | family | description | required taps | citation |\n|---|---|---|---|---|");
+            outln!("| method | family | description | required taps | citation |\n|---|---|---|---|---|");
             for m in METHODS {
-                println!(
+                outln!(
                     "| `{}` | {} | {} | {} | {} |",
-                    m.name, m.family, m.description, m.taps, m.citation
+                    m.name,
+                    m.family,
+                    m.description,
+                    m.taps,
+                    m.citation
                 );
             }
-            println!(
+            outln!(
                 "\nLibrary losses (tested, callable from Rust as distill::knowledge::<function>; \
                  they become methods when language-model, ranking and regression training land):\n"
             );
-            println!("| function | family | description | citation |\n|---|---|---|---|");
+            outln!("| function | family | description | citation |\n|---|---|---|---|");
             for l in LIBRARY_LOSSES {
-                println!(
+                outln!(
                     "| `{}` | {} | {} | {} |",
-                    l.function, l.family, l.description, l.citation
+                    l.function,
+                    l.family,
+                    l.description,
+                    l.citation
                 );
             }
             Ok(())
         }
         Command::Models => {
-            println!("| model | description | settings | citation |\n|---|---|---|---|");
+            outln!("| model | description | settings | citation |\n|---|---|---|---|");
             for m in MODELS {
-                println!(
+                outln!(
                     "| `{}` | {} | {} | {} |",
                     m.name,
                     m.description,
@@ -188,18 +243,22 @@ fn run(cli: Cli) -> Result<()> {
     }
 }
 
-fn execute(plan: &Plan, out: PathBuf, common: &Common) -> Result<()> {
+/// A flag set by Ctrl-C; a second Ctrl-C exits at once (the last complete checkpoint is on disk).
+fn interrupt_flag() -> Arc<AtomicBool> {
     let interrupt = Arc::new(AtomicBool::new(false));
     let flag = interrupt.clone();
-    // A second Ctrl-C while stopping exits at once (the last complete checkpoint is on disk).
     let _ = ctrlc::set_handler(move || {
         if flag.swap(true, Ordering::SeqCst) {
             std::process::exit(130);
         }
         eprintln!("\nstopping after the current step; the last complete checkpoint is kept (Ctrl-C again to quit now)");
     });
-    let opts = RunOptions {
-        run_dir: Some(out.clone()),
+    interrupt
+}
+
+fn run_options(out: PathBuf, common: &Common, interrupt: Arc<AtomicBool>) -> RunOptions {
+    RunOptions {
+        run_dir: Some(out),
         resume: common.resume,
         progress: if common.no_progress {
             Progress::Lines
@@ -207,12 +266,16 @@ fn execute(plan: &Plan, out: PathBuf, common: &Common) -> Result<()> {
             Progress::Bar
         },
         interrupt: Some(interrupt),
-    };
+    }
+}
+
+fn execute(plan: &Plan, out: PathBuf, common: &Common) -> Result<()> {
+    let opts = run_options(out.clone(), common, interrupt_flag());
     let started = std::time::Instant::now();
     let report = run_experiment(plan, &opts)
         .with_context(|| format!("running experiment '{}' in {}", plan.name, out.display()))?;
-    println!("\n{}", report.markdown());
-    println!(
+    outln!("\n{}", report.markdown());
+    outln!(
         "finished in {:.1} s; run folder {} (resolved.toml, results.md/.csv/.json, curves.svg, per-run metrics.jsonl and checkpoints)",
         started.elapsed().as_secs_f64(),
         out.display()
@@ -242,7 +305,7 @@ fn eval(checkpoint: &Path, data: SourceArg, dir: Option<&Path>) -> Result<()> {
     }
     let n = test.len();
     let e = evaluate(&net, &Arc::new(test), &meta.normalization, 500, &device);
-    println!(
+    outln!(
         "{}: {} ({} params) test accuracy {:.2}% on {n} images",
         checkpoint.display(),
         meta.config.model,

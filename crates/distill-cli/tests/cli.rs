@@ -123,6 +123,36 @@ fn train_eval_resume_and_refuse_to_overwrite() {
 }
 
 #[test]
+fn sweep_files_are_validated_like_experiments() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sweep = r#"
+name = "s"
+[[pair]]
+teacher = { model = "mlp", hidden = [16] }
+student = { model = "mlp", hidden = [4] }
+[[recipe]]
+name = "KD"
+[[recipe.loss]]
+method = "kd"
+temprature = 2.0
+"#;
+    fails_with(
+        &["sweep", &write(tmp.path(), "s.toml", sweep)],
+        "did you mean `temperature`",
+    );
+    let good = sweep.replace("temprature", "temperature");
+    let (out, _) = ok(&[
+        "sweep",
+        &write(tmp.path(), "t.toml", &good),
+        "--dump-config",
+    ]);
+    assert!(
+        out.contains("# pair: mlp→mlp") && out.contains("temperature = 2.0"),
+        "{out}"
+    );
+}
+
+#[test]
 fn dump_config_shows_resolved_defaults() {
     let tmp = tempfile::tempdir().unwrap();
     let cfg = write(tmp.path(), "tiny.toml", TINY);

@@ -66,3 +66,55 @@ fn every_sample_config_runs_at_a_tiny_size() {
     }
     assert!(seen >= 1);
 }
+
+#[test]
+fn every_sample_sweep_runs_at_a_tiny_size_on_the_embedded_data() {
+    let _serial = serial();
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../configs/sweeps");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().and_then(|e| e.to_str()) != Some("toml") {
+            continue;
+        }
+        seen += 1;
+        let mut cfg = distill::config::SweepConfig::from_file(&path).unwrap();
+        cfg.seeds = vec![1];
+        cfg.data.source = distill::data::DataSource::Embedded;
+        cfg.data.dir = None;
+        cfg.data.train_limit = Some(200);
+        cfg.data.test_limit = Some(100);
+        cfg.train.epochs = Some(1);
+        for p in &mut cfg.pair {
+            p.teacher.train = Default::default();
+        }
+        let tmp = tempfile::tempdir().unwrap();
+        let opts = RunOptions {
+            run_dir: Some(tmp.path().join("sweep")),
+            progress: Progress::Quiet,
+            ..Default::default()
+        };
+        let report = distill::schemes::run_sweep(&cfg, &opts)
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        assert_eq!(report.rows.len(), cfg.pair.len() * (cfg.recipe.len() + 1));
+        for f in [
+            "sweep.toml",
+            "results.md",
+            "results.csv",
+            "results.json",
+            "bars.svg",
+        ] {
+            assert!(
+                tmp.path().join("sweep").join(f).is_file(),
+                "{}: missing {f}",
+                path.display()
+            );
+        }
+        // a second run without --resume refuses to touch the folder
+        let err = distill::schemes::run_sweep(&cfg, &opts)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("--resume"), "{err}");
+    }
+    assert!(seen >= 1);
+}

@@ -3,5 +3,5 @@
 pub mod plot;
 pub mod table;
 
-pub use plot::plot_curves;
+pub use plot::{plot_bars, plot_curves, Bar};
 pub use table::{mean_std, Report, Row};

@@ -106,3 +106,90 @@ pub fn plot_curves(
     }
     write_atomic(path, svg.as_bytes())
 }
+
+/// One bar: label, mean and standard deviation (percent).
+pub type Bar = (String, f64, f64);
+
+/// Horizontal bar chart with ±std whiskers, one panel per group (e.g. per teacher/student pair).
+pub fn plot_bars(path: &Path, title: &str, groups: &[(String, Vec<Bar>)]) -> Result<()> {
+    let err = |e: String| DistillError::Io {
+        action: "plotting",
+        path: path.to_path_buf(),
+        source: std::io::Error::other(e),
+    };
+    let rows: usize = groups
+        .iter()
+        .map(|(_, b)| b.len())
+        .max()
+        .unwrap_or(1)
+        .max(1);
+    let height = 80 + groups.len().max(1) as u32 * (60 + 26 * rows as u32);
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (900, height)).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| err(e.to_string()))?;
+        let root = root
+            .titled(title, ("sans-serif", 22))
+            .map_err(|e| err(e.to_string()))?;
+        for ((name, bars), area) in groups
+            .iter()
+            .zip(root.split_evenly((groups.len().max(1), 1)))
+        {
+            let lo = bars.iter().map(|b| b.1 - b.2).fold(f64::INFINITY, f64::min);
+            let hi = bars
+                .iter()
+                .map(|b| b.1 + b.2)
+                .fold(f64::NEG_INFINITY, f64::max);
+            let pad = ((hi - lo) * 0.15).max(0.5);
+            let labels: Vec<String> = bars.iter().map(|b| b.0.clone()).collect();
+            let mut chart = ChartBuilder::on(&area)
+                .caption(name, ("sans-serif", 16))
+                .margin(10)
+                .x_label_area_size(30)
+                .y_label_area_size(220)
+                .build_cartesian_2d(
+                    (lo - pad).max(0.0)..(hi + pad).min(100.0),
+                    (0..bars.len()).into_segmented(),
+                )
+                .map_err(|e| err(e.to_string()))?;
+            chart
+                .configure_mesh()
+                .x_desc("test accuracy % (best epoch, mean ± std over seeds)")
+                .y_label_formatter(&|v| match v {
+                    SegmentValue::CenterOf(i) | SegmentValue::Exact(i) => {
+                        labels.get(*i).cloned().unwrap_or_default()
+                    }
+                    SegmentValue::Last => String::new(),
+                })
+                .disable_y_mesh()
+                .draw()
+                .map_err(|e| err(e.to_string()))?;
+            let x0 = (lo - pad).max(0.0);
+            chart
+                .draw_series(bars.iter().enumerate().map(|(i, b)| {
+                    let color = Palette99::pick(i).to_rgba();
+                    Rectangle::new(
+                        [
+                            (x0, SegmentValue::Exact(i)),
+                            (b.1, SegmentValue::Exact(i + 1)),
+                        ],
+                        color.filled(),
+                    )
+                }))
+                .map_err(|e| err(e.to_string()))?;
+            chart
+                .draw_series(bars.iter().enumerate().map(|(i, b)| {
+                    PathElement::new(
+                        vec![
+                            (b.1 - b.2, SegmentValue::CenterOf(i)),
+                            (b.1 + b.2, SegmentValue::CenterOf(i)),
+                        ],
+                        BLACK.stroke_width(2),
+                    )
+                }))
+                .map_err(|e| err(e.to_string()))?;
+        }
+        root.present().map_err(|e| err(e.to_string()))?;
+    }
+    write_atomic(path, svg.as_bytes())
+}

@@ -11,6 +11,7 @@ use super::device::training_device;
 use crate::config::{Plan, StudentPlan};
 use crate::error::{DistillError, Result};
 use crate::knowledge::{ce::CeConfig, MethodConfig};
+use crate::models::Net;
 use crate::report::{plot_curves, Report, Row};
 use crate::train::checkpoint::{load_model_dir, write_atomic};
 use crate::train::{evaluate, DataBundle, Job, JobOutcome, Progress, Teacher};
@@ -70,29 +71,17 @@ fn check_run_dir(dir: &Path, resume: bool) -> Result<()> {
     Ok(())
 }
 
-/// Runs a whole experiment: teacher, then every student recipe × seed; writes the results table,
-/// CSV, JSON and the training-curve plot into the run folder and returns the report.
-pub fn run_experiment(plan: &Plan, opts: &RunOptions) -> Result<Report> {
-    let device = training_device(plan.backend)?;
-    let data = load_data(plan)?;
-    let run_dir = opts
-        .run_dir
-        .clone()
-        .unwrap_or_else(|| plan.output_dir.join(&plan.name));
-    check_run_dir(&run_dir, opts.resume)?;
+/// Builds the teacher (loaded from its checkpoint, or untrained) and prepares every student
+/// recipe against it, so that tap names, shapes and method settings are checked before any
+/// training. Returns the loaded teacher (if any) and the teachers list used for the checks.
+pub fn check_plan(
+    plan: &Plan,
+    data: &DataBundle,
+    device: &Device,
+    opts: &RunOptions,
+) -> Result<(Option<Net>, Vec<Teacher>)> {
     let geometry = data.geometry();
     let classes = data.train.num_classes;
-    let progress = opts.progress;
-    progress.line(&format!(
-        "data: {} train / {} test images of {:?}, {classes} classes; run folder {}",
-        data.train.len(),
-        data.test.len(),
-        geometry,
-        run_dir.display()
-    ));
-
-    // 1. Build (untrained or loaded) teachers and check every student recipe against them
-    //    before anything is trained or written.
     let first_seed = plan.seeds[0];
     let loaded = match plan.teacher.as_ref().and_then(|t| t.checkpoint.as_ref()) {
         Some(ckpt) => {
@@ -114,11 +103,11 @@ pub fn run_experiment(plan: &Plan, opts: &RunOptions) -> Result<Report> {
         device.seed(first_seed);
         let net = match &loaded {
             Some(n) => n.clone(),
-            None => t.model.build(geometry, classes, &device)?.valid(),
+            None => t.model.build(geometry, classes, device)?.valid(),
         };
         teachers.push(Teacher {
             name: t.model.model.clone(),
-            shapes: net.tap_shapes(geometry, &device),
+            shapes: net.tap_shapes(geometry, device),
             net,
             test_predictions: vec![],
             test_accuracy: 0.0,
@@ -127,16 +116,44 @@ pub fn run_experiment(plan: &Plan, opts: &RunOptions) -> Result<Report> {
     for s in &plan.students {
         recipe_job(
             s.name.clone(),
-            run_dir.clone(),
+            PathBuf::new(),
             first_seed,
             s,
             &teachers,
-            &data,
-            &device,
+            data,
+            device,
             opts,
         )
         .prepare()?;
     }
+    Ok((loaded, teachers))
+}
+
+/// Runs a whole experiment: teacher, then every student recipe × seed; writes the results table,
+/// CSV, JSON and the training-curve plot into the run folder and returns the report.
+pub fn run_experiment(plan: &Plan, opts: &RunOptions) -> Result<Report> {
+    let device = training_device(plan.backend)?;
+    let data = load_data(plan)?;
+    let run_dir = opts
+        .run_dir
+        .clone()
+        .unwrap_or_else(|| plan.output_dir.join(&plan.name));
+    check_run_dir(&run_dir, opts.resume)?;
+    let geometry = data.geometry();
+    let classes = data.train.num_classes;
+    let progress = opts.progress;
+    progress.line(&format!(
+        "data: {} train / {} test images of {:?}, {classes} classes; run folder {}",
+        data.train.len(),
+        data.test.len(),
+        geometry,
+        run_dir.display()
+    ));
+
+    // 1. Check every student recipe against the (untrained or loaded) teacher before anything
+    //    is trained or written.
+    let first_seed = plan.seeds[0];
+    let (loaded, mut teachers) = check_plan(plan, &data, &device, opts)?;
 
     std::fs::create_dir_all(&run_dir)
         .map_err(|e| DistillError::io("creating run folder", &run_dir, e))?;

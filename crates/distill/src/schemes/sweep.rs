@@ -1,0 +1,86 @@
+//! Sweeps: every recipe × every teacher/student pair × every seed, one results table.
+
+use std::path::PathBuf;
+
+use super::device::training_device;
+use super::offline::{check_plan, load_data, run_experiment, RunOptions};
+use crate::config::{Plan, SweepConfig};
+use crate::error::{DistillError, Result};
+use crate::report::{plot_bars, Bar, Report};
+use crate::train::checkpoint::write_atomic;
+
+/// Runs a sweep: checks every pair's experiment first, then runs them one after another (each
+/// in `ROOT/pairN/`, resumable), and writes the combined `results.md`, `results.csv`,
+/// `results.json` and `bars.svg` into the sweep folder.
+pub fn run_sweep(cfg: &SweepConfig, opts: &RunOptions) -> Result<Report> {
+    let root = opts
+        .run_dir
+        .clone()
+        .unwrap_or_else(|| cfg.output_dir.join(&cfg.name));
+    if root.join("sweep.toml").exists() && !opts.resume {
+        return Err(DistillError::Config(format!(
+            "sweep folder {} already holds a sweep; pass --resume to continue it, or change `name` / --out (nothing was overwritten)",
+            root.display()
+        )));
+    }
+    let plans: Vec<(String, Plan)> = cfg
+        .expand()?
+        .into_iter()
+        .map(|(name, e)| e.validate().map(|p| (name, p)))
+        .collect::<Result<_>>()?;
+    let device = training_device(cfg.backend)?;
+    for (_, plan) in &plans {
+        check_plan(plan, &load_data(plan)?, &device, opts)?;
+    }
+    std::fs::create_dir_all(&root)
+        .map_err(|e| DistillError::io("creating sweep folder", &root, e))?;
+    write_atomic(
+        &root.join("sweep.toml"),
+        toml::to_string_pretty(cfg)
+            .expect("sweep serialises")
+            .as_bytes(),
+    )?;
+
+    let mut rows = Vec::new();
+    let mut groups: Vec<(String, Vec<Bar>)> = Vec::new();
+    for (i, (pair, plan)) in plans.iter().enumerate() {
+        opts.progress
+            .line(&format!("sweep: pair {}/{}: {pair}", i + 1, plans.len()));
+        let sub = RunOptions {
+            run_dir: Some(root.join(format!("pair{}", i + 1))),
+            ..opts.clone()
+        };
+        let report = run_experiment(plan, &sub)?;
+        groups.push((
+            pair.clone(),
+            report
+                .rows
+                .iter()
+                .map(|r| (r.name.clone(), 100.0 * r.best.0, 100.0 * r.best.1))
+                .collect(),
+        ));
+        rows.extend(report.rows.into_iter().map(|mut r| {
+            r.name = format!("{pair} · {}", r.name);
+            r
+        }));
+    }
+    let report = Report {
+        title: cfg.name.clone(),
+        rows,
+    };
+    write_atomic(&root.join("results.md"), report.markdown().as_bytes())?;
+    write_atomic(&root.join("results.csv"), report.csv().as_bytes())?;
+    write_atomic(
+        &root.join("results.json"),
+        serde_json::to_string_pretty(&report)
+            .expect("report serialises")
+            .as_bytes(),
+    )?;
+    plot_bars(&root.join("bars.svg"), &cfg.name, &groups)?;
+    Ok(report)
+}
+
+/// The folder a sweep writes to.
+pub fn sweep_dir(cfg: &SweepConfig, out: Option<PathBuf>) -> PathBuf {
+    out.unwrap_or_else(|| cfg.output_dir.join(&cfg.name))
+}
