@@ -258,6 +258,27 @@ def output_smooth_l1(student, teacher):
     return F.smooth_l1_loss(student, teacher, beta=1.0)
 
 
+# RepDistiller distiller_zoo/FSP.py (FSP.compute_fsp + compute_loss), for two levels -> one pair
+def fsp(s_bot, s_top, t_bot, t_top):
+    def g(bot, top):
+        b_H, t_H = bot.shape[2], top.shape[2]
+        if b_H > t_H:
+            bot = F.adaptive_avg_pool2d(bot, (t_H, t_H))
+        elif b_H < t_H:
+            top = F.adaptive_avg_pool2d(top, (b_H, b_H))
+        bot = bot.unsqueeze(1)
+        top = top.unsqueeze(2)
+        bot = bot.view(bot.shape[0], bot.shape[1], bot.shape[2], -1)
+        top = top.view(top.shape[0], top.shape[1], top.shape[2], -1)
+        return (bot * top).mean(-1)
+    return (g(s_bot, s_top) - g(t_bot, t_top)).pow(2).mean()
+
+
+# DistilBERT-style hidden-state cosine loss (nn.CosineEmbeddingLoss with target 1), on projected student states
+def hidden_cosine(student, teacher):
+    return F.cosine_embedding_loss(student, teacher, torch.ones(student.shape[0], dtype=student.dtype))
+
+
 def main():
     r = torch.randn
     fixtures = {
@@ -338,6 +359,13 @@ def main():
         "output_l1": [case("l1", output_l1, {"student": r(3, 4), "teacher": r(3, 4)}, ["student"])],
         "output_l2": [case("l2", output_l2, {"student": r(3, 4), "teacher": r(3, 4)}, ["student"])],
         "output_smooth_l1": [case("smooth_l1", output_smooth_l1, {"student": r(3, 4) * 2, "teacher": r(3, 4) * 2}, ["student"])],
+        "fsp": [
+            case("fsp_same_size", fsp, {"s_bot": r(2, 3, 4, 4), "s_top": r(2, 5, 4, 4), "t_bot": r(2, 3, 4, 4), "t_top": r(2, 5, 4, 4)}, ["s_bot", "s_top"]),
+            case("fsp_pool_bottom", fsp, {"s_bot": r(2, 2, 6, 6), "s_top": r(2, 4, 3, 3), "t_bot": r(2, 2, 6, 6), "t_top": r(2, 4, 3, 3)}, ["s_bot", "s_top"]),
+        ],
+        "hidden_cosine": [
+            case("hidden_cos_b4", hidden_cosine, {"student": r(4, 6), "teacher": r(4, 6)}, ["student"]),
+        ],
         "fitnet": [
             case("fitnet_b2_c3_4x4", fitnet, {"student": r(2, 3, 4, 4), "teacher": r(2, 3, 4, 4)}, ["student"]),
             case("fitnet_b1_c2_3x3", fitnet, {"student": r(1, 2, 3, 3), "teacher": r(1, 2, 3, 3)}, ["student"]),

@@ -4,7 +4,10 @@
 use serde::{Deserialize, Serialize};
 
 use super::term::{BuildContext, KnowledgeTerm};
-use super::{at, cc, ce, dist, dkd, fitnet, kd, kd_ls, nst, output_match, pkt, rkd, sp, vid, Aux};
+use super::{
+    at, cc, ce, dist, dkd, fitnet, fsp, hidden, kd, kd_ls, nst, output_match, pkt, rkd, sp, vid,
+    Aux,
+};
 use crate::error::Result;
 
 /// One row of the method catalogue (`distill methods`).
@@ -106,10 +109,12 @@ methods! {
     KdLs => kd_ls::KdLsConfig,
     OutputMatch => output_match::OutputMatchConfig,
     Fitnet => fitnet::FitNetConfig,
+    Hidden => hidden::HiddenConfig,
     At => at::AtConfig,
     Nst => nst::NstConfig,
     Sp => sp::SpConfig,
     Pkt => pkt::PktConfig,
+    Fsp => fsp::FspConfig,
     Rkd => rkd::RkdConfig,
     Cc => cc::CcConfig,
     Vid => vid::VidConfig,
