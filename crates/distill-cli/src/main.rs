@@ -266,6 +266,7 @@ fn run_options(out: PathBuf, common: &Common, interrupt: Arc<AtomicBool>) -> Run
             Progress::Bar
         },
         interrupt: Some(interrupt),
+        keep_going: false,
     }
 }
 

@@ -29,7 +29,9 @@ pub const INFO: MethodInfo = MethodInfo {
 /// `L = min(epoch / warmup, 1) · (α · TCKD + β · NCKD)`.
 ///
 /// # Conventions (mdistiller `distillers/DKD.py`)
-/// Batchmean reductions with `T²` inside; the warm-up factor uses the 1-based epoch; the CE term
+/// Batchmean reductions with `T²` inside; the binary probabilities are formed in log space
+/// (mdistiller takes `log` of the summed probabilities, which underflows to `−∞` for a very
+/// confident student; the values agree otherwise); the warm-up factor uses the 1-based epoch; the CE term
 /// is separate (`method = "ce"`, weight 1 in mdistiller).
 ///
 /// # Shapes
@@ -87,11 +89,14 @@ pub fn dkd_loss(
 ) -> Tensor<1> {
     let [_, k] = student.dims();
     let gt: Tensor<2> = targets.one_hot::<2>(k).float();
+    // [log p_target, log Σ_{k≠target} p_k], in log space so that neither underflows to log 0.
     let binary = |z: Tensor<2>| {
-        let p = burn::tensor::activation::softmax(z.div_scalar(temperature), 1);
-        let p_gt = (p.clone() * gt.clone()).sum_dim(1);
-        let p_other = (p * gt.clone().neg().add_scalar(1.0)).sum_dim(1);
-        Tensor::cat(vec![p_gt, p_other], 1).log()
+        let lsm = log_softmax(z.div_scalar(temperature), 1);
+        let lp_gt = (lsm.clone() * gt.clone()).sum_dim(1);
+        let others = lsm - gt.clone().mul_scalar(1e30);
+        let m = others.clone().max_dim(1).detach();
+        let lp_other = m.clone() + (others - m).exp().sum_dim(1).log();
+        Tensor::cat(vec![lp_gt, lp_other], 1)
     };
     let t2 = temperature * temperature;
     let tckd = kl_batchmean(binary(teacher.clone()), binary(student.clone())).mul_scalar(t2);
@@ -164,6 +169,18 @@ mod tests {
             case.assert_value(loss.clone());
             case.assert_grad("student", grad_of(&loss, &s));
         }
+    }
+
+    #[test]
+    fn a_very_confident_student_stays_finite() {
+        // Regression: with log(Σ p) the non-target mass underflowed to log 0 and the loss to inf.
+        let dev = Device::flex().autodiff();
+        let s = Tensor::<2>::from_floats([[900.0, 0.0, -5.0]], &dev).require_grad();
+        let t = Tensor::<2>::from_floats([[2.0, 1.0, 0.0]], &dev);
+        let y = Tensor::<1, Int>::from_ints([0], &dev);
+        let loss = dkd_loss(s.clone(), t, y, 1.0, 8.0, 4.0);
+        assert!(loss.clone().into_scalar::<f32>().is_finite());
+        assert!(grad_of(&loss, &s).iter().all(|g| g.is_finite()));
     }
 
     #[test]

@@ -86,7 +86,9 @@ pub struct Report {
 }
 
 fn pct((m, s): (f64, f64), seeds: usize) -> String {
-    if seeds > 1 {
+    if !m.is_finite() {
+        "—".into()
+    } else if seeds > 1 {
         format!("{:.2} ± {:.2}", 100.0 * m, 100.0 * s)
     } else {
         format!("{:.2}", 100.0 * m)
@@ -102,7 +104,7 @@ impl Report {
         );
         for r in &self.rows {
             out += &format!(
-                "| {} | {} | {} | {} | {} | {} | {} | {:.1} s |\n",
+                "| {} | {} | {} | {} | {} | {} | {} | {} |\n",
                 r.name,
                 r.model,
                 r.params,
@@ -115,7 +117,11 @@ impl Report {
                 },
                 r.agreement
                     .map_or("—".into(), |a| format!("{:.2}", 100.0 * a)),
-                r.seconds
+                if r.seconds.is_finite() {
+                    format!("{:.1} s", r.seconds)
+                } else {
+                    "—".into()
+                }
             );
         }
         out

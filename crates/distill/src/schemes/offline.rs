@@ -27,6 +27,9 @@ pub struct RunOptions {
     pub progress: Progress,
     /// Set to stop between two steps (Ctrl-C).
     pub interrupt: Option<Arc<AtomicBool>>,
+    /// Record a student seed whose loss goes non-finite as diverged and go on with the next one
+    /// (sweeps), instead of stopping the experiment.
+    pub keep_going: bool,
 }
 
 impl Default for RunOptions {
@@ -36,6 +39,7 @@ impl Default for RunOptions {
             resume: false,
             progress: Progress::Bar,
             interrupt: None,
+            keep_going: false,
         }
     }
 }
@@ -226,6 +230,7 @@ pub fn run_experiment(plan: &Plan, opts: &RunOptions) -> Result<Report> {
     // 3. Every student recipe, once per seed.
     for s in &plan.students {
         let mut outcomes: Vec<JobOutcome> = Vec::new();
+        let mut diverged = 0;
         for &seed in &plan.seeds {
             let dir = run_dir
                 .join("students")
@@ -241,13 +246,33 @@ pub fn run_experiment(plan: &Plan, opts: &RunOptions) -> Result<Report> {
                 &device,
                 opts,
             );
-            outcomes.push(job.prepare()?.run()?);
+            match job.prepare()?.run() {
+                Ok(o) => outcomes.push(o),
+                Err(e @ DistillError::NonFinite { .. }) if opts.keep_going => {
+                    progress.line(&format!(
+                        "{} seed {seed}: {e}; recorded as diverged",
+                        s.name
+                    ));
+                    diverged += 1;
+                }
+                Err(e) => return Err(e),
+            }
         }
-        curves.push((
-            s.name.clone(),
-            outcomes.iter().map(|o| o.history.clone()).collect(),
-        ));
-        rows.push(Row::student(&s.name, &s.model.model, &outcomes));
+        if !outcomes.is_empty() {
+            curves.push((
+                s.name.clone(),
+                outcomes.iter().map(|o| o.history.clone()).collect(),
+            ));
+        }
+        let mut row = Row::student(&s.name, &s.model.model, &outcomes);
+        if diverged > 0 {
+            row.name = format!(
+                "{} [diverged: {diverged}/{} seeds]",
+                s.name,
+                plan.seeds.len()
+            );
+        }
+        rows.push(row);
     }
 
     let report = Report {

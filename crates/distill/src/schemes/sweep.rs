@@ -46,8 +46,10 @@ pub fn run_sweep(cfg: &SweepConfig, opts: &RunOptions) -> Result<Report> {
     for (i, (pair, plan)) in plans.iter().enumerate() {
         opts.progress
             .line(&format!("sweep: pair {}/{}: {pair}", i + 1, plans.len()));
+        // A recipe that diverges is recorded in the table; the sweep goes on.
         let sub = RunOptions {
             run_dir: Some(root.join(format!("pair{}", i + 1))),
+            keep_going: true,
             ..opts.clone()
         };
         let report = run_experiment(plan, &sub)?;
@@ -56,6 +58,7 @@ pub fn run_sweep(cfg: &SweepConfig, opts: &RunOptions) -> Result<Report> {
             report
                 .rows
                 .iter()
+                .filter(|r| r.best.0.is_finite())
                 .map(|r| (r.name.clone(), 100.0 * r.best.0, 100.0 * r.best.1))
                 .collect(),
         ));
