@@ -8,6 +8,7 @@ Each loss below is the reference implementation it cites (the RepDistiller / mdi
 reproduced line for line where the package is not installable from PyPI). Inputs are seeded.
 """
 import json
+import math
 import os
 
 import torch
@@ -279,6 +280,119 @@ def hidden_cosine(student, teacher):
     return F.cosine_embedding_loss(student, teacher, torch.ones(student.shape[0], dtype=student.dtype))
 
 
+# RepDistiller distiller_zoo/AB.py (ABLoss with criterion_alternative_l2), summed as in
+# helper/pretrain.py; levels s0 (shallow), s1 (deep)
+def ab(s0, s1, t0, t1, margin):
+    def alt_l2(source, target):
+        loss = ((source + margin) ** 2 * ((source > -margin) & (target <= 0)).float()
+                + (source - margin) ** 2 * ((source <= margin) & (target > 0)).float())
+        return torch.abs(loss).sum()
+
+    feats = [(s0, t0), (s1, t1)]
+    n = len(feats)
+    w = [2 ** (i - n + 1) for i in range(n)]
+    bsz = s0.shape[0]
+    losses = [wi * alt_l2(s, t) / bsz / 1000 * 3 for wi, (s, t) in zip(w, feats)]
+    return sum(losses)
+
+
+# RepDistiller distiller_zoo/FT.py (FactorTransfer, p1 = 2, p2 = 1) on factor maps
+def ft(student, teacher):
+    s_H, t_H = student.shape[2], teacher.shape[2]
+    if s_H > t_H:
+        student = F.adaptive_avg_pool2d(student, (t_H, t_H))
+    elif s_H < t_H:
+        teacher = F.adaptive_avg_pool2d(teacher, (s_H, s_H))
+
+    def factor(f):
+        return F.normalize(f.pow(2).mean(1).view(f.size(0), -1))
+
+    return (factor(student) - factor(teacher)).abs().mean()
+
+
+# mdistiller distillers/OFD.py (feat_loss and ofd_loss), connector already applied
+def ofd(s0, s1, t0, t1, m0, m1):
+    def feat_loss(source, target, margin):
+        margin = margin.view(1, -1, 1, 1)
+        loss = ((source - margin) ** 2 * ((source > margin) & (target <= margin)).float()
+                + (source - target) ** 2 * ((source > target) & (target > margin) & (target <= 0)).float()
+                + (source - target) ** 2 * (target > 0).float())
+        return torch.abs(loss).mean(dim=0).sum()
+
+    feats = [(s0, t0, m0), (s1, t1, m1)]
+    total = 0
+    for i, (s, t, m) in enumerate(feats):
+        total = total + feat_loss(s, F.adaptive_avg_pool2d(t, s.shape[-2:]), m) / 2 ** (len(feats) - i - 1)
+    return total
+
+
+# mdistiller init_ofd_modules margin, with norm.cdf(x) = 0.5 * erfc(-x / sqrt(2))
+def ofd_margin(std, mean):
+    s = abs(std)
+    m = mean
+    cdf = 0.5 * math.erfc((m / s) / math.sqrt(2))
+    if cdf > 0.001:
+        return -s * math.exp(-((m / s) ** 2) / 2) / math.sqrt(2 * math.pi) / cdf + m
+    return -3 * s
+
+
+# mdistiller distillers/ReviewKD.py (hcl_loss)
+def hcl(s0, s1, s2, t0, t1, t2):
+    loss_all = 0.0
+    for fs, ft_ in zip([s0, s1, s2], [t0, t1, t2]):
+        n, c, h, w = fs.shape
+        loss = F.mse_loss(fs, ft_, reduction="mean")
+        cnt = 1.0
+        tot = 1.0
+        for l in [4, 2, 1]:
+            if l >= h:
+                continue
+            tmpfs = F.adaptive_avg_pool2d(fs, (l, l))
+            tmpft = F.adaptive_avg_pool2d(ft_, (l, l))
+            cnt /= 2.0
+            loss += F.mse_loss(tmpfs, tmpft, reduction="mean") * cnt
+            tot += cnt
+        loss = loss / tot
+        loss_all = loss_all + loss
+    return loss_all
+
+
+# RepDistiller crd/memory.py (ContrastMemory scores with fixed Z) and crd/criterion.py
+# (ContrastLoss); v_s, v_t are the embedded, normalised features
+def crd(v_s, v_t, mem_s, mem_t, idx, z, t):
+    idx = idx.long()
+    b, k1 = idx.shape
+    n_data = mem_s.shape[0]
+    w_t = torch.index_select(mem_t, 0, idx.view(-1)).view(b, k1, -1)
+    out_s = torch.exp(torch.bmm(w_t, v_s.view(b, -1, 1)) / t).view(b, k1) / z[0]
+    w_s = torch.index_select(mem_s, 0, idx.view(-1)).view(b, k1, -1)
+    out_t = torch.exp(torch.bmm(w_s, v_t.view(b, -1, 1)) / t).view(b, k1) / z[1]
+
+    def contrast_loss(x, eps=1e-7):
+        bsz = x.shape[0]
+        m = x.size(1) - 1
+        Pn = 1 / float(n_data)
+        P_pos = x.select(1, 0)
+        log_D1 = torch.div(P_pos, P_pos.add(m * Pn + eps)).log_()
+        P_neg = x.narrow(1, 1, m)
+        log_D0 = torch.div(P_neg.clone().fill_(m * Pn), P_neg.add(m * Pn + eps)).log_()
+        return -(log_D1.sum(0) + log_D0.view(-1, 1).sum(0)) / bsz
+
+    return (contrast_loss(out_s) + contrast_loss(out_t)).reshape(())
+
+
+# RepDistiller crd/memory.py memory update (index_copy_ of the renormalised momentum rows)
+def crd_memory_case(name, bank, rows, v, momentum):
+    bank = bank.to(DT)
+    v = v.to(DT)
+    l_pos = torch.index_select(bank, 0, rows.long()) * momentum + v * (1 - momentum)
+    updated = l_pos.div(l_pos.pow(2).sum(1, keepdim=True).pow(0.5))
+    out = bank.clone()
+    out.index_copy_(0, rows.long(), updated)
+    return {"name": name, "params": {"momentum": momentum}, "inputs": {"bank": arr(bank), "rows": arr(rows.double()), "v": arr(v)},
+            "value": 0.0, "grads": {"bank": arr(out)}}
+
+
 def main():
     r = torch.randn
     fixtures = {
@@ -365,6 +479,35 @@ def main():
         ],
         "hidden_cosine": [
             case("hidden_cos_b4", hidden_cosine, {"student": r(4, 6), "teacher": r(4, 6)}, ["student"]),
+        ],
+        "ab": [
+            case("ab_two_levels", ab, {"s0": r(2, 3, 4, 4) * 1.5, "s1": r(2, 5, 2, 2) * 1.5, "t0": r(2, 3, 4, 4), "t1": r(2, 5, 2, 2)}, ["s0", "s1"], {"margin": 1.0}),
+            case("ab_b1_margin05", ab, {"s0": r(1, 2, 3, 3), "s1": r(1, 2, 3, 3), "t0": r(1, 2, 3, 3), "t1": r(1, 2, 3, 3)}, ["s0", "s1"], {"margin": 0.5}),
+        ],
+        "ft": [
+            case("ft_same_size", ft, {"student": r(2, 4, 3, 3), "teacher": r(2, 4, 3, 3)}, ["student"]),
+            case("ft_pool_student", ft, {"student": r(2, 3, 6, 6), "teacher": r(2, 5, 3, 3)}, ["student"]),
+        ],
+        "ofd": [
+            case("ofd_two_levels", ofd, {"s0": r(2, 3, 4, 4), "s1": r(2, 4, 2, 2), "t0": r(2, 3, 4, 4), "t1": r(2, 4, 2, 2), "m0": -r(3).abs() * 0.5, "m1": -r(4).abs() * 0.5}, ["s0", "s1"]),
+            case("ofd_pool_teacher_b1", ofd, {"s0": r(1, 2, 2, 2), "s1": r(1, 2, 1, 1), "t0": r(1, 2, 4, 4), "t1": r(1, 2, 2, 2), "m0": torch.tensor([-0.3, -1.2]), "m1": torch.tensor([-0.8, -0.1])}, ["s0", "s1"]),
+        ],
+        "ofd_margin": [
+            {"name": f"margin_std{sd}_mean{mu}", "params": {"std": sd, "mean": mu}, "inputs": {}, "value": ofd_margin(sd, mu), "grads": {}}
+            for sd, mu in [(1.0, 0.0), (0.5, 0.3), (-0.7, -0.2), (0.2, 1.5), (2.0, -4.0)]
+        ],
+        "hcl": [
+            case("hcl_three_levels", hcl, {"s0": r(2, 3, 8, 8), "s1": r(2, 4, 2, 2), "s2": r(2, 5, 1, 1), "t0": r(2, 3, 8, 8), "t1": r(2, 4, 2, 2), "t2": r(2, 5, 1, 1)}, ["s0", "s1", "s2"]),
+            case("hcl_odd_sizes", hcl, {"s0": r(1, 2, 5, 5), "s1": r(1, 2, 3, 3), "s2": r(1, 2, 7, 7), "t0": r(1, 2, 5, 5), "t1": r(1, 2, 3, 3), "t2": r(1, 2, 7, 7)}, ["s0", "s1", "s2"]),
+        ],
+        "crd": [
+            case("crd_b3_k4_n12", crd, {"v_s": F.normalize(r(3, 6)), "v_t": F.normalize(r(3, 6)), "mem_s": F.normalize(r(12, 6)), "mem_t": F.normalize(r(12, 6)),
+                                        "idx": torch.tensor([[0.0, 4, 5, 7, 11], [5.0, 1, 1, 9, 2], [9.0, 0, 3, 6, 8]]), "z": torch.tensor([30.0, 45.0])}, ["v_s", "v_t"], {"t": 0.07}),
+            case("crd_b1_k2_t05", crd, {"v_s": F.normalize(r(1, 4)), "v_t": F.normalize(r(1, 4)), "mem_s": F.normalize(r(5, 4)), "mem_t": F.normalize(r(5, 4)),
+                                        "idx": torch.tensor([[2.0, 0, 4]]), "z": torch.tensor([2.0, 3.0])}, ["v_s", "v_t"], {"t": 0.5}),
+        ],
+        "crd_memory": [
+            crd_memory_case("crd_memory_m05", F.normalize(r(6, 4)), torch.tensor([4.0, 1.0]), F.normalize(r(2, 4)), 0.5),
         ],
         "fitnet": [
             case("fitnet_b2_c3_4x4", fitnet, {"student": r(2, 3, 4, 4), "teacher": r(2, 3, 4, 4)}, ["student"]),

@@ -5,6 +5,7 @@
 //! cargo bench -p distill --bench kd_step -- --pair mlp|resnet [--steps 30] [--warmup 3]
 //! Prints one JSON line: pair, batch, median/mean step milliseconds, peak resident memory (MB).
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use distill::burn::prelude::*;
@@ -12,9 +13,10 @@ use distill::burn::tensor::{Distribution, TensorData};
 use distill::config::TrainConfig;
 use distill::knowledge::ce::CeConfig;
 use distill::knowledge::kd::KdConfig;
-use distill::knowledge::MethodConfig;
+use distill::data::{Augment, Dataset, Normalization};
+use distill::knowledge::{MethodConfig, Stage};
 use distill::models::ModelConfig;
-use distill::train::{build_optimizer, build_trainable, train_step, Teacher};
+use distill::train::{build_optimizer, build_trainable, train_step, DataBundle, Teacher};
 
 fn arg(name: &str, default: &str) -> String {
     let args: Vec<String> = std::env::args().collect();
@@ -98,8 +100,28 @@ fn main() {
             teacher: 0,
         }),
     ];
+    // The step itself reads random images; the bundle only gives the builder its geometry.
+    let [c, h, w] = geometry;
+    let synthetic = Arc::new(Dataset {
+        images: vec![0; batch * c * h * w],
+        labels: (0..batch).map(|i| (i % classes) as u8).collect(),
+        channels: c,
+        height: h,
+        width: w,
+        num_classes: classes,
+    });
+    let data = DataBundle {
+        norm: Normalization {
+            mean: vec![0.0; c],
+            std: vec![1.0; c],
+        },
+        train: synthetic.clone(),
+        test: synthetic,
+        augment: Augment::default(),
+        eval_batch: batch,
+    };
     let (mut trainable, objective) =
-        build_trainable(&student_cfg, geometry, classes, &losses, &teachers, &device).unwrap();
+        build_trainable(&student_cfg, &data, &losses, &teachers, &device).unwrap();
     let plan = TrainConfig {
         lr: Some(0.05),
         ..Default::default()
@@ -107,7 +129,6 @@ fn main() {
     .resolve("bench")
     .unwrap();
     let mut optim = build_optimizer(&plan);
-    let [c, h, w] = geometry;
     let x = Tensor::<4>::random([batch, c, h, w], Distribution::Normal(0.0, 1.0), &device);
     let labels: Vec<i64> = (0..batch as i64).map(|i| i % classes as i64).collect();
     let y = Tensor::<1, Int>::from_data(TensorData::new(labels, [batch]), &device);
@@ -123,7 +144,7 @@ fn main() {
             x.clone(),
             y.clone(),
             &indices,
-            1,
+            (Stage::Main, 1),
             plan.lr,
         );
         trainable = out.trainable;

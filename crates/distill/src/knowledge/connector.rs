@@ -20,6 +20,14 @@ pub enum Aux {
     Linear(Linear),
     /// VID's regressor and variance.
     Vid(super::vid::VidRegressor),
+    /// FT's paraphraser (teacher-side auto-encoder).
+    Paraphraser(super::ft::Paraphraser),
+    /// FT's translator (student-side encoder).
+    Translator(super::ft::Translator),
+    /// ReviewKD's attention-based fusion module of one level.
+    Abf(super::review::Abf),
+    /// CRD's memory banks (non-trainable state).
+    CrdMemory(super::crd::CrdMemory),
 }
 
 impl Aux {
@@ -29,7 +37,16 @@ impl Aux {
             (Aux::Conv(c), Feature::Map(x)) => Feature::Map(c.forward(x)),
             (Aux::Linear(l), f) => Feature::Flat(l.forward(f.flat())),
             (Aux::Conv(_), f) => panic!("conv connector applied to a flat feature {:?}", f.shape()),
-            (Aux::Vid(_), _) => panic!("the VID regressor is applied by the vid method itself"),
+            (other, _) => panic!(
+                "{} is applied by its method itself",
+                match other {
+                    Aux::Vid(_) => "the VID regressor",
+                    Aux::Paraphraser(_) => "the FT paraphraser",
+                    Aux::Translator(_) => "the FT translator",
+                    Aux::Abf(_) => "a ReviewKD fusion module",
+                    _ => "the CRD memory",
+                }
+            ),
         }
     }
 
@@ -38,6 +55,11 @@ impl Aux {
     /// equal size → 3×3 conv (pad 1); `s = 2t` → 3×3 conv stride 2; larger → valid conv of
     /// size `1 + s − t`; each followed by batch norm and ReLU. Flat taps get a linear projection.
     pub fn connector(s: &[usize], t: &[usize], device: &Device) -> Result<Aux> {
+        Self::conv_reg(s, t, true, device)
+    }
+
+    /// [`Self::connector`] with or without the final ReLU (RepDistiller's `ConvReg(use_relu)`).
+    pub fn conv_reg(s: &[usize], t: &[usize], relu: bool, device: &Device) -> Result<Aux> {
         match (s, t) {
             ([_, cs, hs, ws], [_, ct, ht, wt]) => {
                 let (k, stride, pad) = if hs == ht && ws == wt {
@@ -60,6 +82,7 @@ impl Aux {
                         .with_padding(PaddingConfig2d::Explicit(pad, pad, pad, pad))
                         .init(device),
                     bn: BatchNormConfig::new(*ct).init(device),
+                    relu,
                 }))
             }
             ([_, ds], [_, dt]) => Ok(Aux::Linear(LinearConfig::new(*ds, *dt).init(device))),
@@ -76,16 +99,38 @@ impl Aux {
     }
 }
 
-/// Conv → batch norm → ReLU regressor.
+/// Conv → batch norm (→ ReLU) regressor.
 #[derive(Module, Debug)]
 pub struct ConvConnector {
     conv: Conv2d,
     bn: BatchNorm,
+    relu: bool,
 }
 
 impl ConvConnector {
+    /// A 1×1 convolution without bias followed by batch norm, no ReLU, the convolution drawn
+    /// from `N(0, 2 / (k·k·c_out))` (OFD's `build_feature_connector`; batch norm starts at 1, 0).
+    pub fn conv1x1_bn(cin: usize, cout: usize, device: &Device) -> Self {
+        Self {
+            conv: Conv2dConfig::new([cin, cout], [1, 1])
+                .with_bias(false)
+                .with_initializer(burn::nn::Initializer::Normal {
+                    mean: 0.0,
+                    std: (2.0 / cout as f64).sqrt(),
+                })
+                .init(device),
+            bn: BatchNormConfig::new(cout).init(device),
+            relu: false,
+        }
+    }
+
     /// Forward pass.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        relu(self.bn.forward(self.conv.forward(x)))
+        let y = self.bn.forward(self.conv.forward(x));
+        if self.relu {
+            relu(y)
+        } else {
+            y
+        }
     }
 }

@@ -5,8 +5,8 @@ use serde::{Deserialize, Serialize};
 
 use super::term::{BuildContext, KnowledgeTerm};
 use super::{
-    at, cc, ce, dist, dkd, fitnet, fsp, hidden, kd, kd_ls, nst, output_match, pkt, rkd, sp, vid,
-    Aux,
+    ab, at, cc, ce, crd, dist, dkd, fitnet, fsp, ft, hidden, kd, kd_ls, nst, ofd, output_match,
+    pkt, review, rkd, sp, vid, Aux,
 };
 use crate::error::Result;
 
@@ -112,12 +112,17 @@ methods! {
     Hidden => hidden::HiddenConfig,
     At => at::AtConfig,
     Nst => nst::NstConfig,
+    Ab => ab::AbConfig,
+    Ft => ft::FtConfig,
+    Ofd => ofd::OfdConfig,
+    Reviewkd => review::ReviewKdConfig,
     Sp => sp::SpConfig,
     Pkt => pkt::PktConfig,
     Fsp => fsp::FspConfig,
     Rkd => rkd::RkdConfig,
     Cc => cc::CcConfig,
     Vid => vid::VidConfig,
+    Crd => crd::CrdConfig,
 }
 
 #[cfg(test)]

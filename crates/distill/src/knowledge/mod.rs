@@ -1,14 +1,17 @@
 //! Knowledge: distillation losses, one file per method, registered in [`method`].
 
+pub mod ab;
 pub mod at;
 pub mod bounded_regression;
 pub mod cc;
 pub mod ce;
 pub mod connector;
+pub mod crd;
 pub mod dist;
 pub mod dkd;
 pub mod fitnet;
 pub mod fsp;
+pub mod ft;
 pub mod gkd;
 pub mod hidden;
 pub mod kd;
@@ -18,9 +21,11 @@ pub mod margin_mse;
 pub mod method;
 pub mod nst;
 pub mod objective;
+pub mod ofd;
 pub mod ops;
 pub mod output_match;
 pub mod pkt;
+pub mod review;
 pub mod rkd;
 pub mod skew_kl;
 pub mod sp;
@@ -33,4 +38,6 @@ pub mod vid;
 pub use connector::Aux;
 pub use method::{Built, LossInfo, MethodConfig, MethodInfo, LIBRARY_LOSSES, METHODS};
 pub use objective::Objective;
-pub use term::{BuildContext, KnowledgeTerm, Side, StepContext};
+pub use term::{
+    AuxUpdate, BuildContext, InitStage, KnowledgeTerm, Side, Stage, StepContext, TermStep,
+};

@@ -1,9 +1,9 @@
-//! The training objective: a weighted sum of named knowledge terms.
+//! The training objective: a weighted sum of named knowledge terms, stage by stage.
 
 use burn::prelude::*;
 
 use super::method::Built;
-use super::term::StepContext;
+use super::term::{AuxUpdate, InitStage, Stage, StepContext};
 use super::Aux;
 
 /// Weighted sum of terms; every term's unweighted value is reported for logging.
@@ -17,6 +17,8 @@ pub struct ObjectiveValue {
     pub total: Tensor<1>,
     /// Each term's unweighted value, by name (names made unique with a `#2` suffix).
     pub terms: Vec<(String, Tensor<1>)>,
+    /// Non-trainable state changes to apply after the optimiser step.
+    pub updates: Vec<AuxUpdate>,
 }
 
 impl Objective {
@@ -35,12 +37,46 @@ impl Objective {
         self.terms.is_empty()
     }
 
-    /// Evaluates every term and their weighted sum.
+    /// Whether any term contributes to the main stage.
+    pub fn has_main_terms(&self) -> bool {
+        self.terms.iter().any(|b| b.term.in_main_stage())
+    }
+
+    /// The initialisation stage of the run: as long as the longest one any term asks for, at the
+    /// learning rate of the first term that sets one.
+    pub fn init_stage(&self) -> Option<InitStage> {
+        let stages: Vec<InitStage> = self
+            .terms
+            .iter()
+            .filter_map(|b| b.term.init_stage())
+            .filter(|s| s.epochs > 0)
+            .collect();
+        let epochs = stages.iter().map(|s| s.epochs).max()?;
+        Some(InitStage {
+            epochs,
+            lr: stages.iter().find_map(|s| s.lr),
+        })
+    }
+
+    /// Evaluates the terms of the step's stage and their weighted sum.
     pub fn forward(&self, aux: &[Aux], ctx: &StepContext<'_>) -> ObjectiveValue {
         let mut total: Option<Tensor<1>> = None;
         let mut named: Vec<(String, Tensor<1>)> = Vec::new();
+        let mut updates = Vec::new();
         for built in &self.terms {
-            for (name, value) in built.term.forward(aux, ctx) {
+            let terms = match ctx.stage {
+                Stage::Init if built.term.init_stage().is_some() => {
+                    built.term.init_forward(aux, ctx)
+                }
+                Stage::Init => Vec::new(),
+                Stage::Main if built.term.in_main_stage() => {
+                    let step = built.term.forward_step(aux, ctx);
+                    updates.extend(step.updates);
+                    step.terms
+                }
+                Stage::Main => Vec::new(),
+            };
+            for (name, value) in terms {
                 let weighted = value.clone().mul_scalar(built.weight);
                 total = Some(match total {
                     Some(t) => t + weighted,
@@ -56,8 +92,11 @@ impl Objective {
             }
         }
         ObjectiveValue {
-            total: total.expect("an objective has at least one term (checked by the config)"),
+            total: total.expect(
+                "every stage has at least one term (checked when the objective is built)",
+            ),
             terms: named,
+            updates,
         }
     }
 }

@@ -3,7 +3,17 @@
 use burn::prelude::*;
 
 use crate::error::{DistillError, Result};
-use crate::models::{Feature, TapShapes, Taps};
+use crate::models::{Feature, Net, TapShapes, Taps};
+
+/// Which part of training a step belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    /// The initialisation stage some methods run first (AB, FT, FSP's two-stage form): only the
+    /// terms that declare an [`InitStage`] contribute, through [`KnowledgeTerm::init_forward`].
+    Init,
+    /// Ordinary training: every term's [`KnowledgeTerm::forward`].
+    Main,
+}
 
 /// Everything a knowledge term sees at one training step.
 pub struct StepContext<'a> {
@@ -15,8 +25,10 @@ pub struct StepContext<'a> {
     pub targets: Tensor<1, Int>,
     /// Index of each sample in the training set (for memory banks and caches).
     pub indices: &'a [usize],
-    /// Current epoch, starting at 1.
+    /// Current epoch of the stage, starting at 1.
     pub epoch: usize,
+    /// Which stage the step belongs to.
+    pub stage: Stage,
 }
 
 impl StepContext<'_> {
@@ -58,6 +70,15 @@ pub struct BuildContext<'a> {
     pub classes: usize,
     /// Device on which trainable parts are created.
     pub device: &'a Device,
+    /// The frozen teachers themselves (for methods that read their parameters, as OFD reads the
+    /// batch-norm statistics before each stage's ReLU).
+    pub teacher_nets: &'a [&'a Net],
+    /// Each teacher's taps on the probe batch: the first (up to 256) training images, in order,
+    /// without augmentation (for methods that calibrate on data, as OFD's margins of a teacher
+    /// without batch norm).
+    pub teacher_probe: &'a [Taps],
+    /// Label of every training sample, by index (CRD's class-conditional negatives).
+    pub train_labels: &'a [u8],
 }
 
 impl BuildContext<'_> {
@@ -187,11 +208,73 @@ pub fn default_embedding_tap() -> String {
 /// logs separately. Terms own no trainable state directly: trainable helpers (connectors,
 /// projection heads) are [`crate::knowledge::Aux`] modules that the term asks for when it is
 /// built and receives back at every step, so they are optimised with the student.
+///
+/// Multi-stage methods use the same interface: a term that needs an initialisation stage (AB's
+/// connector and student pre-training, FT's paraphraser) returns it from [`Self::init_stage`]
+/// and its stage loss from [`Self::init_forward`]; a term with non-trainable state (CRD's memory
+/// bank) returns [`AuxUpdate`]s from [`Self::forward_step`], applied after the optimiser step.
+/// The trainer knows none of the methods by name.
 pub trait KnowledgeTerm: Send {
-    /// Computes the term(s) for one step.
+    /// Computes the term(s) for one step of the main stage.
     fn forward(
         &self,
         aux: &[crate::knowledge::Aux],
         ctx: &StepContext<'_>,
     ) -> Vec<(String, Tensor<1>)>;
+
+    /// The main-stage terms plus any update of non-trainable state. The default has no state.
+    fn forward_step(&self, aux: &[crate::knowledge::Aux], ctx: &StepContext<'_>) -> TermStep {
+        TermStep {
+            terms: self.forward(aux, ctx),
+            updates: Vec::new(),
+        }
+    }
+
+    /// The initialisation stage this term needs before the main training, if any.
+    fn init_stage(&self) -> Option<InitStage> {
+        None
+    }
+
+    /// The term's loss during the initialisation stage (called only when
+    /// [`Self::init_stage`] is `Some`).
+    fn init_forward(
+        &self,
+        _aux: &[crate::knowledge::Aux],
+        _ctx: &StepContext<'_>,
+    ) -> Vec<(String, Tensor<1>)> {
+        Vec::new()
+    }
+
+    /// Whether the term contributes to the main stage (AB does not: after its initialisation
+    /// stage the student trains on the other terms, as in RepDistiller).
+    fn in_main_stage(&self) -> bool {
+        true
+    }
+}
+
+/// An initialisation stage: `epochs` epochs in which only the stage losses are optimised, with a
+/// fresh optimiser of the run's kind at a constant learning rate.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct InitStage {
+    /// Number of epochs.
+    pub epochs: usize,
+    /// Learning rate (default: the run's base learning rate).
+    pub lr: Option<f64>,
+}
+
+/// A change to a helper module's non-trainable state (e.g. a memory bank), applied after the
+/// optimiser step with values computed (detached) during the step.
+pub struct AuxUpdate {
+    /// Index of the helper module in the trainable bundle.
+    pub aux: usize,
+    /// The change.
+    pub apply: Box<dyn FnOnce(crate::knowledge::Aux) -> crate::knowledge::Aux + Send>,
+}
+
+/// What [`KnowledgeTerm::forward_step`] returns.
+pub struct TermStep {
+    /// Named scalar terms.
+    pub terms: Vec<(String, Tensor<1>)>,
+    /// State changes to apply after the optimiser step.
+    pub updates: Vec<AuxUpdate>,
 }

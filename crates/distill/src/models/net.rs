@@ -32,6 +32,15 @@ impl Net {
         }
     }
 
+    /// Scale and shift of the batch norm directly before the ReLU that follows tap `tap`, where
+    /// the architecture has one (OFD's margins).
+    pub fn bn_before(&self, tap: &str) -> Option<(Vec<f32>, Vec<f32>)> {
+        match self {
+            Net::ResNet(m) => m.bn_before(tap),
+            Net::Mlp(_) | Net::LeNet(_) => None,
+        }
+    }
+
     /// Shapes of every tap for `[channels, height, width]` inputs, from a probe forward pass of two
     /// zero images in inference mode (batch dimension 2 reported as given).
     pub fn tap_shapes(&self, input: [usize; 3], device: &Device) -> TapShapes {

@@ -11,8 +11,11 @@ use crate::error::Result;
 /// What one epoch measured.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EpochRecord {
-    /// Epoch, starting at 1.
+    /// Epoch of its stage, starting at 1.
     pub epoch: usize,
+    /// Whether the epoch belongs to a method's initialisation stage (AB, FT).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub init: bool,
     /// Learning rate at the epoch's last step.
     pub lr: f64,
     /// Mean weighted objective over the epoch's steps.

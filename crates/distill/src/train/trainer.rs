@@ -24,6 +24,7 @@ use crate::data::loader::mix;
 use crate::data::{Augment, Dataset, Loader, Normalization};
 use crate::error::{DistillError, Result};
 use crate::knowledge::{Aux, BuildContext, MethodConfig, Objective, StepContext};
+use crate::knowledge::{AuxUpdate, InitStage, Stage};
 use crate::models::{ModelConfig, Net, TapShapes};
 
 /// Everything trainable in one run: the students and the methods' helper modules, optimised
@@ -147,8 +148,7 @@ impl<'a> Job<'a> {
         self.device.seed(self.seed);
         let (trainable, objective) = build_trainable(
             &self.model,
-            self.data.geometry(),
-            self.data.train.num_classes,
+            self.data,
             self.losses,
             self.teachers,
             &self.device,
@@ -165,20 +165,44 @@ impl<'a> Job<'a> {
     }
 }
 
+/// Size of the probe batch on which methods may calibrate (see [`BuildContext::teacher_probe`]).
+pub const PROBE_BATCH: usize = 256;
+
 /// Builds a student and the objective's terms (with their helper modules), checking every tap
 /// name and shape against the teachers'. Seed the device first for a reproducible initialisation.
 pub fn build_trainable(
     model: &ModelConfig,
-    geometry: [usize; 3],
-    classes: usize,
+    data: &DataBundle,
     losses: &[MethodConfig],
     teachers: &[Teacher],
     device: &Device,
 ) -> Result<(Trainable, Objective)> {
+    let geometry = data.geometry();
+    let classes = data.train.num_classes;
     let net = model.build(geometry, classes, device)?;
     let shapes = [net.tap_shapes(geometry, device)];
     let teacher_shapes: Vec<TapShapes> = teachers.iter().map(|t| t.shapes.clone()).collect();
     let teacher_names: Vec<String> = teachers.iter().map(|t| t.name.clone()).collect();
+    let teacher_nets: Vec<&Net> = teachers.iter().map(|t| &t.net).collect();
+    let probe = if teachers.is_empty() {
+        Vec::new()
+    } else {
+        let plain = device.clone().without_autodiff();
+        let loader = Loader::new(
+            data.train.clone(),
+            data.norm.clone(),
+            PROBE_BATCH,
+            Augment::default(),
+            false,
+            0,
+        );
+        let batch = loader
+            .epoch(1, 1)
+            .recv()
+            .expect("a training set has at least one batch");
+        let (x, _) = upload(batch, geometry, &plain);
+        teachers.iter().map(|t| t.net.forward(x.clone())).collect()
+    };
     let ctx = BuildContext {
         students: &shapes,
         teachers: &teacher_shapes,
@@ -186,18 +210,27 @@ pub fn build_trainable(
         teacher_names: &teacher_names,
         classes,
         device,
+        teacher_nets: &teacher_nets,
+        teacher_probe: &probe,
+        train_labels: &data.train.labels,
     };
     let mut aux = Vec::new();
     let terms = losses
         .iter()
         .map(|l| l.build(&ctx, &mut aux))
         .collect::<Result<Vec<_>>>()?;
+    let objective = Objective::new(terms);
+    if !objective.has_main_terms() {
+        return Err(DistillError::Config(
+            "every loss of this recipe only acts in an initialisation stage (e.g. `ab`); add the terms the student trains on afterwards, e.g. `ce` and `kd`".into(),
+        ));
+    }
     Ok((
         Trainable {
             students: vec![net],
             aux,
         },
-        Objective::new(terms),
+        objective,
     ))
 }
 
@@ -262,10 +295,17 @@ impl Prepared<'_> {
             job.seed,
         );
         let steps = loader.num_batches();
-        let end = job.stop_after.map_or(plan.epochs, |s| s.min(plan.epochs));
+        // Methods with an initialisation stage (AB, FT) train their parts for `init_epochs`
+        // first; epochs are numbered per stage, and the run's global epoch counts both.
+        let init = objective.init_stage();
+        let init_epochs = init.map_or(0, |s: InitStage| s.epochs);
+        let total_epochs = init_epochs + plan.epochs;
+        let end = job
+            .stop_after
+            .map_or(total_epochs, |s| s.min(total_epochs));
         let bar = job.progress.bar(
             &job.label,
-            (plan.epochs * steps) as u64,
+            (total_epochs * steps) as u64,
             (state.completed * steps) as u64,
         );
         let interrupted = || {
@@ -274,20 +314,33 @@ impl Prepared<'_> {
                 .is_some_and(|f| f.load(Ordering::SeqCst))
         };
 
-        for epoch in state.completed + 1..=end {
+        for global in state.completed + 1..=end {
+            let (stage, epoch) = if global <= init_epochs {
+                (Stage::Init, global)
+            } else {
+                (Stage::Main, global - init_epochs)
+            };
+            if stage == Stage::Main && epoch == 1 && init_epochs > 0 {
+                // The main stage starts with a fresh optimiser, as RepDistiller's `init()` uses
+                // its own.
+                optim = build_optimizer(plan);
+            }
             let started = Instant::now();
-            device.seed(mix(job.seed, epoch as u64, 0)); // dropout stream of this epoch
+            device.seed(mix(job.seed, global as u64, 0)); // dropout stream of this epoch
             let mut sums: Vec<(String, f64)> = Vec::new();
             let (mut total_sum, mut correct, mut seen) = (0f64, 0f64, 0usize);
             let mut lr = plan.lr;
-            for (step, batch) in loader.epoch(epoch, 4).into_iter().enumerate() {
+            for (step, batch) in loader.epoch(global, 4).into_iter().enumerate() {
                 if interrupted() {
                     bar.abandon();
                     return Err(DistillError::Interrupted {
-                        completed: epoch - 1,
+                        completed: global - 1,
                     });
                 }
-                lr = plan.lr_at(epoch, step, steps);
+                lr = match stage {
+                    Stage::Init => init.and_then(|s| s.lr).unwrap_or(plan.lr),
+                    Stage::Main => plan.lr_at(epoch, step, steps),
+                };
                 let indices = batch.indices.clone();
                 let (x, y) = upload(batch, geometry, &device);
                 let out = train_step(
@@ -298,13 +351,13 @@ impl Prepared<'_> {
                     x,
                     y,
                     &indices,
-                    epoch,
+                    (stage, epoch),
                     lr,
                 );
                 trainable = out.trainable;
                 if let Some((term, value)) = out.non_finite {
                     bar.abandon();
-                    return Err(DistillError::NonFinite { term, value, epoch });
+                    return Err(DistillError::NonFinite { term, value, epoch: global });
                 }
                 total_sum += out.total;
                 for (k, (name, v)) in out.terms.into_iter().enumerate() {
@@ -327,6 +380,7 @@ impl Prepared<'_> {
             state.seconds += seconds;
             let record = EpochRecord {
                 epoch,
+                init: stage == Stage::Init,
                 lr,
                 train_loss: total_sum / steps as f64,
                 terms: sums
@@ -339,18 +393,19 @@ impl Prepared<'_> {
                 seconds,
             };
             bar.set_message(format!(
-                "epoch {epoch}/{} loss {:.4} test {:.2}%",
-                plan.epochs,
+                "{}epoch {epoch}/{} loss {:.4} test {:.2}%",
+                if record.init { "init " } else { "" },
+                if record.init { init_epochs } else { plan.epochs },
                 record.train_loss,
                 100.0 * record.test_acc
             ));
             job.progress
                 .epoch_line(&bar, &job.label, &record, plan.epochs);
             state.history.push(record);
-            state.completed = epoch;
+            state.completed = global;
             // The student's files are serialised once and written to best/ (if improved) and last/.
             let mut files = model_files(student, &meta, &last_dir)?;
-            if eval.accuracy > state.best_acc {
+            if stage == Stage::Main && eval.accuracy > state.best_acc {
                 state.best_acc = eval.accuracy;
                 state.best_epoch = epoch;
                 write_dir(&best_dir, &files)?;
@@ -372,6 +427,8 @@ impl Prepared<'_> {
             write_dir(&last_dir, &files)?;
         }
         bar.finish();
+        // Tables and curves show the main stage; metrics.jsonl keeps the initialisation epochs.
+        state.history.retain(|r| !r.init);
         let last = state.history.last().cloned();
         Ok(JobOutcome {
             best_acc: state.best_acc.max(0.0),
@@ -380,10 +437,27 @@ impl Prepared<'_> {
             agreement: last.and_then(|r| r.agreement),
             params,
             seconds: state.seconds,
-            partial: state.completed < plan.epochs,
+            partial: state.completed < total_epochs,
             history: state.history,
         })
     }
+}
+
+/// Applies the terms' state changes (memory banks) to their helper modules.
+fn apply_updates(mut trainable: Trainable, updates: Vec<AuxUpdate>) -> Trainable {
+    if updates.is_empty() {
+        return trainable;
+    }
+    let mut slots: Vec<Option<Aux>> = trainable.aux.into_iter().map(Some).collect();
+    for u in updates {
+        let current = slots[u.aux].take().expect("one update per helper module");
+        slots[u.aux] = Some((u.apply)(current));
+    }
+    trainable.aux = slots
+        .into_iter()
+        .map(|s| s.expect("every helper module is put back"))
+        .collect();
+    trainable
 }
 
 /// What one optimisation step returns.
@@ -411,7 +485,7 @@ pub fn train_step(
     x: Tensor<4>,
     y: Tensor<1, Int>,
     indices: &[usize],
-    epoch: usize,
+    (stage, epoch): (Stage, usize),
     lr: f64,
 ) -> StepOutput {
     let n = indices.len();
@@ -441,6 +515,7 @@ pub fn train_step(
         targets: y,
         indices,
         epoch,
+        stage,
     };
     let value = objective.forward(&trainable.aux, &ctx);
     let mut parts = vec![value.total.clone().detach()];
@@ -462,7 +537,7 @@ pub fn train_step(
         trainable
     } else {
         let grads = GradientsParams::from_grads(value.total.backward(), &trainable);
-        optim.step(lr, trainable, grads)
+        apply_updates(optim.step(lr, trainable, grads), value.updates)
     };
     StepOutput {
         trainable,
