@@ -393,6 +393,62 @@ def crd_memory_case(name, bank, rows, v, momentum):
             "value": 0.0, "grads": {"bank": arr(out)}}
 
 
+# RepDistiller distiller_zoo/KDSVD.py (k = 1), torch.svd replaced by torch.linalg.svd (same
+# factorisation), plus distill's documented sign rule for the teacher vectors: the entry of
+# largest magnitude is made positive (LAPACK's sign is arbitrary and changes the value).
+def kdsvd(s0, s1, s2, t0, t1, t2, k=1):
+    def removenan(x):
+        return torch.where(torch.isfinite(x), x, torch.zeros_like(x))
+
+    def svd(feat, n):
+        size = feat.shape
+        x = feat.view(-1, size[1], size[2] * size[2]).transpose(-2, -1)
+        u, s, vh = torch.linalg.svd(x, full_matrices=False)
+        v = vh.transpose(-2, -1)
+        u, s, v = removenan(u), removenan(s), removenan(v)
+        return F.normalize(u[:, :, :n], dim=1), F.normalize(s[:, :n], dim=1), F.normalize(v[:, :, :n], dim=1)
+
+    def orient(v):
+        idx = v.abs().argmax(dim=1, keepdim=True)
+        return v * v.gather(1, idx).sign()
+
+    def align_rsv(a, b):
+        cosine = torch.matmul(a.transpose(-2, -1), b)
+        max_abs_cosine, _ = torch.max(torch.abs(cosine), 1, keepdim=True)
+        mask = torch.where(torch.eq(max_abs_cosine, torch.abs(cosine)), torch.sign(cosine), torch.zeros_like(cosine))
+        return torch.matmul(a, mask), b
+
+    v_sb = v_tb = None
+    losses = []
+    for i, (f_s, f_t) in enumerate(zip([s0, s1, s2], [t0, t1, t2])):
+        _, s_t, v_t = svd(f_t, k)
+        v_t = orient(v_t)
+        _, _, v_s = svd(f_s, k + 3)
+        v_s, v_t = align_rsv(v_s, v_t)
+        s_t = s_t.unsqueeze(1)
+        v_t = v_t * s_t
+        v_s = v_s * s_t
+        if i > 0:
+            s_rbf = torch.exp(-(v_s.unsqueeze(2) - v_sb.unsqueeze(1)).pow(2) / 8)
+            t_rbf = torch.exp(-(v_t.unsqueeze(2) - v_tb.unsqueeze(1)).pow(2) / 8)
+            l2loss = (s_rbf - t_rbf.detach()).pow(2)
+            l2loss = torch.where(torch.isfinite(l2loss), l2loss, torch.zeros_like(l2loss))
+            losses.append(l2loss.sum())
+        v_tb, v_sb = v_t, v_s
+    bsz = s0.shape[0]
+    return sum(l / bsz for l in losses)
+
+
+def spectral(b, c, h, sig):
+    """Feature maps [b, c, h, h] with the given distinct singular values (of the [h*h, c] view)."""
+    out = []
+    for _ in range(b):
+        u, _ = torch.linalg.qr(torch.randn(h * h, len(sig), dtype=DT))
+        v, _ = torch.linalg.qr(torch.randn(c, len(sig), dtype=DT))
+        out.append((v @ torch.diag(torch.tensor(sig, dtype=DT)) @ u.T).reshape(c, h, h))
+    return torch.stack(out)
+
+
 def main():
     r = torch.randn
     fixtures = {
@@ -508,6 +564,11 @@ def main():
         ],
         "crd_memory": [
             crd_memory_case("crd_memory_m05", F.normalize(r(6, 4)), torch.tensor([4.0, 1.0]), F.normalize(r(2, 4)), 0.5),
+        ],
+        "kdsvd": [
+            case("kdsvd_three_levels", kdsvd, {
+                "s0": spectral(2, 5, 3, [9.0, 5.0, 2.5, 1.2, 0.5]), "s1": spectral(2, 6, 3, [10.0, 6.0, 3.0, 1.5, 0.7, 0.3]), "s2": spectral(2, 6, 2, [8.0, 4.0, 2.0, 1.0]),
+                "t0": spectral(2, 5, 3, [7.0, 3.0, 1.5, 0.8, 0.4]), "t1": spectral(2, 6, 3, [12.0, 5.0, 2.0, 1.0, 0.5, 0.2]), "t2": spectral(2, 6, 2, [6.0, 3.0, 1.5, 0.5])}, ["s0", "s1", "s2"]),
         ],
         "fitnet": [
             case("fitnet_b2_c3_4x4", fitnet, {"student": r(2, 3, 4, 4), "teacher": r(2, 3, 4, 4)}, ["student"]),

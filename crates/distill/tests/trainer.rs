@@ -70,6 +70,113 @@ fn resumed_run_ends_like_an_uninterrupted_one() {
 }
 
 #[test]
+fn resume_refuses_a_changed_recipe() {
+    let _serial = serial();
+    let setup = Setup::new(TINY);
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("run");
+    setup.run_epochs(&dir, 1);
+    let mut other = setup.plan.students[0].train.clone();
+    other.lr *= 2.0;
+    let mut job = setup.job_with(&dir, &other);
+    job.resume = true;
+    let err = job.prepare().unwrap().run().unwrap_err().to_string();
+    assert!(err.contains("different train"), "{err}");
+    // The run is untouched and still resumes with its own settings.
+    let mut job = setup.job(&dir);
+    job.resume = true;
+    assert_eq!(job.prepare().unwrap().run().unwrap().history.len(), 3);
+}
+
+/// Methods with an initialisation stage (AB, FT) and with state (CRD's memory bank) go through
+/// the same trainer: stages run in order, and a run resumed at any epoch boundary, including
+/// the one between the stages, ends exactly like an uninterrupted one.
+#[test]
+fn staged_and_stateful_methods_resume_exactly() {
+    const STAGED: &str = r#"
+name = "staged"
+seeds = [1]
+[data]
+train_limit = 192
+test_limit = 64
+[train]
+epochs = 2
+batch_size = 32
+lr = 0.02
+[teacher]
+model = "lenet"
+[[student]]
+name = "staged"
+model = "lenet"
+[[student.loss]]
+method = "ce"
+[[student.loss]]
+method = "ab"
+init_epochs = 1
+student_taps = ["conv1_pre", "conv2_pre"]
+teacher_taps = ["conv1_pre", "conv2_pre"]
+[[student.loss]]
+method = "ft"
+init_epochs = 1
+student_tap = "conv2"
+teacher_tap = "conv2"
+[[student.loss]]
+method = "crd"
+nce_k = 64
+"#;
+    let _serial = serial();
+    let setup = Setup::with_teacher(
+        STAGED,
+        distill::models::ModelConfig {
+            model: "lenet".into(),
+            hidden: None,
+            dropout: None,
+            width: Some(1),
+        },
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let full = setup
+        .job(&tmp.path().join("full"))
+        .prepare()
+        .unwrap()
+        .run()
+        .unwrap();
+    // Tables show the main stage only; the log keeps the initialisation epoch first.
+    assert_eq!(full.history.len(), 2);
+    assert!(full
+        .history
+        .iter()
+        .all(|r| !r.init && r.terms.contains_key("crd")));
+    assert!(!full.history[0].terms.contains_key("ab"));
+    let log = std::fs::read_to_string(tmp.path().join("full/metrics.jsonl")).unwrap();
+    let first: serde_json::Value = serde_json::from_str(log.lines().next().unwrap()).unwrap();
+    assert_eq!(first["init"], true);
+    assert!(first["terms"]["ab"].as_f64().unwrap() > 0.0);
+    assert!(first["terms"]["ft_rec"].as_f64().unwrap() > 0.0);
+    assert!(first["terms"].get("crd").is_none());
+
+    let dir = tmp.path().join("split");
+    for stop in [1, 2] {
+        let mut job = setup.job(&dir);
+        job.resume = stop > 1;
+        job.stop_after = Some(stop);
+        assert!(job.prepare().unwrap().run().unwrap().partial);
+    }
+    let mut job = setup.job(&dir);
+    job.resume = true;
+    let resumed = job.prepare().unwrap().run().unwrap();
+    assert_eq!(resumed.history.len(), 2);
+    for (x, y) in full.history.iter().zip(&resumed.history) {
+        assert_eq!(
+            (x.epoch, x.train_loss, x.test_acc),
+            (y.epoch, y.train_loss, y.test_acc),
+            "epoch {}",
+            x.epoch
+        );
+    }
+}
+
+#[test]
 fn interruption_keeps_the_last_complete_checkpoint() {
     let _serial = serial();
     let setup = Setup::new(TINY);
@@ -100,6 +207,9 @@ fn non_finite_loss_stops_and_names_the_term() {
     setup.run_epochs(&dir, 1);
     let before = std::fs::read(dir.join("last/state.json")).unwrap();
 
+    // An exploding learning rate stands in for a loss that turns non-finite mid-run; the run's
+    // job.json goes so that --resume accepts the changed recipe.
+    std::fs::remove_file(dir.join("job.json")).unwrap();
     let mut exploding = setup.plan.students[0].train.clone();
     exploding.lr = 1e30;
     let mut second = setup.job_with(&dir, &exploding);

@@ -36,6 +36,10 @@ pub struct RecipeConfig {
     /// Overrides of `[train]`.
     #[serde(default)]
     pub train: TrainConfig,
+    /// Replaces the pair's student architecture for this recipe (e.g. for a method that needs
+    /// the teacher's channel widths, as KDSVD); the table's parameter column shows it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub student: Option<ModelConfig>,
 }
 
 /// The sweep file.
@@ -118,14 +122,17 @@ impl SweepConfig {
                 let students = self
                     .recipe
                     .iter()
-                    .map(|r| StudentConfig {
-                        name: Some(r.name.clone()),
-                        model: p.student.model.clone(),
-                        hidden: p.student.hidden.clone(),
-                        dropout: p.student.dropout,
-                        width: p.student.width,
-                        loss: r.loss.clone(),
-                        train: r.train.clone(),
+                    .map(|r| {
+                        let m = r.student.as_ref().unwrap_or(&p.student);
+                        StudentConfig {
+                            name: Some(r.name.clone()),
+                            model: m.model.clone(),
+                            hidden: m.hidden.clone(),
+                            dropout: m.dropout,
+                            width: m.width,
+                            loss: r.loss.clone(),
+                            train: r.train.clone(),
+                        }
                     })
                     .collect();
                 Ok((

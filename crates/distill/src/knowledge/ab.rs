@@ -75,17 +75,20 @@ fn thirty() -> usize {
 /// Default taps of the pre-activation methods (AB, OFD): the CIFAR ResNets' stages before their
 /// last ReLU.
 pub fn default_preact_taps() -> Vec<String> {
-    vec!["stage1_pre".into(), "stage2_pre".into(), "stage3_pre".into()]
+    vec![
+        "stage1_pre".into(),
+        "stage2_pre".into(),
+        "stage3_pre".into(),
+    ]
 }
 
 /// AB's per-level loss `ℓ` (a sum over all elements, see [`AbConfig`]).
 pub fn ab_level_loss(s: Tensor<4>, t: Tensor<4>, margin: f64) -> Tensor<1> {
     let t_on = t.greater_elem(0.0);
-    let neg = s
-        .clone()
-        .add_scalar(margin)
-        .powi_scalar(2)
-        .mask_fill(s.clone().lower_equal_elem(-margin).bool_or(t_on.clone()), 0.0);
+    let neg = s.clone().add_scalar(margin).powi_scalar(2).mask_fill(
+        s.clone().lower_equal_elem(-margin).bool_or(t_on.clone()),
+        0.0,
+    );
     let pos = s
         .clone()
         .sub_scalar(margin)
@@ -228,10 +231,7 @@ mod tests {
                 .iter()
                 .map(|n| tensor4(case.input(n), &dev))
                 .collect();
-            let loss = ab_loss(
-                s.iter().cloned().zip(t).collect(),
-                case.param("margin"),
-            );
+            let loss = ab_loss(s.iter().cloned().zip(t).collect(), case.param("margin"));
             case.assert_value(loss.clone());
             let grads = loss.backward();
             for (n, x) in names.iter().zip(&s) {

@@ -110,8 +110,12 @@ impl CrdMemory {
     pub fn new(n: usize, dim: usize, device: &Device) -> Self {
         let stdv = 1.0 / (dim as f64 / 3.0).sqrt();
         let bank = || {
-            Param::from_tensor(Tensor::random([n, dim], Distribution::Uniform(-stdv, stdv), device))
-                .set_require_grad(false)
+            Param::from_tensor(Tensor::random(
+                [n, dim],
+                Distribution::Uniform(-stdv, stdv),
+                device,
+            ))
+            .set_require_grad(false)
         };
         Self {
             mem_s: bank(),
@@ -120,7 +124,14 @@ impl CrdMemory {
         }
     }
 
-    fn update(self, rows: Tensor<1, Int>, v_s: Tensor<2>, v_t: Tensor<2>, z: Tensor<1>, m: f64) -> Self {
+    fn update(
+        self,
+        rows: Tensor<1, Int>,
+        v_s: Tensor<2>,
+        v_t: Tensor<2>,
+        z: Tensor<1>,
+        m: f64,
+    ) -> Self {
         let step = |bank: Param<Tensor<2>>, v: Tensor<2>| {
             bank.map(|b| memory_update(b, rows.clone(), v, m))
         };
@@ -133,7 +144,12 @@ impl CrdMemory {
 }
 
 /// `M[y] ← normalize(m·M[y] + (1 − m)·v)` (RepDistiller's `index_copy_`).
-pub fn memory_update(bank: Tensor<2>, rows: Tensor<1, Int>, v: Tensor<2>, momentum: f64) -> Tensor<2> {
+pub fn memory_update(
+    bank: Tensor<2>,
+    rows: Tensor<1, Int>,
+    v: Tensor<2>,
+    momentum: f64,
+) -> Tensor<2> {
     let old = bank.clone().select(0, rows.clone());
     let new = normalize_rows(old.mul_scalar(momentum) + v.mul_scalar(1.0 - momentum));
     bank.select_assign(0, rows, new, burn::tensor::IndexingUpdateOp::Assign)
@@ -141,7 +157,10 @@ pub fn memory_update(bank: Tensor<2>, rows: Tensor<1, Int>, v: Tensor<2>, moment
 
 /// Exponentiated scores `exp(v · M[idx] / τ)`, `[B, K+1]`, of embeddings `v` against a bank.
 pub fn contrast_scores(v: Tensor<2>, bank: Tensor<2>, idx: Tensor<2, Int>, t: f64) -> Tensor<2> {
-    v.matmul(bank.transpose()).gather(1, idx).div_scalar(t).exp()
+    v.matmul(bank.transpose())
+        .gather(1, idx)
+        .div_scalar(t)
+        .exp()
 }
 
 /// RepDistiller's `ContrastLoss` of normalised scores `x` (`[B, K+1]`, positive first) over a
@@ -195,9 +214,7 @@ impl CrdConfig {
         let classes = ctx.classes.max(1);
         let mut negatives = vec![Vec::new(); classes];
         for (c, list) in negatives.iter_mut().enumerate() {
-            list.extend(
-                (0..n as u32).filter(|&i| ctx.train_labels[i as usize] as usize != c),
-            );
+            list.extend((0..n as u32).filter(|&i| ctx.train_labels[i as usize] as usize != c));
         }
         if n == 0 || negatives.iter().any(|l| l.is_empty()) {
             return bad(format!(
@@ -254,13 +271,24 @@ impl KnowledgeTerm for Crd {
         let Aux::CrdMemory(memory) = &aux[self.memory] else {
             unreachable!("crd registered its memory")
         };
-        let v_s = normalize_rows(aux[self.embed_s].forward(ctx.student(self.student, &self.student_tap)).flat());
-        let v_t = normalize_rows(aux[self.embed_t].forward(ctx.teacher(self.teacher, &self.teacher_tap)).flat());
+        let v_s = normalize_rows(
+            aux[self.embed_s]
+                .forward(ctx.student(self.student, &self.student_tap))
+                .flat(),
+        );
+        let v_t = normalize_rows(
+            aux[self.embed_t]
+                .forward(ctx.teacher(self.teacher, &self.teacher_tap))
+                .flat(),
+        );
         let device = v_s.device();
         let b = ctx.indices.len();
         let n = self.labels.len();
         let idx = Tensor::<2, Int>::from_data(
-            TensorData::new(self.contrast_indices(ctx.indices, ctx.epoch), [b, self.k + 1]),
+            TensorData::new(
+                self.contrast_indices(ctx.indices, ctx.epoch),
+                [b, self.k + 1],
+            ),
             &device,
         );
         let mem_s = memory.mem_s.val().detach();
@@ -277,7 +305,10 @@ impl KnowledgeTerm for Crd {
         let loss = contrast_loss(out_s.div_scalar(z[0] as f64), n)
             + contrast_loss(out_t.div_scalar(z[1] as f64), n);
         let rows = Tensor::<1, Int>::from_data(
-            TensorData::new(ctx.indices.iter().map(|&i| i as i64).collect::<Vec<_>>(), [b]),
+            TensorData::new(
+                ctx.indices.iter().map(|&i| i as i64).collect::<Vec<_>>(),
+                [b],
+            ),
             &device,
         );
         let (vs, vt, m) = (v_s.detach(), v_t.detach(), self.momentum);
@@ -309,11 +340,19 @@ mod tests {
             let mem_s = tensor2(case.input("mem_s"), &dev);
             let mem_t = tensor2(case.input("mem_t"), &dev);
             let idx = int_tensor::<2>(case.input("idx"), &dev);
-            let z = tensor::<1>(case.input("z"), &dev).into_data().iter::<f32>().collect::<Vec<_>>();
+            let z = tensor::<1>(case.input("z"), &dev)
+                .into_data()
+                .iter::<f32>()
+                .collect::<Vec<_>>();
             let n = mem_s.dims()[0];
             let t = case.param("t");
-            let loss = contrast_loss(contrast_scores(v_s.clone(), mem_t, idx.clone(), t).div_scalar(z[0] as f64), n)
-                + contrast_loss(contrast_scores(v_t.clone(), mem_s, idx, t).div_scalar(z[1] as f64), n);
+            let loss = contrast_loss(
+                contrast_scores(v_s.clone(), mem_t, idx.clone(), t).div_scalar(z[0] as f64),
+                n,
+            ) + contrast_loss(
+                contrast_scores(v_t.clone(), mem_s, idx, t).div_scalar(z[1] as f64),
+                n,
+            );
             case.assert_value(loss.clone());
             let grads = loss.backward();
             for (name, x) in [("v_s", &v_s), ("v_t", &v_t)] {

@@ -37,8 +37,8 @@ pub const INFO: MethodInfo = MethodInfo {
 /// LeakyReLU, and the mirror-image transposed convolutions as decoder, no batch norm; translator:
 /// the same three convolutions from the student's channels to `kC`, each with batch norm; `k`
 /// (`rate`) = 0.5. The paraphraser trains for `init_epochs` (default 30) with MSE, at `init_lr`
-/// (default: the run's learning rate; RepDistiller uses 0.01 for its ResNet students), then is
-/// frozen. Weight 200 in RepDistiller's recipe (`-b 200`, with CE at 1 and no KD); the loss is
+/// (default 0.01, RepDistiller's rate for its ResNet students; at 0.05 the auto-encoder can
+/// diverge), then is frozen. Weight 200 in RepDistiller's recipe (`-b 200`, with CE at 1 and no KD); the loss is
 /// RepDistiller's AT-style factor form, not the paper's per-element L1.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -52,8 +52,8 @@ pub struct FtConfig {
     /// Epochs of the paraphraser's initialisation stage (default 30).
     #[serde(default = "thirty")]
     pub init_epochs: usize,
-    /// Learning rate of the initialisation stage (default: the run's base learning rate).
-    #[serde(default)]
+    /// Learning rate of the initialisation stage (default 0.01).
+    #[serde(default = "default_init_lr")]
     pub init_lr: Option<f64>,
     /// Student feature map (default `stage3`).
     #[serde(default = "default_tap")]
@@ -74,6 +74,9 @@ fn default_weight() -> f64 {
 }
 fn half() -> f64 {
     0.5
+}
+fn default_init_lr() -> Option<f64> {
+    Some(0.01)
 }
 fn thirty() -> usize {
     30
@@ -105,7 +108,11 @@ impl Paraphraser {
     /// Channels `c → kc` and back.
     pub fn new(c: usize, kc: usize, device: &Device) -> Self {
         Self {
-            encoder: vec![conv3(c, c, device), conv3(c, kc, device), conv3(kc, kc, device)],
+            encoder: vec![
+                conv3(c, c, device),
+                conv3(c, kc, device),
+                conv3(kc, kc, device),
+            ],
             decoder: vec![
                 deconv3(kc, kc, device),
                 deconv3(kc, c, device),
@@ -140,7 +147,11 @@ impl Translator {
     /// Channels `cs → kc`.
     pub fn new(cs: usize, kc: usize, device: &Device) -> Self {
         Self {
-            convs: vec![conv3(cs, cs, device), conv3(cs, kc, device), conv3(kc, kc, device)],
+            convs: vec![
+                conv3(cs, cs, device),
+                conv3(cs, kc, device),
+                conv3(kc, kc, device),
+            ],
             bns: vec![
                 BatchNormConfig::new(cs).init(device),
                 BatchNormConfig::new(kc).init(device),
@@ -185,6 +196,13 @@ impl FtConfig {
                 "ft.rate must be in (0, 4], got {}",
                 self.rate
             )));
+        }
+        if let Some(lr) = self.init_lr {
+            if !(lr.is_finite() && lr > 0.0) {
+                return Err(DistillError::Config(format!(
+                    "ft.init_lr must be a positive number, got {lr}"
+                )));
+            }
         }
         let s = ctx.shape(Side::Student(self.student), &self.student_tap)?;
         let t = ctx.shape(Side::Teacher(self.teacher), &self.teacher_tap)?;
@@ -257,7 +275,9 @@ impl KnowledgeTerm for Ft {
         let rec = para.decode(para.encode(f_t.clone()));
         vec![(
             "ft_rec".into(),
-            MseLoss::new().forward(rec, f_t, Reduction::Mean).reshape([1]),
+            MseLoss::new()
+                .forward(rec, f_t, Reduction::Mean)
+                .reshape([1]),
         )]
     }
 }
@@ -287,6 +307,9 @@ mod tests {
         assert_eq!(p.encode(x.clone()).dims(), [2, 4, 5, 5]);
         assert_eq!(p.decode(p.encode(x)).dims(), [2, 8, 5, 5]);
         let t = Translator::new(3, 4, &dev);
-        assert_eq!(t.forward(Tensor::ones([2, 3, 5, 5], &dev)).dims(), [2, 4, 5, 5]);
+        assert_eq!(
+            t.forward(Tensor::ones([2, 3, 5, 5], &dev)).dims(),
+            [2, 4, 5, 5]
+        );
     }
 }

@@ -5,8 +5,8 @@ use serde::{Deserialize, Serialize};
 
 use super::term::{BuildContext, KnowledgeTerm};
 use super::{
-    ab, at, cc, ce, crd, dist, dkd, fitnet, fsp, ft, hidden, kd, kd_ls, nst, ofd, output_match,
-    pkt, review, rkd, sp, vid, Aux,
+    ab, at, cc, ce, crd, dist, dkd, fitnet, fsp, ft, hidden, kd, kd_ls, kdsvd, nst, ofd,
+    output_match, pkt, review, rkd, sp, vid, Aux,
 };
 use crate::error::Result;
 
@@ -119,6 +119,7 @@ methods! {
     Sp => sp::SpConfig,
     Pkt => pkt::PktConfig,
     Fsp => fsp::FspConfig,
+    Kdsvd => kdsvd::KdsvdConfig,
     Rkd => rkd::RkdConfig,
     Cc => cc::CcConfig,
     Vid => vid::VidConfig,

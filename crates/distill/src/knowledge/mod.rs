@@ -16,6 +16,7 @@ pub mod gkd;
 pub mod hidden;
 pub mod kd;
 pub mod kd_ls;
+pub mod kdsvd;
 pub mod listnet;
 pub mod margin_mse;
 pub mod method;

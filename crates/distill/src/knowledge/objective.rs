@@ -92,9 +92,8 @@ impl Objective {
             }
         }
         ObjectiveValue {
-            total: total.expect(
-                "every stage has at least one term (checked when the objective is built)",
-            ),
+            total: total
+                .expect("every stage has at least one term (checked when the objective is built)"),
             terms: named,
             updates,
         }

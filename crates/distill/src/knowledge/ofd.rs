@@ -91,9 +91,12 @@ pub fn ofd_level_loss(s: Tensor<4>, t: Tensor<4>, margin: Tensor<1>) -> Tensor<1
     };
     let m = margin.reshape([1, c, 1, 1]).expand([b, c, h, w]);
     let t_le_m = t.clone().lower_equal(m.clone());
-    let first = (s.clone() - m.clone())
-        .powi_scalar(2)
-        .mask_fill(s.clone().lower_equal(m.clone()).bool_or(t_le_m.clone().bool_not()), 0.0);
+    let first = (s.clone() - m.clone()).powi_scalar(2).mask_fill(
+        s.clone()
+            .lower_equal(m.clone())
+            .bool_or(t_le_m.clone().bool_not()),
+        0.0,
+    );
     let diff = (s.clone() - t.clone()).powi_scalar(2);
     let t_pos = t.clone().greater_elem(0.0);
     // [s > t ∧ m < t ≤ 0] or [t > 0]
@@ -212,10 +215,7 @@ impl KnowledgeTerm for Ofd {
             .map(|((l, &c), m)| {
                 let s = map(aux[c].forward(ctx.student(self.student, &l.student)));
                 let t = map(ctx.teacher(self.teacher, &l.teacher));
-                let margin = Tensor::from_data(
-                    TensorData::new(m.clone(), [m.len()]),
-                    &s.device(),
-                );
+                let margin = Tensor::from_data(TensorData::new(m.clone(), [m.len()]), &s.device());
                 (s, t, margin)
             })
             .collect();
@@ -263,7 +263,12 @@ mod tests {
         // mdistiller's formula, Φ from math.erfc (what scipy.stats.norm.cdf computes), float64.
         for case in fixture("ofd_margin").cases() {
             let got = ofd_margin(case.param("std"), case.param("mean"));
-            assert!((got - case.value).abs() < 1e-9, "{}: {got} vs {}", case.name, case.value);
+            assert!(
+                (got - case.value).abs() < 1e-9,
+                "{}: {got} vs {}",
+                case.name,
+                case.value
+            );
         }
     }
 }

@@ -114,7 +114,11 @@ impl ResNet {
     /// Scale and shift of the batch norm that feeds tap `stage{k}_pre` (the last block's `bn2`,
     /// before the residual sum and the ReLU), as mdistiller's `get_bn_before_relu`.
     pub fn bn_before(&self, tap: &str) -> Option<(Vec<f32>, Vec<f32>)> {
-        let k: usize = tap.strip_prefix("stage")?.strip_suffix("_pre")?.parse().ok()?;
+        let k: usize = tap
+            .strip_prefix("stage")?
+            .strip_suffix("_pre")?
+            .parse()
+            .ok()?;
         let bn = &self.stages.get(k.checked_sub(1)?)?.last()?.bn2;
         let read = |t: Tensor<1>| t.into_data().iter::<f32>().collect::<Vec<_>>();
         Some((read(bn.gamma.val()), read(bn.beta.val())))

@@ -265,6 +265,7 @@ impl Prepared<'_> {
             seconds: 0.0,
             history: Vec::new(),
         };
+        check_job_spec(&job)?;
         if job.resume {
             if let Some(dir) = resolve_dir(&last_dir) {
                 let bad = |reason: String| DistillError::Checkpoint {
@@ -300,9 +301,7 @@ impl Prepared<'_> {
         let init = objective.init_stage();
         let init_epochs = init.map_or(0, |s: InitStage| s.epochs);
         let total_epochs = init_epochs + plan.epochs;
-        let end = job
-            .stop_after
-            .map_or(total_epochs, |s| s.min(total_epochs));
+        let end = job.stop_after.map_or(total_epochs, |s| s.min(total_epochs));
         let bar = job.progress.bar(
             &job.label,
             (total_epochs * steps) as u64,
@@ -357,7 +356,11 @@ impl Prepared<'_> {
                 trainable = out.trainable;
                 if let Some((term, value)) = out.non_finite {
                     bar.abandon();
-                    return Err(DistillError::NonFinite { term, value, epoch: global });
+                    return Err(DistillError::NonFinite {
+                        term,
+                        value,
+                        epoch: global,
+                    });
                 }
                 total_sum += out.total;
                 for (k, (name, v)) in out.terms.into_iter().enumerate() {
@@ -395,7 +398,11 @@ impl Prepared<'_> {
             bar.set_message(format!(
                 "{}epoch {epoch}/{} loss {:.4} test {:.2}%",
                 if record.init { "init " } else { "" },
-                if record.init { init_epochs } else { plan.epochs },
+                if record.init {
+                    init_epochs
+                } else {
+                    plan.epochs
+                },
                 record.train_loss,
                 100.0 * record.test_acc
             ));
@@ -441,6 +448,61 @@ impl Prepared<'_> {
             history: state.history,
         })
     }
+}
+
+/// What a run's results depend on, recorded as `job.json` so that `--resume` can refuse to mix
+/// two different recipes in one run.
+#[derive(Serialize, PartialEq)]
+struct JobSpec<'a> {
+    seed: u64,
+    model: &'a ModelConfig,
+    losses: &'a [MethodConfig],
+    train: &'a TrainPlan,
+    teachers: Vec<&'a str>,
+}
+
+/// Writes `job.json`, or, when resuming a run that has one, checks that it still describes this
+/// job.
+fn check_job_spec(job: &Job<'_>) -> Result<()> {
+    let spec = JobSpec {
+        seed: job.seed,
+        model: &job.model,
+        losses: job.losses,
+        train: job.train,
+        teachers: job.teachers.iter().map(|t| t.name.as_str()).collect(),
+    };
+    let now = serde_json::to_value(&spec).expect("job spec serialises");
+    let path = job.dir.join("job.json");
+    if job.resume {
+        if let Ok(raw) = std::fs::read(&path) {
+            let before: serde_json::Value =
+                serde_json::from_slice(&raw).map_err(|e| DistillError::Checkpoint {
+                    path: path.clone(),
+                    reason: format!("corrupt job.json: {e}"),
+                })?;
+            if before != now {
+                let changed: Vec<&str> = ["seed", "model", "losses", "train", "teachers"]
+                    .into_iter()
+                    .filter(|k| before.get(k) != now.get(k))
+                    .collect();
+                return Err(DistillError::Config(format!(
+                    "{}: --resume would continue a run started with a different {} ({}); restore the original settings, or train into a new folder (--out) (nothing was changed)",
+                    job.label,
+                    changed.join(", "),
+                    path.display()
+                )));
+            }
+            return Ok(());
+        }
+    }
+    std::fs::create_dir_all(&job.dir)
+        .map_err(|e| DistillError::io("creating run folder", &job.dir, e))?;
+    super::checkpoint::write_atomic(
+        &path,
+        serde_json::to_string_pretty(&now)
+            .expect("job spec serialises")
+            .as_bytes(),
+    )
 }
 
 /// Applies the terms' state changes (memory banks) to their helper modules.

@@ -52,22 +52,31 @@ pub struct Setup {
 
 impl Setup {
     pub fn new(text: &str) -> Self {
+        Self::with_teacher(
+            text,
+            ModelConfig {
+                model: "mlp".into(),
+                hidden: Some(vec![64]),
+                dropout: None,
+                width: None,
+            },
+        )
+    }
+
+    /// As [`Setup::new`] with another (untrained) teacher architecture.
+    pub fn with_teacher(text: &str, teacher: ModelConfig) -> Self {
         let plan = plan(text);
         let data = load_data(&plan).unwrap();
         let device = Device::flex();
         device.seed(99);
-        let net = ModelConfig {
-            model: "mlp".into(),
-            hidden: Some(vec![64]),
-            dropout: None,
-            width: None,
-        }
-        .build(data.geometry(), data.train.num_classes, &device)
-        .unwrap()
-        .valid();
+        let name = teacher.model.clone();
+        let net = teacher
+            .build(data.geometry(), data.train.num_classes, &device)
+            .unwrap()
+            .valid();
         let eval = distill::train::evaluate(&net, &data.test, &data.norm, 64, &device);
         let teacher = Teacher {
-            name: "mlp".into(),
+            name,
             shapes: net.tap_shapes(data.geometry(), &device),
             net,
             test_predictions: eval.predictions,
