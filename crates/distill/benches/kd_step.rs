@@ -86,6 +86,7 @@ fn main() {
         net: tnet,
         test_predictions: vec![],
         test_accuracy: 0.0,
+        cache: None,
     }];
     let losses = [
         MethodConfig::Ce(CeConfig {
@@ -133,6 +134,7 @@ fn main() {
     let labels: Vec<i64> = (0..batch as i64).map(|i| i % classes as i64).collect();
     let y = Tensor::<1, Int>::from_data(TensorData::new(labels, [batch]), &device);
     let indices: Vec<usize> = (0..batch).collect();
+    let keys: Vec<(u32, u32)> = (0..batch as u32).map(|i| (i, 0)).collect();
     let mut times = Vec::with_capacity(steps);
     for i in 0..warmup + steps {
         let started = Instant::now();
@@ -143,7 +145,7 @@ fn main() {
             &teachers,
             x.clone(),
             y.clone(),
-            &indices,
+            (&indices, &keys),
             (Stage::Main, 1),
             plan.lr,
         );

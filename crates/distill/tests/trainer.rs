@@ -253,3 +253,39 @@ fn teacher_student_shape_mismatch_is_caught_before_training() {
         "nothing is written before training"
     );
 }
+
+#[test]
+fn teacher_cache_serves_later_epochs_and_keeps_the_results() {
+    let _serial = serial();
+    let mut setup = Setup::new(TINY);
+    let tmp = tempfile::tempdir().unwrap();
+    let plain = setup
+        .job(&tmp.path().join("plain"))
+        .prepare()
+        .unwrap()
+        .run()
+        .unwrap();
+    setup.teachers[0].cache = Some(std::sync::Arc::new(std::sync::Mutex::new(
+        distill::train::TeacherCache::new(64),
+    )));
+    let cached = setup
+        .job(&tmp.path().join("cached"))
+        .prepare()
+        .unwrap()
+        .run()
+        .unwrap();
+    let stats = setup.teachers[0].cache.as_ref().unwrap().lock().unwrap().stats();
+    // 256 samples in batches of 32, no augmentation: epoch 1 computes, epochs 2 and 3 reuse.
+    assert_eq!((stats.misses, stats.hits), (8, 16));
+    assert!(stats.bytes > 0);
+    for (a, b) in plain.history.iter().zip(&cached.history) {
+        assert!(
+            (a.train_loss - b.train_loss).abs() <= 1e-5 * a.train_loss.abs(),
+            "epoch {}: {} vs {}",
+            a.epoch,
+            a.train_loss,
+            b.train_loss
+        );
+        assert_eq!(a.test_acc, b.test_acc);
+    }
+}

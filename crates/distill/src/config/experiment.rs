@@ -86,6 +86,14 @@ pub struct TeacherConfig {
     /// Overrides of `[train]` used when the teacher is trained here.
     #[serde(default)]
     pub train: TrainConfig,
+    /// Memory budget of the teacher-output cache in MiB (default 1024; 0 runs the teacher at
+    /// every step). Outputs are keyed by sample and augmented view, so results do not change.
+    #[serde(default = "default_cache_mb")]
+    pub cache_mb: usize,
+}
+
+fn default_cache_mb() -> usize {
+    1024
 }
 
 /// `[[student]]`: one student recipe ("arm"), trained once per seed.
@@ -157,6 +165,8 @@ pub struct TeacherPlan {
     pub checkpoint: Option<PathBuf>,
     /// How to train it otherwise.
     pub train: TrainPlan,
+    /// Teacher-output cache budget in MiB (0: off).
+    pub cache_mb: usize,
 }
 
 /// A validated student recipe.
@@ -238,6 +248,7 @@ impl ExperimentConfig {
                     model,
                     checkpoint: t.checkpoint.clone(),
                     train: self.train.overlay(&t.train).resolve("teacher")?,
+                    cache_mb: t.cache_mb,
                 })
             }
             None => None,

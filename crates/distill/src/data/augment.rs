@@ -21,7 +21,9 @@ impl Augment {
         self.crop_padding > 0 || self.hflip
     }
 
-    /// Writes an augmented copy of `src` (`c × h × w`, unsigned bytes) into `dst`.
+    /// Writes an augmented copy of `src` (`c × h × w`, unsigned bytes) into `dst` and returns
+    /// the view's code: the crop offsets and the flip that produced it (what teacher caches key
+    /// on; 0 is the unaugmented image only when augmentation is off).
     pub fn apply(
         &self,
         src: &[u8],
@@ -30,7 +32,7 @@ impl Augment {
         h: usize,
         w: usize,
         rng: &mut impl Rng,
-    ) {
+    ) -> u32 {
         let p = self.crop_padding as i64;
         let (dy, dx) = if p > 0 {
             (rng.random_range(-p..=p), rng.random_range(-p..=p))
@@ -54,6 +56,8 @@ impl Augment {
                 }
             }
         }
+        let side = 2 * p + 1;
+        (((dy + p) * side + (dx + p)) * 2 + i64::from(flip)) as u32
     }
 }
 

@@ -18,6 +18,8 @@ pub struct HostBatch {
     pub labels: Vec<i64>,
     /// Index of each sample in the data set (what caches and memory banks key on).
     pub indices: Vec<usize>,
+    /// Augmentation view of each sample (see [`Augment::apply`]; 0 without augmentation).
+    pub views: Vec<u32>,
 }
 
 impl HostBatch {
@@ -105,14 +107,16 @@ impl Loader {
                 )
             })
             .collect();
+        let mut views = Vec::with_capacity(idx.len());
         for &i in idx {
             let src = d.image(i);
             let px: &[u8] = if self.augment.is_enabled() {
                 let mut rng =
                     rand::rngs::SmallRng::seed_from_u64(mix(self.seed, epoch as u64, i as u64 + 2));
-                self.augment.apply(src, &mut scratch, c, h, w, &mut rng);
+                views.push(self.augment.apply(src, &mut scratch, c, h, w, &mut rng));
                 &scratch
             } else {
+                views.push(0);
                 src
             };
             for (ch, plane_px) in px.chunks_exact(plane).enumerate() {
@@ -124,6 +128,7 @@ impl Loader {
             images,
             labels: idx.iter().map(|&i| d.labels[i] as i64).collect(),
             indices: idx.to_vec(),
+            views,
         }
     }
 

@@ -392,6 +392,7 @@ mod tests {
             teacher_nets: &[],
             teacher_probe: &[],
             train_labels: &labels,
+            teacher_uses: Default::default(),
         };
         let cfg: CrdConfig = toml::from_str("nce_k = 50").unwrap();
         let mut aux = Vec::new();

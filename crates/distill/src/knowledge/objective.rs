@@ -9,6 +9,7 @@ use super::Aux;
 /// Weighted sum of terms; every term's unweighted value is reported for logging.
 pub struct Objective {
     terms: Vec<Built>,
+    teacher_taps: Vec<Vec<String>>,
 }
 
 /// The objective's value at one step.
@@ -24,7 +25,35 @@ pub struct ObjectiveValue {
 impl Objective {
     /// An objective over built terms.
     pub fn new(terms: Vec<Built>) -> Self {
-        Self { terms }
+        Self {
+            terms,
+            teacher_taps: Vec::new(),
+        }
+    }
+
+    /// Records which taps of each teacher the terms read (`logits` is always included).
+    pub fn with_teacher_taps(
+        mut self,
+        teachers: usize,
+        uses: &std::collections::BTreeSet<(usize, String)>,
+    ) -> Self {
+        self.teacher_taps = (0..teachers)
+            .map(|i| {
+                let mut taps = vec!["logits".to_string()];
+                taps.extend(
+                    uses.iter()
+                        .filter(|(t, name)| *t == i && name != "logits")
+                        .map(|(_, name)| name.clone()),
+                );
+                taps
+            })
+            .collect();
+        self
+    }
+
+    /// The taps of teacher `i` the terms read.
+    pub fn teacher_taps(&self, i: usize) -> &[String] {
+        &self.teacher_taps[i]
     }
 
     /// Number of terms.

@@ -79,6 +79,9 @@ pub struct BuildContext<'a> {
     pub teacher_probe: &'a [Taps],
     /// Label of every training sample, by index (CRD's class-conditional negatives).
     pub train_labels: &'a [u8],
+    /// Teacher taps the methods asked for through [`Self::shape`] (what a teacher-output cache
+    /// must hold), as `(teacher, tap)`.
+    pub teacher_uses: std::cell::RefCell<std::collections::BTreeSet<(usize, String)>>,
 }
 
 impl BuildContext<'_> {
@@ -105,6 +108,11 @@ impl BuildContext<'_> {
                 }
             ))
         })?;
+        if let Side::Teacher(i) = side {
+            if shapes.get(tap).is_some() {
+                self.teacher_uses.borrow_mut().insert((i, tap.to_string()));
+            }
+        }
         shapes.get(tap).map(<[usize]>::to_vec).ok_or_else(|| {
             DistillError::unknown(
                 format!(

@@ -14,7 +14,7 @@ use crate::knowledge::{ce::CeConfig, MethodConfig};
 use crate::models::Net;
 use crate::report::{plot_curves, Report, Row};
 use crate::train::checkpoint::{load_model_dir, write_atomic};
-use crate::train::{evaluate, DataBundle, Job, JobOutcome, Progress, Teacher};
+use crate::train::{evaluate, DataBundle, Job, JobOutcome, Progress, Teacher, TeacherCache};
 
 /// How to run an experiment.
 #[derive(Clone)]
@@ -115,6 +115,7 @@ pub fn check_plan(
             net,
             test_predictions: vec![],
             test_accuracy: 0.0,
+            cache: None,
         });
     }
     for s in &plan.students {
@@ -224,6 +225,8 @@ pub fn run_experiment(plan: &Plan, opts: &RunOptions) -> Result<Report> {
             net,
             test_accuracy: eval.accuracy,
             test_predictions: eval.predictions,
+            cache: (t.cache_mb > 0)
+                .then(|| std::sync::Arc::new(std::sync::Mutex::new(TeacherCache::new(t.cache_mb)))),
         };
     }
 
@@ -275,6 +278,15 @@ pub fn run_experiment(plan: &Plan, opts: &RunOptions) -> Result<Report> {
         rows.push(row);
     }
 
+    if let Some(cache) = teachers.first().and_then(|t| t.cache.as_ref()) {
+        let stats = cache.lock().unwrap_or_else(|e| e.into_inner()).stats();
+        progress.line(&format!(
+            "teacher cache: {} batches served from the cache, {} computed, {:.1} MiB held",
+            stats.hits,
+            stats.misses,
+            stats.bytes as f64 / (1 << 20) as f64
+        ));
+    }
     let report = Report {
         title: plan.name.clone(),
         rows,

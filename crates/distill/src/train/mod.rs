@@ -1,6 +1,7 @@
 //! Training: the loop, optimisers, schedules (in [`crate::config::TrainPlan`]), checkpoints,
 //! metrics and progress.
 
+pub mod cache;
 pub mod checkpoint;
 pub mod eval;
 pub mod metrics;
@@ -8,6 +9,7 @@ pub mod optim;
 pub mod progress;
 pub mod trainer;
 
+pub use cache::{CacheKey, CacheStats, TeacherCache};
 pub use eval::{evaluate, Evaluation};
 pub use metrics::EpochRecord;
 pub use optim::build_optimizer;

@@ -5,13 +5,14 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use super::cache::{CacheKey, TeacherCache};
 use super::checkpoint::{
     load_module, model_files, module_bytes, resolve_dir, write_dir, ModelMeta,
 };
@@ -25,7 +26,7 @@ use crate::data::{Augment, Dataset, Loader, Normalization};
 use crate::error::{DistillError, Result};
 use crate::knowledge::{Aux, BuildContext, MethodConfig, Objective, StepContext};
 use crate::knowledge::{AuxUpdate, InitStage, Stage};
-use crate::models::{ModelConfig, Net, TapShapes};
+use crate::models::{ModelConfig, Net, TapShapes, Taps};
 
 /// Everything trainable in one run: the students and the methods' helper modules, optimised
 /// together by one optimiser.
@@ -50,6 +51,26 @@ pub struct Teacher {
     pub test_predictions: Vec<usize>,
     /// Its test accuracy.
     pub test_accuracy: f64,
+    /// Cache of its outputs, shared by every job that distils from it (`None`: always run it).
+    pub cache: Option<Arc<Mutex<TeacherCache>>>,
+}
+
+impl Teacher {
+    /// The teacher's taps for a batch: from the cache when it holds every tap the objective
+    /// reads for every sample, otherwise from a forward pass (whose outputs are then cached).
+    pub fn outputs(&self, x: Tensor<4>, keys: &[CacheKey], taps: &[String]) -> Taps {
+        let Some(cache) = &self.cache else {
+            return self.net.forward(x);
+        };
+        let device = x.device();
+        let mut cache = cache.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(hit) = cache.lookup(taps, keys, &device) {
+            return hit;
+        }
+        let out = self.net.forward(x);
+        cache.insert(taps, keys, &out);
+        out
+    }
 }
 
 /// The data a run uses.
@@ -213,13 +234,15 @@ pub fn build_trainable(
         teacher_nets: &teacher_nets,
         teacher_probe: &probe,
         train_labels: &data.train.labels,
+        teacher_uses: Default::default(),
     };
     let mut aux = Vec::new();
     let terms = losses
         .iter()
         .map(|l| l.build(&ctx, &mut aux))
         .collect::<Result<Vec<_>>>()?;
-    let objective = Objective::new(terms);
+    let objective =
+        Objective::new(terms).with_teacher_taps(teachers.len(), &ctx.teacher_uses.borrow());
     if !objective.has_main_terms() {
         return Err(DistillError::Config(
             "every loss of this recipe only acts in an initialisation stage (e.g. `ab`); add the terms the student trains on afterwards, e.g. `ce` and `kd`".into(),
@@ -341,6 +364,11 @@ impl Prepared<'_> {
                     Stage::Main => plan.lr_at(epoch, step, steps),
                 };
                 let indices = batch.indices.clone();
+                let keys: Vec<CacheKey> = indices
+                    .iter()
+                    .zip(&batch.views)
+                    .map(|(&i, &v)| (i as u32, v))
+                    .collect();
                 let (x, y) = upload(batch, geometry, &device);
                 let out = train_step(
                     trainable,
@@ -349,7 +377,7 @@ impl Prepared<'_> {
                     job.teachers,
                     x,
                     y,
-                    &indices,
+                    (&indices, &keys),
                     (stage, epoch),
                     lr,
                 );
@@ -546,7 +574,7 @@ pub fn train_step(
     teachers: &[Teacher],
     x: Tensor<4>,
     y: Tensor<1, Int>,
-    indices: &[usize],
+    (indices, keys): (&[usize], &[CacheKey]),
     (stage, epoch): (Stage, usize),
     lr: f64,
 ) -> StepOutput {
@@ -554,7 +582,8 @@ pub fn train_step(
     let x_plain = x.clone().without_autodiff();
     let teacher_taps: Vec<_> = teachers
         .iter()
-        .map(|t| t.net.forward(x_plain.clone()))
+        .enumerate()
+        .map(|(i, t)| t.outputs(x_plain.clone(), keys, objective.teacher_taps(i)))
         .collect();
     let student_taps: Vec<_> = trainable
         .students

@@ -81,6 +81,7 @@ impl Setup {
             net,
             test_predictions: eval.predictions,
             test_accuracy: eval.accuracy,
+            cache: None,
         };
         Self {
             plan,

@@ -1,0 +1,201 @@
+//! Teacher-output cache: a frozen teacher gives the same outputs for the same input, so offline
+//! runs compute them once per (sample, augmented view) and reuse them, across epochs and across
+//! the recipes and seeds of a sweep (FKD, Shen & Xing 2022, stores crop parameters with soft
+//! labels the same way).
+//!
+//! Keys are `(sample index, view)`, where `view` encodes the augmentation parameters that
+//! produced the image (crop offsets and flip; 0 without augmentation), so an augmented view is
+//! only ever served the outputs of that exact view. Each tap a job's objective reads is stored
+//! as one dense row per key; a batch is served from the cache only when every sample has every
+//! requested tap, otherwise the teacher runs and the missing rows are stored, up to a memory
+//! budget. The row layout (`TapRows`) is the place to add a sparse top-k form for language-model
+//! logits: the key and the lookup do not depend on it.
+
+use std::collections::{BTreeMap, HashMap};
+
+use burn::prelude::*;
+use burn::tensor::TensorData;
+
+use crate::models::{Feature, Taps};
+
+/// Cache key: sample index and augmentation view.
+pub type CacheKey = (u32, u32);
+
+#[derive(Debug)]
+struct TapRows {
+    /// Per-sample dimensions (without the batch).
+    dims: Vec<usize>,
+    /// Elements per row.
+    width: usize,
+    slots: HashMap<CacheKey, usize>,
+    data: Vec<f32>,
+}
+
+/// What the cache did so far.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CacheStats {
+    /// Batches served without running the teacher.
+    pub hits: u64,
+    /// Batches for which the teacher ran.
+    pub misses: u64,
+    /// Bytes held.
+    pub bytes: usize,
+}
+
+/// The cache of one frozen teacher on one data set.
+#[derive(Debug)]
+pub struct TeacherCache {
+    budget: usize,
+    taps: BTreeMap<String, TapRows>,
+    stats: CacheStats,
+}
+
+impl TeacherCache {
+    /// An empty cache holding at most `budget_mb` MiB.
+    pub fn new(budget_mb: usize) -> Self {
+        Self {
+            budget: budget_mb << 20,
+            taps: BTreeMap::new(),
+            stats: CacheStats::default(),
+        }
+    }
+
+    /// Counters so far.
+    pub fn stats(&self) -> CacheStats {
+        self.stats
+    }
+
+    /// The requested taps (`"logits"` always among them) of a batch, if all are cached.
+    pub fn lookup(&mut self, taps: &[String], keys: &[CacheKey], device: &Device) -> Option<Taps> {
+        let hit = taps.iter().all(|t| {
+            self.taps
+                .get(t)
+                .is_some_and(|r| keys.iter().all(|k| r.slots.contains_key(k)))
+        });
+        if !hit {
+            self.stats.misses += 1;
+            return None;
+        }
+        self.stats.hits += 1;
+        let n = keys.len();
+        let mut logits = None;
+        let mut features = Vec::new();
+        for t in taps {
+            let rows = &self.taps[t];
+            let mut buf = Vec::with_capacity(n * rows.width);
+            for k in keys {
+                let s = rows.slots[k] * rows.width;
+                buf.extend_from_slice(&rows.data[s..s + rows.width]);
+            }
+            let feature = match rows.dims.as_slice() {
+                [c, h, w] => Feature::Map(Tensor::from_data(
+                    TensorData::new(buf, [n, *c, *h, *w]),
+                    device,
+                )),
+                _ => Feature::Flat(Tensor::from_data(
+                    TensorData::new(buf, [n, rows.width]),
+                    device,
+                )),
+            };
+            if t == "logits" {
+                logits = Some(feature.flat());
+            } else {
+                features.push((t.clone(), feature));
+            }
+        }
+        Some(Taps {
+            logits: logits.expect("logits are always among the cached taps"),
+            features,
+        })
+    }
+
+    /// Stores the requested taps of a batch the teacher just computed (as far as the budget
+    /// allows; a tap is stored for the whole batch or not at all).
+    pub fn insert(&mut self, taps: &[String], keys: &[CacheKey], out: &Taps) {
+        for t in taps {
+            let Some(f) = out.get(t) else { continue };
+            let shape = f.shape();
+            let width: usize = shape[1..].iter().product();
+            let missing: Vec<usize> = match self.taps.get(t) {
+                Some(r) => (0..keys.len())
+                    .filter(|&i| !r.slots.contains_key(&keys[i]))
+                    .collect(),
+                None => (0..keys.len()).collect(),
+            };
+            let bytes = missing.len() * width * 4;
+            if missing.is_empty() || self.stats.bytes + bytes > self.budget {
+                continue;
+            }
+            let values: Vec<f32> = f.flat().into_data().iter::<f32>().collect();
+            let rows = self.taps.entry(t.clone()).or_insert_with(|| TapRows {
+                dims: shape[1..].to_vec(),
+                width,
+                slots: HashMap::new(),
+                data: Vec::new(),
+            });
+            for i in missing {
+                let slot = rows.data.len() / width;
+                rows.data
+                    .extend_from_slice(&values[i * width..(i + 1) * width]);
+                rows.slots.insert(keys[i], slot);
+            }
+            self.stats.bytes += bytes;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn taps(device: &Device, offset: f32) -> Taps {
+        Taps {
+            logits: Tensor::from_data(
+                TensorData::new(vec![offset, 1.0, 2.0, offset + 3.0], [2, 2]),
+                device,
+            ),
+            features: vec![(
+                "map".into(),
+                Feature::Map(Tensor::from_data(
+                    TensorData::new(
+                        (0..8).map(|v| v as f32 + offset).collect::<Vec<_>>(),
+                        [2, 1, 2, 2],
+                    ),
+                    device,
+                )),
+            )],
+        }
+    }
+
+    #[test]
+    fn serves_exactly_what_was_stored_for_the_same_views_only() {
+        let dev = Device::flex();
+        let wanted = vec!["logits".to_string(), "map".to_string()];
+        let mut cache = TeacherCache::new(1);
+        let keys = [(5, 0), (9, 3)];
+        assert!(cache.lookup(&wanted, &keys, &dev).is_none());
+        cache.insert(&wanted, &keys, &taps(&dev, 10.0));
+        // Reordered batch: rows follow their keys.
+        let got = cache.lookup(&wanted, &[(9, 3), (5, 0)], &dev).unwrap();
+        let logits: Vec<f32> = got.logits.clone().into_data().iter::<f32>().collect();
+        assert_eq!(logits, vec![2.0, 13.0, 10.0, 1.0]);
+        let Some(Feature::Map(m)) = got.get("map") else {
+            panic!("map tap")
+        };
+        assert_eq!(m.dims(), [2, 1, 2, 2]);
+        // Another augmented view of sample 5 is a miss.
+        assert!(cache.lookup(&wanted, &[(5, 1)], &dev).is_none());
+        assert_eq!(cache.stats().hits, 1);
+        assert_eq!(cache.stats().bytes, 2 * (2 + 4) * 4);
+    }
+
+    #[test]
+    fn respects_the_memory_budget() {
+        let dev = Device::flex();
+        let wanted = vec!["logits".to_string()];
+        let mut cache = TeacherCache::new(0);
+        cache.insert(&wanted, &[(0, 0), (1, 0)], &taps(&dev, 0.0));
+        assert_eq!(cache.stats().bytes, 0);
+        assert!(cache.lookup(&wanted, &[(0, 0)], &dev).is_none());
+    }
+}
