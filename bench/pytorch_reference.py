@@ -5,7 +5,7 @@ The same work: frozen teacher forward (eval mode, no grad) + student forward/bac
 (momentum 0.9, dampening 0, weight decay 5e-4) update, CE(0.1) + KD(0.9, T=4), random inputs,
 2 threads. Architectures match distill's zoo (RepDistiller's CIFAR ResNets; MLPs with ReLU).
 
-    python3 bench/pytorch_reference.py --pair mlp|resnet [--steps 30] [--warmup 3]
+    python3 bench/pytorch_reference.py --pair mlp|cnn|resnet [--steps 30] [--warmup 3]
 """
 import argparse, json, resource, time
 
@@ -58,6 +58,17 @@ def mlp(widths):
     return nn.Sequential(*layers)
 
 
+def cnn(widths, classes, cin=3):
+    """distill's `cnn`: 3x3 conv + ReLU per width, max-pool 2 where the width changes and at the end."""
+    layers, c = [], cin
+    for i, w in enumerate(widths):
+        layers += [nn.Conv2d(c, w, 3, 1, 1), nn.ReLU()]
+        if i + 1 == len(widths) or widths[i + 1] != w:
+            layers.append(nn.MaxPool2d(2))
+        c = w
+    return nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(c, classes))
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--pair", default="mlp")
@@ -69,6 +80,9 @@ def main():
     torch.manual_seed(1)
     if a.pair == "mlp":
         teacher, student, shape, classes = mlp([784, 1200, 1200, 10]), mlp([784, 256, 10]), (128, 1, 28, 28), 10
+    elif a.pair == "cnn":
+        teacher, student = cnn([64, 64, 128, 128, 256, 256], 10), cnn([32, 64, 128], 10)
+        shape, classes = (64, 3, 32, 32), 10
     else:
         teacher = ResNet(32, [32, 64, 128, 256], 100)
         student = ResNet(8, [32, 64, 128, 256], 100)

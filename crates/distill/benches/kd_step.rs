@@ -71,7 +71,24 @@ fn main() {
             64,
             100,
         ),
-        other => panic!("unknown --pair {other}: mlp or resnet"),
+        "cnn" => (
+            ModelConfig {
+                model: "cnn".into(),
+                hidden: Some(vec![64, 64, 128, 128, 256, 256]),
+                dropout: None,
+                width: None,
+            },
+            ModelConfig {
+                model: "cnn".into(),
+                hidden: Some(vec![32, 64, 128]),
+                dropout: None,
+                width: None,
+            },
+            [3, 32, 32],
+            64,
+            10,
+        ),
+        other => panic!("unknown --pair {other}: mlp, cnn or resnet"),
     };
     let device = Device::flex().autodiff();
     device.seed(1);

@@ -1,5 +1,6 @@
 //! Models: the zoo, each returning logits plus named taps.
 
+pub mod cnn;
 pub mod lenet;
 pub mod mlp;
 pub mod net;

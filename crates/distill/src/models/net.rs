@@ -3,6 +3,7 @@
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use super::cnn::Cnn;
 use super::lenet::LeNet;
 use super::mlp::Mlp;
 use super::resnet::ResNet;
@@ -20,6 +21,8 @@ pub enum Net {
     LeNet(LeNet),
     /// CIFAR-style ResNet.
     ResNet(ResNet),
+    /// Plain VGG-style CNN.
+    Cnn(Cnn),
 }
 
 impl Net {
@@ -29,6 +32,7 @@ impl Net {
             Net::Mlp(m) => m.forward(x),
             Net::LeNet(m) => m.forward(x),
             Net::ResNet(m) => m.forward(x),
+            Net::Cnn(m) => m.forward(x),
         }
     }
 
@@ -37,7 +41,7 @@ impl Net {
     pub fn bn_before(&self, tap: &str) -> Option<(Vec<f32>, Vec<f32>)> {
         match self {
             Net::ResNet(m) => m.bn_before(tap),
-            Net::Mlp(_) | Net::LeNet(_) => None,
+            Net::Mlp(_) | Net::LeNet(_) | Net::Cnn(_) => None,
         }
     }
 
@@ -113,6 +117,12 @@ pub const MODELS: &[ModelInfo] = &[
             "LeNet-style CNN (2 conv + 3 fc), widths × width; taps conv{1,2}[_pre], fc1, embedding",
         citation: "LeCun et al., Proc. IEEE 1998",
         settings: "width",
+    },
+    ModelInfo {
+        name: "cnn",
+        description: "plain VGG-style CNN: 3×3 conv + ReLU per width, max-pool 2 where the width changes and at the end, global average pool; taps conv{i}, embedding",
+        citation: "Simonyan & Zisserman, ICLR 2015 (VGG-style)",
+        settings: "hidden = [conv widths] (default [32, 64, 128])",
     },
     ModelInfo {
         name: "resnet8",
@@ -221,11 +231,11 @@ impl ModelConfig {
                     .unwrap_or("no settings")
             )))
         };
-        let is_mlp = self.model == "mlp";
+        let is_mlp = self.model == "mlp" || self.model == "cnn";
         if !is_mlp && self.hidden.is_some() {
             return misplaced("hidden");
         }
-        if !is_mlp && self.dropout.is_some() {
+        if self.model != "mlp" && self.dropout.is_some() {
             return misplaced("dropout");
         }
         if self.model != "lenet" && self.width.is_some() {
@@ -263,6 +273,12 @@ impl ModelConfig {
                 self.hidden.as_deref().unwrap_or(&[256]),
                 classes,
                 self.dropout.unwrap_or(0.0),
+                device,
+            )),
+            "cnn" => Net::Cnn(Cnn::new(
+                c,
+                self.hidden.as_deref().unwrap_or(&[32, 64, 128]),
+                classes,
                 device,
             )),
             "lenet" => {
@@ -335,6 +351,21 @@ mod tests {
         .build([1, 28, 28], 10, &device)
         .unwrap();
         assert_eq!(trainable_params(&mlp), 25_450);
+        // bench/pytorch_reference.py's cnn(): 1 147 978 and 94 538 parameters.
+        let cnn = |w: Vec<usize>| {
+            ModelConfig {
+                hidden: Some(w),
+                ..ModelConfig::named("cnn")
+            }
+            .build([3, 32, 32], 10, &device)
+            .unwrap()
+        };
+        let teacher = cnn(vec![64, 64, 128, 128, 256, 256]);
+        assert_eq!(trainable_params(&teacher), 1_147_978);
+        assert_eq!(trainable_params(&cnn(vec![32, 64, 128])), 94_538);
+        let shapes = teacher.tap_shapes([3, 32, 32], &device);
+        assert_eq!(shapes.get("conv2"), Some(&[2, 64, 16, 16][..]));
+        assert_eq!(shapes.get("conv6"), Some(&[2, 256, 4, 4][..]));
     }
 
     #[test]
