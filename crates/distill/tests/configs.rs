@@ -118,3 +118,60 @@ fn every_sample_sweep_runs_at_a_tiny_size_on_the_embedded_data() {
     }
     assert!(seen >= 1);
 }
+
+/// `[distributed]` reaches the plan on a backend with collectives, and is refused with a clear
+/// error (not Burn's panic) on the CPU backend, on wgpu, and for batches that do not split.
+#[test]
+fn distributed_config_path_and_its_errors() {
+    let base = |backend: &str, batch: usize, devices: &str| {
+        format!(
+            "name = \"ddp\"\nbackend = \"{backend}\"\n[train]\nbatch_size = {batch}\n[distributed]\ndevices = {devices}\n[[student]]\nmodel = \"mlp\"\n[[student.loss]]\nmethod = \"ce\"\n"
+        )
+    };
+    let parse = |text: String| {
+        ExperimentConfig::from_toml(&text, "ddp.toml")
+            .unwrap()
+            .validate()
+    };
+
+    let plan = parse(base("cuda", 64, "[0, 1, 2, 3]")).unwrap();
+    assert_eq!(plan.devices, vec![0, 1, 2, 3]);
+    assert!(plan.to_toml().contains("devices"));
+
+    let err = parse(base("flex", 64, "[0, 1]")).unwrap_err().to_string();
+    assert!(
+        err.contains("flex") && err.contains("collective") && err.contains("--features cuda"),
+        "{err}"
+    );
+    let err = parse(base("wgpu", 64, "[0, 1]")).unwrap_err().to_string();
+    assert!(err.contains("wgpu") && err.contains("NCCL"), "{err}");
+    let err = parse(base("cuda", 30, "[0, 1, 2, 3]"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("batch_size 30") && err.contains("multiple of 4"),
+        "{err}"
+    );
+    let err = parse(base("cuda", 64, "[1, 1]")).unwrap_err().to_string();
+    assert!(err.contains("twice"), "{err}");
+    let err = ExperimentConfig::from_toml(
+        &base("cuda", 64, "[0]").replace("devices", "gpus"),
+        "ddp.toml",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("devices"), "{err}");
+
+    // Without the cuda feature, a valid distributed plan stops at the device with the feature named.
+    #[cfg(not(feature = "cuda"))]
+    {
+        let tmp = tempfile::tempdir().unwrap();
+        let opts = RunOptions {
+            run_dir: Some(tmp.path().join("run")),
+            progress: Progress::Quiet,
+            ..Default::default()
+        };
+        let err = run_experiment(&plan, &opts).unwrap_err().to_string();
+        assert!(err.contains("--features cuda"), "{err}");
+    }
+}

@@ -274,7 +274,13 @@ fn teacher_cache_serves_later_epochs_and_keeps_the_results() {
         .unwrap()
         .run()
         .unwrap();
-    let stats = setup.teachers[0].cache.as_ref().unwrap().lock().unwrap().stats();
+    let stats = setup.teachers[0]
+        .cache
+        .as_ref()
+        .unwrap()
+        .lock()
+        .unwrap()
+        .stats();
     // 256 samples in batches of 32, no augmentation: epoch 1 computes, epochs 2 and 3 reuse.
     assert_eq!((stats.misses, stats.hits), (8, 16));
     assert!(stats.bytes > 0);

@@ -147,6 +147,20 @@ pub struct ExperimentConfig {
     pub teacher: Option<TeacherConfig>,
     /// Student recipes.
     pub student: Vec<StudentConfig>,
+    /// Data-parallel training over several devices of the backend (`[distributed]`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub distributed: Option<DistributedSettings>,
+}
+
+/// `[distributed]`: data-parallel training with Burn's own distributed support. Each listed
+/// device trains a replica on an equal shard of every batch and Burn all-reduces the gradients.
+/// Needs a backend with collective operations: `cuda` (NCCL) in Burn 0.22.1.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DistributedSettings {
+    /// Device indices of the backend (e.g. `[0, 1, 2, 3]` for four GPUs); the first one
+    /// evaluates and writes checkpoints.
+    pub devices: Vec<usize>,
 }
 
 fn default_seeds() -> Vec<u64> {
@@ -200,6 +214,56 @@ pub struct Plan {
     pub teacher: Option<TeacherPlan>,
     /// Students.
     pub students: Vec<StudentPlan>,
+    /// Devices of a data-parallel run (empty: the backend's default device alone).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub devices: Vec<usize>,
+}
+
+/// Checks a `[distributed]` section against the backend and the batch sizes.
+fn check_distributed(
+    d: &DistributedSettings,
+    backend: Backend,
+    students: &[StudentPlan],
+) -> Result<Vec<usize>> {
+    if d.devices.is_empty() {
+        return Err(DistillError::Config(
+            "distributed.devices must list at least one device index, e.g. [0, 1]".into(),
+        ));
+    }
+    let mut seen = d.devices.clone();
+    seen.sort_unstable();
+    seen.dedup();
+    if seen.len() != d.devices.len() {
+        return Err(DistillError::Config(format!(
+            "distributed.devices lists a device twice: {:?}",
+            d.devices
+        )));
+    }
+    match backend {
+        Backend::Cuda => {}
+        Backend::Flex => {
+            return Err(DistillError::Unsupported(
+                "[distributed] needs a backend with collective operations, and Burn's flex CPU backend has none (its all-reduce is unimplemented and would panic). Remove the [distributed] section to train on the CPU, or set backend = \"cuda\" and build with --features cuda".into(),
+            ))
+        }
+        Backend::Wgpu => {
+            return Err(DistillError::Unsupported(
+                "[distributed] is not available on the wgpu backend: Burn 0.22.1 implements the gradient all-reduce only for CUDA devices (NCCL). Set backend = \"cuda\" and build with --features cuda, or remove [distributed]".into(),
+            ))
+        }
+    }
+    for s in students {
+        if s.train.batch_size % d.devices.len() != 0 {
+            return Err(DistillError::Config(format!(
+                "{}: batch_size {} does not split evenly over {} devices; use a multiple of {}",
+                s.name,
+                s.train.batch_size,
+                d.devices.len(),
+                d.devices.len()
+            )));
+        }
+    }
+    Ok(d.devices.clone())
 }
 
 impl ExperimentConfig {
@@ -296,7 +360,12 @@ impl ExperimentConfig {
                 train: self.train.overlay(&s.train).resolve(&role)?,
             });
         }
+        let devices = match &self.distributed {
+            None => Vec::new(),
+            Some(d) => check_distributed(d, self.backend, &students)?,
+        };
         Ok(Plan {
+            devices,
             name: self.name.clone(),
             seeds: self.seeds.clone(),
             output_dir: self.output_dir.clone(),

@@ -146,6 +146,7 @@ impl SweepConfig {
                         train: self.train.clone(),
                         teacher: Some(p.teacher.clone()),
                         student: students,
+                        distributed: None,
                     },
                 ))
             })

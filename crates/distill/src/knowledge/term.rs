@@ -222,7 +222,7 @@ pub fn default_embedding_tap() -> String {
 /// and its stage loss from [`Self::init_forward`]; a term with non-trainable state (CRD's memory
 /// bank) returns [`AuxUpdate`]s from [`Self::forward_step`], applied after the optimiser step.
 /// The trainer knows none of the methods by name.
-pub trait KnowledgeTerm: Send {
+pub trait KnowledgeTerm: Send + Sync {
     /// Computes the term(s) for one step of the main stage.
     fn forward(
         &self,

@@ -7,10 +7,30 @@ use crate::error::{DistillError, Result};
 
 /// The autodiff device of `backend`, or an error naming the cargo feature it needs.
 pub fn training_device(backend: Backend) -> Result<Device> {
+    indexed_device(backend, 0)
+}
+
+/// The main device and the replica devices of a plan (`[distributed] devices`; the backend's
+/// default device alone when there is none).
+pub fn plan_devices(backend: Backend, devices: &[usize]) -> Result<(Device, Vec<Device>)> {
+    match devices.split_first() {
+        None => Ok((training_device(backend)?, Vec::new())),
+        Some((first, rest)) => Ok((
+            indexed_device(backend, *first)?,
+            rest.iter()
+                .map(|&i| indexed_device(backend, i))
+                .collect::<Result<_>>()?,
+        )),
+    }
+}
+
+/// Device `index` of `backend`, with autodiff.
+fn indexed_device(backend: Backend, index: usize) -> Result<Device> {
+    let _ = index; // only the GPU backends number their devices
     let device = match backend {
         Backend::Flex => Device::flex(),
         #[cfg(feature = "cuda")]
-        Backend::Cuda => Device::cuda(0),
+        Backend::Cuda => Device::cuda(index),
         #[cfg(feature = "wgpu")]
         Backend::Wgpu => Device::wgpu(burn::tensor::DeviceKind::default()),
         #[allow(unreachable_patterns)]

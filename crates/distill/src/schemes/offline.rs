@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use burn::prelude::*;
 
-use super::device::training_device;
+use super::device::plan_devices;
 use crate::config::{Plan, StudentPlan};
 use crate::error::{DistillError, Result};
 use crate::knowledge::{ce::CeConfig, MethodConfig};
@@ -127,6 +127,7 @@ pub fn check_plan(
             &teachers,
             data,
             device,
+            &[],
             opts,
         )
         .prepare()?;
@@ -137,7 +138,7 @@ pub fn check_plan(
 /// Runs a whole experiment: teacher, then every student recipe × seed; writes the results table,
 /// CSV, JSON and the training-curve plot into the run folder and returns the report.
 pub fn run_experiment(plan: &Plan, opts: &RunOptions) -> Result<Report> {
-    let device = training_device(plan.backend)?;
+    let (device, replicas) = plan_devices(plan.backend, &plan.devices)?;
     let data = load_data(plan)?;
     let run_dir = opts
         .run_dir
@@ -191,6 +192,7 @@ pub fn run_experiment(plan: &Plan, opts: &RunOptions) -> Result<Report> {
                     &[],
                     &data,
                     &device,
+                    &replicas,
                     opts,
                 );
                 let outcome = job.prepare()?.run()?;
@@ -247,6 +249,7 @@ pub fn run_experiment(plan: &Plan, opts: &RunOptions) -> Result<Report> {
                 &teachers,
                 &data,
                 &device,
+                &replicas,
                 opts,
             );
             match job.prepare()?.run() {
@@ -313,6 +316,7 @@ fn recipe_job<'a>(
     teachers: &'a [Teacher],
     data: &'a DataBundle,
     device: &Device,
+    replicas: &[Device],
     opts: &RunOptions,
 ) -> Job<'a> {
     Job {
@@ -325,6 +329,7 @@ fn recipe_job<'a>(
         teachers,
         data,
         device: device.clone(),
+        replicas: replicas.to_vec(),
         resume: opts.resume,
         interrupt: opts.interrupt.clone(),
         stop_after: None,

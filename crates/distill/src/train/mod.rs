@@ -3,6 +3,7 @@
 
 pub mod cache;
 pub mod checkpoint;
+pub mod ddp;
 pub mod eval;
 pub mod metrics;
 pub mod optim;

@@ -16,6 +16,7 @@ use super::cache::{CacheKey, TeacherCache};
 use super::checkpoint::{
     load_module, model_files, module_bytes, resolve_dir, write_dir, ModelMeta,
 };
+use super::ddp::DataParallel;
 use super::eval::{evaluate, upload};
 use super::metrics::{write_history, EpochRecord};
 use super::optim::build_optimizer;
@@ -39,6 +40,7 @@ pub struct Trainable {
 }
 
 /// A frozen teacher, ready for inference.
+#[derive(Clone)]
 pub struct Teacher {
     /// Row name.
     pub name: String,
@@ -115,6 +117,8 @@ pub struct Job<'a> {
     pub data: &'a DataBundle,
     /// Device with autodiff.
     pub device: Device,
+    /// Further devices for data-parallel training (see [`super::ddp`]); empty: one device.
+    pub replicas: Vec<Device>,
     /// Continue from `dir/last` if it exists.
     pub resume: bool,
     /// Set (e.g. by Ctrl-C) to stop between two steps.
@@ -310,6 +314,23 @@ impl Prepared<'_> {
             }
         }
 
+        let mut parallel = None;
+        if !job.replicas.is_empty() {
+            let resumed_optim = resolve_dir(&last_dir)
+                .filter(|_| job.resume && state.completed > 0)
+                .map(|d| d.join("optimizer.bpk"));
+            let (dp, main) = DataParallel::start(
+                &device,
+                &job.replicas,
+                trainable,
+                job.teachers,
+                plan,
+                resumed_optim.as_deref(),
+            )?;
+            trainable = main;
+            parallel = Some(dp);
+        }
+
         let loader = Loader::new(
             data.train.clone(),
             data.norm.clone(),
@@ -346,6 +367,9 @@ impl Prepared<'_> {
                 // The main stage starts with a fresh optimiser, as RepDistiller's `init()` uses
                 // its own.
                 optim = build_optimizer(plan);
+                if let Some(dp) = parallel.as_mut() {
+                    dp.reset_optimizers(plan);
+                }
             }
             let started = Instant::now();
             device.seed(mix(job.seed, global as u64, 0)); // dropout stream of this epoch
@@ -364,23 +388,38 @@ impl Prepared<'_> {
                     Stage::Main => plan.lr_at(epoch, step, steps),
                 };
                 let indices = batch.indices.clone();
-                let keys: Vec<CacheKey> = indices
-                    .iter()
-                    .zip(&batch.views)
-                    .map(|(&i, &v)| (i as u32, v))
-                    .collect();
-                let (x, y) = upload(batch, geometry, &device);
-                let out = train_step(
-                    trainable,
-                    &mut optim,
-                    &objective,
-                    job.teachers,
-                    x,
-                    y,
-                    (&indices, &keys),
-                    (stage, epoch),
-                    lr,
-                );
+                let out = match parallel.as_mut() {
+                    Some(dp) => dp.step(
+                        trainable,
+                        &mut optim,
+                        &objective,
+                        job.teachers,
+                        batch,
+                        geometry,
+                        &device,
+                        (stage, epoch),
+                        lr,
+                    ),
+                    None => {
+                        let keys: Vec<CacheKey> = indices
+                            .iter()
+                            .zip(&batch.views)
+                            .map(|(&i, &v)| (i as u32, v))
+                            .collect();
+                        let (x, y) = upload(batch, geometry, &device);
+                        train_step(
+                            trainable,
+                            &mut optim,
+                            &objective,
+                            job.teachers,
+                            x,
+                            y,
+                            (&indices, &keys),
+                            (stage, epoch),
+                            lr,
+                        )
+                    }
+                };
                 trainable = out.trainable;
                 if let Some((term, value)) = out.non_finite {
                     bar.abandon();

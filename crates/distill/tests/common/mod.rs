@@ -107,6 +107,7 @@ impl Setup {
             teachers: &self.teachers,
             data: &self.data,
             device: Device::flex().autodiff(),
+            replicas: Vec::new(),
             resume: false,
             interrupt: None,
             stop_after: None,

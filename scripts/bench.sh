@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# distill vs PyTorch on this machine, in one run, 2 threads each (not part of CI):
+#  1. one offline KD training step (teacher forward + student forward/backward + SGD), median of
+#     STEPS steps, for the MLP pair (784-1200-1200-10 -> 784-256-10, batch 128) and the CNN pair
+#     (6-conv 64-256 ch -> 3-conv 32-128 ch, 3x32x32, batch 64); `--resnet` adds
+#     resnet32x4 -> resnet8x4;
+#  2. a full short Fashion-MNIST distillation run (bench/fullrun/kd.toml: 3 epochs of KD into the
+#     MLP student, data loading, evaluation and checkpoints included), distill with and without
+#     its teacher-output cache vs bench/pytorch_fullrun.py: wall time and peak memory.
+# Ratios are distill / PyTorch: below 1 means distill is faster.
+#   bash scripts/bench.sh [STEPS] [--resnet]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+STEPS=30
+PAIRS="mlp cnn"
+for a in "$@"; do
+  case "$a" in
+    --resnet) PAIRS="$PAIRS resnet" ;;
+    *) STEPS="$a" ;;
+  esac
+done
+python3 -c "import torch, numpy" 2>/dev/null || pip install -q -r tools/requirements.txt
+[ -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ] || bash scripts/fetch-data.sh
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/distill-target}"
+cargo build --release -q -p distill-cli
+cargo bench -p distill --bench kd_step --no-run -q
+export RAYON_NUM_THREADS=2 OMP_NUM_THREADS=2
+BIN="$CARGO_TARGET_DIR/release/distill"
+WORK="$(mktemp -d)"
+trap 'rm -rf "$WORK"' EXIT
+echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs); torch $(python3 -c 'import torch; print(torch.__version__)')"
+echo
+echo "## KD step (median of $STEPS steps)"
+printf "%-8s %-10s %12s %12s %10s %10s\n" pair impl median_ms mean_ms peak_MB ratio
+for pair in $PAIRS; do
+  d=$(cargo bench -q -p distill --bench kd_step -- --pair "$pair" --steps "$STEPS")
+  p=$(python3 bench/pytorch_reference.py --pair "$pair" --steps "$STEPS")
+  python3 - "$d" "$p" <<'PY'
+import json, sys
+d, p = json.loads(sys.argv[1]), json.loads(sys.argv[2])
+for r in (p, d):
+    ratio = "" if r is p else f"{d['median_ms'] / p['median_ms']:.2f}x"
+    print(f"{r['pair']:<8} {r['impl']:<10} {r['median_ms']:>12.2f} {r['mean_ms']:>12.2f} {r['peak_mb']:>10.1f} {ratio:>10}")
+PY
+done
+echo
+echo "## Full run: 3 epochs of KD on the full Fashion-MNIST (bench/fullrun/kd.toml)"
+"$BIN" train bench/fullrun/teacher.toml --out "$WORK/teacher" --no-progress > "$WORK/teacher.log" 2>&1
+TEACHER="$WORK/teacher/students/teacher/seed1/best"
+for mb in 1024 0; do
+  sed -e "s|@TEACHER@|$TEACHER|" -e "s|@CACHE_MB@|$mb|" bench/fullrun/kd.toml > "$WORK/kd$mb.toml"
+done
+cached=$(python3 bench/measure.py "distill (teacher cache on)" -- "$BIN" train "$WORK/kd1024.toml" --out "$WORK/kd-cached" --no-progress)
+uncached=$(python3 bench/measure.py "distill (teacher cache off)" -- "$BIN" train "$WORK/kd0.toml" --out "$WORK/kd-uncached" --no-progress)
+torch_run=$(python3 bench/measure.py "pytorch" -- python3 bench/pytorch_fullrun.py --epochs 3)
+python3 - "$cached" "$uncached" "$torch_run" "$WORK" <<'PY'
+import json, sys
+rows = [json.loads(a) for a in sys.argv[1:4]]
+ref = rows[2]
+acc = {}
+for name, d in (("distill (teacher cache on)", "kd-cached"), ("distill (teacher cache off)", "kd-uncached")):
+    try:
+        res = json.load(open(f"{sys.argv[4]}/{d}/results.json"))
+        acc[name] = res["rows"][-1]["best"][0]
+    except Exception:
+        acc[name] = float("nan")
+print(f"{'impl':<28} {'wall_s':>8} {'peak_MB':>9} {'ratio':>7} {'student best acc':>17}")
+for r in rows:
+    ratio = "" if r is ref else f"{r['wall_s'] / ref['wall_s']:.2f}x"
+    a = acc.get(r["label"])
+    a = "" if a is None else f"{100 * a:.2f}%"
+    print(f"{r['label']:<28} {r['wall_s']:>8.2f} {r['peak_mb']:>9.1f} {ratio:>7} {a:>17}")
+PY
