@@ -12,8 +12,8 @@ import argparse, gzip, json, math, os, resource, tempfile, time
 
 import numpy as np
 import torch
-import torch.nn as nn
-import torch.nn.functional as F
+
+from pytorch_reference import kd_objective, mlp
 
 
 def idx(path):
@@ -22,14 +22,6 @@ def idx(path):
     dims = raw[3]
     shape = [int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(dims)]
     return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * dims).reshape(shape)
-
-
-def mlp(widths):
-    layers = [nn.Flatten()]
-    for a, b in zip(widths[:-2], widths[1:-1]):
-        layers += [nn.Linear(a, b), nn.ReLU()]
-    layers.append(nn.Linear(widths[-2], widths[-1]))
-    return nn.Sequential(*layers)
 
 
 def main():
@@ -65,8 +57,7 @@ def main():
             with torch.no_grad():
                 t_logits = teacher(x)
             s_logits = student(x)
-            kd = F.kl_div(F.log_softmax(s_logits / T, 1), F.softmax(t_logits / T, 1), reduction="batchmean") * T * T
-            loss = 0.1 * F.cross_entropy(s_logits, y) + 0.9 * kd
+            loss = kd_objective(s_logits, t_logits, y, T)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

@@ -30,18 +30,20 @@ WORK="$(mktemp -d)"
 trap 'rm -rf "$WORK"' EXIT
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs); torch $(python3 -c 'import torch; print(torch.__version__)')"
 echo
-echo "## KD step (median of $STEPS steps)"
-printf "%-8s %-10s %12s %12s %10s %10s\n" pair impl median_ms mean_ms peak_MB ratio
+echo "## KD step (median of $STEPS steps); cached=yes: teacher outputs reused, the student's work alone"
+printf "%-8s %-7s %-10s %12s %12s %10s %10s\n" pair cached impl median_ms mean_ms peak_MB ratio
 for pair in $PAIRS; do
-  d=$(cargo bench -q -p distill --bench kd_step -- --pair "$pair" --steps "$STEPS")
-  p=$(python3 bench/pytorch_reference.py --pair "$pair" --steps "$STEPS")
-  python3 - "$d" "$p" <<'PY'
+  for cached in no yes; do
+    d=$(cargo bench -q -p distill --bench kd_step -- --pair "$pair" --steps "$STEPS" --cached "$cached")
+    p=$(python3 bench/pytorch_reference.py --pair "$pair" --steps "$STEPS" --cached "$cached")
+    python3 - "$d" "$p" "$cached" <<'PY'
 import json, sys
 d, p = json.loads(sys.argv[1]), json.loads(sys.argv[2])
 for r in (p, d):
     ratio = "" if r is p else f"{d['median_ms'] / p['median_ms']:.2f}x"
-    print(f"{r['pair']:<8} {r['impl']:<10} {r['median_ms']:>12.2f} {r['mean_ms']:>12.2f} {r['peak_mb']:>10.1f} {ratio:>10}")
+    print(f"{r['pair']:<8} {sys.argv[3]:<7} {r['impl']:<10} {r['median_ms']:>12.2f} {r['mean_ms']:>12.2f} {r['peak_mb']:>10.1f} {ratio:>10}")
 PY
+  done
 done
 echo
 echo "## Full run: 3 epochs of KD on the full Fashion-MNIST (bench/fullrun/kd.toml)"
@@ -50,8 +52,9 @@ TEACHER="$WORK/teacher/students/teacher/seed1/best"
 for mb in 1024 0; do
   sed -e "s|@TEACHER@|$TEACHER|" -e "s|@CACHE_MB@|$mb|" bench/fullrun/kd.toml > "$WORK/kd$mb.toml"
 done
-cached=$(python3 bench/measure.py "distill (teacher cache on)" -- "$BIN" train "$WORK/kd1024.toml" --out "$WORK/kd-cached" --no-progress)
-uncached=$(python3 bench/measure.py "distill (teacher cache off)" -- "$BIN" train "$WORK/kd0.toml" --out "$WORK/kd-uncached" --no-progress)
+cached=$(python3 bench/measure.py "distill (teacher cache on)" -- "$BIN" train "$WORK/kd1024.toml" --out "$WORK/kd-cached" --no-progress 2> "$WORK/cached.log")
+uncached=$(python3 bench/measure.py "distill (teacher cache off)" -- "$BIN" train "$WORK/kd0.toml" --out "$WORK/kd-uncached" --no-progress 2> "$WORK/uncached.log")
+grep -h "teacher cache:" "$WORK/cached.log" || true
 torch_run=$(python3 bench/measure.py "pytorch" -- python3 bench/pytorch_fullrun.py --epochs 3)
 python3 - "$cached" "$uncached" "$torch_run" "$WORK" <<'PY'
 import json, sys

@@ -103,7 +103,13 @@ fn main() {
         net: tnet,
         test_predictions: vec![],
         test_accuracy: 0.0,
-        cache: None,
+        // `--cached`: the teacher's outputs come from distill's cache after the first step
+        // (the batch repeats), so the step is the student's work alone.
+        cache: (arg("--cached", "no") == "yes").then(|| {
+            Arc::new(std::sync::Mutex::new(distill::train::TeacherCache::new(
+                256,
+            )))
+        }),
     }];
     let losses = [
         MethodConfig::Ce(CeConfig {
@@ -176,7 +182,8 @@ fn main() {
     times.sort_by(f64::total_cmp);
     let median = times[times.len() / 2];
     println!(
-        "{{\"impl\":\"distill\",\"pair\":\"{pair}\",\"batch\":{batch},\"steps\":{steps},\"median_ms\":{median:.3},\"mean_ms\":{mean:.3},\"peak_mb\":{:.1}}}",
+        "{{\"impl\":\"distill\",\"cached\":{},\"pair\":\"{pair}\",\"batch\":{batch},\"steps\":{steps},\"median_ms\":{median:.3},\"mean_ms\":{mean:.3},\"peak_mb\":{:.1}}}",
+        teachers[0].cache.is_some(),
         peak_rss_mb()
     );
 }

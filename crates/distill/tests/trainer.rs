@@ -27,12 +27,7 @@ fn same_seed_gives_identical_metrics() {
         .run()
         .unwrap();
     assert_eq!(a.history.len(), 3);
-    for (x, y) in a.history.iter().zip(&b.history) {
-        assert_eq!(
-            (x.train_loss, x.test_acc, &x.terms),
-            (y.train_loss, y.test_acc, &y.terms)
-        );
-    }
+    assert_same_history(&a, &b);
     assert!(a.history[0].terms.contains_key("kd") && a.history[0].terms.contains_key("ce"));
     assert!(a.agreement.is_some());
 }
@@ -57,14 +52,7 @@ fn resumed_run_ends_like_an_uninterrupted_one() {
     second.resume = true;
     let resumed = second.prepare().unwrap().run().unwrap();
     assert_eq!(resumed.history.len(), 3);
-    for (x, y) in full.history.iter().zip(&resumed.history) {
-        assert_eq!(
-            (x.epoch, x.train_loss, x.test_acc),
-            (y.epoch, y.train_loss, y.test_acc),
-            "epoch {}",
-            x.epoch
-        );
-    }
+    assert_same_history(&full, &resumed);
     let lines = std::fs::read_to_string(dir.join("metrics.jsonl")).unwrap();
     assert_eq!(lines.lines().count(), 3);
 }
@@ -166,14 +154,7 @@ nce_k = 64
     job.resume = true;
     let resumed = job.prepare().unwrap().run().unwrap();
     assert_eq!(resumed.history.len(), 2);
-    for (x, y) in full.history.iter().zip(&resumed.history) {
-        assert_eq!(
-            (x.epoch, x.train_loss, x.test_acc),
-            (y.epoch, y.train_loss, y.test_acc),
-            "epoch {}",
-            x.epoch
-        );
-    }
+    assert_same_history(&full, &resumed);
 }
 
 #[test]

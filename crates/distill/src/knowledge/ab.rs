@@ -8,7 +8,6 @@ use super::method::{Built, MethodInfo};
 use super::term::{BuildContext, InitStage, KnowledgeTerm, Level, StepContext};
 use super::Aux;
 use crate::error::{DistillError, Result};
-use crate::models::Feature;
 
 /// Catalogue entry.
 pub const INFO: MethodInfo = MethodInfo {
@@ -175,13 +174,6 @@ impl AbConfig {
     }
 }
 
-fn map(f: Feature) -> Tensor<4> {
-    match f {
-        Feature::Map(m) => m,
-        Feature::Flat(_) => unreachable!("levels are checked to be feature maps"),
-    }
-}
-
 impl KnowledgeTerm for Ab {
     fn forward(&self, _aux: &[Aux], _ctx: &StepContext<'_>) -> Vec<(String, Tensor<1>)> {
         Vec::new()
@@ -202,7 +194,10 @@ impl KnowledgeTerm for Ab {
                     Some(i) => aux[*i].forward(s),
                     None => s,
                 };
-                (map(s), map(ctx.teacher(self.teacher, &l.teacher)))
+                (
+                    s.into_map(),
+                    ctx.teacher(self.teacher, &l.teacher).into_map(),
+                )
             })
             .collect();
         vec![("ab".into(), ab_loss(pairs, self.margin))]
@@ -216,28 +211,18 @@ impl KnowledgeTerm for Ab {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::knowledge::testing::{fixture, grad_of, tensor4};
+    use crate::knowledge::testing::{assert_grads, consts4, fixture, grad_of, leaves4};
 
     #[test]
     fn value_and_gradient_match_repdistiller() {
         let dev = Device::flex().autodiff();
         for case in fixture("ab").cases() {
             let names = ["s0", "s1"];
-            let s: Vec<Tensor<4>> = names
-                .iter()
-                .map(|n| tensor4(case.input(n), &dev).require_grad())
-                .collect();
-            let t: Vec<Tensor<4>> = ["t0", "t1"]
-                .iter()
-                .map(|n| tensor4(case.input(n), &dev))
-                .collect();
+            let s = leaves4(case, &names, &dev);
+            let t = consts4(case, &["t0", "t1"], &dev);
             let loss = ab_loss(s.iter().cloned().zip(t).collect(), case.param("margin"));
             case.assert_value(loss.clone());
-            let grads = loss.backward();
-            for (n, x) in names.iter().zip(&s) {
-                let g: Vec<f32> = x.grad(&grads).unwrap().into_data().iter::<f32>().collect();
-                case.assert_grad(n, g);
-            }
+            assert_grads(case, &loss, &names, &s);
         }
     }
 

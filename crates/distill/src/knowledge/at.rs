@@ -8,7 +8,6 @@ use super::ops::{normalize_rows, pool_to_common};
 use super::term::{default_stage_taps, BuildContext, KnowledgeTerm, Level, StepContext};
 use super::Aux;
 use crate::error::Result;
-use crate::models::Feature;
 
 /// Catalogue entry.
 pub const INFO: MethodInfo = MethodInfo {
@@ -100,16 +99,12 @@ pub(crate) fn sum_map_levels(
     teacher: usize,
     loss: impl Fn(Tensor<4>, Tensor<4>) -> Tensor<1>,
 ) -> Tensor<1> {
-    let map = |f: Feature| match f {
-        Feature::Map(m) => m,
-        Feature::Flat(_) => unreachable!("levels are checked to be feature maps"),
-    };
     levels
         .iter()
         .map(|l| {
             loss(
-                map(ctx.student(student, &l.student)),
-                map(ctx.teacher(teacher, &l.teacher)),
+                ctx.student(student, &l.student).into_map(),
+                ctx.teacher(teacher, &l.teacher).into_map(),
             )
         })
         .reduce(|a, b| a + b)

@@ -329,7 +329,7 @@ impl KnowledgeTerm for Crd {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::knowledge::testing::{fixture, int_tensor, tensor, tensor2};
+    use crate::knowledge::testing::{assert_grads, fixture, int_tensor, tensor, tensor2};
 
     #[test]
     fn value_and_gradient_match_repdistiller() {
@@ -354,11 +354,7 @@ mod tests {
                 n,
             );
             case.assert_value(loss.clone());
-            let grads = loss.backward();
-            for (name, x) in [("v_s", &v_s), ("v_t", &v_t)] {
-                let g: Vec<f32> = x.grad(&grads).unwrap().into_data().iter::<f32>().collect();
-                case.assert_grad(name, g);
-            }
+            assert_grads(case, &loss, &["v_s", "v_t"], &[v_s, v_t]);
         }
     }
 

@@ -8,7 +8,6 @@ use super::ops::pool_to_common;
 use super::term::{default_stage_taps, BuildContext, KnowledgeTerm, Level, StepContext};
 use super::Aux;
 use crate::error::{DistillError, Result};
-use crate::models::Feature;
 
 /// Catalogue entry.
 pub const INFO: MethodInfo = MethodInfo {
@@ -120,19 +119,15 @@ struct Fsp {
 
 impl KnowledgeTerm for Fsp {
     fn forward(&self, _aux: &[Aux], ctx: &StepContext<'_>) -> Vec<(String, Tensor<1>)> {
-        let map = |f: Feature| match f {
-            Feature::Map(m) => m,
-            Feature::Flat(_) => unreachable!("levels are checked to be feature maps"),
-        };
         let s: Vec<Tensor<4>> = self
             .levels
             .iter()
-            .map(|l| map(ctx.student(self.student, &l.student)))
+            .map(|l| ctx.student(self.student, &l.student).into_map())
             .collect();
         let t: Vec<Tensor<4>> = self
             .levels
             .iter()
-            .map(|l| map(ctx.teacher(self.teacher, &l.teacher)))
+            .map(|l| ctx.teacher(self.teacher, &l.teacher).into_map())
             .collect();
         let loss = (0..s.len() - 1)
             .map(|i| {

@@ -13,7 +13,6 @@ use super::ops::pool_to_common;
 use super::term::{BuildContext, InitStage, KnowledgeTerm, Side, StepContext};
 use super::Aux;
 use crate::error::{DistillError, Result};
-use crate::models::Feature;
 
 /// Catalogue entry.
 pub const INFO: MethodInfo = MethodInfo {
@@ -238,13 +237,6 @@ impl FtConfig {
     }
 }
 
-fn map(f: Feature) -> Tensor<4> {
-    match f {
-        Feature::Map(m) => m,
-        Feature::Flat(_) => unreachable!("taps are checked to be feature maps"),
-    }
-}
-
 impl Ft {
     fn parts<'a>(&self, aux: &'a [Aux]) -> (&'a Paraphraser, &'a Translator) {
         match (&aux[self.paraphraser], &aux[self.translator]) {
@@ -259,9 +251,9 @@ impl KnowledgeTerm for Ft {
         let (para, trans) = self.parts(aux);
         // The paraphraser is frozen after its stage: its factor is a constant.
         let factor_t = para
-            .encode(map(ctx.teacher(self.teacher, &self.teacher_tap)))
+            .encode(ctx.teacher(self.teacher, &self.teacher_tap).into_map())
             .detach();
-        let factor_s = trans.forward(map(ctx.student(self.student, &self.student_tap)));
+        let factor_s = trans.forward(ctx.student(self.student, &self.student_tap).into_map());
         vec![("ft".into(), ft_loss(factor_s, factor_t))]
     }
 
@@ -271,7 +263,7 @@ impl KnowledgeTerm for Ft {
 
     fn init_forward(&self, aux: &[Aux], ctx: &StepContext<'_>) -> Vec<(String, Tensor<1>)> {
         let (para, _) = self.parts(aux);
-        let f_t = map(ctx.teacher(self.teacher, &self.teacher_tap));
+        let f_t = ctx.teacher(self.teacher, &self.teacher_tap).into_map();
         let rec = para.decode(para.encode(f_t.clone()));
         vec![(
             "ft_rec".into(),

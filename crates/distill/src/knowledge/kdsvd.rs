@@ -9,7 +9,6 @@ use super::method::{Built, MethodInfo};
 use super::term::{default_stage_taps, BuildContext, KnowledgeTerm, Level, StepContext};
 use super::Aux;
 use crate::error::{DistillError, Result};
-use crate::models::Feature;
 
 /// Catalogue entry.
 pub const INFO: MethodInfo = MethodInfo {
@@ -275,17 +274,13 @@ impl KdsvdConfig {
 
 impl KnowledgeTerm for Kdsvd {
     fn forward(&self, _aux: &[Aux], ctx: &StepContext<'_>) -> Vec<(String, Tensor<1>)> {
-        let map = |f: Feature| match f {
-            Feature::Map(m) => m,
-            Feature::Flat(_) => unreachable!("levels are checked to be feature maps"),
-        };
         let (s, t): (Vec<_>, Vec<_>) = self
             .levels
             .iter()
             .map(|l| {
                 (
-                    map(ctx.student(self.student, &l.student)),
-                    map(ctx.teacher(self.teacher, &l.teacher)),
+                    ctx.student(self.student, &l.student).into_map(),
+                    ctx.teacher(self.teacher, &l.teacher).into_map(),
                 )
             })
             .unzip();
@@ -299,28 +294,18 @@ impl KnowledgeTerm for Kdsvd {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::knowledge::testing::{fixture, tensor4};
+    use crate::knowledge::testing::{assert_grads, consts4, fixture, leaves4};
 
     #[test]
     fn value_and_gradient_match_repdistiller_svd() {
         let dev = Device::flex().autodiff();
         for case in fixture("kdsvd").cases() {
             let names = ["s0", "s1", "s2"];
-            let s: Vec<Tensor<4>> = names
-                .iter()
-                .map(|n| tensor4(case.input(n), &dev).require_grad())
-                .collect();
-            let t: Vec<Tensor<4>> = ["t0", "t1", "t2"]
-                .iter()
-                .map(|n| tensor4(case.input(n), &dev))
-                .collect();
+            let s = leaves4(case, &names, &dev);
+            let t = consts4(case, &["t0", "t1", "t2"], &dev);
             let loss = kdsvd_loss(&s, &t, 1, 60, 15);
             case.assert_value(loss.clone());
-            let grads = loss.backward();
-            for (n, x) in names.iter().zip(&s) {
-                let g: Vec<f32> = x.grad(&grads).unwrap().into_data().iter::<f32>().collect();
-                case.assert_grad(n, g);
-            }
+            assert_grads(case, &loss, &names, &s);
         }
     }
 

@@ -203,18 +203,16 @@ fn channel_stats(f: Feature) -> Vec<(f64, f64)> {
 
 impl KnowledgeTerm for Ofd {
     fn forward(&self, aux: &[Aux], ctx: &StepContext<'_>) -> Vec<(String, Tensor<1>)> {
-        let map = |f: Feature| match f {
-            Feature::Map(m) => m,
-            Feature::Flat(_) => unreachable!("levels are checked to be feature maps"),
-        };
         let levels = self
             .levels
             .iter()
             .zip(&self.connectors)
             .zip(&self.margins)
             .map(|((l, &c), m)| {
-                let s = map(aux[c].forward(ctx.student(self.student, &l.student)));
-                let t = map(ctx.teacher(self.teacher, &l.teacher));
+                let s = aux[c]
+                    .forward(ctx.student(self.student, &l.student))
+                    .into_map();
+                let t = ctx.teacher(self.teacher, &l.teacher).into_map();
                 let margin = Tensor::from_data(TensorData::new(m.clone(), [m.len()]), &s.device());
                 (s, t, margin)
             })
@@ -226,17 +224,14 @@ impl KnowledgeTerm for Ofd {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::knowledge::testing::{fixture, tensor, tensor4};
+    use crate::knowledge::testing::{assert_grads, fixture, leaves4, tensor, tensor4};
 
     #[test]
     fn value_and_gradient_match_mdistiller() {
         let dev = Device::flex().autodiff();
         for case in fixture("ofd").cases() {
             let names = ["s0", "s1"];
-            let s: Vec<Tensor<4>> = names
-                .iter()
-                .map(|n| tensor4(case.input(n), &dev).require_grad())
-                .collect();
+            let s = leaves4(case, &names, &dev);
             let levels = s
                 .iter()
                 .enumerate()
@@ -250,11 +245,7 @@ mod tests {
                 .collect();
             let loss = ofd_loss(levels);
             case.assert_value(loss.clone());
-            let grads = loss.backward();
-            for (n, x) in names.iter().zip(&s) {
-                let g: Vec<f32> = x.grad(&grads).unwrap().into_data().iter::<f32>().collect();
-                case.assert_grad(n, g);
-            }
+            assert_grads(case, &loss, &names, &s);
         }
     }
 

@@ -270,28 +270,18 @@ impl KnowledgeTerm for ReviewKd {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::knowledge::testing::{fixture, tensor4};
+    use crate::knowledge::testing::{assert_grads, consts4, fixture, leaves4};
 
     #[test]
     fn hcl_value_and_gradient_match_mdistiller() {
         let dev = Device::flex().autodiff();
         for case in fixture("hcl").cases() {
             let names = ["s0", "s1", "s2"];
-            let s: Vec<Tensor<4>> = names
-                .iter()
-                .map(|n| tensor4(case.input(n), &dev).require_grad())
-                .collect();
-            let t: Vec<Tensor<4>> = ["t0", "t1", "t2"]
-                .iter()
-                .map(|n| tensor4(case.input(n), &dev))
-                .collect();
+            let s = leaves4(case, &names, &dev);
+            let t = consts4(case, &["t0", "t1", "t2"], &dev);
             let loss = hcl_loss(&s, &t);
             case.assert_value(loss.clone());
-            let grads = loss.backward();
-            for (n, x) in names.iter().zip(&s) {
-                let g: Vec<f32> = x.grad(&grads).unwrap().into_data().iter::<f32>().collect();
-                case.assert_grad(n, g);
-            }
+            assert_grads(case, &loss, &names, &s);
         }
     }
 

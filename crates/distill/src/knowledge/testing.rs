@@ -135,3 +135,38 @@ pub fn int_tensor<const D: usize>(a: &Array, device: &Device) -> Tensor<D, Int> 
     let v: Vec<i64> = a.data.iter().map(|&v| v as i64).collect();
     Tensor::from_data(TensorData::new(v, a.shape.clone()), device)
 }
+
+/// Leaf tensors (requiring gradients) of the named 4-D inputs of a case.
+pub fn leaves4(case: &Case, names: &[&str], device: &Device) -> Vec<Tensor<4>> {
+    names
+        .iter()
+        .map(|n| tensor4(case.input(n), device).require_grad())
+        .collect()
+}
+
+/// Constant tensors of the named 4-D inputs of a case.
+pub fn consts4(case: &Case, names: &[&str], device: &Device) -> Vec<Tensor<4>> {
+    names
+        .iter()
+        .map(|n| tensor4(case.input(n), device))
+        .collect()
+}
+
+/// Checks the gradient of `loss` with respect to each named leaf against the reference.
+pub fn assert_grads<const D: usize>(
+    case: &Case,
+    loss: &Tensor<1>,
+    names: &[&str],
+    leaves: &[Tensor<D>],
+) {
+    let grads = loss.backward();
+    for (n, x) in names.iter().zip(leaves) {
+        let g: Vec<f32> = x
+            .grad(&grads)
+            .expect("leaf has a gradient")
+            .into_data()
+            .iter::<f32>()
+            .collect();
+        case.assert_grad(n, g);
+    }
+}

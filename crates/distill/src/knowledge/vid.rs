@@ -12,7 +12,6 @@ use super::ops::pool_to_common;
 use super::term::{default_stage_taps, BuildContext, KnowledgeTerm, Level, StepContext};
 use super::Aux;
 use crate::error::{DistillError, Result};
-use crate::models::Feature;
 
 /// Catalogue entry.
 pub const INFO: MethodInfo = MethodInfo {
@@ -153,10 +152,6 @@ struct Vid {
 
 impl KnowledgeTerm for Vid {
     fn forward(&self, aux: &[Aux], ctx: &StepContext<'_>) -> Vec<(String, Tensor<1>)> {
-        let map = |f: Feature| match f {
-            Feature::Map(m) => m,
-            Feature::Flat(_) => unreachable!("levels are checked to be feature maps"),
-        };
         let loss = self
             .levels
             .iter()
@@ -166,8 +161,8 @@ impl KnowledgeTerm for Vid {
                     unreachable!("registered at build")
                 };
                 let (s, t) = pool_to_common(
-                    map(ctx.student(self.student, &l.student)),
-                    map(ctx.teacher(self.teacher, &l.teacher)),
+                    ctx.student(self.student, &l.student).into_map(),
+                    ctx.teacher(self.teacher, &l.teacher).into_map(),
                 );
                 vid_loss(reg.mean(s), t, reg.log_scale.val())
             })

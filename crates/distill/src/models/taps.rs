@@ -28,6 +28,17 @@ impl Feature {
         }
     }
 
+    /// The feature map of a tap that was checked to be one when the method was built.
+    pub fn into_map(self) -> Tensor<4> {
+        match self {
+            Feature::Map(m) => m,
+            Feature::Flat(t) => panic!(
+                "tap {:?} is flat where a feature map was checked at build time",
+                t.dims()
+            ),
+        }
+    }
+
     /// Detached copy (no gradient flows back through it).
     pub fn detach(&self) -> Feature {
         match self {

@@ -129,3 +129,16 @@ pub fn serial() -> std::sync::MutexGuard<'static, ()> {
     static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
     LOCK.lock().unwrap_or_else(|e| e.into_inner())
 }
+
+/// Two runs logged the same epochs with exactly the same losses, terms and accuracies.
+pub fn assert_same_history(a: &JobOutcome, b: &JobOutcome) {
+    assert_eq!(a.history.len(), b.history.len());
+    for (x, y) in a.history.iter().zip(&b.history) {
+        assert_eq!(
+            (x.epoch, x.train_loss, x.test_acc, &x.terms),
+            (y.epoch, y.train_loss, y.test_acc, &y.terms),
+            "epoch {}",
+            x.epoch
+        );
+    }
+}
