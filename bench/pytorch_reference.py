@@ -81,6 +81,7 @@ def main():
     ap.add_argument("--steps", type=int, default=30)
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--device", default="cpu", help="cpu or cuda")
     ap.add_argument("--cached", default="no", help="yes: teacher logits computed once and reused (student work alone)")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
@@ -94,13 +95,14 @@ def main():
         teacher = ResNet(32, [32, 64, 128, 256], 100)
         student = ResNet(8, [32, 64, 128, 256], 100)
         shape, classes = (64, 3, 32, 32), 100
+    teacher, student = teacher.to(a.device), student.to(a.device)
     teacher.eval()
     for p in teacher.parameters():
         p.requires_grad_(False)
     student.train()
     opt = torch.optim.SGD(student.parameters(), lr=0.05, momentum=0.9, weight_decay=5e-4)
-    x = torch.randn(*shape)
-    y = torch.arange(shape[0]) % classes
+    x = torch.randn(*shape, device=a.device)
+    y = torch.arange(shape[0], device=a.device) % classes
     T = 4.0
     times = []
     for i in range(a.warmup + a.steps):
@@ -118,7 +120,7 @@ def main():
             times.append((time.perf_counter() - t0) * 1e3)
     times.sort()
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-    print(json.dumps({"impl": "pytorch", "cached": a.cached == "yes", "torch": torch.__version__, "pair": a.pair, "batch": shape[0], "steps": a.steps,
+    print(json.dumps({"impl": "pytorch", "cached": a.cached == "yes", "torch": torch.__version__, "device": a.device, "pair": a.pair, "batch": shape[0], "steps": a.steps,
                       "median_ms": round(times[len(times) // 2], 3), "mean_ms": round(sum(times) / len(times), 3), "peak_mb": round(peak, 1)}))
 
 

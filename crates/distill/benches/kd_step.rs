@@ -10,12 +10,13 @@ use std::time::Instant;
 
 use distill::burn::prelude::*;
 use distill::burn::tensor::{Distribution, TensorData};
-use distill::config::TrainConfig;
+use distill::config::{Backend, TrainConfig};
 use distill::data::{Augment, Dataset, Normalization};
 use distill::knowledge::ce::CeConfig;
 use distill::knowledge::kd::KdConfig;
 use distill::knowledge::{MethodConfig, Stage};
 use distill::models::ModelConfig;
+use distill::schemes::training_device;
 use distill::train::{build_optimizer, build_trainable, train_step, DataBundle, Teacher};
 
 fn arg(name: &str, default: &str) -> String {
@@ -90,7 +91,13 @@ fn main() {
         ),
         other => panic!("unknown --pair {other}: mlp, cnn or resnet"),
     };
-    let device = Device::flex().autodiff();
+    let backend = match arg("--backend", "flex").as_str() {
+        "flex" => Backend::Flex,
+        "cuda" => Backend::Cuda,
+        "wgpu" => Backend::Wgpu,
+        other => panic!("unknown --backend {other}: flex, cuda or wgpu"),
+    };
+    let device = training_device(backend).unwrap_or_else(|e| panic!("{e}"));
     device.seed(1);
     let plain = device.clone().without_autodiff();
     let tnet = teacher_cfg
