@@ -10,6 +10,7 @@ use super::Aux;
 pub struct Objective {
     terms: Vec<Built>,
     teacher_taps: Vec<Vec<String>>,
+    reads_teachers: bool,
 }
 
 /// The objective's value at one step.
@@ -28,6 +29,7 @@ impl Objective {
         Self {
             terms,
             teacher_taps: Vec::new(),
+            reads_teachers: true,
         }
     }
 
@@ -37,6 +39,7 @@ impl Objective {
         teachers: usize,
         uses: &std::collections::BTreeSet<(usize, String)>,
     ) -> Self {
+        self.reads_teachers = !uses.is_empty();
         self.teacher_taps = (0..teachers)
             .map(|i| {
                 let mut taps = vec!["logits".to_string()];
@@ -49,6 +52,12 @@ impl Objective {
             })
             .collect();
         self
+    }
+
+    /// Whether any term reads a teacher (a recipe of cross-entropy alone does not, and its steps
+    /// skip the teachers).
+    pub fn reads_teachers(&self) -> bool {
+        self.reads_teachers
     }
 
     /// The taps of teacher `i` the terms read.

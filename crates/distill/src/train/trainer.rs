@@ -619,11 +619,15 @@ pub fn train_step(
 ) -> StepOutput {
     let n = indices.len();
     let x_plain = x.clone().without_autodiff();
-    let teacher_taps: Vec<_> = teachers
-        .iter()
-        .enumerate()
-        .map(|(i, t)| t.outputs(x_plain.clone(), keys, objective.teacher_taps(i)))
-        .collect();
+    let teacher_taps: Vec<_> = if objective.reads_teachers() {
+        teachers
+            .iter()
+            .enumerate()
+            .map(|(i, t)| t.outputs(x_plain.clone(), keys, objective.teacher_taps(i)))
+            .collect()
+    } else {
+        Vec::new()
+    };
     let student_taps: Vec<_> = trainable
         .students
         .iter()
