@@ -142,6 +142,14 @@ nce_k = 64
     assert!(first["terms"]["ab"].as_f64().unwrap() > 0.0);
     assert!(first["terms"]["ft_rec"].as_f64().unwrap() > 0.0);
     assert!(first["terms"].get("crd").is_none());
+    // Stage losses carry their stage weight (1 for both), not FT's main-stage weight 200.
+    let stage_sum =
+        first["terms"]["ab"].as_f64().unwrap() + first["terms"]["ft_rec"].as_f64().unwrap();
+    let logged = first["train_loss"].as_f64().unwrap();
+    assert!(
+        (logged - stage_sum).abs() <= 1e-4 * stage_sum,
+        "{logged} vs {stage_sum}"
+    );
 
     let dir = tmp.path().join("split");
     for stop in [1, 2] {

@@ -166,6 +166,7 @@ impl AbConfig {
                 stage: InitStage {
                     epochs: self.init_epochs,
                     lr: self.init_lr,
+                    weight: self.weight,
                 },
                 student: self.student,
                 teacher: self.teacher,

@@ -36,8 +36,8 @@ pub const INFO: MethodInfo = MethodInfo {
 /// LeakyReLU, and the mirror-image transposed convolutions as decoder, no batch norm; translator:
 /// the same three convolutions from the student's channels to `kC`, each with batch norm; `k`
 /// (`rate`) = 0.5. The paraphraser trains for `init_epochs` (default 30) with MSE, at `init_lr`
-/// (default 0.01, RepDistiller's rate for its ResNet students; at 0.05 the auto-encoder can
-/// diverge), then is frozen. Weight 200 in RepDistiller's recipe (`-b 200`, with CE at 1 and no KD); the loss is
+/// (default 0.01, RepDistiller's rate for its ResNet students), with weight 1 (the reconstruction
+/// MSE as RepDistiller's `init()`; `weight` applies to the main stage only), then is frozen. Weight 200 in RepDistiller's recipe (`-b 200`, with CE at 1 and no KD); the loss is
 /// RepDistiller's AT-style factor form, not the paper's per-element L1.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -226,9 +226,12 @@ impl FtConfig {
                 teacher_tap: self.teacher_tap.clone(),
                 paraphraser: aux.len() - 2,
                 translator: aux.len() - 1,
+                // RepDistiller's initialisation loss is the plain MSE: `weight` (β) is the
+                // main stage's.
                 stage: InitStage {
                     epochs: self.init_epochs,
                     lr: self.init_lr,
+                    weight: 1.0,
                 },
                 student: self.student,
                 teacher: self.teacher,

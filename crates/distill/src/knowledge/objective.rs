@@ -93,6 +93,7 @@ impl Objective {
         Some(InitStage {
             epochs,
             lr: stages.iter().find_map(|s| s.lr),
+            weight: 1.0,
         })
     }
 
@@ -102,20 +103,18 @@ impl Objective {
         let mut named: Vec<(String, Tensor<1>)> = Vec::new();
         let mut updates = Vec::new();
         for built in &self.terms {
-            let terms = match ctx.stage {
-                Stage::Init if built.term.init_stage().is_some() => {
-                    built.term.init_forward(aux, ctx)
-                }
-                Stage::Init => Vec::new(),
-                Stage::Main if built.term.in_main_stage() => {
+            let (terms, weight) = match (ctx.stage, built.term.init_stage()) {
+                (Stage::Init, Some(stage)) => (built.term.init_forward(aux, ctx), stage.weight),
+                (Stage::Init, None) => (Vec::new(), 0.0),
+                (Stage::Main, _) if built.term.in_main_stage() => {
                     let step = built.term.forward_step(aux, ctx);
                     updates.extend(step.updates);
-                    step.terms
+                    (step.terms, built.weight)
                 }
-                Stage::Main => Vec::new(),
+                (Stage::Main, _) => (Vec::new(), 0.0),
             };
             for (name, value) in terms {
-                let weighted = value.clone().mul_scalar(built.weight);
+                let weighted = value.clone().mul_scalar(weight);
                 total = Some(match total {
                     Some(t) => t + weighted,
                     None => weighted,

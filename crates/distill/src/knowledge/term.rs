@@ -268,6 +268,8 @@ pub struct InitStage {
     pub epochs: usize,
     /// Learning rate (default: the run's base learning rate).
     pub lr: Option<f64>,
+    /// Weight of the term's stage loss (the term's objective weight belongs to the main stage).
+    pub weight: f64,
 }
 
 /// A change to a helper module's non-trainable state (e.g. a memory bank), applied after the

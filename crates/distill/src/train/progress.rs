@@ -52,7 +52,8 @@ impl Progress {
             .map(|a| format!(" agree {:.2}%", 100.0 * a))
             .unwrap_or_default();
         let text = format!(
-            "{label}: epoch {}/{epochs} lr {:.4} loss {:.4} ({}) train {:.2}% test {:.2}%{agree} [{:.1}s]",
+            "{label}: {}epoch {}/{epochs} lr {:.4} loss {:.4} ({}) train {:.2}% test {:.2}%{agree} [{:.1}s]",
+            if r.init { "init " } else { "" },
             r.epoch,
             r.lr,
             r.train_loss,

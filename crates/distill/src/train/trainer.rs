@@ -473,8 +473,16 @@ impl Prepared<'_> {
                 record.train_loss,
                 100.0 * record.test_acc
             ));
-            job.progress
-                .epoch_line(&bar, &job.label, &record, plan.epochs);
+            job.progress.epoch_line(
+                &bar,
+                &job.label,
+                &record,
+                if record.init {
+                    init_epochs
+                } else {
+                    plan.epochs
+                },
+            );
             state.history.push(record);
             state.completed = global;
             // The student's files are serialised once and written to best/ (if improved) and last/.
