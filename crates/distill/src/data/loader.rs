@@ -28,6 +28,15 @@ impl HostBatch {
         self.labels.len()
     }
 
+    /// `(sample index, augmentation view)` of each sample: what a teacher-output cache keys on.
+    pub fn cache_keys(&self) -> Vec<(u32, u32)> {
+        self.indices
+            .iter()
+            .zip(&self.views)
+            .map(|(&i, &v)| (i as u32, v))
+            .collect()
+    }
+
     /// Whether the batch is empty.
     pub fn is_empty(&self) -> bool {
         self.labels.is_empty()

@@ -386,7 +386,8 @@ mod tests {
             classes: 4,
             device: &dev,
             teacher_nets: &[],
-            teacher_probe: &[],
+            probe: &Vec::new,
+            probe_cache: Default::default(),
             train_labels: &labels,
             teacher_uses: Default::default(),
         };

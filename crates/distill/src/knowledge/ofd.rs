@@ -156,8 +156,7 @@ impl OfdConfig {
                         .collect::<Vec<_>>()
                 })
                 .or_else(|| {
-                    ctx.teacher_probe
-                        .get(self.teacher)
+                    ctx.teacher_probe(self.teacher)
                         .and_then(|taps| taps.get(&l.teacher))
                         .map(channel_stats)
                 })

@@ -73,10 +73,13 @@ pub struct BuildContext<'a> {
     /// The frozen teachers themselves (for methods that read their parameters, as OFD reads the
     /// batch-norm statistics before each stage's ReLU).
     pub teacher_nets: &'a [&'a Net],
-    /// Each teacher's taps on the probe batch: the first (up to 256) training images, in order,
-    /// without augmentation (for methods that calibrate on data, as OFD's margins of a teacher
-    /// without batch norm).
-    pub teacher_probe: &'a [Taps],
+    /// Computes each teacher's taps on the probe batch: the first (up to 256) training images,
+    /// in order, without augmentation (for methods that calibrate on data, as OFD's margins of a
+    /// teacher without batch norm). Called only by methods that need it, through
+    /// [`Self::teacher_probe`], once per build.
+    pub probe: &'a dyn Fn() -> Vec<Taps>,
+    /// The probe's result once computed.
+    pub probe_cache: std::cell::OnceCell<Vec<Taps>>,
     /// Label of every training sample, by index (CRD's class-conditional negatives).
     pub train_labels: &'a [u8],
     /// Teacher taps the methods asked for through [`Self::shape`] (what a teacher-output cache
@@ -85,6 +88,11 @@ pub struct BuildContext<'a> {
 }
 
 impl BuildContext<'_> {
+    /// Teacher `i`'s taps on the probe batch (computed on first use).
+    pub fn teacher_probe(&self, i: usize) -> Option<&Taps> {
+        self.probe_cache.get_or_init(|| (self.probe)()).get(i)
+    }
+
     /// Shape of a tap, or an error listing the taps that exist.
     pub fn shape(&self, side: Side, tap: &str) -> Result<Vec<usize>> {
         let (shapes, role, name) = match side {

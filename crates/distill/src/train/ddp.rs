@@ -197,11 +197,7 @@ fn prepare(
     device: &Device,
 ) -> (Vec<usize>, Vec<CacheKey>, Tensor<4>, Tensor<1, Int>) {
     let indices = b.indices.clone();
-    let keys = indices
-        .iter()
-        .zip(&b.views)
-        .map(|(&i, &v)| (i as u32, v))
-        .collect();
+    let keys = b.cache_keys();
     let (x, y) = upload(b, geometry, device);
     (indices, keys, x, y)
 }

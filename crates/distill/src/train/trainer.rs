@@ -209,9 +209,10 @@ pub fn build_trainable(
     let teacher_shapes: Vec<TapShapes> = teachers.iter().map(|t| t.shapes.clone()).collect();
     let teacher_names: Vec<String> = teachers.iter().map(|t| t.name.clone()).collect();
     let teacher_nets: Vec<&Net> = teachers.iter().map(|t| &t.net).collect();
-    let probe = if teachers.is_empty() {
-        Vec::new()
-    } else {
+    let probe = || {
+        if teachers.is_empty() {
+            return Vec::new();
+        }
         let plain = device.clone().without_autodiff();
         let loader = Loader::new(
             data.train.clone(),
@@ -236,7 +237,8 @@ pub fn build_trainable(
         classes,
         device,
         teacher_nets: &teacher_nets,
-        teacher_probe: &probe,
+        probe: &probe,
+        probe_cache: Default::default(),
         train_labels: &data.train.labels,
         teacher_uses: Default::default(),
     };
@@ -401,11 +403,7 @@ impl Prepared<'_> {
                         lr,
                     ),
                     None => {
-                        let keys: Vec<CacheKey> = indices
-                            .iter()
-                            .zip(&batch.views)
-                            .map(|(&i, &v)| (i as u32, v))
-                            .collect();
+                        let keys: Vec<CacheKey> = batch.cache_keys();
                         let (x, y) = upload(batch, geometry, &device);
                         train_step(
                             trainable,
