@@ -16,8 +16,7 @@ use burn::optim::ModuleOptimizer;
 use burn::prelude::*;
 use burn::tensor::distributed::{DistributedConfig, DistributedContext, ReduceOperation};
 
-use super::cache::CacheKey;
-use super::eval::upload;
+use super::eval::upload_keyed;
 use super::optim::build_optimizer;
 use super::trainer::{train_step, StepOutput, Teacher, Trainable};
 use crate::config::TrainPlan;
@@ -134,7 +133,7 @@ impl DataParallel {
             let mut handles = Vec::new();
             for (r, shard) in self.replicas.iter_mut().zip(shards) {
                 handles.push(s.spawn(move || {
-                    let (indices, keys, x, y) = prepare(shard, geometry, &r.device);
+                    let (indices, keys, x, y) = upload_keyed(shard, geometry, &r.device);
                     let out = train_step(
                         r.trainable.clone(),
                         &mut r.optim,
@@ -150,7 +149,7 @@ impl DataParallel {
                     (indices.len(), out)
                 }));
             }
-            let (indices, keys, x, y) = prepare(first, geometry, main_device);
+            let (indices, keys, x, y) = upload_keyed(first, geometry, main_device);
             let main = train_step(
                 trainable,
                 optim,
@@ -189,17 +188,6 @@ impl DataParallel {
         }
         main
     }
-}
-
-fn prepare(
-    b: HostBatch,
-    geometry: [usize; 3],
-    device: &Device,
-) -> (Vec<usize>, Vec<CacheKey>, Tensor<4>, Tensor<1, Int>) {
-    let indices = b.indices.clone();
-    let keys = b.cache_keys();
-    let (x, y) = upload(b, geometry, device);
-    (indices, keys, x, y)
 }
 
 /// Splits a batch into `n` contiguous shards of (nearly) equal size.

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use burn::prelude::*;
 use burn::tensor::TensorData;
 
+use super::cache::CacheKey;
 use crate::data::{Augment, Dataset, HostBatch, Loader, Normalization};
 use crate::models::Net;
 
@@ -41,6 +42,18 @@ pub fn upload(
     let x = Tensor::from_data(TensorData::new(batch.images, [n, c, h, w]), device);
     let y = Tensor::from_data(TensorData::new(batch.labels, [n]), device);
     (x, y)
+}
+
+/// [`upload`], keeping each sample's index and teacher-cache key for the training step.
+pub fn upload_keyed(
+    batch: HostBatch,
+    geometry: [usize; 3],
+    device: &Device,
+) -> (Vec<usize>, Vec<CacheKey>, Tensor<4>, Tensor<1, Int>) {
+    let indices = batch.indices.clone();
+    let keys = batch.cache_keys();
+    let (x, y) = upload(batch, geometry, device);
+    (indices, keys, x, y)
 }
 
 /// Evaluates `net` in inference mode (no autodiff, batch norm with running statistics).

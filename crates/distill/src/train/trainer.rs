@@ -17,7 +17,7 @@ use super::checkpoint::{
     load_module, model_files, module_bytes, resolve_dir, write_dir, ModelMeta,
 };
 use super::ddp::DataParallel;
-use super::eval::{evaluate, upload};
+use super::eval::{evaluate, upload, upload_keyed};
 use super::metrics::{write_history, EpochRecord};
 use super::optim::build_optimizer;
 use super::progress::Progress;
@@ -389,7 +389,7 @@ impl Prepared<'_> {
                     Stage::Init => init.and_then(|s| s.lr).unwrap_or(plan.lr),
                     Stage::Main => plan.lr_at(epoch, step, steps),
                 };
-                let indices = batch.indices.clone();
+                let samples = batch.len();
                 let out = match parallel.as_mut() {
                     Some(dp) => dp.step(
                         trainable,
@@ -403,8 +403,7 @@ impl Prepared<'_> {
                         lr,
                     ),
                     None => {
-                        let keys: Vec<CacheKey> = batch.cache_keys();
-                        let (x, y) = upload(batch, geometry, &device);
+                        let (indices, keys, x, y) = upload_keyed(batch, geometry, &device);
                         train_step(
                             trainable,
                             &mut optim,
@@ -435,7 +434,7 @@ impl Prepared<'_> {
                     }
                 }
                 correct += out.correct;
-                seen += indices.len();
+                seen += samples;
                 bar.inc(1);
             }
             let student = &trainable.students[0];
