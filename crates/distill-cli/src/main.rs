@@ -13,7 +13,7 @@ use distill::knowledge::{LIBRARY_LOSSES, METHODS};
 use distill::models::MODELS;
 use distill::schemes::{run_experiment, run_sweep, sweep_dir, training_device, RunOptions};
 use distill::train::checkpoint::load_model_dir;
-use distill::train::{evaluate, Progress};
+use distill::train::{errln, evaluate, Progress};
 use distill::DistillError;
 
 /// `println!` that ignores a closed stdout (e.g. `distill methods | head`) instead of panicking.
@@ -115,7 +115,7 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            errln(&format!("error: {e:#}"));
             let interrupted = e.chain().any(|c| {
                 matches!(
                     c.downcast_ref::<DistillError>(),
@@ -251,7 +251,7 @@ fn interrupt_flag() -> Arc<AtomicBool> {
         if flag.swap(true, Ordering::SeqCst) {
             std::process::exit(130);
         }
-        eprintln!("\nstopping after the current step; the last complete checkpoint is kept (Ctrl-C again to quit now)");
+        errln("\nstopping after the current step; the last complete checkpoint is kept (Ctrl-C again to quit now)");
     });
     interrupt
 }
@@ -293,7 +293,15 @@ fn eval(checkpoint: &Path, data: SourceArg, dir: Option<&Path>) -> Result<()> {
         SourceArg::FashionMnist => DataSource::FashionMnist,
         SourceArg::Idx => DataSource::Idx,
     };
-    let (_, test) = source.load(dir).context("loading the evaluation data")?;
+    if matches!(data, SourceArg::Idx) && dir.is_none() {
+        anyhow::bail!(
+            "--data idx needs --data-dir DIR, the folder holding the t10k-*-ubyte[.gz] IDX files"
+        );
+    }
+    // Only the test split is read: eval never uses the training images.
+    let test = source
+        .load_test(dir)
+        .context("loading the evaluation data")?;
     let geometry = [test.channels, test.height, test.width];
     if geometry != meta.input || test.num_classes > meta.classes {
         return Err(DistillError::Shape {

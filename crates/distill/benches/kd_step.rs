@@ -17,7 +17,7 @@ use distill::knowledge::kd::KdConfig;
 use distill::knowledge::{MethodConfig, Stage};
 use distill::models::ModelConfig;
 use distill::schemes::training_device;
-use distill::train::{build_optimizer, build_trainable, train_step, DataBundle, Teacher};
+use distill::train::{build_optimizer, build_trainable, train_step, DataBundle, StepAt, Teacher};
 
 fn arg(name: &str, default: &str) -> String {
     let args: Vec<String> = std::env::args().collect();
@@ -176,8 +176,13 @@ fn main() {
             x.clone(),
             y.clone(),
             (&indices, &keys),
-            (Stage::Main, 1),
-            plan.lr,
+            StepAt {
+                stage: Stage::Main,
+                epoch: 1,
+                progress: 1.0,
+                lr: plan.lr,
+                grad_clip: None,
+            },
         );
         trainable = out.trainable;
         assert!(out.non_finite.is_none());

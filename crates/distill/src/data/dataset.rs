@@ -85,6 +85,11 @@ impl Dataset {
         if n == 0 {
             return Err(bad("the data set holds no image".into()));
         }
+        if c == 0 || h == 0 || w == 0 {
+            return Err(bad(format!(
+                "images must have at least one channel, row and column, got {c}×{h}×{w}"
+            )));
+        }
         let num_classes = labels.data.iter().copied().max().unwrap_or(0) as usize + 1;
         Ok(Self {
             images: images.data,
@@ -148,6 +153,73 @@ impl Dataset {
         }
     }
 
+    /// Fixes the number of classes of a train/test pair and checks every label against it.
+    ///
+    /// With `declared` classes (the config's `data.classes`, or a known data set's count), every
+    /// label must lie below it. Without, the count is the largest training label + 1, every class
+    /// below it must occur in the training split (a stray label such as 200 among 0–9 would
+    /// otherwise silently add 191 empty classes), and no test label may exceed it.
+    pub fn settle_classes(
+        train: &mut Dataset,
+        test: &mut Dataset,
+        declared: Option<usize>,
+    ) -> Result<usize> {
+        let first_above = |d: &Dataset, k: usize| {
+            d.labels
+                .iter()
+                .enumerate()
+                .find(|(_, &l)| l as usize >= k)
+                .map(|(i, &l)| (i, l))
+        };
+        let classes = match declared {
+            Some(k) => {
+                for (split, d) in [("training", &*train), ("test", &*test)] {
+                    if let Some((i, l)) = first_above(d, k) {
+                        return Err(DistillError::Config(format!(
+                            "{split} image #{i} has label {l}, outside the {k} classes 0..={}; fix the labels, or set data.classes to the true number of classes",
+                            k - 1
+                        )));
+                    }
+                }
+                k
+            }
+            None => {
+                let k = train
+                    .labels
+                    .iter()
+                    .copied()
+                    .max()
+                    .map_or(0, |m| m as usize + 1);
+                let mut seen = vec![false; k];
+                for &l in &train.labels {
+                    seen[l as usize] = true;
+                }
+                let missing: Vec<usize> = (0..k).filter(|&c| !seen[c]).collect();
+                if !missing.is_empty() {
+                    let shown: Vec<String> =
+                        missing.iter().take(8).map(|c| c.to_string()).collect();
+                    return Err(DistillError::Config(format!(
+                        "the training labels run up to {} but {} of the classes below never occur ({}{}); labels must be 0..N-1: fix the stray labels, or set data.classes = N to declare N classes explicitly",
+                        k - 1,
+                        missing.len(),
+                        shown.join(", "),
+                        if missing.len() > 8 { ", ..." } else { "" }
+                    )));
+                }
+                if let Some((i, l)) = first_above(test, k) {
+                    return Err(DistillError::Config(format!(
+                        "test image #{i} has label {l}, a class that never occurs in the training split (labels 0..={}); fix the test labels, or set data.classes to declare more classes",
+                        k - 1
+                    )));
+                }
+                k
+            }
+        };
+        train.num_classes = classes;
+        test.num_classes = classes;
+        Ok(classes)
+    }
+
     /// Checks that `other` (e.g. the test split) has the same image geometry.
     pub fn check_compatible(&self, other: &Dataset, what: &str) -> Result<()> {
         let a = [self.channels, self.height, self.width];
@@ -200,5 +272,43 @@ mod tests {
         let mean = (0..16).map(|v| v as f64 * 10.0 / 255.0).sum::<f64>() / 16.0;
         assert!((n.mean[0] as f64 - mean).abs() < 1e-6);
         assert_eq!(ds.truncate(2).len(), 2);
+    }
+
+    #[test]
+    fn stray_and_test_only_labels_are_refused() {
+        let (i, l) = arrays(6, 6); // labels 0, 1, 2, 0, 1, 2
+        let base = Dataset::from_idx_bytes(&i, &l, "mem").unwrap();
+        let (mut tr, mut te) = (base.clone(), base.clone());
+        assert_eq!(Dataset::settle_classes(&mut tr, &mut te, None).unwrap(), 3);
+        // a stray label 200 leaves classes 3..199 empty
+        let mut tr = base.clone();
+        tr.labels[4] = 200;
+        let err = Dataset::settle_classes(&mut tr, &mut base.clone(), None).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("197 of the classes below never occur"),
+            "{err}"
+        );
+        // ... unless the classes are declared, and then 200 is outside them
+        let err = Dataset::settle_classes(&mut tr, &mut base.clone(), Some(10)).unwrap_err();
+        assert!(
+            err.to_string().contains("training image #4 has label 200"),
+            "{err}"
+        );
+        // a test-only class
+        let mut te = base.clone();
+        te.labels[1] = 3;
+        let err = Dataset::settle_classes(&mut base.clone(), &mut te, None).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("never occurs in the training split"),
+            "{err}"
+        );
+        let (mut tr, mut te2) = (base.clone(), te.clone());
+        assert_eq!(
+            Dataset::settle_classes(&mut tr, &mut te2, Some(4)).unwrap(),
+            4
+        );
+        assert_eq!((tr.num_classes, te2.num_classes), (4, 4));
     }
 }

@@ -39,20 +39,43 @@ pub enum DataSource {
 }
 
 impl DataSource {
+    /// The number of classes of a known data set (`None` for an arbitrary IDX folder).
+    pub fn known_classes(&self) -> Option<usize> {
+        match self {
+            DataSource::Embedded | DataSource::FashionMnist => Some(FASHION_MNIST_CLASSES.len()),
+            DataSource::Idx => None,
+        }
+    }
+
+    /// Loads the test split alone (what `distill eval` scores on).
+    pub fn load_test(&self, dir: Option<&Path>) -> Result<Dataset> {
+        match self {
+            DataSource::Embedded => Dataset::from_idx_bytes(
+                include_bytes!("../../data/t10k-images-idx3-ubyte.gz"),
+                include_bytes!("../../data/t10k-labels-idx1-ubyte.gz"),
+                "<embedded test>",
+            ),
+            DataSource::FashionMnist => {
+                load_split(dir.unwrap_or(Path::new(FASHION_MNIST_DIR)), "t10k")
+            }
+            DataSource::Idx => load_split(self.need_dir(dir)?, "t10k"),
+        }
+    }
+
+    fn need_dir<'a>(&self, dir: Option<&'a Path>) -> Result<&'a Path> {
+        dir.ok_or_else(|| {
+            DistillError::Config(
+                "data.source = \"idx\" needs data.dir, the folder holding the IDX files".into(),
+            )
+        })
+    }
+
     /// Loads the train and test splits.
     pub fn load(&self, dir: Option<&Path>) -> Result<(Dataset, Dataset)> {
         match self {
             DataSource::Embedded => embedded(),
             DataSource::FashionMnist => load_idx_dir(dir.unwrap_or(Path::new(FASHION_MNIST_DIR))),
-            DataSource::Idx => {
-                let dir = dir.ok_or_else(|| {
-                    DistillError::Config(
-                        "data.source = \"idx\" needs data.dir, the folder holding the IDX files"
-                            .into(),
-                    )
-                })?;
-                load_idx_dir(dir)
-            }
+            DataSource::Idx => load_idx_dir(self.need_dir(dir)?),
         }
     }
 }
@@ -89,16 +112,18 @@ fn find(dir: &Path, stem: &str) -> PathBuf {
     }
 }
 
+/// Loads `{name}-{images-idx3,labels-idx1}-ubyte[.gz]` (`name`: `train` or `t10k`) from a folder.
+fn load_split(dir: &Path, name: &str) -> Result<Dataset> {
+    Dataset::from_idx_files(
+        &find(dir, &format!("{name}-images-idx3-ubyte")),
+        &find(dir, &format!("{name}-labels-idx1-ubyte")),
+    )
+}
+
 /// Loads `{train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz]` from a folder.
 pub fn load_idx_dir(dir: &Path) -> Result<(Dataset, Dataset)> {
-    let split = |name: &str| {
-        Dataset::from_idx_files(
-            &find(dir, &format!("{name}-images-idx3-ubyte")),
-            &find(dir, &format!("{name}-labels-idx1-ubyte")),
-        )
-    };
-    let train = split("train")?;
-    let test = split("t10k")?;
+    let train = load_split(dir, "train")?;
+    let test = load_split(dir, "t10k")?;
     train.check_compatible(&test, "train vs test split")?;
     Ok(unify(train, test))
 }

@@ -26,12 +26,15 @@ pub const INFO: MethodInfo = MethodInfo {
 /// With `p = softmax(z / T)` and `y` the label: `b = [p_y, Σ_{k≠y} p_k]`,
 /// `TCKD = T² · KL(b_t ‖ b_s)` (batchmean); `NCKD = T² · KL(p̂_t ‖ p̂_s)` (batchmean) where
 /// `p̂ = softmax(z / T − 1000·onehot(y))` (the target masked out);
-/// `L = min(epoch / warmup, 1) · (α · TCKD + β · NCKD)`.
+/// `L = min(e / warmup, 1) · (α · TCKD + β · NCKD)`, `e` the epochs done, counted per step
+/// (see [`StepContext::warmup`]).
 ///
 /// # Conventions (mdistiller `distillers/DKD.py`)
 /// Batchmean reductions with `T²` inside; the binary probabilities are formed in log space
 /// (mdistiller takes `log` of the summed probabilities, which underflows to `−∞` for a very
-/// confident student; the values agree otherwise); the warm-up factor uses the 1-based epoch; the CE term
+/// confident student; the values agree otherwise); the warm-up factor equals mdistiller's `min(epoch / warmup, 1)` (1-based epoch) at
+/// each epoch's last step and ramps linearly per step in between (mdistiller holds it for the
+/// whole epoch, which switches a short warm-up on at full strength in one step); the CE term
 /// is separate (`method = "ce"`, weight 1 in mdistiller).
 ///
 /// # Shapes
@@ -54,9 +57,10 @@ pub struct DkdConfig {
     /// Temperature T (default 4).
     #[serde(default = "four")]
     pub temperature: f64,
-    /// Epochs of linear warm-up of the whole term (default 20; 0 disables it).
+    /// Epochs of linear warm-up of the whole term, ramped per step (default 20; fractions
+    /// allowed; 0 disables it).
     #[serde(default = "twenty")]
-    pub warmup: usize,
+    pub warmup: f64,
     /// Which student (default 0).
     #[serde(default)]
     pub student: usize,
@@ -74,8 +78,8 @@ fn eight() -> f64 {
 fn four() -> f64 {
     4.0
 }
-fn twenty() -> usize {
-    20
+fn twenty() -> f64 {
+    20.0
 }
 
 /// DKD loss without the warm-up factor (see [`DkdConfig`]).
@@ -129,11 +133,7 @@ struct Dkd(DkdConfig);
 impl KnowledgeTerm for Dkd {
     fn forward(&self, _aux: &[Aux], ctx: &StepContext<'_>) -> Vec<(String, Tensor<1>)> {
         let c = &self.0;
-        let warm = if c.warmup == 0 {
-            1.0
-        } else {
-            (ctx.epoch as f64 / c.warmup as f64).min(1.0)
-        };
+        let warm = ctx.warmup(c.warmup);
         let loss = dkd_loss(
             ctx.students[c.student].logits.clone(),
             ctx.teachers[c.teacher].logits.clone(),

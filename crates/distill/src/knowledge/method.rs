@@ -50,6 +50,60 @@ pub const LIBRARY_LOSSES: &[LossInfo] = &[
     LossInfo { function: "bounded_regression::bounded_regression_loss", family: "regression", description: "teacher-bounded L2 regression loss", citation: "Chen et al., Learning Efficient Object Detection Models with KD, NeurIPS 2017" },
 ];
 
+impl MethodConfig {
+    /// An unknown tap may be one the user never wrote (a method's default taps): say which taps
+    /// the method reads, with their defaults, and where to set them.
+    fn explain_taps(&self, e: crate::error::DistillError) -> crate::error::DistillError {
+        match e {
+            crate::error::DistillError::Unknown { ref kind, .. } if kind.starts_with("tap of") => {
+                let info = self.info();
+                crate::error::DistillError::Config(format!(
+                    "{e}. Method `{}` reads {}: set these keys in its [[student.loss]] table to taps the models have (`distill models` lists them)",
+                    info.name, info.taps
+                ))
+            }
+            e => e,
+        }
+    }
+
+    /// Checks that the weight is finite and ≥ 0 and that every other number is finite (a `nan`
+    /// or `inf` in a config would otherwise only show once training diverges). The message names
+    /// the setting.
+    pub fn check_numbers(&self) -> std::result::Result<(), String> {
+        let w = self.weight();
+        if !(w.is_finite() && w >= 0.0) {
+            return Err(format!(
+                "weight must be a finite number ≥ 0, got {w}; use 0 to switch the term off"
+            ));
+        }
+        fn first_bad(v: &toml::Value, path: &str) -> Option<(String, f64)> {
+            match v {
+                toml::Value::Float(f) if !f.is_finite() => Some((path.to_string(), *f)),
+                toml::Value::Table(t) => t.iter().find_map(|(k, v)| {
+                    first_bad(
+                        v,
+                        &if path.is_empty() {
+                            k.clone()
+                        } else {
+                            format!("{path}.{k}")
+                        },
+                    )
+                }),
+                toml::Value::Array(a) => a
+                    .iter()
+                    .enumerate()
+                    .find_map(|(i, v)| first_bad(v, &format!("{path}[{i}]"))),
+                _ => None,
+            }
+        }
+        let value = toml::Value::try_from(self).map_err(|e| e.to_string())?;
+        match first_bad(&value, "") {
+            Some((key, v)) => Err(format!("{key} must be a finite number, got {v}")),
+            None => Ok(()),
+        }
+    }
+}
+
 /// A term built for one experiment, with its weight in the objective.
 pub struct Built {
     /// Weight of the term in the objective.
@@ -83,8 +137,16 @@ macro_rules! methods {
             /// Builds the term, checking its taps against the models' shapes and registering any
             /// trainable helper module in `aux`.
             pub fn build(&self, ctx: &BuildContext<'_>, aux: &mut Vec<Aux>) -> Result<Built> {
-                match self {
+                let built = match self {
                     $(Self::$variant(c) => c.build(ctx, aux)),*
+                };
+                built.map_err(|e| self.explain_taps(e))
+            }
+
+            /// The term's weight in the objective.
+            pub fn weight(&self) -> f64 {
+                match self {
+                    $(Self::$variant(c) => c.weight),*
                 }
             }
 

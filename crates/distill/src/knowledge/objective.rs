@@ -19,6 +19,8 @@ pub struct ObjectiveValue {
     pub total: Tensor<1>,
     /// Each term's unweighted value, by name (names made unique with a `#2` suffix).
     pub terms: Vec<(String, Tensor<1>)>,
+    /// Each term's weight in `total`, in the order of `terms`.
+    pub weights: Vec<f64>,
     /// Non-trainable state changes to apply after the optimiser step.
     pub updates: Vec<AuxUpdate>,
 }
@@ -101,6 +103,7 @@ impl Objective {
     pub fn forward(&self, aux: &[Aux], ctx: &StepContext<'_>) -> ObjectiveValue {
         let mut total: Option<Tensor<1>> = None;
         let mut named: Vec<(String, Tensor<1>)> = Vec::new();
+        let mut weights = Vec::new();
         let mut updates = Vec::new();
         for built in &self.terms {
             let (terms, weight) = match (ctx.stage, built.term.init_stage()) {
@@ -126,12 +129,14 @@ impl Objective {
                     k += 1;
                 }
                 named.push((unique, value));
+                weights.push(weight);
             }
         }
         ObjectiveValue {
             total: total
                 .expect("every stage has at least one term (checked when the objective is built)"),
             terms: named,
+            weights,
             updates,
         }
     }

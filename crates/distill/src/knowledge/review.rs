@@ -29,7 +29,9 @@ pub const INFO: MethodInfo = MethodInfo {
 /// # Formula
 /// HCL per level: `ℓ = (MSE(f_s, f_t) + Σ_{L∈{4,2,1}, L<H} 2^−k·MSE(P_L f_s, P_L f_t)) / (1 + Σ 2^−k)`,
 /// `P_L` adaptive average pooling to `L×L`, `k` counting the pooled terms used; levels summed.
-/// The term is multiplied by the warm-up factor `min(epoch / warmup, 1)`.
+/// The term is multiplied by the warm-up factor `min(e / warmup, 1)`, `e` the epochs done counted
+/// per step (mdistiller's per-epoch factor at each epoch's last step; see
+/// [`StepContext::warmup`]).
 ///
 /// # Conventions (mdistiller `distillers/ReviewKD.py`)
 /// Student taps are post-ReLU (`stu_preact = False`), teacher taps pre-ReLU, plus the pooled
@@ -44,9 +46,9 @@ pub struct ReviewKdConfig {
     /// Weight in the objective (default 1).
     #[serde(default = "one")]
     pub weight: f64,
-    /// Warm-up epochs of the linear ramp (default 20; 0 disables it).
+    /// Warm-up epochs of the linear ramp, per step (default 20; fractions allowed; 0 disables it).
     #[serde(default = "twenty")]
-    pub warmup: usize,
+    pub warmup: f64,
     /// Cap on the fusion width (default 512).
     #[serde(default = "mid")]
     pub max_mid_channel: usize,
@@ -67,8 +69,8 @@ pub struct ReviewKdConfig {
 fn one() -> f64 {
     1.0
 }
-fn twenty() -> usize {
-    20
+fn twenty() -> f64 {
+    20.0
 }
 fn mid() -> usize {
     512
@@ -177,7 +179,7 @@ struct ReviewKd {
     levels: Vec<Level>,
     /// ABF module index per level, shallow to deep.
     abfs: Vec<usize>,
-    warmup: usize,
+    warmup: f64,
     student: usize,
     teacher: usize,
 }
@@ -255,11 +257,7 @@ impl KnowledgeTerm for ReviewKd {
             outs.push(out);
             teachers.push(t);
         }
-        let ramp = if self.warmup == 0 {
-            1.0
-        } else {
-            (ctx.epoch as f64 / self.warmup as f64).min(1.0)
-        };
+        let ramp = ctx.warmup(self.warmup);
         vec![(
             "reviewkd".into(),
             hcl_loss(&outs, &teachers).mul_scalar(ramp),

@@ -27,11 +27,26 @@ pub struct StepContext<'a> {
     pub indices: &'a [usize],
     /// Current epoch of the stage, starting at 1.
     pub epoch: usize,
+    /// Epochs of the stage completed once this step is done, counted in steps: `epoch − 1 +
+    /// (step + 1) / steps_per_epoch` (so `epoch` at an epoch's last step).
+    pub progress: f64,
     /// Which stage the step belongs to.
     pub stage: Stage,
 }
 
 impl StepContext<'_> {
+    /// The factor of a linear warm-up over `epochs` epochs, ramped per step:
+    /// `min(progress / epochs, 1)` (1 when `epochs` is 0). At each epoch's last step it equals
+    /// mdistiller's per-epoch `min(epoch / warmup, 1)`; within the epoch it rises smoothly, so a
+    /// short warm-up does not switch a strong term on at full weight in the first step.
+    pub fn warmup(&self, epochs: f64) -> f64 {
+        if epochs <= 0.0 {
+            1.0
+        } else {
+            (self.progress / epochs).min(1.0)
+        }
+    }
+
     /// Tap `name` of student `i`.
     pub fn student(&self, i: usize, name: &str) -> Feature {
         self.students[i]
@@ -103,18 +118,20 @@ impl BuildContext<'_> {
             Side::Student(i) | Side::Teacher(i) => i,
         };
         let shapes = shapes.ok_or_else(|| {
-            DistillError::Config(format!(
-                "this method needs {role} #{idx}, but the experiment has {} {role}(s){}",
-                match side {
-                    Side::Student(_) => self.students.len(),
-                    Side::Teacher(_) => self.teachers.len(),
-                },
-                if role == "teacher" {
-                    "; add a [teacher] section"
-                } else {
-                    ""
-                }
-            ))
+            let count = match side {
+                Side::Student(_) => self.students.len(),
+                Side::Teacher(_) => self.teachers.len(),
+            };
+            DistillError::Config(if count == 0 {
+                format!("this method needs a {role}, but the experiment has none; add a [{role}] section")
+            } else {
+                format!(
+                    "{role} = {idx} names {role} #{idx}, but the experiment has {count} {role}{} (indices 0..={}); use {role} = 0{}",
+                    if count == 1 { "" } else { "s" },
+                    count - 1,
+                    if count == 1 { " or leave it out" } else { "" }
+                )
+            })
         })?;
         if let Side::Teacher(i) = side {
             if shapes.get(tap).is_some() {

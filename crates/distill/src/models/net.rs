@@ -263,6 +263,41 @@ impl ModelConfig {
         Ok(())
     }
 
+    /// Hidden widths with the architecture's default filled in (`None`: not an MLP or CNN).
+    fn effective_hidden(&self) -> Option<Vec<usize>> {
+        match self.model.as_str() {
+            "mlp" => Some(self.hidden.clone().unwrap_or_else(|| vec![256])),
+            "cnn" => Some(self.hidden.clone().unwrap_or_else(|| vec![32, 64, 128])),
+            _ => None,
+        }
+    }
+
+    /// Where `other` describes a different architecture than `self` (defaults filled in), one
+    /// `field: self vs other` entry per setting. Dropout is not compared: it changes training,
+    /// not the weights' shapes or meaning.
+    pub fn architecture_differences(&self, other: &ModelConfig) -> Vec<String> {
+        let mut out = Vec::new();
+        if self.model != other.model {
+            out.push(format!("model: \"{}\" vs \"{}\"", self.model, other.model));
+            return out;
+        }
+        if self.effective_hidden() != other.effective_hidden() {
+            out.push(format!(
+                "hidden: {:?} vs {:?}",
+                self.effective_hidden().unwrap_or_default(),
+                other.effective_hidden().unwrap_or_default()
+            ));
+        }
+        if self.model == "lenet" && self.width.unwrap_or(1) != other.width.unwrap_or(1) {
+            out.push(format!(
+                "width: {} vs {}",
+                self.width.unwrap_or(1),
+                other.width.unwrap_or(1)
+            ));
+        }
+        out
+    }
+
     /// Builds the model for `[channels, height, width]` inputs and `classes` outputs.
     pub fn build(&self, input: [usize; 3], classes: usize, device: &Device) -> Result<Net> {
         self.validate("model")?;

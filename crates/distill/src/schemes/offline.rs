@@ -8,7 +8,8 @@ use std::sync::Arc;
 use burn::prelude::*;
 
 use super::device::plan_devices;
-use crate::config::{Plan, StudentPlan};
+use crate::config::{ExperimentConfig, Plan, StudentPlan};
+use crate::data::Dataset;
 use crate::error::{DistillError, Result};
 use crate::knowledge::{ce::CeConfig, MethodConfig};
 use crate::models::Net;
@@ -54,6 +55,11 @@ pub fn load_data(plan: &Plan) -> Result<DataBundle> {
         test = test.truncate(n);
     }
     train.check_compatible(&test, "train vs test split")?;
+    Dataset::settle_classes(
+        &mut train,
+        &mut test,
+        plan.data.classes.or(plan.data.source.known_classes()),
+    )?;
     let norm = train.normalization();
     Ok(DataBundle {
         train: Arc::new(train),
@@ -64,15 +70,120 @@ pub fn load_data(plan: &Plan) -> Result<DataBundle> {
     })
 }
 
-fn check_run_dir(dir: &Path, resume: bool) -> Result<()> {
-    let used = dir.join("resolved.toml").exists();
+/// Checks the run folder before anything is written: a used folder needs `--resume`, and
+/// `--resume` needs a run there whose settings still hold. Returns warnings to print.
+fn check_run_dir(dir: &Path, resume: bool, plan: &Plan) -> Result<Vec<String>> {
+    let resolved = dir.join("resolved.toml");
+    let used = resolved.exists();
     if used && !resume {
         return Err(DistillError::Config(format!(
             "run folder {} already holds a run; pass --resume to continue it, or change `name` / --out to start a new one (nothing was overwritten)",
             dir.display()
         )));
     }
-    Ok(())
+    if resume && !used {
+        return Err(DistillError::Config(format!(
+            "--resume: {} holds no run to continue (no resolved.toml there); check the folder name, or drop --resume to start a new run",
+            dir.display()
+        )));
+    }
+    let mut warnings = Vec::new();
+    if resume {
+        let text = std::fs::read_to_string(&resolved)
+            .map_err(|e| DistillError::io("reading", &resolved, e))?;
+        // A resolved.toml of an older distill may not parse as an experiment file; each job's
+        // job.json still guards its own run then.
+        if let Ok(before) = ExperimentConfig::from_toml(&text, "").and_then(|e| e.validate()) {
+            let changed = resume_differences(&before, plan);
+            if !changed.is_empty() {
+                return Err(DistillError::Config(format!(
+                    "--resume would continue {} with changed settings: {} (as started vs now); restore them, or start a new run with another `name` / --out (nothing was changed)",
+                    dir.display(),
+                    changed.join("; ")
+                )));
+            }
+        }
+    } else if dir.is_dir()
+        && std::fs::read_dir(dir).is_ok_and(|mut entries| entries.next().is_some())
+    {
+        warnings.push(format!(
+            "warning: {} exists and is not a run folder; the run's files are written into it next to what it holds",
+            dir.display()
+        ));
+    }
+    Ok(warnings)
+}
+
+/// The settings in which `now` would change a run started as `before`, as `key: old vs new`.
+/// Seeds and students may be added (they start fresh runs); the run's name and output root may
+/// differ (the folder is given); everything else, and every student both name, must match.
+fn resume_differences(before: &Plan, now: &Plan) -> Vec<String> {
+    let value = |p: &Plan| toml::Value::try_from(p.to_experiment()).expect("plans serialise");
+    let (mut a, mut b) = (value(before), value(now));
+    let mut out = Vec::new();
+    for t in [&mut a, &mut b] {
+        if let Some(t) = t.as_table_mut() {
+            for k in ["name", "output_dir", "seeds", "student"] {
+                t.remove(k);
+            }
+        }
+    }
+    diff_values(&a, &b, "", &mut out);
+    for s in &now.students {
+        if let Some(old) = before.students.iter().find(|o| o.name == s.name) {
+            let one = |p: &StudentPlan| {
+                let mut e = Plan {
+                    students: vec![p.clone()],
+                    ..before.clone()
+                }
+                .to_experiment();
+                toml::Value::try_from(e.student.remove(0)).expect("students serialise")
+            };
+            diff_values(
+                &one(old),
+                &one(s),
+                &format!("student '{}'", s.name),
+                &mut out,
+            );
+        }
+    }
+    out
+}
+
+/// Appends `path: a vs b` for every leaf where two TOML values differ.
+fn diff_values(a: &toml::Value, b: &toml::Value, path: &str, out: &mut Vec<String>) {
+    let join = |k: &str| {
+        if path.is_empty() {
+            k.to_string()
+        } else {
+            format!("{path}.{k}")
+        }
+    };
+    match (a, b) {
+        (toml::Value::Table(x), toml::Value::Table(y)) => {
+            let keys: std::collections::BTreeSet<&String> = x.keys().chain(y.keys()).collect();
+            for k in keys {
+                match (x.get(k), y.get(k)) {
+                    (Some(u), Some(v)) => diff_values(u, v, &join(k), out),
+                    (u, v) => out.push(format!(
+                        "{}: {} vs {}",
+                        join(k),
+                        u.map_or("(unset)".into(), |u| u.to_string()),
+                        v.map_or("(unset)".into(), |v| v.to_string())
+                    )),
+                }
+            }
+        }
+        (toml::Value::Array(x), toml::Value::Array(y))
+            if x.len() == y.len() && x.iter().all(toml::Value::is_table) =>
+        {
+            for (i, (u, v)) in x.iter().zip(y).enumerate() {
+                diff_values(u, v, &format!("{path}[{i}]"), out);
+            }
+        }
+        _ if a != b => out.push(format!("{path}: {a} vs {b}")),
+        _ => {}
+    }
 }
 
 /// Builds the teacher (loaded from its checkpoint, or untrained) and prepares every student
@@ -90,6 +201,18 @@ pub fn check_plan(
     let loaded = match plan.teacher.as_ref().and_then(|t| t.checkpoint.as_ref()) {
         Some(ckpt) => {
             let (net, meta) = load_model_dir(ckpt, &device.clone().without_autodiff())?;
+            let differs = plan
+                .teacher
+                .as_ref()
+                .map(|t| t.model.architecture_differences(&meta.config))
+                .unwrap_or_default();
+            if !differs.is_empty() {
+                return Err(DistillError::Config(format!(
+                    "teacher checkpoint {} holds another architecture than [teacher] describes ({}; [teacher] vs the checkpoint's model.json); make [teacher] match the checkpoint, or point `checkpoint` at a teacher of the described architecture",
+                    ckpt.display(),
+                    differs.join("; ")
+                )));
+            }
             if meta.input != geometry || meta.classes != classes {
                 return Err(DistillError::Shape {
                     context: format!("teacher checkpoint {} (input geometry + classes) vs data", ckpt.display()),
@@ -119,13 +242,14 @@ pub fn check_plan(
         });
     }
     for s in &plan.students {
+        let limited = s.train_limit.map(|n| data.with_train_limit(n));
         recipe_job(
             s.name.clone(),
             PathBuf::new(),
             first_seed,
             s,
             &teachers,
-            data,
+            limited.as_ref().unwrap_or(data),
             device,
             &[],
             opts,
@@ -144,10 +268,30 @@ pub fn run_experiment(plan: &Plan, opts: &RunOptions) -> Result<Report> {
         .run_dir
         .clone()
         .unwrap_or_else(|| plan.output_dir.join(&plan.name));
-    check_run_dir(&run_dir, opts.resume)?;
+    let warnings = check_run_dir(&run_dir, opts.resume, plan)?;
     let geometry = data.geometry();
     let classes = data.train.num_classes;
     let progress = opts.progress;
+    for w in &warnings {
+        progress.line(w);
+    }
+    let n = data.train.len();
+    let batches = plan
+        .teacher
+        .iter()
+        .filter(|t| t.checkpoint.is_none())
+        .map(|t| ("the teacher", t.train.batch_size, n))
+        .chain(plan.students.iter().map(|s| {
+            let images = s.train_limit.map_or(n, |l| l.min(n));
+            (s.name.as_str(), s.train.batch_size, images)
+        }));
+    for (who, batch, images) in batches {
+        if batch > images {
+            progress.line(&format!(
+                "warning: {who}: batch_size {batch} is larger than the {images} training images, so every epoch is one smaller batch; lower batch_size or use more data"
+            ));
+        }
+    }
     progress.line(&format!(
         "data: {} train / {} test images of {:?}, {classes} classes; run folder {}",
         data.train.len(),
@@ -177,6 +321,7 @@ pub fn run_experiment(plan: &Plan, opts: &RunOptions) -> Result<Report> {
                 let recipe = StudentPlan {
                     name: format!("teacher {}", t.model.model),
                     model: t.model.clone(),
+                    train_limit: None,
                     losses: vec![MethodConfig::Ce(CeConfig {
                         weight: 1.0,
                         label_smoothing: 0.0,
@@ -234,6 +379,8 @@ pub fn run_experiment(plan: &Plan, opts: &RunOptions) -> Result<Report> {
 
     // 3. Every student recipe, once per seed.
     for s in &plan.students {
+        let limited = s.train_limit.map(|n| data.with_train_limit(n));
+        let student_data = limited.as_ref().unwrap_or(&data);
         let mut outcomes: Vec<JobOutcome> = Vec::new();
         let mut diverged = 0;
         for &seed in &plan.seeds {
@@ -247,14 +394,16 @@ pub fn run_experiment(plan: &Plan, opts: &RunOptions) -> Result<Report> {
                 seed,
                 s,
                 &teachers,
-                &data,
+                student_data,
                 &device,
                 &replicas,
                 opts,
             );
             match job.prepare()?.run() {
                 Ok(o) => outcomes.push(o),
-                Err(e @ DistillError::NonFinite { .. }) if opts.keep_going => {
+                Err(e @ (DistillError::NonFinite { .. } | DistillError::Collapse { .. }))
+                    if opts.keep_going =>
+                {
                     progress.line(&format!(
                         "{} seed {seed}: {e}; recorded as diverged",
                         s.name

@@ -17,6 +17,12 @@ pub fn run_sweep(cfg: &SweepConfig, opts: &RunOptions) -> Result<Report> {
         .run_dir
         .clone()
         .unwrap_or_else(|| cfg.output_dir.join(&cfg.name));
+    if opts.resume && !root.join("sweep.toml").exists() {
+        return Err(DistillError::Config(format!(
+            "--resume: {} holds no sweep to continue (no sweep.toml there); check the folder name, or drop --resume to start a new sweep",
+            root.display()
+        )));
+    }
     if root.join("sweep.toml").exists() && !opts.resume {
         return Err(DistillError::Config(format!(
             "sweep folder {} already holds a sweep; pass --resume to continue it, or change `name` / --out (nothing was overwritten)",
@@ -47,8 +53,11 @@ pub fn run_sweep(cfg: &SweepConfig, opts: &RunOptions) -> Result<Report> {
         opts.progress
             .line(&format!("sweep: pair {}/{}: {pair}", i + 1, plans.len()));
         // A recipe that diverges is recorded in the table; the sweep goes on.
+        let dir = root.join(format!("pair{}", i + 1));
         let sub = RunOptions {
-            run_dir: Some(root.join(format!("pair{}", i + 1))),
+            // A pair added to the sweep file since the last run starts fresh.
+            resume: opts.resume && dir.join("resolved.toml").exists(),
+            run_dir: Some(dir),
             keep_going: true,
             ..opts.clone()
         };

@@ -42,7 +42,7 @@ pub fn module_bytes<M: Module>(module: &M, path: &Path) -> Result<Vec<u8>> {
             .into_bytes()
             .map_err(|e| DistillError::Checkpoint {
                 path: path.to_path_buf(),
-                reason: format!("serialising: {e:?}"),
+                reason: format!("serialising: {e}"),
             })?;
     Ok(bytes.to_vec())
 }
@@ -56,14 +56,14 @@ pub fn load_module<M: Module>(module: M, path: &Path) -> Result<M> {
     let record = ModuleRecord::from_bytes(Bytes::from_bytes_vec(raw)).map_err(|e| {
         DistillError::Checkpoint {
             path: path.to_path_buf(),
-            reason: format!("corrupt or not a burnpack file: {e:?}"),
+            reason: format!("corrupt or not a burnpack file: {e}"),
         }
     })?;
     module
         .try_load_record(record)
         .map_err(|e| DistillError::Checkpoint {
             path: path.to_path_buf(),
-            reason: format!("does not fit the model described next to it: {e:?}"),
+            reason: format!("does not fit the model described next to it: {e}"),
         })
 }
 

@@ -18,11 +18,11 @@ use burn::tensor::distributed::{DistributedConfig, DistributedContext, ReduceOpe
 
 use super::eval::upload_keyed;
 use super::optim::build_optimizer;
-use super::trainer::{train_step, StepOutput, Teacher, Trainable};
+use super::trainer::{train_step, StepAt, StepOutput, Teacher, Trainable};
 use crate::config::TrainPlan;
 use crate::data::HostBatch;
 use crate::error::{DistillError, Result};
-use crate::knowledge::{Objective, Stage};
+use crate::knowledge::Objective;
 
 /// Marks every parameter for gradient all-reduce (what burn-train's DDP strategy does).
 struct Shard;
@@ -73,7 +73,7 @@ impl DataParallel {
             if let Some(path) = optimizer {
                 optim = optim.load(path).map_err(|e| DistillError::Checkpoint {
                     path: path.to_path_buf(),
-                    reason: format!("optimizer state does not load on a replica: {e:?}"),
+                    reason: format!("optimizer state does not load on a replica: {e}"),
                 })?;
             }
             let plain = device.clone().without_autodiff();
@@ -123,8 +123,7 @@ impl DataParallel {
         batch: HostBatch,
         geometry: [usize; 3],
         main_device: &Device,
-        stage: (Stage, usize),
-        lr: f64,
+        at: StepAt,
     ) -> StepOutput {
         let shards = split(batch, self.devices());
         let mut shards = shards.into_iter();
@@ -142,8 +141,7 @@ impl DataParallel {
                         x,
                         y,
                         (&indices, &keys),
-                        stage,
-                        lr,
+                        at,
                     );
                     r.trainable = out.trainable.clone();
                     (indices.len(), out)
@@ -158,8 +156,7 @@ impl DataParallel {
                 x,
                 y,
                 (&indices, &keys),
-                stage,
-                lr,
+                at,
             );
             let mut all = vec![(indices.len(), main)];
             all.extend(

@@ -3,6 +3,8 @@
 
 pub mod cache;
 pub mod checkpoint;
+pub mod clip;
+pub mod collapse;
 pub mod ddp;
 pub mod eval;
 pub mod metrics;
@@ -14,8 +16,8 @@ pub use cache::{CacheKey, CacheStats, TeacherCache};
 pub use eval::{evaluate, Evaluation};
 pub use metrics::EpochRecord;
 pub use optim::build_optimizer;
-pub use progress::Progress;
+pub use progress::{errln, Progress};
 pub use trainer::{
-    build_trainable, train_step, DataBundle, Job, JobOutcome, Prepared, StepOutput, Teacher,
-    Trainable,
+    build_trainable, train_step, DataBundle, Job, JobOutcome, Prepared, StepAt, StepOutput,
+    Teacher, Trainable,
 };

@@ -5,6 +5,13 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use super::metrics::EpochRecord;
 
+/// Writes one line to stderr, ignoring a closed stderr (`distill train … 2>&1 | head`): losing
+/// a log line must never stop a training run.
+pub fn errln(text: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "{text}");
+}
+
 /// How a run reports progress.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Progress {
@@ -37,7 +44,7 @@ impl Progress {
     /// A plain log line.
     pub fn line(&self, text: &str) {
         if *self != Progress::Quiet {
-            eprintln!("{text}");
+            errln(text);
         }
     }
 
@@ -63,7 +70,7 @@ impl Progress {
             r.seconds
         );
         if bar.is_hidden() {
-            eprintln!("{text}");
+            errln(&text);
         } else {
             bar.println(text);
         }

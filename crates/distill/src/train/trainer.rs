@@ -16,6 +16,8 @@ use super::cache::{CacheKey, TeacherCache};
 use super::checkpoint::{
     load_module, model_files, module_bytes, resolve_dir, write_dir, ModelMeta,
 };
+use super::clip::clip_global_norm;
+use super::collapse::{Collapse, CollapseWatch};
 use super::ddp::DataParallel;
 use super::eval::{evaluate, upload, upload_keyed};
 use super::metrics::{write_history, EpochRecord};
@@ -91,6 +93,15 @@ pub struct DataBundle {
 }
 
 impl DataBundle {
+    /// The same data with the training split cut to its first `limit` images (normalisation,
+    /// test split and sample indices unchanged, so a teacher cache keyed by index stays valid).
+    pub fn with_train_limit(&self, limit: usize) -> DataBundle {
+        DataBundle {
+            train: Arc::new((*self.train).clone().truncate(limit)),
+            ..self.clone()
+        }
+    }
+
     /// `[channels, height, width]`.
     pub fn geometry(&self) -> [usize; 3] {
         [self.train.channels, self.train.height, self.train.width]
@@ -308,7 +319,7 @@ impl Prepared<'_> {
                 trainable = load_module(trainable, &dir.join("trainable.bpk"))?;
                 optim = optim
                     .load(dir.join("optimizer.bpk"))
-                    .map_err(|e| bad(format!("optimizer state does not load: {e:?}")))?;
+                    .map_err(|e| bad(format!("optimizer state does not load: {e}")))?;
                 job.progress.line(&format!(
                     "{}: resuming after epoch {}",
                     job.label, state.completed
@@ -353,6 +364,7 @@ impl Prepared<'_> {
             (total_epochs * steps) as u64,
             (state.completed * steps) as u64,
         );
+        let mut watch = CollapseWatch::new(&data.test, &state.history);
         let interrupted = || {
             job.interrupt
                 .as_ref()
@@ -378,6 +390,7 @@ impl Prepared<'_> {
             let mut sums: Vec<(String, f64)> = Vec::new();
             let (mut total_sum, mut correct, mut seen) = (0f64, 0f64, 0usize);
             let mut lr = plan.lr;
+            let mut weights: Vec<f64> = Vec::new();
             for (step, batch) in loader.epoch(global, 4).into_iter().enumerate() {
                 if interrupted() {
                     bar.abandon();
@@ -389,6 +402,13 @@ impl Prepared<'_> {
                     Stage::Init => init.and_then(|s| s.lr).unwrap_or(plan.lr),
                     Stage::Main => plan.lr_at(epoch, step, steps),
                 };
+                let at = StepAt {
+                    stage,
+                    epoch,
+                    progress: (epoch - 1) as f64 + (step + 1) as f64 / steps as f64,
+                    lr,
+                    grad_clip: plan.grad_clip,
+                };
                 let samples = batch.len();
                 let out = match parallel.as_mut() {
                     Some(dp) => dp.step(
@@ -399,8 +419,7 @@ impl Prepared<'_> {
                         batch,
                         geometry,
                         &device,
-                        (stage, epoch),
-                        lr,
+                        at,
                     ),
                     None => {
                         let (indices, keys, x, y) = upload_keyed(batch, geometry, &device);
@@ -412,8 +431,7 @@ impl Prepared<'_> {
                             x,
                             y,
                             (&indices, &keys),
-                            (stage, epoch),
-                            lr,
+                            at,
                         )
                     }
                 };
@@ -427,6 +445,7 @@ impl Prepared<'_> {
                     });
                 }
                 total_sum += out.total;
+                weights = out.weights;
                 for (k, (name, v)) in out.terms.into_iter().enumerate() {
                     match sums.get_mut(k) {
                         Some((_, s)) => *s += v,
@@ -445,6 +464,11 @@ impl Prepared<'_> {
                 .map(|t| eval.agreement(&t.test_predictions));
             let seconds = started.elapsed().as_secs_f64();
             state.seconds += seconds;
+            let weighted: Vec<(String, f64)> = sums
+                .iter()
+                .zip(&weights)
+                .map(|((n, v), w)| (n.clone(), v / steps as f64 * w))
+                .collect();
             let record = EpochRecord {
                 epoch,
                 init: stage == Stage::Init,
@@ -480,6 +504,9 @@ impl Prepared<'_> {
                     plan.epochs
                 },
             );
+            let collapse = (stage == Stage::Main && plan.stop_on_collapse)
+                .then(|| watch.check(&record, &weighted))
+                .flatten();
             state.history.push(record);
             state.completed = global;
             // The student's files are serialised once and written to best/ (if improved) and last/.
@@ -492,7 +519,7 @@ impl Prepared<'_> {
             write_history(&job.dir.join("metrics.jsonl"), &state.history)?;
             let optim_bytes = optim.into_bytes().map_err(|e| DistillError::Checkpoint {
                 path: last_dir.join("optimizer.bpk"),
-                reason: format!("serialising the optimizer state: {e:?}"),
+                reason: format!("serialising the optimizer state: {e}"),
             })?;
             files.push((
                 "trainable.bpk",
@@ -504,6 +531,10 @@ impl Prepared<'_> {
                 serde_json::to_vec(&state).expect("state serialises"),
             ));
             write_dir(&last_dir, &files)?;
+            if let Some(c) = collapse {
+                bar.abandon();
+                return Err(collapse_error(&job.label, global, c));
+            }
         }
         bar.finish();
         // Tables and curves show the main stage; metrics.jsonl keeps the initialisation epochs.
@@ -519,6 +550,17 @@ impl Prepared<'_> {
             partial: state.completed < total_epochs,
             history: state.history,
         })
+    }
+}
+
+/// The error of a run stopped by [`CollapseWatch`].
+fn collapse_error(label: &str, epoch: usize, c: Collapse) -> DistillError {
+    DistillError::Collapse {
+        run: label.to_string(),
+        epoch,
+        what: c.what,
+        term: c.term,
+        advice: c.advice,
     }
 }
 
@@ -602,14 +644,33 @@ pub struct StepOutput {
     pub total: f64,
     /// Unweighted terms, by name.
     pub terms: Vec<(String, f64)>,
+    /// Each term's weight in the objective, in the order of `terms`.
+    pub weights: Vec<f64>,
     /// Correct top-1 predictions of student 0 on the batch.
     pub correct: f64,
     /// The first non-finite term (the update is then skipped).
     pub non_finite: Option<(String, f64)>,
 }
 
+/// Where a step stands in the run and how it updates.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct StepAt {
+    /// The stage of the step.
+    pub stage: Stage,
+    /// Epoch of the stage, from 1.
+    pub epoch: usize,
+    /// Epochs of the stage done after this step, counted per step (see
+    /// [`StepContext::progress`]).
+    pub progress: f64,
+    /// Learning rate of the update.
+    pub lr: f64,
+    /// Global gradient-norm clipping threshold, if any.
+    pub grad_clip: Option<f64>,
+}
+
 /// One training step: frozen teachers' forward (no autodiff), students' forward, objective,
-/// backward and optimiser update. Reads the values back from the device once.
+/// backward, optional gradient clipping and optimiser update. Reads the values back from the
+/// device once.
 #[allow(clippy::too_many_arguments)]
 pub fn train_step(
     trainable: Trainable,
@@ -619,8 +680,7 @@ pub fn train_step(
     x: Tensor<4>,
     y: Tensor<1, Int>,
     (indices, keys): (&[usize], &[CacheKey]),
-    (stage, epoch): (Stage, usize),
-    lr: f64,
+    at: StepAt,
 ) -> StepOutput {
     let n = indices.len();
     let x_plain = x.clone().without_autodiff();
@@ -653,8 +713,9 @@ pub fn train_step(
         teachers: &teacher_taps,
         targets: y,
         indices,
-        epoch,
-        stage,
+        epoch: at.epoch,
+        progress: at.progress,
+        stage: at.stage,
     };
     let value = objective.forward(&trainable.aux, &ctx);
     let mut parts = vec![value.total.clone().detach()];
@@ -675,13 +736,17 @@ pub fn train_step(
     let trainable = if non_finite.is_some() {
         trainable
     } else {
-        let grads = GradientsParams::from_grads(value.total.backward(), &trainable);
-        apply_updates(optim.step(lr, trainable, grads), value.updates)
+        let mut grads = GradientsParams::from_grads(value.total.backward(), &trainable);
+        if let Some(max_norm) = at.grad_clip {
+            grads = clip_global_norm(grads, &trainable, max_norm);
+        }
+        apply_updates(optim.step(at.lr, trainable, grads), value.updates)
     };
     StepOutput {
         trainable,
         total: read[0] as f64,
         terms,
+        weights: value.weights,
         correct: read[read.len() - 1] as f64,
         non_finite,
     }

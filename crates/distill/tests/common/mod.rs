@@ -20,6 +20,8 @@ test_limit = 128
 epochs = 3
 batch_size = 32
 lr = 0.05
+# The teacher is untrained: a student that follows it stays at chance on purpose.
+stop_on_collapse = false
 [teacher]
 model = "mlp"
 hidden = [64]

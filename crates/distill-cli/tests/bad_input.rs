@@ -1,0 +1,463 @@
+//! Bad input is refused before anything trains: each case names the problem (a fragment of the
+//! message is checked), exits with 1 without a panic, and leaves no run folder behind. Cases
+//! from the hardening issue (#8) are marked with what they guard against.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use distill::data::idx::{encode_idx, IdxArray};
+
+const TINY: &str = r#"
+name = "tiny"
+seeds = [1]
+[data]
+train_limit = 96
+test_limit = 64
+[train]
+epochs = 1
+batch_size = 32
+[teacher]
+model = "mlp"
+hidden = [16]
+[[student]]
+name = "kd"
+model = "mlp"
+hidden = [8]
+[[student.loss]]
+method = "ce"
+weight = 0.1
+[[student.loss]]
+method = "kd"
+temperature = 4.0
+"#;
+
+fn distill(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_distill"))
+        .args(args)
+        .output()
+        .expect("binary runs")
+}
+
+struct Case {
+    /// What the case guards against.
+    what: &'static str,
+    /// The config file.
+    config: String,
+    /// Extra arguments after `train CONFIG --out DIR`.
+    args: Vec<String>,
+    /// A fragment of the expected error message.
+    expect: &'static str,
+}
+
+fn case(what: &'static str, config: String, expect: &'static str) -> Case {
+    Case {
+        what,
+        config,
+        args: Vec::new(),
+        expect,
+    }
+}
+
+/// Runs `distill train` on each case and checks exit code 1, no panic, the message, and that
+/// no run folder was created.
+fn refuse_all(cases: Vec<Case>) {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut failures = Vec::new();
+    for (i, c) in cases.iter().enumerate() {
+        let cfg = tmp.path().join(format!("case{i}.toml"));
+        std::fs::write(&cfg, &c.config).unwrap();
+        let out = tmp.path().join(format!("run{i}"));
+        let mut args = vec![
+            "train".to_string(),
+            cfg.display().to_string(),
+            "--out".into(),
+            out.display().to_string(),
+            "--no-progress".into(),
+        ];
+        args.extend(c.args.iter().cloned());
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let o = distill(&args);
+        let err = String::from_utf8_lossy(&o.stderr);
+        let problems = [
+            (
+                o.status.code() != Some(1),
+                format!("exit {:?}", o.status.code()),
+            ),
+            (err.contains("panicked"), "panicked".into()),
+            (
+                !err.contains(c.expect),
+                format!("no '{}' in the message", c.expect),
+            ),
+            (out.exists(), "a run folder was written".into()),
+        ];
+        for (bad, why) in problems {
+            if bad {
+                failures.push(format!("{} ({}): {why}\n  stderr: {err}", c.what, c.expect));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+fn idx_dir(dir: &Path, train_labels: &[u8], test_labels: &[u8]) {
+    std::fs::create_dir_all(dir).unwrap();
+    for (split, labels) in [("train", train_labels), ("t10k", test_labels)] {
+        let n = labels.len();
+        let images = IdxArray {
+            dims: vec![n, 12, 12],
+            data: (0..n * 144).map(|i| (i % 251) as u8).collect(),
+        };
+        let labels = IdxArray {
+            dims: vec![n],
+            data: labels.to_vec(),
+        };
+        std::fs::write(
+            dir.join(format!("{split}-images-idx3-ubyte")),
+            encode_idx(&images),
+        )
+        .unwrap();
+        std::fs::write(
+            dir.join(format!("{split}-labels-idx1-ubyte")),
+            encode_idx(&labels),
+        )
+        .unwrap();
+    }
+}
+
+fn with_idx(dir: &Path) -> String {
+    TINY.replace(
+        "[data]\n",
+        &format!("[data]\nsource = \"idx\"\ndir = \"{}\"\n", dir.display()),
+    )
+}
+
+#[test]
+fn bad_configs_and_data_are_refused_at_validation() {
+    let tmp = tempfile::tempdir().unwrap();
+    let labels: Vec<u8> = (0..40).map(|i| (i % 3) as u8).collect();
+    let stray = tmp.path().join("stray");
+    let mut l = labels.clone();
+    l[7] = 200;
+    idx_dir(&stray, &l, &labels);
+    let test_only = tmp.path().join("test-only");
+    let mut t = labels.clone();
+    t[5] = 3;
+    idx_dir(&test_only, &labels, &t);
+
+    let kd = "method = \"kd\"\ntemperature = 4.0";
+    refuse_all(vec![
+        case(
+            "nan weight (passed validation, failed after the teacher trained)",
+            TINY.replace(kd, "method = \"kd\"\nweight = nan"),
+            "weight must be a finite number",
+        ),
+        case(
+            "inf weight",
+            TINY.replace(kd, "method = \"kd\"\nweight = inf"),
+            "weight must be a finite number",
+        ),
+        case(
+            "negative weight",
+            TINY.replace(kd, "method = \"kd\"\nweight = -1.0"),
+            "weight must be a finite number ≥ 0",
+        ),
+        case(
+            "nan setting",
+            TINY.replace("temperature = 4.0", "temperature = nan"),
+            "temperature must be a finite number",
+        ),
+        case(
+            "train_limit = 0 (trained on nothing, then a corrupt model.json)",
+            TINY.replace("train_limit = 96", "train_limit = 0"),
+            "data.train_limit = 0",
+        ),
+        case(
+            "test_limit = 0 (exit 0 with 0.00 % everywhere)",
+            TINY.replace("test_limit = 64", "test_limit = 0"),
+            "data.test_limit = 0",
+        ),
+        case(
+            "a stray label 200 (silently made 201 classes)",
+            with_idx(&stray),
+            "never occur",
+        ),
+        case(
+            "a test-only label",
+            with_idx(&test_only),
+            "never occurs in the training split",
+        ),
+        case(
+            "a label outside the declared classes",
+            with_idx(&stray).replace("[data]\n", "[data]\nclasses = 3\n"),
+            "has label 200, outside the 3 classes",
+        ),
+        case(
+            "duplicate seeds (a misleading ± 0.00)",
+            TINY.replace("seeds = [1]", "seeds = [1, 1]"),
+            "seed 1 twice",
+        ),
+        case(
+            "teacher = 3 with one teacher (said 'add a [teacher] section')",
+            TINY.replace(kd, "method = \"kd\"\nteacher = 3"),
+            "names teacher #3, but the experiment has 1 teacher",
+        ),
+        case(
+            "no teacher at all",
+            TINY.replace("[teacher]\nmodel = \"mlp\"\nhidden = [16]\n", ""),
+            "add a [teacher] section",
+        ),
+        case(
+            "`at` on an MLP (named a tap the user never wrote)",
+            TINY.replace(kd, "method = \"at\""),
+            "Method `at` reads student_taps, teacher_taps",
+        ),
+        case(
+            "grad_clip = 0",
+            TINY.replace("batch_size = 32", "batch_size = 32\ngrad_clip = 0.0"),
+            "train.grad_clip must be a positive norm",
+        ),
+        case(
+            "gamma = nan",
+            TINY.replace("batch_size = 32", "batch_size = 32\ngamma = nan"),
+            "train.gamma must be positive",
+        ),
+        case(
+            "an unknown key",
+            TINY.replace("epochs = 1", "epoch = 1"),
+            "did you mean `epochs`",
+        ),
+    ]);
+}
+
+/// A trained tiny run (teacher MLP [16]) in `dir`.
+fn trained(dir: &Path) -> (PathBuf, PathBuf) {
+    let cfg = dir.join("tiny.toml");
+    std::fs::write(&cfg, TINY).unwrap();
+    let out = dir.join("run");
+    let o = distill(&[
+        "train",
+        &cfg.to_string_lossy(),
+        "--out",
+        &out.to_string_lossy(),
+        "--no-progress",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    (cfg, out)
+}
+
+#[test]
+fn runs_checkpoints_and_resume_are_checked_before_anything_is_written() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (cfg, run) = trained(tmp.path());
+    let ckpt = run.join("teacher/best").display().to_string();
+    let loads = |model: &str| {
+        TINY.replace(
+            "[teacher]\nmodel = \"mlp\"\nhidden = [16]\n",
+            &format!("[teacher]\n{model}\ncheckpoint = \"{ckpt}\"\n"),
+        )
+    };
+    let resume = |config: String, expect| Case {
+        what: "resume",
+        config,
+        args: vec!["--resume".into()],
+        expect,
+    };
+    refuse_all(vec![
+        case(
+            "a lenet config with an MLP checkpoint (exit 0, results called the MLP a lenet)",
+            loads("model = \"lenet\""),
+            "model: \"lenet\" vs \"mlp\"",
+        ),
+        case(
+            "other hidden widths than the checkpoint",
+            loads("model = \"mlp\"\nhidden = [256, 256]"),
+            "hidden: [256, 256] vs [16]",
+        ),
+        resume(TINY.to_string(), "holds no run to continue"),
+    ]);
+    // the same checkpoint with the right architecture loads
+    let good = tmp.path().join("good.toml");
+    std::fs::write(&good, loads("model = \"mlp\"\nhidden = [16]")).unwrap();
+    let o = distill(&[
+        "train",
+        &good.to_string_lossy(),
+        "--out",
+        &tmp.path().join("reuse").to_string_lossy(),
+        "--no-progress",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+
+    // A refused --resume writes nothing (it had rewritten resolved.toml) and names the setting.
+    let before = std::fs::read(run.join("resolved.toml")).unwrap();
+    let changed = tmp.path().join("changed.toml");
+    std::fs::write(
+        &changed,
+        TINY.replace("temperature = 4.0", "temperature = 2.0"),
+    )
+    .unwrap();
+    let o = distill(&[
+        "train",
+        &changed.to_string_lossy(),
+        "--out",
+        &run.to_string_lossy(),
+        "--resume",
+    ]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("student 'kd'.loss[1].temperature: 4.0 vs 2.0"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read(run.join("resolved.toml")).unwrap(), before);
+
+    // What distill writes, it reads: resolved.toml and --dump-config are experiment files.
+    let o = distill(&["train", &cfg.to_string_lossy(), "--dump-config"]);
+    let dumped = tmp.path().join("dumped.toml");
+    std::fs::write(&dumped, &o.stdout).unwrap();
+    for (name, file) in [
+        ("--dump-config", dumped),
+        ("resolved.toml", run.join("resolved.toml")),
+    ] {
+        let o = distill(&["train", &file.to_string_lossy(), "--dump-config"]);
+        assert!(
+            o.status.success(),
+            "{name} is not accepted back: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        assert_eq!(
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&before),
+            "{name}"
+        );
+    }
+    // ... and resuming with the resolved file itself continues the run (nothing changed).
+    let o = distill(&[
+        "train",
+        &run.join("resolved.toml").to_string_lossy(),
+        "--out",
+        &run.to_string_lossy(),
+        "--resume",
+        "--no-progress",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
+#[test]
+fn warnings_and_messages_are_clear() {
+    let tmp = tempfile::tempdir().unwrap();
+    // a batch larger than the data, and --out pointing at a folder that is not a run folder
+    let other = tmp.path().join("other");
+    std::fs::create_dir_all(&other).unwrap();
+    std::fs::write(other.join("notes.txt"), "mine").unwrap();
+    let cfg = tmp.path().join("big-batch.toml");
+    std::fs::write(&cfg, TINY.replace("batch_size = 32", "batch_size = 512")).unwrap();
+    let o = distill(&[
+        "train",
+        &cfg.to_string_lossy(),
+        "--out",
+        &other.to_string_lossy(),
+        "--no-progress",
+    ]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert!(
+        err.contains("batch_size 512 is larger than the 96 training images"),
+        "{err}"
+    );
+    assert!(err.contains("is not a run folder"), "{err}");
+    assert_eq!(
+        std::fs::read_to_string(other.join("notes.txt")).unwrap(),
+        "mine"
+    );
+
+    // an OS error is printed once, and no Debug text reaches the user
+    let o = distill(&["train", &tmp.path().join("missing.toml").to_string_lossy()]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(err.matches("No such file").count(), 1, "{err}");
+    let best = other.join("students/kd/seed1/best");
+    std::fs::write(best.join("model.bpk"), b"garbage").unwrap();
+    let o = distill(&["eval", &best.to_string_lossy()]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("corrupt") && !err.contains("Io(\"") && !err.contains("Validation(\""),
+        "{err}"
+    );
+
+    // eval --data idx names the flag it needs
+    let o = distill(&[
+        "eval",
+        &other.join("teacher/best").to_string_lossy(),
+        "--data",
+        "idx",
+    ]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        o.status.code() == Some(1) && err.contains("--data-dir"),
+        "{err}"
+    );
+}
+
+#[test]
+fn eval_reads_only_the_test_split() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("idx");
+    let labels: Vec<u8> = (0..40).map(|i| (i % 3) as u8).collect();
+    idx_dir(&data, &labels, &labels);
+    let cfg = tmp.path().join("idx.toml");
+    std::fs::write(&cfg, with_idx(&data)).unwrap();
+    let run = tmp.path().join("run");
+    let o = distill(&[
+        "train",
+        &cfg.to_string_lossy(),
+        "--out",
+        &run.to_string_lossy(),
+        "--no-progress",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    for f in ["train-images-idx3-ubyte", "train-labels-idx1-ubyte"] {
+        std::fs::remove_file(data.join(f)).unwrap();
+    }
+    let o = distill(&[
+        "eval",
+        &run.join("teacher/best").to_string_lossy(),
+        "--data",
+        "idx",
+        "--data-dir",
+        &data.to_string_lossy(),
+    ]);
+    let (out, err) = (
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr),
+    );
+    assert!(
+        o.status.success() && out.contains("on 40 images"),
+        "{out}\n{err}"
+    );
+}
+
+#[test]
+fn a_closed_stderr_does_not_stop_training() {
+    // `distill train … 2>&1 | head -1` panicked (exit 101) and left the run half-written.
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = tmp.path().join("tiny.toml");
+    std::fs::write(&cfg, TINY.replace("seeds = [1]", "seeds = [1, 2]")).unwrap();
+    let run = tmp.path().join("run");
+    let script = format!(
+        "{} train {} --out {} --no-progress 2>&1 | head -1 >/dev/null; echo \"${{PIPESTATUS[0]}}\"",
+        env!("CARGO_BIN_EXE_distill"),
+        cfg.display(),
+        run.display()
+    );
+    let o = Command::new("bash").args(["-c", &script]).output().unwrap();
+    let status = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(
+        status.trim(),
+        "0",
+        "{status}\n{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    for f in ["results.md", "students/kd/seed2/last/state.json"] {
+        assert!(run.join(f).exists(), "missing {f}");
+    }
+}
