@@ -226,6 +226,21 @@ fn bad_configs_and_data_are_refused_at_validation() {
             TINY.replace("epochs = 1", "epoch = 1"),
             "did you mean `epochs`",
         ),
+        case(
+            "a student's train_limit = 0",
+            TINY.replace("hidden = [8]", "hidden = [8]\ntrain_limit = 0"),
+            "train_limit = 0 would leave the student no images",
+        ),
+        case(
+            "data.classes beyond a byte label",
+            TINY.replace("[data]\n", "[data]\nclasses = 1000000\n"),
+            "data.classes must be between 2 and 256",
+        ),
+        case(
+            "a negative DKD warm-up",
+            TINY.replace(kd, "method = \"dkd\"\nwarmup = -1.0"),
+            "dkd.warmup must be ≥ 0",
+        ),
     ]);
 }
 
@@ -340,6 +355,57 @@ fn runs_checkpoints_and_resume_are_checked_before_anything_is_written() {
         "--no-progress",
     ]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
+#[test]
+fn sweep_resume_checks_every_pair_before_writing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sweep = r#"
+name = "s"
+seeds = [1]
+[data]
+train_limit = 64
+test_limit = 32
+[train]
+epochs = 1
+batch_size = 32
+[[pair]]
+teacher = { model = "mlp", hidden = [8] }
+student = { model = "mlp", hidden = [4] }
+[[recipe]]
+name = "KD"
+[[recipe.loss]]
+method = "kd"
+temperature = 4.0
+"#;
+    let file = tmp.path().join("s.toml");
+    let out = tmp.path().join("sweep");
+    let (f, o) = (file.to_string_lossy(), out.to_string_lossy());
+    // --resume of a sweep that was never started
+    std::fs::write(&file, sweep).unwrap();
+    let r = distill(&["sweep", &f, "--out", &o, "--resume"]);
+    let err = String::from_utf8_lossy(&r.stderr);
+    assert!(
+        r.status.code() == Some(1) && err.contains("holds no sweep to continue"),
+        "{err}"
+    );
+    assert!(!out.exists());
+    let r = distill(&["sweep", &f, "--out", &o, "--no-progress"]);
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    // a changed recipe is refused before sweep.toml (or anything else) is rewritten
+    let before = std::fs::read(out.join("sweep.toml")).unwrap();
+    std::fs::write(
+        &file,
+        sweep.replace("temperature = 4.0", "temperature = 3.0"),
+    )
+    .unwrap();
+    let r = distill(&["sweep", &f, "--out", &o, "--resume"]);
+    let err = String::from_utf8_lossy(&r.stderr);
+    assert!(
+        r.status.code() == Some(1) && err.contains("loss[0].temperature: 4.0 vs 3.0"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read(out.join("sweep.toml")).unwrap(), before);
 }
 
 #[test]

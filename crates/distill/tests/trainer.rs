@@ -69,7 +69,7 @@ fn resume_refuses_a_changed_recipe() {
     let mut job = setup.job_with(&dir, &other);
     job.resume = true;
     let err = job.prepare().unwrap().run().unwrap_err().to_string();
-    assert!(err.contains("different train"), "{err}");
+    assert!(err.contains("train.lr: 0.05 vs 0.1"), "{err}");
     // The run is untouched and still resumes with its own settings.
     let mut job = setup.job(&dir);
     job.resume = true;
@@ -91,6 +91,7 @@ test_limit = 64
 epochs = 2
 batch_size = 32
 lr = 0.02
+stop_on_collapse = false # the teacher is untrained
 [teacher]
 model = "lenet"
 [[student]]
@@ -222,7 +223,11 @@ fn a_collapsing_student_stops_and_names_the_term() {
     // DKD fell to chance in every seed of the Fashion-MNIST table and the run finished as if
     // nothing had happened. Following the (untrained) teacher keeps this student at chance.
     let _serial = serial();
-    let setup = Setup::new(&TINY.replace("stop_on_collapse = false", "stop_on_collapse = true"));
+    let setup = Setup::new(
+        &TINY
+            .replace("stop_on_collapse = false", "stop_on_collapse = true")
+            .replace("method = \"ce\"\nweight = 0.1", "method = \"ce\"\nweight = 0.0"),
+    );
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("run");
     let err = setup.job(&dir).prepare().unwrap().run().unwrap_err();
@@ -245,6 +250,20 @@ fn a_collapsing_student_stops_and_names_the_term() {
     assert_eq!(lines.lines().count(), 2);
     let device = distill::burn::prelude::Device::flex();
     assert!(load_model_dir(&dir.join("best"), &device).is_ok());
+    // --resume reports the collapse again rather than training on quietly ...
+    let mut again = setup.job(&dir);
+    again.resume = true;
+    let err = again.prepare().unwrap().run().unwrap_err();
+    assert!(
+        matches!(err, DistillError::Collapse { epoch: 2, .. }),
+        "{err}"
+    );
+    // ... unless the check is switched off, which --resume accepts as the message says.
+    let mut lenient = setup.plan.students[0].train.clone();
+    lenient.stop_on_collapse = false;
+    let mut on = setup.job_with(&dir, &lenient);
+    on.resume = true;
+    assert_eq!(on.prepare().unwrap().run().unwrap().history.len(), 3);
 }
 
 #[test]

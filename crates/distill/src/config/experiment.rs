@@ -403,6 +403,37 @@ impl ExperimentConfig {
     }
 }
 
+impl From<&TeacherPlan> for TeacherConfig {
+    /// The teacher with every setting written out.
+    fn from(t: &TeacherPlan) -> Self {
+        TeacherConfig {
+            model: t.model.model.clone(),
+            hidden: t.model.hidden.clone(),
+            dropout: t.model.dropout,
+            width: t.model.width,
+            checkpoint: t.checkpoint.clone(),
+            train: TrainConfig::from(&t.train),
+            cache_mb: t.cache_mb,
+        }
+    }
+}
+
+impl From<&StudentPlan> for StudentConfig {
+    /// The student recipe with every setting written out.
+    fn from(s: &StudentPlan) -> Self {
+        StudentConfig {
+            name: Some(s.name.clone()),
+            model: s.model.model.clone(),
+            hidden: s.model.hidden.clone(),
+            dropout: s.model.dropout,
+            width: s.model.width,
+            train_limit: s.train_limit,
+            loss: s.losses.clone(),
+            train: TrainConfig::from(&s.train),
+        }
+    }
+}
+
 impl DataConfig {
     /// Checks the settings that need no data: limits and batch sizes of at least 1.
     pub fn check(&self) -> Result<()> {
@@ -420,11 +451,12 @@ impl DataConfig {
                 ));
             }
         }
-        if self.classes.is_some_and(|c| c < 2) {
-            return cfg(format!(
-                "data.classes must be at least 2, got {}",
-                self.classes.unwrap_or(0)
-            ));
+        if let Some(c) = self.classes {
+            if !(2..=256).contains(&c) {
+                return cfg(format!(
+                    "data.classes must be between 2 and 256 (labels are bytes), got {c}"
+                ));
+            }
         }
         Ok(())
     }
@@ -434,8 +466,6 @@ impl Plan {
     /// The plan as an experiment file with every default written out: what `--dump-config`
     /// prints and `resolved.toml` holds, and what `distill train` reads back into the same plan.
     pub fn to_experiment(&self) -> ExperimentConfig {
-        let model_fields =
-            |m: &ModelConfig| (m.model.clone(), m.hidden.clone(), m.dropout, m.width);
         ExperimentConfig {
             name: self.name.clone(),
             seeds: self.seeds.clone(),
@@ -443,35 +473,8 @@ impl Plan {
             backend: self.backend,
             data: self.data.clone(),
             train: TrainConfig::default(),
-            teacher: self.teacher.as_ref().map(|t| {
-                let (model, hidden, dropout, width) = model_fields(&t.model);
-                TeacherConfig {
-                    model,
-                    hidden,
-                    dropout,
-                    width,
-                    checkpoint: t.checkpoint.clone(),
-                    train: TrainConfig::from(&t.train),
-                    cache_mb: t.cache_mb,
-                }
-            }),
-            student: self
-                .students
-                .iter()
-                .map(|s| {
-                    let (model, hidden, dropout, width) = model_fields(&s.model);
-                    StudentConfig {
-                        name: Some(s.name.clone()),
-                        model,
-                        hidden,
-                        dropout,
-                        width,
-                        train_limit: s.train_limit,
-                        loss: s.losses.clone(),
-                        train: TrainConfig::from(&s.train),
-                    }
-                })
-                .collect(),
+            teacher: self.teacher.as_ref().map(TeacherConfig::from),
+            student: self.students.iter().map(StudentConfig::from).collect(),
             distributed: (!self.devices.is_empty()).then(|| DistributedSettings {
                 devices: self.devices.clone(),
             }),

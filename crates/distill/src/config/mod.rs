@@ -1,5 +1,6 @@
 //! Configuration: the experiment file, its validation into a [`Plan`], and name suggestions.
 
+pub mod diff;
 pub mod experiment;
 pub mod suggest;
 pub mod sweep;

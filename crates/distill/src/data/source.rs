@@ -50,11 +50,7 @@ impl DataSource {
     /// Loads the test split alone (what `distill eval` scores on).
     pub fn load_test(&self, dir: Option<&Path>) -> Result<Dataset> {
         match self {
-            DataSource::Embedded => Dataset::from_idx_bytes(
-                include_bytes!("../../data/t10k-images-idx3-ubyte.gz"),
-                include_bytes!("../../data/t10k-labels-idx1-ubyte.gz"),
-                "<embedded test>",
-            ),
+            DataSource::Embedded => embedded_test(),
             DataSource::FashionMnist => {
                 load_split(dir.unwrap_or(Path::new(FASHION_MNIST_DIR)), "t10k")
             }
@@ -80,26 +76,23 @@ impl DataSource {
     }
 }
 
-/// The embedded Fashion-MNIST subset.
+const EMBEDDED_TEST: (&[u8], &[u8]) = (
+    include_bytes!("../../data/t10k-images-idx3-ubyte.gz"),
+    include_bytes!("../../data/t10k-labels-idx1-ubyte.gz"),
+);
+
+/// The embedded Fashion-MNIST subset (classes are settled by `schemes::load_data`).
 pub fn embedded() -> Result<(Dataset, Dataset)> {
     let train = Dataset::from_idx_bytes(
         include_bytes!("../../data/train-images-idx3-ubyte.gz"),
         include_bytes!("../../data/train-labels-idx1-ubyte.gz"),
         "<embedded train>",
     )?;
-    let test = Dataset::from_idx_bytes(
-        include_bytes!("../../data/t10k-images-idx3-ubyte.gz"),
-        include_bytes!("../../data/t10k-labels-idx1-ubyte.gz"),
-        "<embedded test>",
-    )?;
-    Ok(unify(train, test))
+    Ok((train, embedded_test()?))
 }
 
-fn unify(mut train: Dataset, mut test: Dataset) -> (Dataset, Dataset) {
-    let k = train.num_classes.max(test.num_classes);
-    train.num_classes = k;
-    test.num_classes = k;
-    (train, test)
+fn embedded_test() -> Result<Dataset> {
+    Dataset::from_idx_bytes(EMBEDDED_TEST.0, EMBEDDED_TEST.1, "<embedded test>")
 }
 
 /// Finds `stem` or `stem.gz` in `dir`.
@@ -125,7 +118,7 @@ pub fn load_idx_dir(dir: &Path) -> Result<(Dataset, Dataset)> {
     let train = load_split(dir, "train")?;
     let test = load_split(dir, "t10k")?;
     train.check_compatible(&test, "train vs test split")?;
-    Ok(unify(train, test))
+    Ok((train, test))
 }
 
 #[cfg(test)]

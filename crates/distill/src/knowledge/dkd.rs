@@ -118,6 +118,12 @@ impl DkdConfig {
                 self.temperature
             )));
         }
+        if self.warmup.is_nan() || self.warmup < 0.0 {
+            return Err(DistillError::Config(format!(
+                "dkd.warmup must be ≥ 0 epochs (0 turns it off), got {}",
+                self.warmup
+            )));
+        }
         ctx.same_shape(
             "dkd",
             (Side::Student(self.student), "logits"),

@@ -196,6 +196,12 @@ fn as_map(f: Feature) -> Tensor<4> {
 
 impl ReviewKdConfig {
     pub(crate) fn build(&self, ctx: &BuildContext<'_>, aux: &mut Vec<Aux>) -> Result<Built> {
+        if self.warmup.is_nan() || self.warmup < 0.0 {
+            return Err(DistillError::Config(format!(
+                "reviewkd.warmup must be ≥ 0 epochs (0 turns it off), got {}",
+                self.warmup
+            )));
+        }
         if self.max_mid_channel == 0 {
             return Err(DistillError::Config(
                 "reviewkd.max_mid_channel must be ≥ 1".into(),

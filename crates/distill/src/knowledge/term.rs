@@ -40,11 +40,7 @@ impl StepContext<'_> {
     /// mdistiller's per-epoch `min(epoch / warmup, 1)`; within the epoch it rises smoothly, so a
     /// short warm-up does not switch a strong term on at full weight in the first step.
     pub fn warmup(&self, epochs: f64) -> f64 {
-        if epochs <= 0.0 {
-            1.0
-        } else {
-            (self.progress / epochs).min(1.0)
-        }
+        warmup_factor(self.progress, epochs)
     }
 
     /// Tap `name` of student `i`.
@@ -59,6 +55,15 @@ impl StepContext<'_> {
         self.teachers[i]
             .get(name)
             .expect("tap names are validated before training")
+    }
+}
+
+/// `min(progress / epochs, 1)`, or 1 when `epochs` is 0 (see [`StepContext::warmup`]).
+pub fn warmup_factor(progress: f64, epochs: f64) -> f64 {
+    if epochs <= 0.0 {
+        1.0
+    } else {
+        (progress / epochs).min(1.0)
     }
 }
 
@@ -312,4 +317,23 @@ pub struct TermStep {
     pub terms: Vec<(String, Tensor<1>)>,
     /// State changes to apply after the optimiser step.
     pub updates: Vec<AuxUpdate>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn warmup_ramps_per_step_and_meets_the_per_epoch_factor_at_epoch_ends() {
+        // 4 steps per epoch, warm-up 2 epochs: mdistiller's factor is 0.5 in epoch 1, 1 after.
+        let steps = 4.0;
+        let at = |epoch: usize, step: usize| (epoch - 1) as f64 + (step + 1) as f64 / steps;
+        assert_eq!(warmup_factor(at(1, 0), 2.0), 0.125); // no jump to 0.5 at the first step
+        assert_eq!(warmup_factor(at(1, 3), 2.0), 0.5); // = min(1 / 2, 1)
+        assert_eq!(warmup_factor(at(2, 3), 2.0), 1.0);
+        assert_eq!(warmup_factor(at(5, 0), 2.0), 1.0);
+        assert_eq!(warmup_factor(at(1, 0), 0.0), 1.0);
+        // fractional warm-ups: a quarter epoch
+        assert_eq!(warmup_factor(at(1, 0), 0.25), 1.0);
+    }
 }

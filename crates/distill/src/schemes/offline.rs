@@ -8,6 +8,8 @@ use std::sync::Arc;
 use burn::prelude::*;
 
 use super::device::plan_devices;
+use crate::config::diff::differences;
+use crate::config::experiment::StudentConfig;
 use crate::config::{ExperimentConfig, Plan, StudentPlan};
 use crate::data::Dataset;
 use crate::error::{DistillError, Result};
@@ -28,7 +30,8 @@ pub struct RunOptions {
     pub progress: Progress,
     /// Set to stop between two steps (Ctrl-C).
     pub interrupt: Option<Arc<AtomicBool>>,
-    /// Record a student seed whose loss goes non-finite as diverged and go on with the next one
+    /// Record a student seed whose loss goes non-finite (or that collapses) as diverged (or
+    /// collapsed) and go on with the next one
     /// (sweeps), instead of stopping the experiment.
     pub keep_going: bool,
 }
@@ -72,7 +75,7 @@ pub fn load_data(plan: &Plan) -> Result<DataBundle> {
 
 /// Checks the run folder before anything is written: a used folder needs `--resume`, and
 /// `--resume` needs a run there whose settings still hold. Returns warnings to print.
-fn check_run_dir(dir: &Path, resume: bool, plan: &Plan) -> Result<Vec<String>> {
+pub(crate) fn check_run_dir(dir: &Path, resume: bool, plan: &Plan) -> Result<Vec<String>> {
     let resolved = dir.join("resolved.toml");
     let used = resolved.exists();
     if used && !resume {
@@ -91,17 +94,21 @@ fn check_run_dir(dir: &Path, resume: bool, plan: &Plan) -> Result<Vec<String>> {
     if resume {
         let text = std::fs::read_to_string(&resolved)
             .map_err(|e| DistillError::io("reading", &resolved, e))?;
-        // A resolved.toml of an older distill may not parse as an experiment file; each job's
-        // job.json still guards its own run then.
-        if let Ok(before) = ExperimentConfig::from_toml(&text, "").and_then(|e| e.validate()) {
-            let changed = resume_differences(&before, plan);
-            if !changed.is_empty() {
-                return Err(DistillError::Config(format!(
-                    "--resume would continue {} with changed settings: {} (as started vs now); restore them, or start a new run with another `name` / --out (nothing was changed)",
-                    dir.display(),
-                    changed.join("; ")
-                )));
-            }
+        let before = ExperimentConfig::from_toml(&text, &resolved.display().to_string())
+            .and_then(|e| e.validate())
+            .map_err(|e| {
+                DistillError::Config(format!(
+                    "--resume cannot check {} against the run's settings ({e}); it was probably written by an older distill: finish that run with the version that started it, or start a new run (nothing was changed)",
+                    resolved.display()
+                ))
+            })?;
+        let changed = resume_differences(&before, plan);
+        if !changed.is_empty() {
+            return Err(DistillError::Config(format!(
+                "--resume would continue {} with changed settings: {} (as started vs now); restore them, or start a new run with another `name` / --out (nothing was changed)",
+                dir.display(),
+                changed.join("; ")
+            )));
         }
     } else if dir.is_dir()
         && std::fs::read_dir(dir).is_ok_and(|mut entries| entries.next().is_some())
@@ -114,76 +121,35 @@ fn check_run_dir(dir: &Path, resume: bool, plan: &Plan) -> Result<Vec<String>> {
     Ok(warnings)
 }
 
+/// Settings that may change between a run's start and its `--resume`: they do not change what
+/// the completed epochs computed.
+pub(crate) const RESUMABLE: &[&str] = &["stop_on_collapse", "cache_mb", "eval_batch_size"];
+
 /// The settings in which `now` would change a run started as `before`, as `key: old vs new`.
 /// Seeds and students may be added (they start fresh runs); the run's name and output root may
 /// differ (the folder is given); everything else, and every student both name, must match.
 fn resume_differences(before: &Plan, now: &Plan) -> Vec<String> {
-    let value = |p: &Plan| toml::Value::try_from(p.to_experiment()).expect("plans serialise");
-    let (mut a, mut b) = (value(before), value(now));
-    let mut out = Vec::new();
-    for t in [&mut a, &mut b] {
-        if let Some(t) = t.as_table_mut() {
+    let value = |p: &Plan| {
+        let mut v = serde_json::to_value(p.to_experiment()).expect("plans serialise");
+        if let Some(t) = v.as_object_mut() {
             for k in ["name", "output_dir", "seeds", "student"] {
                 t.remove(k);
             }
         }
-    }
-    diff_values(&a, &b, "", &mut out);
+        v
+    };
+    let mut out = Vec::new();
+    differences(&value(before), &value(now), "", RESUMABLE, &mut out);
     for s in &now.students {
         if let Some(old) = before.students.iter().find(|o| o.name == s.name) {
-            let one = |p: &StudentPlan| {
-                let mut e = Plan {
-                    students: vec![p.clone()],
-                    ..before.clone()
-                }
-                .to_experiment();
-                toml::Value::try_from(e.student.remove(0)).expect("students serialise")
+            let json = |p: &StudentPlan| {
+                serde_json::to_value(StudentConfig::from(p)).expect("students serialise")
             };
-            diff_values(
-                &one(old),
-                &one(s),
-                &format!("student '{}'", s.name),
-                &mut out,
-            );
+            let path = format!("student '{}'", s.name);
+            differences(&json(old), &json(s), &path, RESUMABLE, &mut out);
         }
     }
     out
-}
-
-/// Appends `path: a vs b` for every leaf where two TOML values differ.
-fn diff_values(a: &toml::Value, b: &toml::Value, path: &str, out: &mut Vec<String>) {
-    let join = |k: &str| {
-        if path.is_empty() {
-            k.to_string()
-        } else {
-            format!("{path}.{k}")
-        }
-    };
-    match (a, b) {
-        (toml::Value::Table(x), toml::Value::Table(y)) => {
-            let keys: std::collections::BTreeSet<&String> = x.keys().chain(y.keys()).collect();
-            for k in keys {
-                match (x.get(k), y.get(k)) {
-                    (Some(u), Some(v)) => diff_values(u, v, &join(k), out),
-                    (u, v) => out.push(format!(
-                        "{}: {} vs {}",
-                        join(k),
-                        u.map_or("(unset)".into(), |u| u.to_string()),
-                        v.map_or("(unset)".into(), |v| v.to_string())
-                    )),
-                }
-            }
-        }
-        (toml::Value::Array(x), toml::Value::Array(y))
-            if x.len() == y.len() && x.iter().all(toml::Value::is_table) =>
-        {
-            for (i, (u, v)) in x.iter().zip(y).enumerate() {
-                diff_values(u, v, &format!("{path}[{i}]"), out);
-            }
-        }
-        _ if a != b => out.push(format!("{path}: {a} vs {b}")),
-        _ => {}
-    }
 }
 
 /// Builds the teacher (loaded from its checkpoint, or untrained) and prepares every student
@@ -382,7 +348,7 @@ pub fn run_experiment(plan: &Plan, opts: &RunOptions) -> Result<Report> {
         let limited = s.train_limit.map(|n| data.with_train_limit(n));
         let student_data = limited.as_ref().unwrap_or(&data);
         let mut outcomes: Vec<JobOutcome> = Vec::new();
-        let mut diverged = 0;
+        let (mut diverged, mut collapsed) = (0, 0);
         for &seed in &plan.seeds {
             let dir = run_dir
                 .join("students")
@@ -404,11 +370,14 @@ pub fn run_experiment(plan: &Plan, opts: &RunOptions) -> Result<Report> {
                 Err(e @ (DistillError::NonFinite { .. } | DistillError::Collapse { .. }))
                     if opts.keep_going =>
                 {
-                    progress.line(&format!(
-                        "{} seed {seed}: {e}; recorded as diverged",
-                        s.name
-                    ));
-                    diverged += 1;
+                    let what = if matches!(e, DistillError::Collapse { .. }) {
+                        collapsed += 1;
+                        "collapsed"
+                    } else {
+                        diverged += 1;
+                        "diverged"
+                    };
+                    progress.line(&format!("{} seed {seed}: {e}; recorded as {what}", s.name));
                 }
                 Err(e) => return Err(e),
             }
@@ -420,12 +389,11 @@ pub fn run_experiment(plan: &Plan, opts: &RunOptions) -> Result<Report> {
             ));
         }
         let mut row = Row::student(&s.name, &s.model.model, &outcomes);
-        if diverged > 0 {
-            row.name = format!(
-                "{} [diverged: {diverged}/{} seeds]",
-                s.name,
-                plan.seeds.len()
-            );
+        let n = plan.seeds.len();
+        for (count, what) in [(diverged, "diverged"), (collapsed, "collapsed")] {
+            if count > 0 {
+                row.name = format!("{} [{what}: {count}/{n} seeds]", row.name);
+            }
         }
         rows.push(row);
     }

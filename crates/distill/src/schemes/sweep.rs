@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use super::device::training_device;
-use super::offline::{check_plan, load_data, run_experiment, RunOptions};
+use super::offline::{check_plan, check_run_dir, load_data, run_experiment, RunOptions};
 use crate::config::{Plan, SweepConfig};
 use crate::error::{DistillError, Result};
 use crate::report::{plot_bars, Bar, Report};
@@ -35,7 +35,15 @@ pub fn run_sweep(cfg: &SweepConfig, opts: &RunOptions) -> Result<Report> {
         .map(|(name, e)| e.validate().map(|p| (name, p)))
         .collect::<Result<_>>()?;
     let device = training_device(cfg.backend)?;
-    for (_, plan) in &plans {
+    let pair_dir = |i: usize| root.join(format!("pair{}", i + 1));
+    // Every pair is checked (settings, and with --resume its folder) before anything is written.
+    for (i, (_, plan)) in plans.iter().enumerate() {
+        let dir = pair_dir(i);
+        check_run_dir(
+            &dir,
+            opts.resume && dir.join("resolved.toml").exists(),
+            plan,
+        )?;
         check_plan(plan, &load_data(plan)?, &device, opts)?;
     }
     std::fs::create_dir_all(&root)
@@ -53,7 +61,7 @@ pub fn run_sweep(cfg: &SweepConfig, opts: &RunOptions) -> Result<Report> {
         opts.progress
             .line(&format!("sweep: pair {}/{}: {pair}", i + 1, plans.len()));
         // A recipe that diverges is recorded in the table; the sweep goes on.
-        let dir = root.join(format!("pair{}", i + 1));
+        let dir = pair_dir(i);
         let sub = RunOptions {
             // A pair added to the sweep file since the last run starts fresh.
             resume: opts.resume && dir.join("resolved.toml").exists(),

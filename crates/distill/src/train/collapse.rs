@@ -1,22 +1,23 @@
 //! Collapse detection: a run whose model stops learning is stopped with an error that names the
 //! term most likely responsible, instead of finishing with a useless model.
 //!
-//! Two signs, checked after every main-stage epoch:
-//! - **accuracy at chance**: test accuracy no more than 1 point above the majority-class rate
-//!   (what always predicting the most frequent test class scores), either for two epochs in a
-//!   row or after an earlier epoch had been clearly (5 points) above it. One epoch at chance is
-//!   allowed, since a batch-norm network can sit there after a short first epoch;
-//! - **an exploding objective**: an epoch's mean objective over 1000× the lowest epoch mean seen
-//!   so far (and above 1).
+//! Two signs, checked after every main-stage epoch past the learning-rate warm-up:
+//! - **accuracy at chance**: test *and* training accuracy no better than the majority-class
+//!   rate of their split (within `max(1 point, 3 standard errors)`, so a small test set does not
+//!   raise false alarms), either for two epochs in a row or after an earlier epoch had been
+//!   clearly above it. One epoch at chance is allowed, since a batch-norm network can sit there
+//!   after a short first epoch;
+//! - **an exploding objective**: an epoch's mean objective above 1 and over 1000× the previous
+//!   epoch's.
 
 use super::metrics::EpochRecord;
 use crate::data::Dataset;
 
-/// Points above the majority-class rate that still count as chance.
+/// Smallest margin above the majority-class rate that still counts as chance.
 const CHANCE_MARGIN: f64 = 0.01;
-/// Points above it that show an epoch had learned something.
+/// Margin above it that shows an epoch had learned something.
 const LEARNED_MARGIN: f64 = 0.05;
-/// Growth of the epoch objective that counts as an explosion.
+/// Growth of the epoch objective from one epoch to the next that counts as an explosion.
 const EXPLOSION: f64 = 1000.0;
 
 /// What a collapse looked like.
@@ -24,38 +25,68 @@ const EXPLOSION: f64 = 1000.0;
 pub struct Collapse {
     /// The observation, in words.
     pub what: String,
-    /// The term with the largest weighted epoch mean (distillation terms before `ce`).
+    /// The term with the largest weighted epoch mean (a distillation term before `ce` when it
+    /// carries a real share of the objective).
     pub term: String,
     /// What to try.
     pub advice: String,
 }
 
+/// The majority-class rate of a split and the margin within which an accuracy counts as
+/// chance.
+#[derive(Debug, Clone, Copy)]
+struct Chance {
+    majority: f64,
+    margin: f64,
+}
+
+impl Chance {
+    fn of(d: &Dataset) -> Self {
+        let mut counts = vec![0usize; 256];
+        for &l in &d.labels {
+            counts[l as usize] += 1;
+        }
+        let n = d.labels.len().max(1) as f64;
+        let p = counts.iter().copied().max().unwrap_or(0) as f64 / n;
+        Self {
+            majority: p,
+            margin: CHANCE_MARGIN.max(3.0 * (p * (1.0 - p) / n).sqrt()),
+        }
+    }
+
+    fn holds(&self, acc: f64) -> bool {
+        acc <= self.majority + self.margin
+    }
+}
+
 /// Watches a run's epochs for a collapse.
 #[derive(Debug, Clone)]
 pub struct CollapseWatch {
-    majority: f64,
+    train: Chance,
+    test: Chance,
+    skip: usize,
     at_chance: usize,
     learned: bool,
-    lowest_loss: Option<f64>,
+    previous_loss: Option<f64>,
 }
 
 impl CollapseWatch {
-    /// A watch for a run scored on `test`, replaying the main-stage epochs of `history` (a
-    /// resumed run).
-    pub fn new(test: &Dataset, history: &[EpochRecord]) -> Self {
-        let mut counts = vec![0usize; test.num_classes.max(1)];
-        for &l in &test.labels {
-            if let Some(c) = counts.get_mut(l as usize) {
-                *c += 1;
-            }
-        }
-        let majority =
-            counts.iter().copied().max().unwrap_or(0) as f64 / test.labels.len().max(1) as f64;
+    /// A watch for a run trained on `train` and scored on `test` whose first `warmup_epochs`
+    /// main epochs (learning-rate warm-up) are not judged, replaying the main-stage epochs of
+    /// `history` (a resumed run).
+    pub fn new(
+        train: &Dataset,
+        test: &Dataset,
+        warmup_epochs: usize,
+        history: &[EpochRecord],
+    ) -> Self {
         let mut watch = Self {
-            majority,
+            train: Chance::of(train),
+            test: Chance::of(test),
+            skip: warmup_epochs,
             at_chance: 0,
             learned: false,
-            lowest_loss: None,
+            previous_loss: None,
         };
         for r in history.iter().filter(|r| !r.init) {
             watch.observe(r);
@@ -63,39 +94,39 @@ impl CollapseWatch {
         watch
     }
 
+    /// Records an epoch; returns whether it is at chance after an earlier sign, and whether its
+    /// objective exploded.
     fn observe(&mut self, r: &EpochRecord) -> (bool, bool) {
-        let chance = r.test_acc <= self.majority + CHANCE_MARGIN;
-        let exploded = self
-            .lowest_loss
-            .is_some_and(|low| r.train_loss > 1.0 && r.train_loss > EXPLOSION * low.max(1e-12));
+        let judged = r.epoch > self.skip;
+        let chance = judged && self.test.holds(r.test_acc) && self.train.holds(r.train_acc);
+        let exploded = judged
+            && self
+                .previous_loss
+                .is_some_and(|prev| r.train_loss > 1.0 && r.train_loss > EXPLOSION * prev);
         let was = (self.at_chance, self.learned);
         self.at_chance = if chance { self.at_chance + 1 } else { 0 };
-        self.learned |= r.test_acc > self.majority + LEARNED_MARGIN;
-        if r.train_loss.is_finite() && r.train_loss > 0.0 {
-            self.lowest_loss = Some(
-                self.lowest_loss
-                    .map_or(r.train_loss, |l| l.min(r.train_loss)),
-            );
-        }
+        self.learned |= r.test_acc > self.test.majority + self.test.margin.max(LEARNED_MARGIN);
+        self.previous_loss = r.train_loss.is_finite().then_some(r.train_loss.max(1e-12));
         (chance && (was.0 >= 1 || was.1), exploded)
     }
 
     /// Records an epoch; `weighted` holds each term's weighted epoch mean. Returns the collapse
     /// if this epoch shows one.
     pub fn check(&mut self, r: &EpochRecord, weighted: &[(String, f64)]) -> Option<Collapse> {
-        let lowest = self.lowest_loss;
+        let previous = self.previous_loss;
         let (chance, exploded) = self.observe(r);
         let what = if chance {
             format!(
-                "test accuracy {:.2}% is no better than always predicting the most frequent class ({:.2}%)",
+                "test accuracy {:.2}% (training {:.2}%) is no better than always predicting the most frequent class ({:.2}%)",
                 100.0 * r.test_acc,
-                100.0 * self.majority
+                100.0 * r.train_acc,
+                100.0 * self.test.majority
             )
         } else if exploded {
             format!(
-                "the objective exploded to {:.4e} (lowest epoch mean so far {:.4e})",
+                "the objective exploded to {:.4e} (previous epoch {:.4e})",
                 r.train_loss,
-                lowest.unwrap_or(0.0)
+                previous.unwrap_or(0.0)
             )
         } else {
             return None;
@@ -114,18 +145,19 @@ impl CollapseWatch {
     }
 }
 
-/// The term with the largest weighted value, preferring a distillation term over `ce`.
+/// The term with the largest weighted value; a distillation term is preferred over `ce` when
+/// it carries at least a quarter of the largest value.
 fn blame(weighted: &[(String, f64)]) -> String {
-    let largest = |skip_ce: bool| {
-        weighted
-            .iter()
-            .filter(|(n, v)| v.is_finite() && !(skip_ce && n.starts_with("ce")))
-            .max_by(|a, b| a.1.abs().total_cmp(&b.1.abs()))
-            .map(|(n, _)| n.clone())
+    let finite = || weighted.iter().filter(|(_, v)| v.is_finite());
+    let Some(top) = finite().max_by(|a, b| a.1.abs().total_cmp(&b.1.abs())) else {
+        return "total".into();
     };
-    largest(true)
-        .or_else(|| largest(false))
-        .unwrap_or_else(|| "total".into())
+    finite()
+        .filter(|(n, v)| !n.starts_with("ce") && v.abs() >= 0.25 * top.1.abs())
+        .max_by(|a, b| a.1.abs().total_cmp(&b.1.abs()))
+        .unwrap_or(top)
+        .0
+        .clone()
 }
 
 #[cfg(test)]
@@ -147,9 +179,12 @@ mod tests {
     }
 
     fn test_set() -> Dataset {
+        // 1,000 labels, 40 % of them class 0: chance is 40 % ± 4.6 points (3 standard errors)
         Dataset {
-            images: vec![0; 10],
-            labels: vec![0, 0, 0, 0, 1, 1, 1, 2, 2, 2],
+            images: vec![0; 1000],
+            labels: (0..1000)
+                .map(|i| [0, 0, 0, 0, 1, 1, 1, 2, 2, 2][i % 10])
+                .collect(),
             channels: 1,
             height: 1,
             width: 1,
@@ -161,7 +196,7 @@ mod tests {
     fn chance_twice_or_after_learning_is_a_collapse() {
         let terms = [("ce".to_string(), 0.5), ("kd".to_string(), 3.0)];
         // majority 40 %: one epoch at chance is tolerated, the second is not
-        let mut w = CollapseWatch::new(&test_set(), &[]);
+        let mut w = CollapseWatch::new(&test_set(), &test_set(), 0, &[]);
         assert_eq!(w.check(&record(1, 0.40, 2.0), &terms), None);
         let c = w.check(&record(2, 0.41, 2.0), &terms).unwrap();
         assert_eq!(c.term, "kd");
@@ -171,10 +206,10 @@ mod tests {
             c.what
         );
         // learned, then fell to chance
-        let mut w = CollapseWatch::new(&test_set(), &[record(1, 0.8, 1.0)]);
+        let mut w = CollapseWatch::new(&test_set(), &test_set(), 0, &[record(1, 0.8, 1.0)]);
         assert!(w.check(&record(2, 0.4, 1.0), &terms).is_some());
         // healthy runs never trigger
-        let mut w = CollapseWatch::new(&test_set(), &[]);
+        let mut w = CollapseWatch::new(&test_set(), &test_set(), 0, &[]);
         for e in 1..5 {
             assert_eq!(
                 w.check(&record(e, 0.5 + 0.05 * e as f64, 1.0), &terms),
@@ -185,13 +220,22 @@ mod tests {
 
     #[test]
     fn an_exploding_objective_is_a_collapse_and_ce_is_blamed_last() {
-        let mut w = CollapseWatch::new(&test_set(), &[]);
+        let mut w = CollapseWatch::new(&test_set(), &test_set(), 0, &[]);
         assert_eq!(w.check(&record(1, 0.9, 0.5), &[]), None);
-        assert_eq!(w.check(&record(2, 0.9, 400.0), &[]), None);
+        assert_eq!(w.check(&record(2, 0.9, 400.0), &[]), None); // 800× the previous epoch
         let c = w
-            .check(&record(3, 0.9, 600.0), &[("ce".into(), 600.0)])
+            .check(
+                &record(3, 0.9, 500_000.0),
+                &[("ce".into(), 400_000.0), ("kd".into(), 50_000.0)],
+            )
             .unwrap();
         assert!(c.what.contains("exploded"), "{}", c.what);
-        assert_eq!(c.term, "ce");
+        assert_eq!(c.term, "ce"); // kd carries less than a quarter of the objective
+                                  // epochs of the learning-rate warm-up are not judged
+        let mut w = CollapseWatch::new(&test_set(), &test_set(), 2, &[]);
+        assert_eq!(w.check(&record(1, 0.4, 1.0), &[]), None);
+        assert_eq!(w.check(&record(2, 0.4, 1.0), &[]), None);
+        assert_eq!(w.check(&record(3, 0.4, 1.0), &[]), None);
+        assert!(w.check(&record(4, 0.4, 1.0), &[]).is_some());
     }
 }

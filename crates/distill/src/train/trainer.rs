@@ -168,6 +168,19 @@ struct TrainState {
     best_epoch: usize,
     seconds: f64,
     history: Vec<EpochRecord>,
+    /// The collapse that stopped the run, so that `--resume` reports it again instead of
+    /// finishing quietly (unless `stop_on_collapse` is now off).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    collapsed: Option<CollapseRecord>,
+}
+
+/// A collapse as stored in `state.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct CollapseRecord {
+    epoch: usize,
+    what: String,
+    term: String,
+    advice: String,
 }
 
 /// A job whose models and objective are built and checked, ready to train.
@@ -304,6 +317,7 @@ impl Prepared<'_> {
             best_epoch: 0,
             seconds: 0.0,
             history: Vec::new(),
+            collapsed: None,
         };
         check_job_spec(&job)?;
         if job.resume {
@@ -320,6 +334,19 @@ impl Prepared<'_> {
                 optim = optim
                     .load(dir.join("optimizer.bpk"))
                     .map_err(|e| bad(format!("optimizer state does not load: {e}")))?;
+                if let Some(c) = state.collapsed.take() {
+                    if plan.stop_on_collapse {
+                        return Err(collapse_error(
+                            &job.label,
+                            c.epoch,
+                            Collapse {
+                                what: c.what,
+                                term: c.term,
+                                advice: c.advice,
+                            },
+                        ));
+                    }
+                }
                 job.progress.line(&format!(
                     "{}: resuming after epoch {}",
                     job.label, state.completed
@@ -364,7 +391,8 @@ impl Prepared<'_> {
             (total_epochs * steps) as u64,
             (state.completed * steps) as u64,
         );
-        let mut watch = CollapseWatch::new(&data.test, &state.history);
+        let mut watch =
+            CollapseWatch::new(&data.train, &data.test, plan.warmup_epochs, &state.history);
         let interrupted = || {
             job.interrupt
                 .as_ref()
@@ -509,6 +537,12 @@ impl Prepared<'_> {
                 .flatten();
             state.history.push(record);
             state.completed = global;
+            state.collapsed = collapse.as_ref().map(|c| CollapseRecord {
+                epoch: global,
+                what: c.what.clone(),
+                term: c.term.clone(),
+                advice: c.advice.clone(),
+            });
             // The student's files are serialised once and written to best/ (if improved) and last/.
             let mut files = model_files(student, &meta, &last_dir)?;
             if stage == Stage::Main && eval.accuracy > state.best_acc {
@@ -573,10 +607,12 @@ struct JobSpec<'a> {
     losses: &'a [MethodConfig],
     train: &'a TrainPlan,
     teachers: Vec<&'a str>,
+    /// Training images the job sees (a student's `train_limit`).
+    train_images: usize,
 }
 
 /// Writes `job.json`, or, when resuming a run that has one, checks that it still describes this
-/// job.
+/// job and names each setting that changed.
 fn check_job_spec(job: &Job<'_>) -> Result<()> {
     let spec = JobSpec {
         seed: job.seed,
@@ -584,8 +620,9 @@ fn check_job_spec(job: &Job<'_>) -> Result<()> {
         losses: job.losses,
         train: job.train,
         teachers: job.teachers.iter().map(|t| t.name.as_str()).collect(),
+        train_images: job.data.train.len(),
     };
-    let now = serde_json::to_value(&spec).expect("job spec serialises");
+    let mut now = serde_json::to_value(&spec).expect("job spec serialises");
     let path = job.dir.join("job.json");
     if job.resume {
         if let Ok(raw) = std::fs::read(&path) {
@@ -594,15 +631,19 @@ fn check_job_spec(job: &Job<'_>) -> Result<()> {
                     path: path.clone(),
                     reason: format!("corrupt job.json: {e}"),
                 })?;
-            if before != now {
-                let changed: Vec<&str> = ["seed", "model", "losses", "train", "teachers"]
-                    .into_iter()
-                    .filter(|k| before.get(k) != now.get(k))
-                    .collect();
+            // job.json files written before `train_images` was recorded lack it.
+            if before.get("train_images").is_none() {
+                if let Some(o) = now.as_object_mut() {
+                    o.remove("train_images");
+                }
+            }
+            let mut changed = Vec::new();
+            crate::config::diff::differences(&before, &now, "", RESUMABLE, &mut changed);
+            if !changed.is_empty() {
                 return Err(DistillError::Config(format!(
-                    "{}: --resume would continue a run started with a different {} ({}); restore the original settings, or train into a new folder (--out) (nothing was changed)",
+                    "{}: --resume would continue a run started with other settings: {} (as started vs now, {}); restore them, or train into a new folder (--out) (nothing was changed)",
                     job.label,
-                    changed.join(", "),
+                    changed.join("; "),
                     path.display()
                 )));
             }
@@ -618,6 +659,9 @@ fn check_job_spec(job: &Job<'_>) -> Result<()> {
             .as_bytes(),
     )
 }
+
+/// Settings that may change on `--resume` (they do not change what was computed).
+const RESUMABLE: &[&str] = &["stop_on_collapse"];
 
 /// Applies the terms' state changes (memory banks) to their helper modules.
 fn apply_updates(mut trainable: Trainable, updates: Vec<AuxUpdate>) -> Trainable {
