@@ -226,7 +226,10 @@ fn a_collapsing_student_stops_and_names_the_term() {
     let setup = Setup::new(
         &TINY
             .replace("stop_on_collapse = false", "stop_on_collapse = true")
-            .replace("method = \"ce\"\nweight = 0.1", "method = \"ce\"\nweight = 0.0"),
+            .replace(
+                "method = \"ce\"\nweight = 0.1",
+                "method = \"ce\"\nweight = 0.0",
+            ),
     );
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("run");

@@ -272,6 +272,11 @@ impl ModelConfig {
         }
     }
 
+    /// The LeNet width multiplier with its default (1) filled in.
+    fn effective_width(&self) -> usize {
+        self.width.unwrap_or(1)
+    }
+
     /// Where `other` describes a different architecture than `self` (defaults filled in), one
     /// `field: self vs other` entry per setting. Dropout is not compared: it changes training,
     /// not the weights' shapes or meaning.
@@ -288,11 +293,11 @@ impl ModelConfig {
                 other.effective_hidden().unwrap_or_default()
             ));
         }
-        if self.model == "lenet" && self.width.unwrap_or(1) != other.width.unwrap_or(1) {
+        if self.model == "lenet" && self.effective_width() != other.effective_width() {
             out.push(format!(
                 "width: {} vs {}",
-                self.width.unwrap_or(1),
-                other.width.unwrap_or(1)
+                self.effective_width(),
+                other.effective_width()
             ));
         }
         out
@@ -305,14 +310,14 @@ impl ModelConfig {
         Ok(match self.model.as_str() {
             "mlp" => Net::Mlp(Mlp::new(
                 c * h * w,
-                self.hidden.as_deref().unwrap_or(&[256]),
+                &self.effective_hidden().expect("an mlp has hidden widths"),
                 classes,
                 self.dropout.unwrap_or(0.0),
                 device,
             )),
             "cnn" => Net::Cnn(Cnn::new(
                 c,
-                self.hidden.as_deref().unwrap_or(&[32, 64, 128]),
+                &self.effective_hidden().expect("a cnn has hidden widths"),
                 classes,
                 device,
             )),
@@ -322,7 +327,7 @@ impl ModelConfig {
                         "lenet needs images of at least 12×12, got {h}×{w}"
                     )));
                 }
-                Net::LeNet(LeNet::new(input, classes, self.width.unwrap_or(1), device))
+                Net::LeNet(LeNet::new(input, classes, self.effective_width(), device))
             }
             name => {
                 let (depth, wide) = match name.strip_prefix("resnet") {
@@ -401,6 +406,37 @@ mod tests {
         let shapes = teacher.tap_shapes([3, 32, 32], &device);
         assert_eq!(shapes.get("conv2"), Some(&[2, 64, 16, 16][..]));
         assert_eq!(shapes.get("conv6"), Some(&[2, 256, 4, 4][..]));
+    }
+
+    #[test]
+    fn architecture_differences_fill_in_defaults_and_name_the_field() {
+        let with = |model: &str, hidden: Option<Vec<usize>>, width: Option<usize>| ModelConfig {
+            hidden,
+            width,
+            ..ModelConfig::named(model)
+        };
+        let mlp = ModelConfig::named("mlp");
+        assert!(mlp
+            .architecture_differences(&with("mlp", Some(vec![256]), None))
+            .is_empty());
+        assert_eq!(
+            mlp.architecture_differences(&with("mlp", Some(vec![64]), None)),
+            ["hidden: [256] vs [64]"]
+        );
+        assert_eq!(
+            with("lenet", None, Some(2)).architecture_differences(&ModelConfig::named("lenet")),
+            ["width: 2 vs 1"]
+        );
+        assert_eq!(
+            ModelConfig::named("lenet").architecture_differences(&mlp),
+            ["model: \"lenet\" vs \"mlp\""]
+        );
+        // dropout does not change the weights a checkpoint holds
+        let dropped = ModelConfig {
+            dropout: Some(0.5),
+            ..ModelConfig::named("mlp")
+        };
+        assert!(mlp.architecture_differences(&dropped).is_empty());
     }
 
     #[test]
