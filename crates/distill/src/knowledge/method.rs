@@ -46,7 +46,7 @@ pub const LIBRARY_LOSSES: &[LossInfo] = &[
     LossInfo { function: "skew_kl::skew_rkl_loss", family: "sequence", description: "α-skewed reverse KL, KL(q ‖ (1−α)p + αq), per token", citation: "Ko et al., DistiLLM, ICML 2024" },
     LossInfo { function: "tvd::tvd_loss", family: "sequence", description: "token-level total variation distance", citation: "Wen et al., f-Divergence Minimization for Sequence-Level KD, ACL 2023" },
     LossInfo { function: "margin_mse::margin_mse_loss", family: "ranking", description: "MSE between student and teacher positive-negative score margins", citation: "Hofstätter et al., Improving Efficient Neural Ranking Models with Cross-Architecture KD, 2020" },
-    LossInfo { function: "listnet::listnet_loss", family: "ranking", description: "listwise cross-entropy of top-one probabilities, padding-aware", citation: "Cao et al., ListNet, ICML 2007; allRank" },
+    LossInfo { function: "listnet::listnet_loss", family: "ranking", description: "listwise cross-entropy of top-one probabilities, padding-aware; eps inside the log (allRank 1e-10, matchmaker 1e-6)", citation: "Cao et al., ListNet, ICML 2007; allRank; matchmaker" },
     LossInfo { function: "bounded_regression::bounded_regression_loss", family: "regression", description: "teacher-bounded L2 regression loss", citation: "Chen et al., Learning Efficient Object Detection Models with KD, NeurIPS 2017" },
 ];
 
