@@ -17,7 +17,9 @@ use distill::knowledge::kd::KdConfig;
 use distill::knowledge::{MethodConfig, Stage};
 use distill::models::ModelConfig;
 use distill::schemes::training_device;
-use distill::train::{build_optimizer, build_trainable, train_step, DataBundle, StepAt, Teacher};
+use distill::train::{
+    build_optimizer, build_trainable, train_step, Batch, DataBundle, StepAt, Teacher,
+};
 
 fn arg(name: &str, default: &str) -> String {
     let args: Vec<String> = std::env::args().collect();
@@ -173,9 +175,12 @@ fn main() {
             &mut optim,
             &objective,
             &teachers,
-            x.clone(),
-            y.clone(),
-            (&indices, &keys),
+            Batch {
+                x: x.clone(),
+                y: y.clone(),
+                indices: indices.clone(),
+                keys: keys.clone(),
+            },
             StepAt {
                 stage: Stage::Main,
                 epoch: 1,

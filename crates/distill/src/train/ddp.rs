@@ -18,7 +18,7 @@ use burn::tensor::distributed::{DistributedConfig, DistributedContext, ReduceOpe
 
 use super::eval::upload_keyed;
 use super::optim::build_optimizer;
-use super::trainer::{train_step, StepAt, StepOutput, Teacher, Trainable};
+use super::step::{train_step, StepAt, StepOutput, Teacher, Trainable};
 use crate::config::TrainPlan;
 use crate::data::HostBatch;
 use crate::error::{DistillError, Result};
@@ -132,33 +132,24 @@ impl DataParallel {
             let mut handles = Vec::new();
             for (r, shard) in self.replicas.iter_mut().zip(shards) {
                 handles.push(s.spawn(move || {
-                    let (indices, keys, x, y) = upload_keyed(shard, geometry, &r.device);
+                    let batch = upload_keyed(shard, geometry, &r.device);
+                    let n = batch.indices.len();
                     let out = train_step(
                         r.trainable.clone(),
                         &mut r.optim,
                         objective,
                         &r.teachers,
-                        x,
-                        y,
-                        (&indices, &keys),
+                        batch,
                         at,
                     );
                     r.trainable = out.trainable.clone();
-                    (indices.len(), out)
+                    (n, out)
                 }));
             }
-            let (indices, keys, x, y) = upload_keyed(first, geometry, main_device);
-            let main = train_step(
-                trainable,
-                optim,
-                objective,
-                teachers,
-                x,
-                y,
-                (&indices, &keys),
-                at,
-            );
-            let mut all = vec![(indices.len(), main)];
+            let batch = upload_keyed(first, geometry, main_device);
+            let n = batch.indices.len();
+            let main = train_step(trainable, optim, objective, teachers, batch, at);
+            let mut all = vec![(n, main)];
             all.extend(
                 handles
                     .into_iter()

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use burn::prelude::*;
 use burn::tensor::TensorData;
 
-use super::cache::CacheKey;
+use super::step::Batch;
 use crate::data::{Augment, Dataset, HostBatch, Loader, Normalization};
 use crate::models::Net;
 
@@ -45,15 +45,16 @@ pub fn upload(
 }
 
 /// [`upload`], keeping each sample's index and teacher-cache key for the training step.
-pub fn upload_keyed(
-    batch: HostBatch,
-    geometry: [usize; 3],
-    device: &Device,
-) -> (Vec<usize>, Vec<CacheKey>, Tensor<4>, Tensor<1, Int>) {
+pub fn upload_keyed(batch: HostBatch, geometry: [usize; 3], device: &Device) -> Batch {
     let indices = batch.indices.clone();
     let keys = batch.cache_keys();
     let (x, y) = upload(batch, geometry, device);
-    (indices, keys, x, y)
+    Batch {
+        x,
+        y,
+        indices,
+        keys,
+    }
 }
 
 /// Evaluates `net` in inference mode (no autodiff, batch norm with running statistics).

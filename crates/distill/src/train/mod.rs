@@ -7,17 +7,17 @@ pub mod clip;
 pub mod collapse;
 pub mod ddp;
 pub mod eval;
+pub mod fit;
 pub mod metrics;
 pub mod optim;
 pub mod progress;
-pub mod trainer;
+pub mod step;
+pub mod store;
 
 pub use cache::{CacheKey, CacheStats, TeacherCache};
 pub use eval::{evaluate, Evaluation};
+pub use fit::{build_trainable, DataBundle, Job, JobOutcome, Prepared, PROBE_BATCH};
 pub use metrics::EpochRecord;
 pub use optim::build_optimizer;
 pub use progress::{errln, Progress};
-pub use trainer::{
-    build_trainable, train_step, DataBundle, Job, JobOutcome, Prepared, StepAt, StepOutput,
-    Teacher, Trainable,
-};
+pub use step::{train_step, Batch, StepAt, StepOutput, Teacher, Trainable};

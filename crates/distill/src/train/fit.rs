@@ -1,81 +1,32 @@
-//! The training loop: any number of frozen teachers, one or more trainable students and their
-//! auxiliary modules, a weighted objective of knowledge terms, evaluation every epoch, best and
-//! last checkpoints, deterministic seeding, resumption and clean interruption.
+//! The fit loop: a prepared job trained epoch by epoch (stages, schedules, evaluation, best and
+//! last checkpoints, resumption, interruption, collapse and non-finite checks).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Instant;
 
-use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::cache::{CacheKey, TeacherCache};
 use super::checkpoint::{
     load_module, model_files, module_bytes, resolve_dir, write_dir, ModelMeta,
 };
-use super::clip::clip_global_norm;
 use super::collapse::{Collapse, CollapseWatch};
 use super::ddp::DataParallel;
 use super::eval::{evaluate, upload, upload_keyed};
 use super::metrics::{write_history, EpochRecord};
 use super::optim::build_optimizer;
 use super::progress::Progress;
+use super::step::{train_step, StepAt, Teacher, Trainable};
+use super::store::{check_job_spec, CollapseRecord, TrainState};
 use crate::config::TrainPlan;
 use crate::data::loader::mix;
 use crate::data::{Augment, Dataset, Loader, Normalization};
 use crate::error::{DistillError, Result};
-use crate::knowledge::{Aux, BuildContext, MethodConfig, Objective, StepContext};
-use crate::knowledge::{AuxUpdate, InitStage, Stage};
-use crate::models::{ModelConfig, Net, TapShapes, Taps};
-
-/// Everything trainable in one run: the students and the methods' helper modules, optimised
-/// together by one optimiser.
-#[derive(Module, Debug)]
-pub struct Trainable {
-    /// Students (one for offline distillation; several for mutual learning).
-    pub students: Vec<Net>,
-    /// Connectors, projection heads and other helpers registered by the methods.
-    pub aux: Vec<Aux>,
-}
-
-/// A frozen teacher, ready for inference.
-#[derive(Clone)]
-pub struct Teacher {
-    /// Row name.
-    pub name: String,
-    /// The model in inference mode on a device without autodiff: no gradients, batch norm uses
-    /// its running statistics.
-    pub net: Net,
-    /// Its tap shapes.
-    pub shapes: TapShapes,
-    /// Its predictions on the test set (for the agreement metric).
-    pub test_predictions: Vec<usize>,
-    /// Its test accuracy.
-    pub test_accuracy: f64,
-    /// Cache of its outputs, shared by every job that distils from it (`None`: always run it).
-    pub cache: Option<Arc<Mutex<TeacherCache>>>,
-}
-
-impl Teacher {
-    /// The teacher's taps for a batch: from the cache when it holds every tap the objective
-    /// reads for every sample, otherwise from a forward pass (whose outputs are then cached).
-    pub fn outputs(&self, x: Tensor<4>, keys: &[CacheKey], taps: &[String]) -> Taps {
-        let Some(cache) = &self.cache else {
-            return self.net.forward(x);
-        };
-        let device = x.device();
-        let mut cache = cache.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(hit) = cache.lookup(taps, keys, &device) {
-            return hit;
-        }
-        let out = self.net.forward(x);
-        cache.insert(taps, keys, &out);
-        out
-    }
-}
+use crate::knowledge::{BuildContext, InitStage, MethodConfig, Objective, Stage};
+use crate::models::{ModelConfig, Net, TapShapes};
 
 /// The data a run uses.
 #[derive(Clone)]
@@ -159,28 +110,6 @@ pub struct JobOutcome {
     pub seconds: f64,
     /// Whether the run stopped early (`stop_after`).
     pub partial: bool,
-}
-
-#[derive(Serialize, Deserialize)]
-struct TrainState {
-    completed: usize,
-    best_acc: f64,
-    best_epoch: usize,
-    seconds: f64,
-    history: Vec<EpochRecord>,
-    /// The collapse that stopped the run, so that `--resume` reports it again instead of
-    /// finishing quietly (unless `stop_on_collapse` is now off).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    collapsed: Option<CollapseRecord>,
-}
-
-/// A collapse as stored in `state.json`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct CollapseRecord {
-    epoch: usize,
-    what: String,
-    term: String,
-    advice: String,
 }
 
 /// A job whose models and objective are built and checked, ready to train.
@@ -449,19 +378,14 @@ impl Prepared<'_> {
                         &device,
                         at,
                     ),
-                    None => {
-                        let (indices, keys, x, y) = upload_keyed(batch, geometry, &device);
-                        train_step(
-                            trainable,
-                            &mut optim,
-                            &objective,
-                            job.teachers,
-                            x,
-                            y,
-                            (&indices, &keys),
-                            at,
-                        )
-                    }
+                    None => train_step(
+                        trainable,
+                        &mut optim,
+                        &objective,
+                        job.teachers,
+                        upload_keyed(batch, geometry, &device),
+                        at,
+                    ),
                 };
                 trainable = out.trainable;
                 if let Some((term, value)) = out.non_finite {
@@ -595,203 +519,5 @@ fn collapse_error(label: &str, epoch: usize, c: Collapse) -> DistillError {
         what: c.what,
         term: c.term,
         advice: c.advice,
-    }
-}
-
-/// What a run's results depend on, recorded as `job.json` so that `--resume` can refuse to mix
-/// two different recipes in one run.
-#[derive(Serialize, PartialEq)]
-struct JobSpec<'a> {
-    seed: u64,
-    model: &'a ModelConfig,
-    losses: &'a [MethodConfig],
-    train: &'a TrainPlan,
-    teachers: Vec<&'a str>,
-    /// Training images the job sees (a student's `train_limit`).
-    train_images: usize,
-}
-
-/// Writes `job.json`, or, when resuming a run that has one, checks that it still describes this
-/// job and names each setting that changed.
-fn check_job_spec(job: &Job<'_>) -> Result<()> {
-    let spec = JobSpec {
-        seed: job.seed,
-        model: &job.model,
-        losses: job.losses,
-        train: job.train,
-        teachers: job.teachers.iter().map(|t| t.name.as_str()).collect(),
-        train_images: job.data.train.len(),
-    };
-    let mut now = serde_json::to_value(&spec).expect("job spec serialises");
-    let path = job.dir.join("job.json");
-    if job.resume {
-        if let Ok(raw) = std::fs::read(&path) {
-            let before: serde_json::Value =
-                serde_json::from_slice(&raw).map_err(|e| DistillError::Checkpoint {
-                    path: path.clone(),
-                    reason: format!("corrupt job.json: {e}"),
-                })?;
-            // job.json files written before `train_images` was recorded lack it.
-            if before.get("train_images").is_none() {
-                if let Some(o) = now.as_object_mut() {
-                    o.remove("train_images");
-                }
-            }
-            let mut changed = Vec::new();
-            crate::config::diff::differences(&before, &now, "", RESUMABLE, &mut changed);
-            if !changed.is_empty() {
-                return Err(DistillError::Config(format!(
-                    "{}: --resume would continue a run started with other settings: {} (as started vs now, {}); restore them, or train into a new folder (--out) (nothing was changed)",
-                    job.label,
-                    changed.join("; "),
-                    path.display()
-                )));
-            }
-            return Ok(());
-        }
-    }
-    std::fs::create_dir_all(&job.dir)
-        .map_err(|e| DistillError::io("creating run folder", &job.dir, e))?;
-    super::checkpoint::write_atomic(
-        &path,
-        serde_json::to_string_pretty(&now)
-            .expect("job spec serialises")
-            .as_bytes(),
-    )
-}
-
-/// Settings that may change on `--resume` (they do not change what was computed).
-const RESUMABLE: &[&str] = &["stop_on_collapse"];
-
-/// Applies the terms' state changes (memory banks) to their helper modules.
-fn apply_updates(mut trainable: Trainable, updates: Vec<AuxUpdate>) -> Trainable {
-    if updates.is_empty() {
-        return trainable;
-    }
-    let mut slots: Vec<Option<Aux>> = trainable.aux.into_iter().map(Some).collect();
-    for u in updates {
-        let current = slots[u.aux].take().expect("one update per helper module");
-        slots[u.aux] = Some((u.apply)(current));
-    }
-    trainable.aux = slots
-        .into_iter()
-        .map(|s| s.expect("every helper module is put back"))
-        .collect();
-    trainable
-}
-
-/// What one optimisation step returns.
-pub struct StepOutput {
-    /// The updated trainable bundle.
-    pub trainable: Trainable,
-    /// Weighted objective.
-    pub total: f64,
-    /// Unweighted terms, by name.
-    pub terms: Vec<(String, f64)>,
-    /// Each term's weight in the objective, in the order of `terms`.
-    pub weights: Vec<f64>,
-    /// Correct top-1 predictions of student 0 on the batch.
-    pub correct: f64,
-    /// The first non-finite term (the update is then skipped).
-    pub non_finite: Option<(String, f64)>,
-}
-
-/// Where a step stands in the run and how it updates.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct StepAt {
-    /// The stage of the step.
-    pub stage: Stage,
-    /// Epoch of the stage, from 1.
-    pub epoch: usize,
-    /// Epochs of the stage done after this step, counted per step (see
-    /// [`StepContext::progress`]).
-    pub progress: f64,
-    /// Learning rate of the update.
-    pub lr: f64,
-    /// Global gradient-norm clipping threshold, if any.
-    pub grad_clip: Option<f64>,
-}
-
-/// One training step: frozen teachers' forward (no autodiff), students' forward, objective,
-/// backward, optional gradient clipping and optimiser update. Reads the values back from the
-/// device once.
-#[allow(clippy::too_many_arguments)]
-pub fn train_step(
-    trainable: Trainable,
-    optim: &mut ModuleOptimizer,
-    objective: &Objective,
-    teachers: &[Teacher],
-    x: Tensor<4>,
-    y: Tensor<1, Int>,
-    (indices, keys): (&[usize], &[CacheKey]),
-    at: StepAt,
-) -> StepOutput {
-    let n = indices.len();
-    let x_plain = x.clone().without_autodiff();
-    let teacher_taps: Vec<_> = if objective.reads_teachers() {
-        teachers
-            .iter()
-            .enumerate()
-            .map(|(i, t)| t.outputs(x_plain.clone(), keys, objective.teacher_taps(i)))
-            .collect()
-    } else {
-        Vec::new()
-    };
-    let student_taps: Vec<_> = trainable
-        .students
-        .iter()
-        .map(|s| s.forward(x.clone()))
-        .collect();
-    let hits = student_taps[0]
-        .logits
-        .clone()
-        .detach()
-        .argmax(1)
-        .reshape([n])
-        .equal(y.clone())
-        .int()
-        .sum()
-        .float();
-    let ctx = StepContext {
-        students: &student_taps,
-        teachers: &teacher_taps,
-        targets: y,
-        indices,
-        epoch: at.epoch,
-        progress: at.progress,
-        stage: at.stage,
-    };
-    let value = objective.forward(&trainable.aux, &ctx);
-    let mut parts = vec![value.total.clone().detach()];
-    parts.extend(value.terms.iter().map(|(_, t)| t.clone().detach()));
-    parts.push(hits);
-    let read: Vec<f32> = Tensor::cat(parts, 0).into_data().iter::<f32>().collect();
-    let terms: Vec<(String, f64)> = value
-        .terms
-        .iter()
-        .zip(&read[1..])
-        .map(|((name, _), v)| (name.clone(), *v as f64))
-        .collect();
-    let non_finite = terms
-        .iter()
-        .find(|(_, v)| !v.is_finite())
-        .cloned()
-        .or_else(|| (!read[0].is_finite()).then(|| ("total".to_string(), read[0] as f64)));
-    let trainable = if non_finite.is_some() {
-        trainable
-    } else {
-        let mut grads = GradientsParams::from_grads(value.total.backward(), &trainable);
-        if let Some(max_norm) = at.grad_clip {
-            grads = clip_global_norm(grads, &trainable, max_norm);
-        }
-        apply_updates(optim.step(at.lr, trainable, grads), value.updates)
-    };
-    StepOutput {
-        trainable,
-        total: read[0] as f64,
-        terms,
-        weights: value.weights,
-        correct: read[read.len() - 1] as f64,
-        non_finite,
     }
 }

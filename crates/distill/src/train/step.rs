@@ -1,0 +1,208 @@
+//! One optimisation step, the same for every run: frozen teachers (from the cache or a forward
+//! pass without autodiff), trainable students, the weighted objective, backward, optional
+//! gradient clipping, the optimiser update and the terms' state updates.
+
+use std::sync::{Arc, Mutex};
+
+use burn::optim::{GradientsParams, ModuleOptimizer};
+use burn::prelude::*;
+
+use super::cache::{CacheKey, TeacherCache};
+use super::clip::clip_global_norm;
+use crate::knowledge::{Aux, AuxUpdate, Objective, Stage, StepContext};
+use crate::models::{Net, TapShapes, Taps};
+
+/// Everything trainable in one run: the students and the methods' helper modules, optimised
+/// together by one optimiser.
+#[derive(Module, Debug)]
+pub struct Trainable {
+    /// Students (one for offline distillation; several for mutual learning).
+    pub students: Vec<Net>,
+    /// Connectors, projection heads and other helpers registered by the methods.
+    pub aux: Vec<Aux>,
+}
+
+/// A frozen teacher, ready for inference.
+#[derive(Clone)]
+pub struct Teacher {
+    /// Row name.
+    pub name: String,
+    /// The model in inference mode on a device without autodiff: no gradients, batch norm uses
+    /// its running statistics.
+    pub net: Net,
+    /// Its tap shapes.
+    pub shapes: TapShapes,
+    /// Its predictions on the test set (for the agreement metric).
+    pub test_predictions: Vec<usize>,
+    /// Its test accuracy.
+    pub test_accuracy: f64,
+    /// Cache of its outputs, shared by every job that distils from it (`None`: always run it).
+    pub cache: Option<Arc<Mutex<TeacherCache>>>,
+}
+
+impl Teacher {
+    /// The teacher's taps for a batch: from the cache when it holds every tap the objective
+    /// reads for every sample, otherwise from a forward pass (whose outputs are then cached).
+    pub fn outputs(&self, x: Tensor<4>, keys: &[CacheKey], taps: &[String]) -> Taps {
+        let Some(cache) = &self.cache else {
+            return self.net.forward(x);
+        };
+        let device = x.device();
+        let mut cache = cache.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(hit) = cache.lookup(taps, keys, &device) {
+            return hit;
+        }
+        let out = self.net.forward(x);
+        cache.insert(taps, keys, &out);
+        out
+    }
+}
+
+/// One training batch on the device: images, labels, and each sample's index in the training
+/// set and teacher-cache key.
+pub struct Batch {
+    /// Images `[n, c, h, w]`.
+    pub x: Tensor<4>,
+    /// Class labels `[n]`.
+    pub y: Tensor<1, Int>,
+    /// Index of each sample in the training set.
+    pub indices: Vec<usize>,
+    /// Teacher-cache key (sample, augmented view) of each sample.
+    pub keys: Vec<CacheKey>,
+}
+
+/// Applies the terms' state changes (memory banks) to their helper modules.
+fn apply_updates(mut trainable: Trainable, updates: Vec<AuxUpdate>) -> Trainable {
+    if updates.is_empty() {
+        return trainable;
+    }
+    let mut slots: Vec<Option<Aux>> = trainable.aux.into_iter().map(Some).collect();
+    for u in updates {
+        let current = slots[u.aux].take().expect("one update per helper module");
+        slots[u.aux] = Some((u.apply)(current));
+    }
+    trainable.aux = slots
+        .into_iter()
+        .map(|s| s.expect("every helper module is put back"))
+        .collect();
+    trainable
+}
+
+/// What one optimisation step returns.
+pub struct StepOutput {
+    /// The updated trainable bundle.
+    pub trainable: Trainable,
+    /// Weighted objective.
+    pub total: f64,
+    /// Unweighted terms, by name.
+    pub terms: Vec<(String, f64)>,
+    /// Each term's weight in the objective, in the order of `terms`.
+    pub weights: Vec<f64>,
+    /// Correct top-1 predictions of student 0 on the batch.
+    pub correct: f64,
+    /// The first non-finite term (the update is then skipped).
+    pub non_finite: Option<(String, f64)>,
+}
+
+/// Where a step stands in the run and how it updates.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct StepAt {
+    /// The stage of the step.
+    pub stage: Stage,
+    /// Epoch of the stage, from 1.
+    pub epoch: usize,
+    /// Epochs of the stage done after this step, counted per step (see
+    /// [`StepContext::progress`]).
+    pub progress: f64,
+    /// Learning rate of the update.
+    pub lr: f64,
+    /// Global gradient-norm clipping threshold, if any.
+    pub grad_clip: Option<f64>,
+}
+
+/// One training step: frozen teachers' forward (no autodiff), students' forward, objective,
+/// backward, optional gradient clipping and optimiser update. Reads the values back from the
+/// device once.
+pub fn train_step(
+    trainable: Trainable,
+    optim: &mut ModuleOptimizer,
+    objective: &Objective,
+    teachers: &[Teacher],
+    batch: Batch,
+    at: StepAt,
+) -> StepOutput {
+    let Batch {
+        x,
+        y,
+        indices,
+        keys,
+    } = batch;
+    let n = indices.len();
+    let x_plain = x.clone().without_autodiff();
+    let teacher_taps: Vec<_> = if objective.reads_teachers() {
+        teachers
+            .iter()
+            .enumerate()
+            .map(|(i, t)| t.outputs(x_plain.clone(), &keys, objective.teacher_taps(i)))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let student_taps: Vec<_> = trainable
+        .students
+        .iter()
+        .map(|s| s.forward(x.clone()))
+        .collect();
+    let hits = student_taps[0]
+        .logits
+        .clone()
+        .detach()
+        .argmax(1)
+        .reshape([n])
+        .equal(y.clone())
+        .int()
+        .sum()
+        .float();
+    let ctx = StepContext {
+        students: &student_taps,
+        teachers: &teacher_taps,
+        targets: y,
+        indices: &indices,
+        epoch: at.epoch,
+        progress: at.progress,
+        stage: at.stage,
+    };
+    let value = objective.forward(&trainable.aux, &ctx);
+    let mut parts = vec![value.total.clone().detach()];
+    parts.extend(value.terms.iter().map(|(_, t)| t.clone().detach()));
+    parts.push(hits);
+    let read: Vec<f32> = Tensor::cat(parts, 0).into_data().iter::<f32>().collect();
+    let terms: Vec<(String, f64)> = value
+        .terms
+        .iter()
+        .zip(&read[1..])
+        .map(|((name, _), v)| (name.clone(), *v as f64))
+        .collect();
+    let non_finite = terms
+        .iter()
+        .find(|(_, v)| !v.is_finite())
+        .cloned()
+        .or_else(|| (!read[0].is_finite()).then(|| ("total".to_string(), read[0] as f64)));
+    let trainable = if non_finite.is_some() {
+        trainable
+    } else {
+        let mut grads = GradientsParams::from_grads(value.total.backward(), &trainable);
+        if let Some(max_norm) = at.grad_clip {
+            grads = clip_global_norm(grads, &trainable, max_norm);
+        }
+        apply_updates(optim.step(at.lr, trainable, grads), value.updates)
+    };
+    StepOutput {
+        trainable,
+        total: read[0] as f64,
+        terms,
+        weights: value.weights,
+        correct: read[read.len() - 1] as f64,
+        non_finite,
+    }
+}
