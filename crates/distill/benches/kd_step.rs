@@ -16,7 +16,7 @@ use distill::knowledge::ce::CeConfig;
 use distill::knowledge::kd::KdConfig;
 use distill::knowledge::{MethodConfig, Stage};
 use distill::models::ModelConfig;
-use distill::schemes::training_device;
+use distill::run::training_device;
 use distill::train::{
     build_optimizer, build_trainable, train_step, Batch, DataBundle, StepAt, Teacher,
 };

@@ -94,7 +94,7 @@ fn every_sample_sweep_runs_at_a_tiny_size_on_the_embedded_data() {
             progress: Progress::Quiet,
             ..Default::default()
         };
-        let report = distill::schemes::run_sweep(&cfg, &opts)
+        let report = distill::run::run_sweep(&cfg, &opts)
             .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         assert_eq!(report.rows.len(), cfg.pair.len() * (cfg.recipe.len() + 1));
         for f in [
@@ -111,7 +111,7 @@ fn every_sample_sweep_runs_at_a_tiny_size_on_the_embedded_data() {
             );
         }
         // a second run without --resume refuses to touch the folder
-        let err = distill::schemes::run_sweep(&cfg, &opts)
+        let err = distill::run::run_sweep(&cfg, &opts)
             .unwrap_err()
             .to_string();
         assert!(err.contains("--resume"), "{err}");

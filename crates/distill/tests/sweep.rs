@@ -4,7 +4,8 @@ mod common;
 
 use common::serial;
 use distill::config::SweepConfig;
-use distill::schemes::{run_sweep, RunOptions};
+use distill::run::run_sweep;
+use distill::schemes::RunOptions;
 use distill::train::Progress;
 
 #[test]

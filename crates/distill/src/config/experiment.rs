@@ -5,11 +5,11 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::suggest::explain_serde_error;
-use super::train::{TrainConfig, TrainPlan};
 use crate::data::{Augment, DataSource};
 use crate::error::{DistillError, Result};
 use crate::knowledge::MethodConfig;
 use crate::models::ModelConfig;
+use crate::train::plan::{TrainConfig, TrainPlan};
 
 /// Which backend runs the experiment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]

@@ -4,11 +4,10 @@ pub mod diff;
 pub mod experiment;
 pub mod suggest;
 pub mod sweep;
-pub mod train;
 
+pub use crate::train::plan::{OptimizerKind, ScheduleKind, TrainConfig, TrainPlan};
 pub use experiment::{
     Backend, DataConfig, ExperimentConfig, Plan, StudentPlan, TeacherConfig, TeacherPlan,
 };
 pub use suggest::suggest;
 pub use sweep::{PairConfig, RecipeConfig, SweepConfig};
-pub use train::{OptimizerKind, ScheduleKind, TrainConfig, TrainPlan};

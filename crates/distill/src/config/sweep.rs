@@ -7,10 +7,10 @@ use serde::{Deserialize, Serialize};
 
 use super::experiment::{Backend, DataConfig, ExperimentConfig, StudentConfig, TeacherConfig};
 use super::suggest::explain_serde_error;
-use super::train::TrainConfig;
 use crate::error::{DistillError, Result};
 use crate::knowledge::MethodConfig;
 use crate::models::ModelConfig;
+use crate::train::plan::TrainConfig;
 
 /// `[[pair]]`: a teacher and a student architecture.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -7,7 +7,6 @@ use std::sync::Arc;
 
 use burn::prelude::*;
 
-use super::device::plan_devices;
 use crate::config::diff::differences;
 use crate::config::experiment::StudentConfig;
 use crate::config::{ExperimentConfig, Plan, StudentPlan};
@@ -16,6 +15,7 @@ use crate::error::{DistillError, Result};
 use crate::knowledge::{ce::CeConfig, MethodConfig};
 use crate::models::Net;
 use crate::report::{plot_curves, Report, Row};
+use crate::run::device::plan_devices;
 use crate::train::checkpoint::{load_model_dir, write_atomic};
 use crate::train::{evaluate, DataBundle, Job, JobOutcome, Progress, Teacher, TeacherCache};
 

@@ -1,5 +1,5 @@
-//! Training: the loop, optimisers, schedules (in [`crate::config::TrainPlan`]), checkpoints,
-//! metrics and progress.
+//! Training: the step, the fit loop, the training plan and its schedules, optimisers,
+//! checkpoints, metrics and progress.
 
 pub mod cache;
 pub mod checkpoint;
@@ -10,6 +10,7 @@ pub mod eval;
 pub mod fit;
 pub mod metrics;
 pub mod optim;
+pub mod plan;
 pub mod progress;
 pub mod step;
 pub mod store;
