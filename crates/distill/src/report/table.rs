@@ -96,6 +96,15 @@ fn pct((m, s): (f64, f64), seeds: usize) -> String {
 }
 
 impl Report {
+    /// Writes `results.md`, `results.csv` and `results.json` into `dir` (each atomically).
+    pub fn write(&self, dir: &std::path::Path) -> crate::error::Result<()> {
+        use crate::train::checkpoint::write_atomic;
+        write_atomic(&dir.join("results.md"), self.markdown().as_bytes())?;
+        write_atomic(&dir.join("results.csv"), self.csv().as_bytes())?;
+        let json = serde_json::to_string_pretty(self).expect("a report serialises");
+        write_atomic(&dir.join("results.json"), json.as_bytes())
+    }
+
     /// A Markdown table (also what the CLI prints).
     pub fn markdown(&self) -> String {
         let mut out = format!(

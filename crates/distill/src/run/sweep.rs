@@ -88,14 +88,7 @@ pub fn run_sweep(cfg: &SweepConfig, opts: &RunOptions) -> Result<Report> {
         title: cfg.name.clone(),
         rows,
     };
-    write_atomic(&root.join("results.md"), report.markdown().as_bytes())?;
-    write_atomic(&root.join("results.csv"), report.csv().as_bytes())?;
-    write_atomic(
-        &root.join("results.json"),
-        serde_json::to_string_pretty(&report)
-            .expect("report serialises")
-            .as_bytes(),
-    )?;
+    report.write(&root)?;
     plot_bars(&root.join("bars.svg"), &cfg.name, &groups)?;
     Ok(report)
 }

@@ -411,14 +411,7 @@ pub fn run_experiment(plan: &Plan, opts: &RunOptions) -> Result<Report> {
         title: plan.name.clone(),
         rows,
     };
-    write_atomic(&run_dir.join("results.md"), report.markdown().as_bytes())?;
-    write_atomic(&run_dir.join("results.csv"), report.csv().as_bytes())?;
-    write_atomic(
-        &run_dir.join("results.json"),
-        serde_json::to_string_pretty(&report)
-            .expect("report serialises")
-            .as_bytes(),
-    )?;
+    report.write(&run_dir)?;
     plot_curves(&run_dir.join("curves.svg"), &plan.name, &curves)?;
     Ok(report)
 }
