@@ -39,10 +39,10 @@ pub const INFO: MethodInfo = MethodInfo {
 #[serde(deny_unknown_fields)]
 pub struct AbConfig {
     /// Weight of the initialisation-stage loss (default 1).
-    #[serde(default = "one")]
+    #[serde(default = "super::defaults::one")]
     pub weight: f64,
     /// Margin μ (default 1).
-    #[serde(default = "one")]
+    #[serde(default = "super::defaults::one")]
     pub margin: f64,
     /// Epochs of the initialisation stage (default 30, as RepDistiller).
     #[serde(default = "thirty")]
@@ -64,9 +64,6 @@ pub struct AbConfig {
     pub teacher: usize,
 }
 
-fn one() -> f64 {
-    1.0
-}
 fn thirty() -> usize {
     30
 }

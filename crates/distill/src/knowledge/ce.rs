@@ -17,7 +17,7 @@ use crate::error::{DistillError, Result};
 #[serde(deny_unknown_fields)]
 pub struct CeConfig {
     /// Weight in the objective (default 1.0).
-    #[serde(default = "one")]
+    #[serde(default = "super::defaults::one")]
     pub weight: f64,
     /// Label smoothing ε in `[0, 1)` (default 0).
     #[serde(default)]
@@ -25,10 +25,6 @@ pub struct CeConfig {
     /// Which student the term trains (default 0).
     #[serde(default)]
     pub student: usize,
-}
-
-fn one() -> f64 {
-    1.0
 }
 
 /// Catalogue entry.

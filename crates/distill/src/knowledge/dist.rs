@@ -37,16 +37,16 @@ pub const INFO: MethodInfo = MethodInfo {
 #[serde(deny_unknown_fields)]
 pub struct DistConfig {
     /// Weight in the objective (default 1).
-    #[serde(default = "one")]
+    #[serde(default = "super::defaults::one")]
     pub weight: f64,
     /// Inter-class weight β (default 1).
-    #[serde(default = "one")]
+    #[serde(default = "super::defaults::one")]
     pub beta: f64,
     /// Intra-class weight γ (default 1).
-    #[serde(default = "one")]
+    #[serde(default = "super::defaults::one")]
     pub gamma: f64,
     /// Temperature τ (default 1).
-    #[serde(default = "one")]
+    #[serde(default = "super::defaults::one")]
     pub tau: f64,
     /// Which student (default 0).
     #[serde(default)]
@@ -54,10 +54,6 @@ pub struct DistConfig {
     /// Which teacher (default 0).
     #[serde(default)]
     pub teacher: usize,
-}
-
-fn one() -> f64 {
-    1.0
 }
 
 fn pearson_mean(a: Tensor<2>, b: Tensor<2>) -> Tensor<1> {

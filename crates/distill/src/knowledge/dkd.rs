@@ -46,10 +46,10 @@ pub const INFO: MethodInfo = MethodInfo {
 #[serde(deny_unknown_fields)]
 pub struct DkdConfig {
     /// Weight in the objective (default 1).
-    #[serde(default = "one")]
+    #[serde(default = "super::defaults::one")]
     pub weight: f64,
     /// TCKD weight α (default 1).
-    #[serde(default = "one")]
+    #[serde(default = "super::defaults::one")]
     pub alpha: f64,
     /// NCKD weight β (default 8).
     #[serde(default = "eight")]
@@ -69,9 +69,6 @@ pub struct DkdConfig {
     pub teacher: usize,
 }
 
-fn one() -> f64 {
-    1.0
-}
 fn eight() -> f64 {
     8.0
 }

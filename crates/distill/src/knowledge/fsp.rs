@@ -34,7 +34,7 @@ pub const INFO: MethodInfo = MethodInfo {
 #[serde(deny_unknown_fields)]
 pub struct FspConfig {
     /// Weight in the objective (default 1).
-    #[serde(default = "one")]
+    #[serde(default = "super::defaults::one")]
     pub weight: f64,
     /// Student feature-map taps, shallow to deep (default stage1..3).
     #[serde(default = "default_stage_taps")]
@@ -48,10 +48,6 @@ pub struct FspConfig {
     /// Which teacher (default 0).
     #[serde(default)]
     pub teacher: usize,
-}
-
-fn one() -> f64 {
-    1.0
 }
 
 /// FSP matrix `[B, C_top, C_bottom]` of two feature maps.

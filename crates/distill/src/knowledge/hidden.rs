@@ -45,7 +45,7 @@ pub enum HiddenLoss {
 #[serde(deny_unknown_fields)]
 pub struct HiddenConfig {
     /// Weight in the objective (default 1).
-    #[serde(default = "one")]
+    #[serde(default = "super::defaults::one")]
     pub weight: f64,
     /// `mse` (default) or `cosine`.
     #[serde(default = "mse")]
@@ -67,9 +67,6 @@ pub struct HiddenConfig {
     pub teacher: usize,
 }
 
-fn one() -> f64 {
-    1.0
-}
 fn mse() -> HiddenLoss {
     HiddenLoss::Mse
 }

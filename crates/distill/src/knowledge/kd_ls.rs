@@ -38,7 +38,7 @@ pub const INFO: MethodInfo = MethodInfo {
 #[serde(deny_unknown_fields)]
 pub struct KdLsConfig {
     /// Weight in the objective (default 1).
-    #[serde(default = "one")]
+    #[serde(default = "super::defaults::one")]
     pub weight: f64,
     /// Temperature T (default 2).
     #[serde(default = "two")]
@@ -51,9 +51,6 @@ pub struct KdLsConfig {
     pub teacher: usize,
 }
 
-fn one() -> f64 {
-    1.0
-}
 fn two() -> f64 {
     2.0
 }

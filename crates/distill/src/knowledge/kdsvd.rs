@@ -64,7 +64,7 @@ pub const INFO: MethodInfo = MethodInfo {
 #[serde(deny_unknown_fields)]
 pub struct KdsvdConfig {
     /// Weight in the objective (default 1).
-    #[serde(default = "one")]
+    #[serde(default = "super::defaults::one")]
     pub weight: f64,
     /// Teacher singular vectors compared (default 1; the student uses `k + 3`).
     #[serde(default = "one_usize")]
@@ -83,9 +83,6 @@ pub struct KdsvdConfig {
     pub teacher: usize,
 }
 
-fn one() -> f64 {
-    1.0
-}
 fn one_usize() -> usize {
     1
 }

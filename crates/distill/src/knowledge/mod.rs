@@ -7,6 +7,7 @@ pub mod cc;
 pub mod ce;
 pub mod connector;
 pub mod crd;
+pub mod defaults;
 pub mod dist;
 pub mod dkd;
 pub mod fitnet;

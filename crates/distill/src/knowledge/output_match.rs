@@ -43,7 +43,7 @@ pub enum Distance {
 #[serde(deny_unknown_fields)]
 pub struct OutputMatchConfig {
     /// Weight in the objective (default 1).
-    #[serde(default = "one")]
+    #[serde(default = "super::defaults::one")]
     pub weight: f64,
     /// `l1`, `l2` (default) or `smooth-l1`.
     #[serde(default = "l2")]
@@ -62,9 +62,6 @@ pub struct OutputMatchConfig {
     pub teacher: usize,
 }
 
-fn one() -> f64 {
-    1.0
-}
 fn l2() -> Distance {
     Distance::L2
 }

@@ -44,7 +44,7 @@ pub const INFO: MethodInfo = MethodInfo {
 #[serde(deny_unknown_fields)]
 pub struct ReviewKdConfig {
     /// Weight in the objective (default 1).
-    #[serde(default = "one")]
+    #[serde(default = "super::defaults::one")]
     pub weight: f64,
     /// Warm-up epochs of the linear ramp, per step (default 20; fractions allowed; 0 disables it).
     #[serde(default = "twenty")]
@@ -66,9 +66,6 @@ pub struct ReviewKdConfig {
     pub teacher: usize,
 }
 
-fn one() -> f64 {
-    1.0
-}
 fn twenty() -> f64 {
     20.0
 }

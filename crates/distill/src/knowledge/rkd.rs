@@ -35,7 +35,7 @@ pub const INFO: MethodInfo = MethodInfo {
 #[serde(deny_unknown_fields)]
 pub struct RkdConfig {
     /// Weight in the objective (default 1).
-    #[serde(default = "one")]
+    #[serde(default = "super::defaults::one")]
     pub weight: f64,
     /// Distance weight inside the loss (default 25).
     #[serde(default = "w_d")]
@@ -57,9 +57,6 @@ pub struct RkdConfig {
     pub teacher: usize,
 }
 
-fn one() -> f64 {
-    1.0
-}
 fn w_d() -> f64 {
     25.0
 }

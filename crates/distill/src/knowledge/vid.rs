@@ -37,7 +37,7 @@ pub const INFO: MethodInfo = MethodInfo {
 #[serde(deny_unknown_fields)]
 pub struct VidConfig {
     /// Weight in the objective (default 1).
-    #[serde(default = "one")]
+    #[serde(default = "super::defaults::one")]
     pub weight: f64,
     /// Initial predicted variance (default 5).
     #[serde(default = "five")]
@@ -56,9 +56,6 @@ pub struct VidConfig {
     pub teacher: usize,
 }
 
-fn one() -> f64 {
-    1.0
-}
 fn five() -> f64 {
     5.0
 }

@@ -231,8 +231,8 @@ impl ModelConfig {
                     .unwrap_or("no settings")
             )))
         };
-        let is_mlp = self.model == "mlp" || self.model == "cnn";
-        if !is_mlp && self.hidden.is_some() {
+        let has_hidden = self.model == "mlp" || self.model == "cnn";
+        if !has_hidden && self.hidden.is_some() {
             return misplaced("hidden");
         }
         if self.model != "mlp" && self.dropout.is_some() {
