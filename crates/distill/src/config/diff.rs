@@ -3,6 +3,10 @@
 
 use serde_json::Value;
 
+/// Settings that may change between a run's start and its `--resume` (in `resolved.toml` and
+/// each `job.json`): they do not change what the completed epochs computed.
+pub const RESUMABLE: &[&str] = &["stop_on_collapse", "cache_mb", "eval_batch_size"];
+
 /// Appends `path: before vs now` for every leaf where two serialised configs differ. Keys named
 /// in `ignore` are skipped at any depth (settings that do not change results, such as
 /// `stop_on_collapse`); numbers compare by value (`20` equals `20.0`); arrays of tables compare

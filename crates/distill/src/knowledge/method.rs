@@ -110,6 +110,9 @@ pub struct Built {
     pub weight: f64,
     /// The term.
     pub term: Box<dyn KnowledgeTerm>,
+    /// Whether the term is the task's supervised loss (its method's family is `supervised`),
+    /// set by the registry.
+    pub supervised: bool,
 }
 
 impl Built {
@@ -118,6 +121,7 @@ impl Built {
         Self {
             weight,
             term: Box::new(term),
+            supervised: false,
         }
     }
 }
@@ -140,7 +144,10 @@ macro_rules! methods {
                 let built = match self {
                     $(Self::$variant(c) => c.build(ctx, aux)),*
                 };
-                built.map_err(|e| self.explain_taps(e))
+                let supervised = self.info().family == "supervised";
+                built
+                    .map(|b| Built { supervised, ..b })
+                    .map_err(|e| self.explain_taps(e))
             }
 
             /// The term's weight in the objective.

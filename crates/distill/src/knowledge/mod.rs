@@ -39,7 +39,7 @@ pub mod vid;
 
 pub use connector::Aux;
 pub use method::{Built, LossInfo, MethodConfig, MethodInfo, LIBRARY_LOSSES, METHODS};
-pub use objective::Objective;
+pub use objective::{Objective, TermWeight};
 pub use term::{
     AuxUpdate, BuildContext, InitStage, KnowledgeTerm, Side, Stage, StepContext, TermStep,
 };

@@ -13,14 +13,24 @@ pub struct Objective {
     reads_teachers: bool,
 }
 
+/// How a term enters the objective: its weight, and whether it is the task's supervised loss
+/// (what a collapse report blames last).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TermWeight {
+    /// Weight in the objective.
+    pub weight: f64,
+    /// Whether the term's method is of the `supervised` family.
+    pub supervised: bool,
+}
+
 /// The objective's value at one step.
 pub struct ObjectiveValue {
     /// `Σ weight · term`.
     pub total: Tensor<1>,
     /// Each term's unweighted value, by name (names made unique with a `#2` suffix).
     pub terms: Vec<(String, Tensor<1>)>,
-    /// Each term's weight in `total`, in the order of `terms`.
-    pub weights: Vec<f64>,
+    /// How each term enters `total`, in the order of `terms`.
+    pub weights: Vec<TermWeight>,
     /// Non-trainable state changes to apply after the optimiser step.
     pub updates: Vec<AuxUpdate>,
 }
@@ -129,7 +139,10 @@ impl Objective {
                     k += 1;
                 }
                 named.push((unique, value));
-                weights.push(weight);
+                weights.push(TermWeight {
+                    weight,
+                    supervised: built.supervised,
+                });
             }
         }
         ObjectiveValue {

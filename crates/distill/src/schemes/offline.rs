@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use burn::prelude::*;
 
-use crate::config::diff::differences;
+use crate::config::diff::{differences, RESUMABLE};
 use crate::config::experiment::StudentConfig;
 use crate::config::{ExperimentConfig, Plan, StudentPlan};
 use crate::data::Dataset;
@@ -120,10 +120,6 @@ pub(crate) fn check_run_dir(dir: &Path, resume: bool, plan: &Plan) -> Result<Vec
     }
     Ok(warnings)
 }
-
-/// Settings that may change between a run's start and its `--resume`: they do not change what
-/// the completed epochs computed.
-pub(crate) const RESUMABLE: &[&str] = &["stop_on_collapse", "cache_mb", "eval_batch_size"];
 
 /// The settings in which `now` would change a run started as `before`, as `key: old vs new`.
 /// Seeds and students may be added (they start fresh runs); the run's name and output root may

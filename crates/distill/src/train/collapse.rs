@@ -20,13 +20,24 @@ const LEARNED_MARGIN: f64 = 0.05;
 /// Growth of the epoch objective from one epoch to the next that counts as an explosion.
 const EXPLOSION: f64 = 1000.0;
 
+/// One term's weighted epoch mean, as the collapse report weighs it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TermShare {
+    /// The term's logged name.
+    pub name: String,
+    /// Its weighted epoch mean.
+    pub value: f64,
+    /// Whether it is the task's supervised loss (blamed only when nothing else carries weight).
+    pub supervised: bool,
+}
+
 /// What a collapse looked like.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Collapse {
     /// The observation, in words.
     pub what: String,
-    /// The term with the largest weighted epoch mean (a distillation term before `ce` when it
-    /// carries a real share of the objective).
+    /// The term with the largest weighted epoch mean (a distillation term before the supervised
+    /// loss when it carries a real share of the objective).
     pub term: String,
     /// What to try.
     pub advice: String,
@@ -112,7 +123,7 @@ impl CollapseWatch {
 
     /// Records an epoch; `weighted` holds each term's weighted epoch mean. Returns the collapse
     /// if this epoch shows one.
-    pub fn check(&mut self, r: &EpochRecord, weighted: &[(String, f64)]) -> Option<Collapse> {
+    pub fn check(&mut self, r: &EpochRecord, weighted: &[TermShare]) -> Option<Collapse> {
         let previous = self.previous_loss;
         let (chance, exploded) = self.observe(r);
         let what = if chance {
@@ -131,38 +142,47 @@ impl CollapseWatch {
         } else {
             return None;
         };
-        let term = blame(weighted);
-        let advice = if term.starts_with("ce") || term == "total" {
+        let (term, supervised) = blame(weighted);
+        let advice = if supervised {
             format!(
                 "The supervised term '{term}' drives the objective: check that the data can be learnt (labels belong to their images), lower train.lr, or set train.grad_clip (e.g. 5.0)"
             )
         } else {
             format!(
-                "The largest weighted term was '{term}': lower its weight, give it a (longer) warm-up where the method has one (dkd, reviewkd: warmup), set train.grad_clip (e.g. 5.0), or lower train.lr"
+                "The largest weighted term was '{term}': lower its weight, give it a (longer) warm-up where its method has one (a `warmup` setting), set train.grad_clip (e.g. 5.0), or lower train.lr"
             )
         };
         Some(Collapse { what, term, advice })
     }
 }
 
-/// The term with the largest weighted value; a distillation term is preferred over `ce` when
-/// it carries at least a quarter of the largest value.
-fn blame(weighted: &[(String, f64)]) -> String {
-    let finite = || weighted.iter().filter(|(_, v)| v.is_finite());
-    let Some(top) = finite().max_by(|a, b| a.1.abs().total_cmp(&b.1.abs())) else {
-        return "total".into();
+/// The term with the largest weighted value, and whether it is the supervised loss; a
+/// distillation term is preferred over the supervised loss when it carries at least a quarter
+/// of the largest value. With no finite term, the whole objective (`total`) is named.
+fn blame(weighted: &[TermShare]) -> (String, bool) {
+    let finite = || weighted.iter().filter(|t| t.value.is_finite());
+    let by_size = |a: &&TermShare, b: &&TermShare| a.value.abs().total_cmp(&b.value.abs());
+    let Some(top) = finite().max_by(by_size) else {
+        return ("total".into(), true);
     };
-    finite()
-        .filter(|(n, v)| !n.starts_with("ce") && v.abs() >= 0.25 * top.1.abs())
-        .max_by(|a, b| a.1.abs().total_cmp(&b.1.abs()))
-        .unwrap_or(top)
-        .0
-        .clone()
+    let t = finite()
+        .filter(|t| !t.supervised && t.value.abs() >= 0.25 * top.value.abs())
+        .max_by(by_size)
+        .unwrap_or(top);
+    (t.name.clone(), t.supervised)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn share(name: &str, value: f64, supervised: bool) -> TermShare {
+        TermShare {
+            name: name.into(),
+            value,
+            supervised,
+        }
+    }
 
     fn record(epoch: usize, acc: f64, loss: f64) -> EpochRecord {
         EpochRecord {
@@ -194,12 +214,12 @@ mod tests {
 
     #[test]
     fn chance_twice_or_after_learning_is_a_collapse() {
-        let terms = [("ce".to_string(), 0.5), ("kd".to_string(), 3.0)];
+        let terms = [share("label", 0.5, true), share("soft", 3.0, false)];
         // majority 40 %: one epoch at chance is tolerated, the second is not
         let mut w = CollapseWatch::new(&test_set(), &test_set(), 0, &[]);
         assert_eq!(w.check(&record(1, 0.40, 2.0), &terms), None);
         let c = w.check(&record(2, 0.41, 2.0), &terms).unwrap();
-        assert_eq!(c.term, "kd");
+        assert_eq!(c.term, "soft");
         assert!(
             c.what.contains("41.00%") && c.what.contains("40.00%"),
             "{}",
@@ -226,12 +246,17 @@ mod tests {
         let c = w
             .check(
                 &record(3, 0.9, 500_000.0),
-                &[("ce".into(), 400_000.0), ("kd".into(), 50_000.0)],
+                &[
+                    share("label", 400_000.0, true),
+                    share("soft", 50_000.0, false),
+                ],
             )
             .unwrap();
         assert!(c.what.contains("exploded"), "{}", c.what);
-        assert_eq!(c.term, "ce"); // kd carries less than a quarter of the objective
-                                  // epochs of the learning-rate warm-up are not judged
+        // the distillation term carries less than a quarter of the objective
+        assert_eq!(c.term, "label");
+        assert!(c.advice.contains("supervised term 'label'"), "{}", c.advice);
+        // epochs of the learning-rate warm-up are not judged
         let mut w = CollapseWatch::new(&test_set(), &test_set(), 2, &[]);
         assert_eq!(w.check(&record(1, 0.4, 1.0), &[]), None);
         assert_eq!(w.check(&record(2, 0.4, 1.0), &[]), None);

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use super::checkpoint::{
     load_module, model_files, module_bytes, resolve_dir, write_dir, ModelMeta,
 };
-use super::collapse::{Collapse, CollapseWatch};
+use super::collapse::{Collapse, CollapseWatch, TermShare};
 use super::ddp::DataParallel;
 use super::eval::{evaluate, upload, upload_keyed};
 use super::metrics::{write_history, EpochRecord};
@@ -25,7 +25,7 @@ use crate::config::TrainPlan;
 use crate::data::loader::mix;
 use crate::data::{Augment, Dataset, Loader, Normalization};
 use crate::error::{DistillError, Result};
-use crate::knowledge::{BuildContext, InitStage, MethodConfig, Objective, Stage};
+use crate::knowledge::{BuildContext, InitStage, MethodConfig, Objective, Stage, TermWeight};
 use crate::models::{ModelConfig, Net, TapShapes};
 
 /// The data a run uses.
@@ -347,7 +347,7 @@ impl Prepared<'_> {
             let mut sums: Vec<(String, f64)> = Vec::new();
             let (mut total_sum, mut correct, mut seen) = (0f64, 0f64, 0usize);
             let mut lr = plan.lr;
-            let mut weights: Vec<f64> = Vec::new();
+            let mut weights: Vec<TermWeight> = Vec::new();
             for (step, batch) in loader.epoch(global, 4).into_iter().enumerate() {
                 if interrupted() {
                     bar.abandon();
@@ -416,10 +416,14 @@ impl Prepared<'_> {
                 .map(|t| eval.agreement(&t.test_predictions));
             let seconds = started.elapsed().as_secs_f64();
             state.seconds += seconds;
-            let weighted: Vec<(String, f64)> = sums
+            let weighted: Vec<TermShare> = sums
                 .iter()
                 .zip(&weights)
-                .map(|((n, v), w)| (n.clone(), v / steps as f64 * w))
+                .map(|((n, v), w)| TermShare {
+                    name: n.clone(),
+                    value: v / steps as f64 * w.weight,
+                    supervised: w.supervised,
+                })
                 .collect();
             let record = EpochRecord {
                 epoch,

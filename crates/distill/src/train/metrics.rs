@@ -68,7 +68,7 @@ mod tests {
                 init: false,
                 lr: v,
                 train_loss: v,
-                terms: [("kd".to_string(), v)].into(),
+                terms: [("term".to_string(), v)].into(),
                 train_acc: v,
                 test_acc: v,
                 agreement: Some(v),
@@ -77,7 +77,7 @@ mod tests {
             let back: EpochRecord =
                 serde_json::from_slice(&serde_json::to_vec(&r).unwrap()).unwrap();
             assert_eq!(back.train_loss.to_bits(), v.to_bits(), "{v:e}");
-            assert_eq!(back.terms["kd"].to_bits(), v.to_bits(), "{v:e}");
+            assert_eq!(back.terms["term"].to_bits(), v.to_bits(), "{v:e}");
         }
     }
 }

@@ -9,7 +9,7 @@ use burn::prelude::*;
 
 use super::cache::{CacheKey, TeacherCache};
 use super::clip::clip_global_norm;
-use crate::knowledge::{Aux, AuxUpdate, Objective, Stage, StepContext};
+use crate::knowledge::{Aux, AuxUpdate, Objective, Stage, StepContext, TermWeight};
 use crate::models::{Net, TapShapes, Taps};
 
 /// Everything trainable in one run: the students and the methods' helper modules, optimised
@@ -96,8 +96,8 @@ pub struct StepOutput {
     pub total: f64,
     /// Unweighted terms, by name.
     pub terms: Vec<(String, f64)>,
-    /// Each term's weight in the objective, in the order of `terms`.
-    pub weights: Vec<f64>,
+    /// How each term enters the objective, in the order of `terms`.
+    pub weights: Vec<TermWeight>,
     /// Correct top-1 predictions of student 0 on the batch.
     pub correct: f64,
     /// The first non-finite term (the update is then skipped).

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use super::fit::Job;
 use super::metrics::EpochRecord;
+use crate::config::diff::RESUMABLE;
 use crate::config::TrainPlan;
 use crate::error::{DistillError, Result};
 use crate::knowledge::MethodConfig;
@@ -94,6 +95,3 @@ pub(crate) fn check_job_spec(job: &Job<'_>) -> Result<()> {
             .as_bytes(),
     )
 }
-
-/// Settings that may change on `--resume` (they do not change what was computed).
-const RESUMABLE: &[&str] = &["stop_on_collapse"];
