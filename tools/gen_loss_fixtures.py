@@ -449,6 +449,32 @@ def spectral(b, c, h, sig):
     return torch.stack(out)
 
 
+# Multi-teacher KD: averaged logits (You et al. 2017) and CA-MKD helper/loops.py's
+# AVERAGE_LOSS (here with explicit weights) and CAMKD branches, with its DistillKL(is_ca=True).
+def mt_kd_logits(student, t0, t1, t2, temperature):
+    return kd(student, (t0 + t1 + t2) / 3, temperature)
+
+
+def mt_kd_fixed(student, t0, t1, t2, w0, w1, w2, temperature):
+    return w0 * kd(student, t0, temperature) + w1 * kd(student, t1, temperature) + w2 * kd(student, t2, temperature)
+
+
+def mt_kd_confidence(student, t0, t1, t2, target, temperature):
+    teachers = [t0, t1, t2]
+    target = target.long()
+    loss_t = torch.stack([F.cross_entropy(t, target, reduction="none") for t in teachers], dim=0)
+    attention = (1.0 - F.softmax(loss_t, dim=0)) / (len(teachers) - 1)
+    p_s = F.log_softmax(student / temperature, dim=1)
+    div = torch.stack([(F.kl_div(p_s, F.softmax(t / temperature, dim=1), reduction="none") * temperature**2).sum(-1) for t in teachers], dim=0)
+    return (attention * div).sum() / (student.shape[0] * len(teachers))
+
+
+# KDCL-naive / ONE-style online ensemble: each member matches the detached mean logits.
+def ensemble_kd(s0, s1, temperature):
+    mean = ((s0 + s1) / 2).detach()
+    return kd(s0, mean, temperature) + kd(s1, mean, temperature)
+
+
 def main():
     r = torch.randn
     fixtures = {
@@ -585,6 +611,20 @@ def main():
     # ListNet with matchmaker's eps: student scores spread widely so that some student
     # probabilities are far below 1e-6 and the two eps give different values.
     fixtures["listnet"].append(case("listnet_eps_1e-6_matchmaker", listnet, {"student": r(3, 6) * 8, "teacher": r(3, 6), "pad": torch.tensor([[0.0, 0, 0, 0, 0, 0], [0, 0, 0, 0, 1, 1], [0, 0, 0, 0, 0, 0]])}, ["student"], {"eps": 1e-6}))
+    # Multi-teacher and online-ensemble KD (issue 9).
+    fixtures["mt_kd_logits"] = [
+        case("mt_kd_logits_b4_k6", mt_kd_logits, {"student": r(4, 6) * 2, "t0": r(4, 6) * 3, "t1": r(4, 6), "t2": r(4, 6) * 5}, ["student"], {"temperature": 4.0}),
+    ]
+    fixtures["mt_kd_fixed"] = [
+        case("mt_kd_fixed_b4_k6", mt_kd_fixed, {"student": r(4, 6) * 2, "t0": r(4, 6) * 3, "t1": r(4, 6), "t2": r(4, 6) * 5}, ["student"], {"w0": 0.5, "w1": 0.3, "w2": 0.2, "temperature": 2.0}),
+    ]
+    fixtures["mt_kd_confidence"] = [
+        case("mt_kd_confidence_b5_k6", mt_kd_confidence, {"student": r(5, 6) * 2, "t0": r(5, 6) * 3, "t1": r(5, 6), "t2": r(5, 6) * 5, "target": torch.tensor([0.0, 3.0, 5.0, 1.0, 3.0])}, ["student"], {"temperature": 4.0}),
+        case("mt_kd_confidence_b1_k3_T1", mt_kd_confidence, {"student": r(1, 3), "t0": r(1, 3) * 4, "t1": r(1, 3) * 4, "t2": r(1, 3), "target": torch.tensor([2.0])}, ["student"], {"temperature": 1.0}),
+    ]
+    fixtures["ensemble_kd"] = [
+        case("ensemble_kd_b4_k5_T3", ensemble_kd, {"s0": r(4, 5) * 2, "s1": r(4, 5) * 3}, ["s0", "s1"], {"temperature": 3.0}),
+    ]
     with open(OUT, "w") as f:
         json.dump(fixtures, f, indent=1)
         f.write("\n")

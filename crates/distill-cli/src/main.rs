@@ -11,8 +11,8 @@ use distill::config::{ExperimentConfig, Plan, SweepConfig};
 use distill::data::DataSource;
 use distill::knowledge::{LIBRARY_LOSSES, METHODS};
 use distill::models::MODELS;
+use distill::run::{run_experiment, RunOptions};
 use distill::run::{run_sweep, sweep_dir, training_device};
-use distill::schemes::{run_experiment, RunOptions};
 use distill::train::checkpoint::load_model_dir;
 use distill::train::{errln, evaluate, Progress};
 use distill::DistillError;
@@ -77,7 +77,7 @@ enum Command {
         #[command(flatten)]
         common: Common,
     },
-    /// Score a saved checkpoint folder (e.g. runs/quickstart/teacher/best) on a test set.
+    /// Score a saved checkpoint folder (e.g. runs/quickstart/teachers/lenet/best) on a test set.
     Eval {
         /// Checkpoint folder holding model.bpk and model.json.
         checkpoint: PathBuf,

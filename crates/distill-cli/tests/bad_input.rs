@@ -16,7 +16,7 @@ test_limit = 64
 [train]
 epochs = 1
 batch_size = 32
-[teacher]
+[[teacher]]
 model = "mlp"
 hidden = [16]
 [[student]]
@@ -197,14 +197,45 @@ fn bad_configs_and_data_are_refused_at_validation() {
             "seed 1 twice",
         ),
         case(
-            "teacher = 3 with one teacher (said 'add a [teacher] section')",
-            TINY.replace(kd, "method = \"kd\"\nteacher = 3"),
-            "names teacher #3, but the experiment has 1 teacher",
+            "a role addressed by number (the config shape before named roles)",
+            TINY.replace(kd, "method = \"kd\"\nteacher = 0"),
+            "roles are named, not numbered",
+        ),
+        case(
+            "a single [teacher] table (the config shape before named roles)",
+            TINY.replace("[[teacher]]", "[teacher]"),
+            "write the section as [[teacher]]",
+        ),
+        case(
+            "a misspelt teacher name",
+            TINY.replace(kd, "method = \"kd\"\nteacher = \"mpl\""),
+            "did you mean 'mlp'",
+        ),
+        case(
+            "two teachers and a term that does not say which",
+            TINY.replace(
+                "[[teacher]]\n",
+                "[[teacher]]\nname = \"big\"\nmodel = \"mlp\"\nhidden = [32]\n[[teacher]]\n",
+            ),
+            "must say which it learns from: teacher = \"<name>\"",
+        ),
+        case(
+            "a frozen teacher on the student side of a term",
+            TINY.replace(kd, "method = \"kd\"\nstudent = \"mlp\""),
+            "names a frozen teacher",
+        ),
+        case(
+            "two roles with one name",
+            TINY.replace(
+                "[[student.loss]]\nmethod = \"ce\"",
+                "[[student.peer]]\nname = \"mlp\"\nmodel = \"mlp\"\n[[student.loss]]\nmethod = \"ce\"",
+            ),
+            "the name is taken",
         ),
         case(
             "no teacher at all",
-            TINY.replace("[teacher]\nmodel = \"mlp\"\nhidden = [16]\n", ""),
-            "add a [teacher] section",
+            TINY.replace("[[teacher]]\nmodel = \"mlp\"\nhidden = [16]\n", ""),
+            "add a [[teacher]] section",
         ),
         case(
             "`at` on an MLP (named a tap the user never wrote)",
@@ -264,11 +295,11 @@ fn trained(dir: &Path) -> (PathBuf, PathBuf) {
 fn runs_checkpoints_and_resume_are_checked_before_anything_is_written() {
     let tmp = tempfile::tempdir().unwrap();
     let (cfg, run) = trained(tmp.path());
-    let ckpt = run.join("teacher/best").display().to_string();
+    let ckpt = run.join("teachers/mlp/best").display().to_string();
     let loads = |model: &str| {
         TINY.replace(
-            "[teacher]\nmodel = \"mlp\"\nhidden = [16]\n",
-            &format!("[teacher]\n{model}\ncheckpoint = \"{ckpt}\"\n"),
+            "[[teacher]]\nmodel = \"mlp\"\nhidden = [16]\n",
+            &format!("[[teacher]]\n{model}\ncheckpoint = \"{ckpt}\"\n"),
         )
     };
     let resume = |config: String, expect| Case {
@@ -453,7 +484,7 @@ fn warnings_and_messages_are_clear() {
     // eval --data idx names the flag it needs
     let o = distill(&[
         "eval",
-        &other.join("teacher/best").to_string_lossy(),
+        &other.join("teachers/mlp/best").to_string_lossy(),
         "--data",
         "idx",
     ]);
@@ -486,7 +517,7 @@ fn eval_reads_only_the_test_split() {
     }
     let o = distill(&[
         "eval",
-        &run.join("teacher/best").to_string_lossy(),
+        &run.join("teachers/mlp/best").to_string_lossy(),
         "--data",
         "idx",
         "--data-dir",

@@ -14,7 +14,7 @@ test_limit = 100
 [train]
 epochs = 2
 batch_size = 32
-[teacher]
+[[teacher]]
 model = "mlp"
 hidden = [32]
 [[student]]
@@ -96,7 +96,7 @@ fn train_eval_resume_and_refuse_to_overwrite() {
         "results.md",
         "results.csv",
         "curves.svg",
-        "teacher/best/model.bpk",
+        "teachers/mlp/best/model.bpk",
         "students/kd/seed2/metrics.jsonl",
         "students/kd/seed2/last/optimizer.bpk",
     ] {
@@ -244,7 +244,7 @@ fn bad_configs_fail_cleanly() {
                 "name = \"x\"\n[[student]]\nmodel = \"mlp\"\n[[student.loss]]\nmethod = \"kd\"\n",
             ),
         ],
-        "add a [teacher] section",
+        "add a [[teacher]] section",
     );
     fails_with(
         &["train", &write(t, "f.toml", "this is not toml")],
@@ -339,7 +339,7 @@ fn data_problems_fail_cleanly() {
     ]);
 
     // its 8×8 teacher does not fit the 28×28 embedded data: caught before training, nothing written
-    let ckpt = t.join("run-good/teacher/best");
+    let ckpt = t.join("run-good/teachers/mlp/best");
     let reuse = TINY.replace(
         "hidden = [32]\n",
         &format!("hidden = [32]\ncheckpoint = \"{}\"\n", ckpt.display()),

@@ -124,13 +124,13 @@ fn main() {
         MethodConfig::Ce(CeConfig {
             weight: 0.1,
             label_smoothing: 0.0,
-            student: 0,
+            student: None,
         }),
         MethodConfig::Kd(KdConfig {
             weight: 0.9,
             temperature: 4.0,
-            student: 0,
-            teacher: 0,
+            student: None,
+            teacher: None,
         }),
     ];
     // The step itself reads random images; the bundle only gives the builder its geometry.
@@ -153,8 +153,17 @@ fn main() {
         augment: Augment::default(),
         eval_batch: batch,
     };
-    let (mut trainable, objective) =
-        build_trainable(&student_cfg, &data, &losses, &teachers, &device).unwrap();
+    let (mut trainable, objective) = build_trainable(
+        &[distill::models::RoleModel {
+            name: distill::knowledge::STUDENT.into(),
+            model: student_cfg.clone(),
+        }],
+        &data,
+        &losses,
+        &teachers,
+        &device,
+    )
+    .unwrap();
     let plan = TrainConfig {
         lr: Some(0.05),
         ..Default::default()

@@ -3,8 +3,8 @@
 //! Knowledge distillation for Rust, on [Burn](https://burn.dev): teachers and students with
 //! named taps, a zoo of distillation losses, schemes, and a trainer that hosts them all.
 //!
-//! Layout follows the data flow: [`data`] → [`models`] → [`knowledge`] → [`train`] →
-//! [`schemes`] → [`run`], driven by a validated [`config::Plan`].
+//! Layout follows the data flow: [`data`] → [`models`] → [`tasks`] → [`knowledge`] →
+//! [`train`] → [`schemes`] → [`run`], driven by a validated [`config::Plan`].
 
 pub mod config;
 pub mod data;
@@ -14,6 +14,7 @@ pub mod models;
 pub mod report;
 pub mod run;
 pub mod schemes;
+pub mod tasks;
 pub mod train;
 
 pub use burn;

@@ -5,7 +5,7 @@ mod common;
 use common::serial;
 
 use distill::config::ExperimentConfig;
-use distill::schemes::{run_experiment, RunOptions};
+use distill::run::{run_experiment, RunOptions};
 use distill::train::Progress;
 
 #[test]
@@ -29,7 +29,7 @@ fn every_sample_config_runs_at_a_tiny_size() {
             cfg.train.schedule = None;
         }
         cfg.train.warmup_epochs = None;
-        if let Some(t) = cfg.teacher.as_mut() {
+        for t in &mut cfg.teacher {
             t.train = Default::default();
         }
         for s in &mut cfg.student {
@@ -48,7 +48,12 @@ fn every_sample_config_runs_at_a_tiny_size() {
             run_experiment(&plan, &opts).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         assert_eq!(
             report.rows.len(),
-            plan.students.len() + usize::from(plan.teacher.is_some())
+            plan.teachers.len()
+                + plan
+                    .students
+                    .iter()
+                    .map(|s| 1 + s.peers.len())
+                    .sum::<usize>()
         );
         for f in [
             "resolved.toml",

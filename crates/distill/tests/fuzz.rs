@@ -23,7 +23,7 @@ batch_size = 16
 lr = 0.05
 schedule = "multistep"
 milestones = [1]
-[teacher]
+[[teacher]]
 model = "lenet"
 width = 2
 cache_mb = 16

@@ -15,7 +15,7 @@ mod common;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use distill::schemes::{run_experiment, RunOptions};
+use distill::run::{run_experiment, RunOptions};
 use distill::train::Progress;
 
 const SHORT_RUN: &str = r#"
@@ -31,7 +31,7 @@ lr = 0.02
 momentum = 0.9
 weight_decay = 5e-4
 schedule = "cosine"
-[teacher]
+[[teacher]]
 model = "lenet"
 train = { epochs = 2, lr = 0.05 }
 [[student]]
@@ -56,20 +56,18 @@ weight = 0.9
 
 /// The machine's SIMD level and the build, as a record key.
 fn signature() -> String {
-    #[allow(unused_mut)]
-    let mut simd = "generic";
     #[cfg(target_arch = "x86_64")]
-    {
-        simd = if std::arch::is_x86_feature_detected!("avx512f") {
-            "avx512"
-        } else if std::arch::is_x86_feature_detected!("fma") {
-            "avx2-fma"
-        } else if std::arch::is_x86_feature_detected!("avx") {
-            "avx"
-        } else {
-            "sse"
-        };
-    }
+    let simd = if std::arch::is_x86_feature_detected!("avx512f") {
+        "avx512"
+    } else if std::arch::is_x86_feature_detected!("fma") {
+        "avx2-fma"
+    } else if std::arch::is_x86_feature_detected!("avx") {
+        "avx"
+    } else {
+        "sse"
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let simd = "generic";
     format!(
         "{}-{simd}-{}",
         std::env::consts::ARCH,

@@ -5,7 +5,7 @@ mod common;
 use common::serial;
 use distill::config::SweepConfig;
 use distill::run::run_sweep;
-use distill::schemes::RunOptions;
+use distill::run::RunOptions;
 use distill::train::Progress;
 
 #[test]

@@ -92,7 +92,7 @@ epochs = 2
 batch_size = 32
 lr = 0.02
 stop_on_collapse = false # the teacher is untrained
-[teacher]
+[[teacher]]
 model = "lenet"
 [[student]]
 name = "staged"

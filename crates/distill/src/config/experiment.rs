@@ -7,8 +7,10 @@ use serde::{Deserialize, Serialize};
 use super::suggest::explain_serde_error;
 use crate::data::{Augment, DataSource};
 use crate::error::{DistillError, Result};
-use crate::knowledge::MethodConfig;
-use crate::models::ModelConfig;
+use crate::knowledge::{MethodConfig, STUDENT};
+use crate::models::{ModelConfig, RoleModel};
+use crate::schemes::Scheme;
+use crate::tasks::Task;
 use crate::train::plan::{TrainConfig, TrainPlan};
 
 /// Which backend runs the experiment.
@@ -71,10 +73,14 @@ impl Default for DataConfig {
     }
 }
 
-/// `[teacher]`: a teacher model, loaded from a checkpoint or trained with cross-entropy first.
+/// `[[teacher]]`: a frozen teacher role, loaded from a checkpoint or trained with the task's
+/// supervised loss first.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TeacherConfig {
+    /// Role name, by which terms address it (`teacher = "..."`; default: the architecture).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
     /// Architecture (see `distill models`).
     pub model: String,
     /// MLP hidden widths.
@@ -124,11 +130,34 @@ pub struct StudentConfig {
     /// et al.'s small transfer set); the teacher keeps the whole split. Default: all of them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub train_limit: Option<usize>,
+    /// Further trainable roles of the recipe, trained jointly with its student by the same
+    /// objective (`[[student.peer]]`: mutual learning, online ensembles).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub peer: Vec<PeerConfig>,
     /// The objective: a weighted sum of these terms (`[[student.loss]]`).
     pub loss: Vec<MethodConfig>,
     /// Overrides of `[train]` for this student.
     #[serde(default)]
     pub train: TrainConfig,
+}
+
+/// `[[student.peer]]`: a further trainable role of a student recipe.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PeerConfig {
+    /// Role name, by which terms address it (`student = "..."`, `teacher = "..."`).
+    pub name: String,
+    /// Architecture (see `distill models`).
+    pub model: String,
+    /// MLP hidden widths.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hidden: Option<Vec<usize>>,
+    /// MLP dropout.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dropout: Option<f64>,
+    /// LeNet width multiplier.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub width: Option<usize>,
 }
 
 /// The experiment file as written.
@@ -146,15 +175,22 @@ pub struct ExperimentConfig {
     /// `flex` (default), `cuda` or `wgpu`.
     #[serde(default)]
     pub backend: Backend,
+    /// The task (default `classification`).
+    #[serde(default)]
+    pub task: Task,
+    /// The scheme (default `offline`; see `distill schemes`).
+    #[serde(default)]
+    pub scheme: Scheme,
     /// Data.
     #[serde(default)]
     pub data: DataConfig,
     /// Default training settings.
     #[serde(default)]
     pub train: TrainConfig,
-    /// The teacher (optional: students trained with `ce` alone need none).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub teacher: Option<TeacherConfig>,
+    /// The frozen teachers (`[[teacher]]`, any number; none for students trained with `ce`
+    /// alone or by their peers).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub teacher: Vec<TeacherConfig>,
     /// Student recipes.
     pub student: Vec<StudentConfig>,
     /// Data-parallel training over several devices of the backend (`[distributed]`).
@@ -183,6 +219,8 @@ fn default_output() -> PathBuf {
 /// A validated teacher.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TeacherPlan {
+    /// Role name.
+    pub name: String,
     /// Architecture.
     pub model: ModelConfig,
     /// Where to load it from, if it is not trained here.
@@ -203,6 +241,9 @@ pub struct StudentPlan {
     /// Train on the first N training images only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub train_limit: Option<usize>,
+    /// Further trainable roles, trained jointly with the student.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub peers: Vec<RoleModel>,
     /// Objective terms.
     pub losses: Vec<MethodConfig>,
     /// Training settings.
@@ -221,10 +262,14 @@ pub struct Plan {
     pub output_dir: PathBuf,
     /// Backend.
     pub backend: Backend,
+    /// Task.
+    pub task: Task,
+    /// Scheme.
+    pub scheme: Scheme,
     /// Data.
     pub data: DataConfig,
-    /// Teacher, if any.
-    pub teacher: Option<TeacherPlan>,
+    /// Frozen teachers.
+    pub teachers: Vec<TeacherPlan>,
     /// Students.
     pub students: Vec<StudentPlan>,
     /// Devices of a data-parallel run (empty: the backend's default device alone).
@@ -279,6 +324,16 @@ fn check_distributed(
     Ok(d.devices.clone())
 }
 
+/// Role names are folder names and table labels: plain, non-empty, without path separators.
+fn check_role_name(name: &str, role: &str) -> Result<()> {
+    if name.trim().is_empty() || name.contains(['/', '\\']) || name == "." || name == ".." {
+        return Err(DistillError::Config(format!(
+            "{role}: a role name must be a plain non-empty name without '/', got {name:?}"
+        )));
+    }
+    Ok(())
+}
+
 impl ExperimentConfig {
     /// Parses TOML, adding "did you mean" hints to unknown keys and names.
     pub fn from_toml(text: &str, origin: &str) -> Result<Self> {
@@ -322,24 +377,31 @@ impl ExperimentConfig {
         if self.student.is_empty() {
             return Err(cfg("add at least one [[student]] section".into()));
         }
-        let teacher = match &self.teacher {
-            Some(t) => {
-                let model = ModelConfig {
-                    model: t.model.clone(),
-                    hidden: t.hidden.clone(),
-                    dropout: t.dropout,
-                    width: t.width,
-                };
-                model.validate("teacher")?;
-                Some(TeacherPlan {
-                    model,
-                    checkpoint: t.checkpoint.clone(),
-                    train: self.train.overlay(&t.train).resolve("teacher")?,
-                    cache_mb: t.cache_mb,
-                })
+        let mut teachers: Vec<TeacherPlan> = Vec::new();
+        for (i, t) in self.teacher.iter().enumerate() {
+            let model = ModelConfig {
+                model: t.model.clone(),
+                hidden: t.hidden.clone(),
+                dropout: t.dropout,
+                width: t.width,
+            };
+            let name = t.name.clone().unwrap_or_else(|| t.model.clone());
+            let role = format!("teacher #{} ({name})", i + 1);
+            model.validate(&role)?;
+            check_role_name(&name, &role)?;
+            if teachers.iter().any(|p| p.name == name) {
+                return Err(cfg(format!(
+                    "two teachers are named '{name}'; give each [[teacher]] a distinct `name` (terms address them by it)"
+                )));
             }
-            None => None,
-        };
+            teachers.push(TeacherPlan {
+                name,
+                model,
+                checkpoint: t.checkpoint.clone(),
+                train: self.train.overlay(&t.train).resolve(&role)?,
+                cache_mb: t.cache_mb,
+            });
+        }
         let mut students: Vec<StudentPlan> = Vec::new();
         for (i, s) in self.student.iter().enumerate() {
             let model = ModelConfig {
@@ -373,6 +435,30 @@ impl ExperimentConfig {
                     cfg(format!("{role}, loss #{} ({}): {m}", k + 1, l.info().name))
                 })?;
             }
+            let mut peers: Vec<RoleModel> = Vec::new();
+            for p in &s.peer {
+                let model = ModelConfig {
+                    model: p.model.clone(),
+                    hidden: p.hidden.clone(),
+                    dropout: p.dropout,
+                    width: p.width,
+                };
+                let what = format!("{role}, peer '{}'", p.name);
+                model.validate(&what)?;
+                check_role_name(&p.name, &what)?;
+                if p.name == STUDENT
+                    || peers.iter().any(|q| q.name == p.name)
+                    || teachers.iter().any(|t| t.name == p.name)
+                {
+                    return Err(cfg(format!(
+                        "{what}: the name is taken (by the recipe's `student`, another peer or a teacher); give each role a distinct name"
+                    )));
+                }
+                peers.push(RoleModel {
+                    name: p.name.clone(),
+                    model,
+                });
+            }
             if s.train_limit == Some(0) {
                 return Err(cfg(format!(
                     "{role}: train_limit = 0 would leave the student no images; give a positive number, or remove it to train on the whole split"
@@ -382,6 +468,7 @@ impl ExperimentConfig {
                 name,
                 train_limit: s.train_limit,
                 model,
+                peers,
                 losses: s.loss.clone(),
                 train: self.train.overlay(&s.train).resolve(&role)?,
             });
@@ -396,8 +483,10 @@ impl ExperimentConfig {
             seeds: self.seeds.clone(),
             output_dir: self.output_dir.clone(),
             backend: self.backend,
+            task: self.task,
+            scheme: self.scheme,
             data: self.data.clone(),
-            teacher,
+            teachers,
             students,
         })
     }
@@ -407,6 +496,7 @@ impl From<&TeacherPlan> for TeacherConfig {
     /// The teacher with every setting written out.
     fn from(t: &TeacherPlan) -> Self {
         TeacherConfig {
+            name: Some(t.name.clone()),
             model: t.model.model.clone(),
             hidden: t.model.hidden.clone(),
             dropout: t.model.dropout,
@@ -428,6 +518,17 @@ impl From<&StudentPlan> for StudentConfig {
             dropout: s.model.dropout,
             width: s.model.width,
             train_limit: s.train_limit,
+            peer: s
+                .peers
+                .iter()
+                .map(|p| PeerConfig {
+                    name: p.name.clone(),
+                    model: p.model.model.clone(),
+                    hidden: p.model.hidden.clone(),
+                    dropout: p.model.dropout,
+                    width: p.model.width,
+                })
+                .collect(),
             loss: s.losses.clone(),
             train: TrainConfig::from(&s.train),
         }
@@ -471,9 +572,11 @@ impl Plan {
             seeds: self.seeds.clone(),
             output_dir: self.output_dir.clone(),
             backend: self.backend,
+            task: self.task,
+            scheme: self.scheme,
             data: self.data.clone(),
             train: TrainConfig::default(),
-            teacher: self.teacher.as_ref().map(TeacherConfig::from),
+            teacher: self.teachers.iter().map(TeacherConfig::from).collect(),
             student: self.students.iter().map(StudentConfig::from).collect(),
             distributed: (!self.devices.is_empty()).then(|| DistributedSettings {
                 devices: self.devices.clone(),
@@ -496,7 +599,7 @@ name = "t"
 seeds = [1, 2]
 [train]
 epochs = 3
-[teacher]
+[[teacher]]
 model = "mlp"
 hidden = [64]
 [[student]]
@@ -518,7 +621,8 @@ temperature = 2.0
             .unwrap();
         assert_eq!(plan.students[0].name, "mlp-ce+kd");
         assert_eq!(plan.students[0].train.epochs, 3);
-        assert_eq!(plan.teacher.as_ref().unwrap().train.lr, 0.05);
+        assert_eq!(plan.teachers[0].train.lr, 0.05);
+        assert_eq!(plan.teachers[0].name, "mlp");
         // What --dump-config and resolved.toml hold is an experiment file for the same plan.
         let back = ExperimentConfig::from_toml(&plan.to_toml(), "resolved.toml")
             .unwrap()

@@ -18,8 +18,15 @@ pub fn suggest<'a>(name: &str, candidates: &[&'a str]) -> Option<&'a str> {
 }
 
 /// Adds "did you mean" to serde's "unknown field `x`, expected one of `a`, `b`" and
-/// "unknown variant" messages.
+/// "unknown variant" messages, and the rewrite of a single `[teacher]` table (the shape before
+/// teachers became a list of named roles).
 pub fn explain_serde_error(message: &str) -> String {
+    if message.contains("expected a sequence") && message.contains("[teacher]") {
+        return format!(
+            "{}\nteachers are a list of named roles: write the section as [[teacher]] (double brackets), one per teacher, and address them from a term by name (teacher = \"<name>\", default: the only teacher)",
+            message.trim_end()
+        );
+    }
     for kind in ["unknown field `", "unknown variant `"] {
         if let Some(start) = message.find(kind) {
             let rest = &message[start + kind.len()..];

@@ -81,7 +81,7 @@ const EMBEDDED_TEST: (&[u8], &[u8]) = (
     include_bytes!("../../data/t10k-labels-idx1-ubyte.gz"),
 );
 
-/// The embedded Fashion-MNIST subset (classes are settled by `schemes::load_data`).
+/// The embedded Fashion-MNIST subset (classes are settled by `run::load_data`).
 pub fn embedded() -> Result<(Dataset, Dataset)> {
     let train = Dataset::from_idx_bytes(
         include_bytes!("../../data/train-images-idx3-ubyte.gz"),

@@ -5,6 +5,7 @@ use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::method::{Built, MethodInfo};
+use super::role::RoleRef;
 use super::term::{BuildContext, InitStage, KnowledgeTerm, Level, StepContext};
 use super::Aux;
 use crate::error::{DistillError, Result};
@@ -56,12 +57,12 @@ pub struct AbConfig {
     /// Teacher pre-activation taps (default stage1_pre..stage3_pre).
     #[serde(default = "default_preact_taps")]
     pub teacher_taps: Vec<String>,
-    /// Which student (default 0).
-    #[serde(default)]
-    pub student: usize,
-    /// Which teacher (default 0).
-    #[serde(default)]
-    pub teacher: usize,
+    /// The trainable role the term trains (default: the recipe's `student`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub student: Option<RoleRef>,
+    /// The role it learns from (default: the only `[[teacher]]`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub teacher: Option<RoleRef>,
 }
 
 fn thirty() -> usize {
@@ -119,6 +120,8 @@ struct Ab {
 
 impl AbConfig {
     pub(crate) fn build(&self, ctx: &BuildContext<'_>, aux: &mut Vec<Aux>) -> Result<Built> {
+        let student = ctx.student(&self.student)?;
+        let teacher = ctx.teacher(&self.teacher)?;
         if !(self.margin.is_finite() && self.margin >= 0.0) {
             return Err(DistillError::Config(format!(
                 "ab.margin must be a finite number ≥ 0, got {}",
@@ -140,8 +143,8 @@ impl AbConfig {
         }
         let levels = ctx.levels(
             "ab",
-            (self.student, &self.student_taps),
-            (self.teacher, &self.teacher_taps),
+            (student, &self.student_taps),
+            (teacher, &self.teacher_taps),
             true,
         )?;
         let mut connectors = Vec::new();
@@ -165,8 +168,8 @@ impl AbConfig {
                     lr: self.init_lr,
                     weight: self.weight,
                 },
-                student: self.student,
-                teacher: self.teacher,
+                student,
+                teacher,
             },
         ))
     }

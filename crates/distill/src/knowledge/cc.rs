@@ -5,7 +5,8 @@ use serde::{Deserialize, Serialize};
 
 use super::method::{Built, MethodInfo};
 use super::ops::normalize_rows;
-use super::term::{default_embedding_tap, BuildContext, KnowledgeTerm, Side, StepContext};
+use super::role::RoleRef;
+use super::term::{default_embedding_tap, BuildContext, KnowledgeTerm, Pair, Side, StepContext};
 use super::Aux;
 use crate::error::{DistillError, Result};
 
@@ -43,12 +44,12 @@ pub struct CcConfig {
     /// Teacher tap (default embedding).
     #[serde(default = "default_embedding_tap")]
     pub teacher_tap: String,
-    /// Which student (default 0).
-    #[serde(default)]
-    pub student: usize,
-    /// Which teacher (default 0).
-    #[serde(default)]
-    pub teacher: usize,
+    /// The trainable role the term trains (default: the recipe's `student`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub student: Option<RoleRef>,
+    /// The role it learns from (default: the only `[[teacher]]`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub teacher: Option<RoleRef>,
 }
 
 fn default_weight() -> f64 {
@@ -69,8 +70,10 @@ pub fn cc_loss(student: Tensor<2>, teacher: Tensor<2>) -> Tensor<1> {
 
 impl CcConfig {
     pub(crate) fn build(&self, ctx: &BuildContext<'_>, aux: &mut Vec<Aux>) -> Result<Built> {
-        let s = ctx.shape(Side::Student(self.student), &self.student_tap)?;
-        let t = ctx.shape(Side::Teacher(self.teacher), &self.teacher_tap)?;
+        let student = ctx.student(&self.student)?;
+        let teacher = ctx.teacher(&self.teacher)?;
+        let s = ctx.shape(Side::Student(student), &self.student_tap)?;
+        let t = ctx.shape(Side::Teacher(teacher), &self.teacher_tap)?;
         if self.feat_dim == 0 {
             return Err(DistillError::Config(
                 "cc.feat_dim must be at least 1".into(),
@@ -83,6 +86,7 @@ impl CcConfig {
         Ok(Built::new(
             self.weight,
             Cc {
+                at: Pair { student, teacher },
                 cfg: self.clone(),
                 heads: aux.len() - 2,
             },
@@ -91,6 +95,7 @@ impl CcConfig {
 }
 
 struct Cc {
+    at: Pair,
     cfg: CcConfig,
     heads: usize,
 }
@@ -99,10 +104,10 @@ impl KnowledgeTerm for Cc {
     fn forward(&self, aux: &[Aux], ctx: &StepContext<'_>) -> Vec<(String, Tensor<1>)> {
         let c = &self.cfg;
         let s = aux[self.heads]
-            .forward(ctx.student(c.student, &c.student_tap))
+            .forward(ctx.student(self.at.student, &c.student_tap))
             .flat();
         let t = aux[self.heads + 1]
-            .forward(ctx.teacher(c.teacher, &c.teacher_tap))
+            .forward(ctx.teacher(self.at.teacher, &c.teacher_tap))
             .flat();
         vec![("cc".into(), cc_loss(normalize_rows(s), normalize_rows(t)))]
     }

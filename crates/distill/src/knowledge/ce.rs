@@ -5,6 +5,7 @@ use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::method::{Built, MethodInfo};
+use super::role::RoleRef;
 use super::term::{BuildContext, KnowledgeTerm, StepContext};
 use super::Aux;
 use crate::error::{DistillError, Result};
@@ -22,9 +23,9 @@ pub struct CeConfig {
     /// Label smoothing ε in `[0, 1)` (default 0).
     #[serde(default)]
     pub label_smoothing: f64,
-    /// Which student the term trains (default 0).
-    #[serde(default)]
-    pub student: usize,
+    /// The trainable role the term trains (default: the recipe's `student`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub student: Option<RoleRef>,
 }
 
 /// Catalogue entry.
@@ -38,13 +39,14 @@ pub const INFO: MethodInfo = MethodInfo {
 
 impl CeConfig {
     pub(crate) fn build(&self, ctx: &BuildContext<'_>, _aux: &mut Vec<Aux>) -> Result<Built> {
+        let student = ctx.student(&self.student)?;
         if !(0.0..1.0).contains(&self.label_smoothing) {
             return Err(DistillError::Config(format!(
                 "ce.label_smoothing must be in [0, 1), got {}",
                 self.label_smoothing
             )));
         }
-        ctx.shape(super::Side::Student(self.student), "logits")?;
+        ctx.shape(super::Side::Student(student), "logits")?;
         let mut cfg = CrossEntropyLossConfig::new();
         if self.label_smoothing > 0.0 {
             cfg = cfg.with_smoothing(Some(self.label_smoothing as f32));
@@ -53,7 +55,7 @@ impl CeConfig {
             self.weight,
             Ce {
                 loss: cfg.init(ctx.device),
-                student: self.student,
+                student,
             },
         ))
     }

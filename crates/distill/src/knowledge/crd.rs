@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::method::{Built, MethodInfo};
 use super::ops::normalize_rows;
+use super::role::RoleRef;
 use super::term::{AuxUpdate, BuildContext, KnowledgeTerm, Side, StepContext, TermStep};
 use super::Aux;
 use crate::data::loader::mix;
@@ -67,12 +68,12 @@ pub struct CrdConfig {
     /// Teacher tap (default `embedding`).
     #[serde(default = "super::term::default_embedding_tap")]
     pub teacher_tap: String,
-    /// Which student (default 0).
-    #[serde(default)]
-    pub student: usize,
-    /// Which teacher (default 0).
-    #[serde(default)]
-    pub teacher: usize,
+    /// The trainable role the term trains (default: the recipe's `student`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub student: Option<RoleRef>,
+    /// The role it learns from (default: the only `[[teacher]]`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub teacher: Option<RoleRef>,
 }
 
 fn default_weight() -> f64 {
@@ -194,6 +195,8 @@ struct Crd {
 
 impl CrdConfig {
     pub(crate) fn build(&self, ctx: &BuildContext<'_>, aux: &mut Vec<Aux>) -> Result<Built> {
+        let student = ctx.student(&self.student)?;
+        let teacher = ctx.teacher(&self.teacher)?;
         let bad = |m: String| Err(DistillError::Config(m));
         if self.feat_dim == 0 || self.nce_k == 0 {
             return bad(format!(
@@ -223,8 +226,8 @@ impl CrdConfig {
             ));
         }
         let flat = |s: Vec<usize>| s[1..].iter().product::<usize>();
-        let ds = flat(ctx.shape(Side::Student(self.student), &self.student_tap)?);
-        let dt = flat(ctx.shape(Side::Teacher(self.teacher), &self.teacher_tap)?);
+        let ds = flat(ctx.shape(Side::Student(student), &self.student_tap)?);
+        let dt = flat(ctx.shape(Side::Teacher(teacher), &self.teacher_tap)?);
         aux.push(Aux::connector(&[2, ds], &[2, self.feat_dim], ctx.device)?);
         aux.push(Aux::connector(&[2, dt], &[2, self.feat_dim], ctx.device)?);
         aux.push(Aux::CrdMemory(CrdMemory::new(n, self.feat_dim, ctx.device)));
@@ -241,8 +244,8 @@ impl CrdConfig {
                 k: self.nce_k,
                 t: self.nce_t,
                 momentum: self.momentum,
-                student: self.student,
-                teacher: self.teacher,
+                student,
+                teacher,
             },
         ))
     }
@@ -380,9 +383,9 @@ mod tests {
         let shapes = crate::models::TapShapes(vec![("embedding".into(), vec![2, 6])]);
         let ctx = BuildContext {
             students: std::slice::from_ref(&shapes),
-            teachers: std::slice::from_ref(&shapes),
-            student_names: &["s".into()],
-            teacher_names: &["t".into()],
+            frozen: std::slice::from_ref(&shapes),
+            student_names: &["student".into()],
+            frozen_names: &["t".into()],
             classes: 4,
             device: &dev,
             teacher_nets: &[],

@@ -5,7 +5,8 @@ use serde::{Deserialize, Serialize};
 
 use super::method::{Built, MethodInfo};
 use super::ops::softmax_t;
-use super::term::{BuildContext, KnowledgeTerm, Side, StepContext};
+use super::role::RoleRef;
+use super::term::{BuildContext, KnowledgeTerm, Pair, Side, StepContext};
 use super::Aux;
 use crate::error::{DistillError, Result};
 
@@ -48,12 +49,12 @@ pub struct DistConfig {
     /// Temperature τ (default 1).
     #[serde(default = "super::defaults::one")]
     pub tau: f64,
-    /// Which student (default 0).
-    #[serde(default)]
-    pub student: usize,
-    /// Which teacher (default 0).
-    #[serde(default)]
-    pub teacher: usize,
+    /// The trainable role the term trains (default: the recipe's `student`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub student: Option<RoleRef>,
+    /// The role it learns from (default: the only `[[teacher]]`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub teacher: Option<RoleRef>,
 }
 
 fn pearson_mean(a: Tensor<2>, b: Tensor<2>) -> Tensor<1> {
@@ -84,6 +85,8 @@ pub fn dist_loss(
 
 impl DistConfig {
     pub(crate) fn build(&self, ctx: &BuildContext<'_>, _aux: &mut Vec<Aux>) -> Result<Built> {
+        let student = ctx.student(&self.student)?;
+        let teacher = ctx.teacher(&self.teacher)?;
         if !(self.tau.is_finite() && self.tau > 0.0) {
             return Err(DistillError::Config(format!(
                 "dist.tau must be positive, got {}",
@@ -92,21 +95,24 @@ impl DistConfig {
         }
         ctx.same_shape(
             "dist",
-            (Side::Student(self.student), "logits"),
-            (Side::Teacher(self.teacher), "logits"),
+            (Side::Student(student), "logits"),
+            (Side::Teacher(teacher), "logits"),
             "; teacher and student must predict the same classes",
         )?;
-        Ok(Built::new(self.weight, Dist(self.clone())))
+        Ok(Built::new(
+            self.weight,
+            Dist(self.clone(), Pair { student, teacher }),
+        ))
     }
 }
 
-struct Dist(DistConfig);
+struct Dist(DistConfig, Pair);
 
 impl KnowledgeTerm for Dist {
     fn forward(&self, _aux: &[Aux], ctx: &StepContext<'_>) -> Vec<(String, Tensor<1>)> {
         let c = &self.0;
-        let s = ctx.students[c.student].logits.clone();
-        let t = ctx.teachers[c.teacher].logits.clone();
+        let s = ctx.students[self.1.student].logits.clone();
+        let t = ctx.teachers[self.1.teacher].logits.clone();
         vec![("dist".into(), dist_loss(s, t, c.beta, c.gamma, c.tau))]
     }
 }

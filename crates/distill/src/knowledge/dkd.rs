@@ -6,7 +6,8 @@ use serde::{Deserialize, Serialize};
 
 use super::method::{Built, MethodInfo};
 use super::ops::kl_batchmean;
-use super::term::{BuildContext, KnowledgeTerm, Side, StepContext};
+use super::role::RoleRef;
+use super::term::{BuildContext, KnowledgeTerm, Pair, Side, StepContext};
 use super::Aux;
 use crate::error::{DistillError, Result};
 
@@ -61,12 +62,12 @@ pub struct DkdConfig {
     /// allowed; 0 disables it).
     #[serde(default = "twenty")]
     pub warmup: f64,
-    /// Which student (default 0).
-    #[serde(default)]
-    pub student: usize,
-    /// Which teacher (default 0).
-    #[serde(default)]
-    pub teacher: usize,
+    /// The trainable role the term trains (default: the recipe's `student`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub student: Option<RoleRef>,
+    /// The role it learns from (default: the only `[[teacher]]`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub teacher: Option<RoleRef>,
 }
 
 fn eight() -> f64 {
@@ -109,6 +110,8 @@ pub fn dkd_loss(
 
 impl DkdConfig {
     pub(crate) fn build(&self, ctx: &BuildContext<'_>, _aux: &mut Vec<Aux>) -> Result<Built> {
+        let student = ctx.student(&self.student)?;
+        let teacher = ctx.teacher(&self.teacher)?;
         if !(self.temperature.is_finite() && self.temperature > 0.0) {
             return Err(DistillError::Config(format!(
                 "dkd.temperature must be positive, got {}",
@@ -123,23 +126,26 @@ impl DkdConfig {
         }
         ctx.same_shape(
             "dkd",
-            (Side::Student(self.student), "logits"),
-            (Side::Teacher(self.teacher), "logits"),
+            (Side::Student(student), "logits"),
+            (Side::Teacher(teacher), "logits"),
             "; teacher and student must predict the same classes",
         )?;
-        Ok(Built::new(self.weight, Dkd(self.clone())))
+        Ok(Built::new(
+            self.weight,
+            Dkd(self.clone(), Pair { student, teacher }),
+        ))
     }
 }
 
-struct Dkd(DkdConfig);
+struct Dkd(DkdConfig, Pair);
 
 impl KnowledgeTerm for Dkd {
     fn forward(&self, _aux: &[Aux], ctx: &StepContext<'_>) -> Vec<(String, Tensor<1>)> {
         let c = &self.0;
         let warm = ctx.warmup(c.warmup);
         let loss = dkd_loss(
-            ctx.students[c.student].logits.clone(),
-            ctx.teachers[c.teacher].logits.clone(),
+            ctx.students[self.1.student].logits.clone(),
+            ctx.teachers[self.1.teacher].logits.clone(),
             ctx.targets.clone(),
             c.alpha,
             c.beta,

@@ -5,7 +5,8 @@ use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::method::{Built, MethodInfo};
-use super::term::{BuildContext, KnowledgeTerm, Side, StepContext};
+use super::role::RoleRef;
+use super::term::{BuildContext, KnowledgeTerm, Pair, Side, StepContext};
 use super::Aux;
 use crate::error::Result;
 use crate::models::Feature;
@@ -41,12 +42,12 @@ pub struct FitNetConfig {
     pub student_tap: String,
     /// Teacher tap to regress to.
     pub teacher_tap: String,
-    /// Which student (default 0).
-    #[serde(default)]
-    pub student: usize,
-    /// Which teacher (default 0).
-    #[serde(default)]
-    pub teacher: usize,
+    /// The trainable role the term trains (default: the recipe's `student`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub student: Option<RoleRef>,
+    /// The role it learns from (default: the only `[[teacher]]`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub teacher: Option<RoleRef>,
 }
 
 fn default_weight() -> f64 {
@@ -60,12 +61,15 @@ pub fn fitnet_loss(student: Feature, teacher: Feature) -> Tensor<1> {
 
 impl FitNetConfig {
     pub(crate) fn build(&self, ctx: &BuildContext<'_>, aux: &mut Vec<Aux>) -> Result<Built> {
-        let s = ctx.shape(Side::Student(self.student), &self.student_tap)?;
-        let t = ctx.shape(Side::Teacher(self.teacher), &self.teacher_tap)?;
+        let student = ctx.student(&self.student)?;
+        let teacher = ctx.teacher(&self.teacher)?;
+        let s = ctx.shape(Side::Student(student), &self.student_tap)?;
+        let t = ctx.shape(Side::Teacher(teacher), &self.teacher_tap)?;
         aux.push(Aux::connector(&s, &t, ctx.device)?);
         Ok(Built::new(
             self.weight,
             FitNet {
+                at: Pair { student, teacher },
                 cfg: self.clone(),
                 connector: aux.len() - 1,
             },
@@ -74,14 +78,15 @@ impl FitNetConfig {
 }
 
 struct FitNet {
+    at: Pair,
     cfg: FitNetConfig,
     connector: usize,
 }
 
 impl KnowledgeTerm for FitNet {
     fn forward(&self, aux: &[Aux], ctx: &StepContext<'_>) -> Vec<(String, Tensor<1>)> {
-        let s = aux[self.connector].forward(ctx.student(self.cfg.student, &self.cfg.student_tap));
-        let t = ctx.teacher(self.cfg.teacher, &self.cfg.teacher_tap);
+        let s = aux[self.connector].forward(ctx.student(self.at.student, &self.cfg.student_tap));
+        let t = ctx.teacher(self.at.teacher, &self.cfg.teacher_tap);
         vec![("fitnet".into(), fitnet_loss(s, t))]
     }
 }

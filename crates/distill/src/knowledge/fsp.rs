@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use super::method::{Built, MethodInfo};
 use super::ops::pool_to_common;
+use super::role::RoleRef;
 use super::term::{default_stage_taps, BuildContext, KnowledgeTerm, Level, StepContext};
 use super::Aux;
 use crate::error::{DistillError, Result};
@@ -42,12 +43,12 @@ pub struct FspConfig {
     /// Teacher feature-map taps, shallow to deep (default stage1..3).
     #[serde(default = "default_stage_taps")]
     pub teacher_taps: Vec<String>,
-    /// Which student (default 0).
-    #[serde(default)]
-    pub student: usize,
-    /// Which teacher (default 0).
-    #[serde(default)]
-    pub teacher: usize,
+    /// The trainable role the term trains (default: the recipe's `student`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub student: Option<RoleRef>,
+    /// The role it learns from (default: the only `[[teacher]]`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub teacher: Option<RoleRef>,
 }
 
 /// FSP matrix `[B, C_top, C_bottom]` of two feature maps.
@@ -75,10 +76,12 @@ pub fn fsp_loss(
 
 impl FspConfig {
     pub(crate) fn build(&self, ctx: &BuildContext<'_>, _aux: &mut Vec<Aux>) -> Result<Built> {
+        let student = ctx.student(&self.student)?;
+        let teacher = ctx.teacher(&self.teacher)?;
         let levels = ctx.levels(
             "fsp",
-            (self.student, &self.student_taps),
-            (self.teacher, &self.teacher_taps),
+            (student, &self.student_taps),
+            (teacher, &self.teacher_taps),
             true,
         )?;
         if levels.len() < 2 {
@@ -100,8 +103,8 @@ impl FspConfig {
             self.weight,
             Fsp {
                 levels,
-                student: self.student,
-                teacher: self.teacher,
+                student,
+                teacher,
             },
         ))
     }

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::method::{Built, MethodInfo};
 use super::ops::pool_to_common;
+use super::role::RoleRef;
 use super::term::{BuildContext, InitStage, KnowledgeTerm, Side, StepContext};
 use super::Aux;
 use crate::error::{DistillError, Result};
@@ -60,12 +61,12 @@ pub struct FtConfig {
     /// Teacher feature map (default `stage3`).
     #[serde(default = "default_tap")]
     pub teacher_tap: String,
-    /// Which student (default 0).
-    #[serde(default)]
-    pub student: usize,
-    /// Which teacher (default 0).
-    #[serde(default)]
-    pub teacher: usize,
+    /// The trainable role the term trains (default: the recipe's `student`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub student: Option<RoleRef>,
+    /// The role it learns from (default: the only `[[teacher]]`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub teacher: Option<RoleRef>,
 }
 
 fn default_weight() -> f64 {
@@ -190,6 +191,8 @@ struct Ft {
 
 impl FtConfig {
     pub(crate) fn build(&self, ctx: &BuildContext<'_>, aux: &mut Vec<Aux>) -> Result<Built> {
+        let student = ctx.student(&self.student)?;
+        let teacher = ctx.teacher(&self.teacher)?;
         if !(self.rate > 0.0 && self.rate <= 4.0) {
             return Err(DistillError::Config(format!(
                 "ft.rate must be in (0, 4], got {}",
@@ -203,8 +206,8 @@ impl FtConfig {
                 )));
             }
         }
-        let s = ctx.shape(Side::Student(self.student), &self.student_tap)?;
-        let t = ctx.shape(Side::Teacher(self.teacher), &self.teacher_tap)?;
+        let s = ctx.shape(Side::Student(student), &self.student_tap)?;
+        let t = ctx.shape(Side::Teacher(teacher), &self.teacher_tap)?;
         if s.len() != 4 || t.len() != 4 {
             return Err(DistillError::Shape {
                 context: format!(
@@ -233,8 +236,8 @@ impl FtConfig {
                     lr: self.init_lr,
                     weight: 1.0,
                 },
-                student: self.student,
-                teacher: self.teacher,
+                student,
+                teacher,
             },
         ))
     }

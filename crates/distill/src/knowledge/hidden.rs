@@ -8,7 +8,8 @@ use serde::{Deserialize, Serialize};
 
 use super::method::{Built, MethodInfo};
 use super::ops::normalize_rows;
-use super::term::{default_embedding_tap, BuildContext, KnowledgeTerm, Side, StepContext};
+use super::role::RoleRef;
+use super::term::{default_embedding_tap, BuildContext, KnowledgeTerm, Pair, Side, StepContext};
 use super::Aux;
 use crate::error::{DistillError, Result};
 
@@ -59,12 +60,12 @@ pub struct HiddenConfig {
     /// Teacher tap (default embedding).
     #[serde(default = "default_embedding_tap")]
     pub teacher_tap: String,
-    /// Which student (default 0).
-    #[serde(default)]
-    pub student: usize,
-    /// Which teacher (default 0).
-    #[serde(default)]
-    pub teacher: usize,
+    /// The trainable role the term trains (default: the recipe's `student`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub student: Option<RoleRef>,
+    /// The role it learns from (default: the only `[[teacher]]`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub teacher: Option<RoleRef>,
 }
 
 fn mse() -> HiddenLoss {
@@ -85,8 +86,10 @@ pub fn hidden_loss(student: Tensor<2>, teacher: Tensor<2>, loss: HiddenLoss) -> 
 
 impl HiddenConfig {
     pub(crate) fn build(&self, ctx: &BuildContext<'_>, aux: &mut Vec<Aux>) -> Result<Built> {
-        let s = ctx.shape(Side::Student(self.student), &self.student_tap)?;
-        let t = ctx.shape(Side::Teacher(self.teacher), &self.teacher_tap)?;
+        let student = ctx.student(&self.student)?;
+        let teacher = ctx.teacher(&self.teacher)?;
+        let s = ctx.shape(Side::Student(student), &self.student_tap)?;
+        let t = ctx.shape(Side::Teacher(teacher), &self.teacher_tap)?;
         if s.len() != 2 || t.len() != 2 {
             return Err(DistillError::Shape {
                 context: format!(
@@ -107,6 +110,7 @@ impl HiddenConfig {
         Ok(Built::new(
             self.weight,
             Hidden {
+                at: Pair { student, teacher },
                 cfg: self.clone(),
                 projection,
             },
@@ -115,6 +119,7 @@ impl HiddenConfig {
 }
 
 struct Hidden {
+    at: Pair,
     cfg: HiddenConfig,
     projection: Option<usize>,
 }
@@ -122,12 +127,12 @@ struct Hidden {
 impl KnowledgeTerm for Hidden {
     fn forward(&self, aux: &[Aux], ctx: &StepContext<'_>) -> Vec<(String, Tensor<1>)> {
         let c = &self.cfg;
-        let s = ctx.student(c.student, &c.student_tap);
+        let s = ctx.student(self.at.student, &c.student_tap);
         let s = match self.projection {
             Some(i) => aux[i].forward(s),
             None => s,
         };
-        let t = ctx.teacher(c.teacher, &c.teacher_tap).flat();
+        let t = ctx.teacher(self.at.teacher, &c.teacher_tap).flat();
         vec![("hidden".into(), hidden_loss(s.flat(), t, c.loss))]
     }
 }

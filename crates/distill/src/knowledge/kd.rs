@@ -6,6 +6,7 @@ use burn::tensor::activation::log_softmax;
 use serde::{Deserialize, Serialize};
 
 use super::method::{Built, MethodInfo};
+use super::role::RoleRef;
 use super::term::{BuildContext, KnowledgeTerm, Side, StepContext};
 use super::Aux;
 use crate::error::{DistillError, Result};
@@ -46,12 +47,12 @@ pub struct KdConfig {
     /// Softmax temperature T (default 4).
     #[serde(default = "default_temperature")]
     pub temperature: f64,
-    /// Which student the term trains (default 0).
-    #[serde(default)]
-    pub student: usize,
-    /// Which teacher it learns from (default 0).
-    #[serde(default)]
-    pub teacher: usize,
+    /// The trainable role the term trains (default: the recipe's `student`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub student: Option<RoleRef>,
+    /// The role it learns from (default: the only `[[teacher]]`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub teacher: Option<RoleRef>,
 }
 
 fn default_weight() -> f64 {
@@ -74,6 +75,8 @@ pub fn kd_loss(student: Tensor<2>, teacher: Tensor<2>, temperature: f64) -> Tens
 
 impl KdConfig {
     pub(crate) fn build(&self, ctx: &BuildContext<'_>, _aux: &mut Vec<Aux>) -> Result<Built> {
+        let student = ctx.student(&self.student)?;
+        let teacher = ctx.teacher(&self.teacher)?;
         if !(self.temperature.is_finite() && self.temperature > 0.0) {
             return Err(DistillError::Config(format!(
                 "kd.temperature must be positive, got {}",
@@ -82,16 +85,16 @@ impl KdConfig {
         }
         ctx.same_shape(
             "kd",
-            (Side::Student(self.student), "logits"),
-            (Side::Teacher(self.teacher), "logits"),
+            (Side::Student(student), "logits"),
+            (Side::Teacher(teacher), "logits"),
             "; teacher and student must predict the same classes",
         )?;
         Ok(Built::new(
             self.weight,
             Kd {
                 t: self.temperature,
-                student: self.student,
-                teacher: self.teacher,
+                student,
+                teacher,
             },
         ))
     }

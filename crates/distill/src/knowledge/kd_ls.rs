@@ -6,7 +6,8 @@ use serde::{Deserialize, Serialize};
 
 use super::method::{Built, MethodInfo};
 use super::ops::kl_batchmean;
-use super::term::{BuildContext, KnowledgeTerm, Side, StepContext};
+use super::role::RoleRef;
+use super::term::{BuildContext, KnowledgeTerm, Pair, Side, StepContext};
 use super::Aux;
 use crate::error::{DistillError, Result};
 
@@ -43,12 +44,12 @@ pub struct KdLsConfig {
     /// Temperature T (default 2).
     #[serde(default = "two")]
     pub temperature: f64,
-    /// Which student (default 0).
-    #[serde(default)]
-    pub student: usize,
-    /// Which teacher (default 0).
-    #[serde(default)]
-    pub teacher: usize,
+    /// The trainable role the term trains (default: the recipe's `student`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub student: Option<RoleRef>,
+    /// The role it learns from (default: the only `[[teacher]]`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub teacher: Option<RoleRef>,
 }
 
 fn two() -> f64 {
@@ -76,6 +77,8 @@ pub fn kd_ls_loss(student: Tensor<2>, teacher: Tensor<2>, temperature: f64) -> T
 
 impl KdLsConfig {
     pub(crate) fn build(&self, ctx: &BuildContext<'_>, _aux: &mut Vec<Aux>) -> Result<Built> {
+        let student = ctx.student(&self.student)?;
+        let teacher = ctx.teacher(&self.teacher)?;
         if !(self.temperature.is_finite() && self.temperature > 0.0) {
             return Err(DistillError::Config(format!(
                 "kd-ls.temperature must be positive, got {}",
@@ -84,8 +87,8 @@ impl KdLsConfig {
         }
         ctx.same_shape(
             "kd-ls",
-            (Side::Student(self.student), "logits"),
-            (Side::Teacher(self.teacher), "logits"),
+            (Side::Student(student), "logits"),
+            (Side::Teacher(teacher), "logits"),
             "; teacher and student must predict the same classes",
         )?;
         if ctx.classes < 2 {
@@ -93,17 +96,20 @@ impl KdLsConfig {
                 "kd-ls needs at least 2 classes".into(),
             ));
         }
-        Ok(Built::new(self.weight, KdLs(self.clone())))
+        Ok(Built::new(
+            self.weight,
+            KdLs(self.clone(), Pair { student, teacher }),
+        ))
     }
 }
 
-struct KdLs(KdLsConfig);
+struct KdLs(KdLsConfig, Pair);
 
 impl KnowledgeTerm for KdLs {
     fn forward(&self, _aux: &[Aux], ctx: &StepContext<'_>) -> Vec<(String, Tensor<1>)> {
         let c = &self.0;
-        let s = ctx.students[c.student].logits.clone();
-        let t = ctx.teachers[c.teacher].logits.clone();
+        let s = ctx.students[self.1.student].logits.clone();
+        let t = ctx.teachers[self.1.teacher].logits.clone();
         vec![("kd-ls".into(), kd_ls_loss(s, t, c.temperature))]
     }
 }

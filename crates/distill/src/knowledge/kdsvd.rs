@@ -6,6 +6,7 @@ use burn::tensor::TensorData;
 use serde::{Deserialize, Serialize};
 
 use super::method::{Built, MethodInfo};
+use super::role::RoleRef;
 use super::term::{default_stage_taps, BuildContext, KnowledgeTerm, Level, StepContext};
 use super::Aux;
 use crate::error::{DistillError, Result};
@@ -75,12 +76,12 @@ pub struct KdsvdConfig {
     /// Teacher feature maps (default stage1..3).
     #[serde(default = "default_stage_taps")]
     pub teacher_taps: Vec<String>,
-    /// Which student (default 0).
-    #[serde(default)]
-    pub student: usize,
-    /// Which teacher (default 0).
-    #[serde(default)]
-    pub teacher: usize,
+    /// The trainable role the term trains (default: the recipe's `student`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub student: Option<RoleRef>,
+    /// The role it learns from (default: the only `[[teacher]]`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub teacher: Option<RoleRef>,
 }
 
 fn one_usize() -> usize {
@@ -244,13 +245,15 @@ struct Kdsvd {
 
 impl KdsvdConfig {
     pub(crate) fn build(&self, ctx: &BuildContext<'_>, _aux: &mut Vec<Aux>) -> Result<Built> {
+        let student = ctx.student(&self.student)?;
+        let teacher = ctx.teacher(&self.teacher)?;
         if self.k == 0 {
             return Err(DistillError::Config("kdsvd.k must be ≥ 1, got 0".into()));
         }
         let levels = ctx.levels(
             "kdsvd",
-            (self.student, &self.student_taps),
-            (self.teacher, &self.teacher_taps),
+            (student, &self.student_taps),
+            (teacher, &self.teacher_taps),
             true,
         )?;
         if levels.len() < 2 {
@@ -276,8 +279,8 @@ impl KdsvdConfig {
             Kdsvd {
                 levels,
                 k: self.k,
-                student: self.student,
-                teacher: self.teacher,
+                student,
+                teacher,
             },
         ))
     }

@@ -5,8 +5,8 @@ use serde::{Deserialize, Serialize};
 
 use super::term::{BuildContext, KnowledgeTerm};
 use super::{
-    ab, at, cc, ce, crd, dist, dkd, fitnet, fsp, ft, hidden, kd, kd_ls, kdsvd, nst, ofd,
-    output_match, pkt, review, rkd, sp, vid, Aux,
+    ab, at, cc, ce, crd, dist, dkd, ensemble_kd, fitnet, fsp, ft, hidden, kd, kd_ls, kdsvd, mt_kd,
+    nst, ofd, output_match, pkt, review, rkd, sp, vid, Aux,
 };
 use crate::error::Result;
 
@@ -176,6 +176,8 @@ methods! {
     Dkd => dkd::DkdConfig,
     Dist => dist::DistConfig,
     KdLs => kd_ls::KdLsConfig,
+    MtKd => mt_kd::MtKdConfig,
+    EnsembleKd => ensemble_kd::EnsembleKdConfig,
     OutputMatch => output_match::OutputMatchConfig,
     Fitnet => fitnet::FitNetConfig,
     Hidden => hidden::HiddenConfig,

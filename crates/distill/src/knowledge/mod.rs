@@ -10,6 +10,7 @@ pub mod crd;
 pub mod defaults;
 pub mod dist;
 pub mod dkd;
+pub mod ensemble_kd;
 pub mod fitnet;
 pub mod fsp;
 pub mod ft;
@@ -21,6 +22,7 @@ pub mod kdsvd;
 pub mod listnet;
 pub mod margin_mse;
 pub mod method;
+pub mod mt_kd;
 pub mod nst;
 pub mod objective;
 pub mod ofd;
@@ -29,6 +31,7 @@ pub mod output_match;
 pub mod pkt;
 pub mod review;
 pub mod rkd;
+pub mod role;
 pub mod skew_kl;
 pub mod sp;
 pub mod term;
@@ -40,6 +43,7 @@ pub mod vid;
 pub use connector::Aux;
 pub use method::{Built, LossInfo, MethodConfig, MethodInfo, LIBRARY_LOSSES, METHODS};
 pub use objective::{Objective, TermWeight};
+pub use role::{RoleRef, STUDENT};
 pub use term::{
-    AuxUpdate, BuildContext, InitStage, KnowledgeTerm, Side, Stage, StepContext, TermStep,
+    AuxUpdate, BuildContext, InitStage, KnowledgeTerm, Pair, Side, Stage, StepContext, TermStep,
 };

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use super::at::sum_map_levels;
 use super::method::{Built, MethodInfo};
 use super::ops::{normalize_last, pool_to_common};
+use super::role::RoleRef;
 use super::term::{default_stage_taps, BuildContext, KnowledgeTerm, Level, StepContext};
 use super::Aux;
 use crate::error::Result;
@@ -41,12 +42,12 @@ pub struct NstConfig {
     /// Teacher feature-map taps (default stage1..3).
     #[serde(default = "default_stage_taps")]
     pub teacher_taps: Vec<String>,
-    /// Which student (default 0).
-    #[serde(default)]
-    pub student: usize,
-    /// Which teacher (default 0).
-    #[serde(default)]
-    pub teacher: usize,
+    /// The trainable role the term trains (default: the recipe's `student`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub student: Option<RoleRef>,
+    /// The role it learns from (default: the only `[[teacher]]`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub teacher: Option<RoleRef>,
 }
 
 fn default_weight() -> f64 {
@@ -72,18 +73,20 @@ pub fn nst_loss(student: Tensor<4>, teacher: Tensor<4>) -> Tensor<1> {
 
 impl NstConfig {
     pub(crate) fn build(&self, ctx: &BuildContext<'_>, _aux: &mut Vec<Aux>) -> Result<Built> {
+        let student = ctx.student(&self.student)?;
+        let teacher = ctx.teacher(&self.teacher)?;
         let levels = ctx.levels(
             "nst",
-            (self.student, &self.student_taps),
-            (self.teacher, &self.teacher_taps),
+            (student, &self.student_taps),
+            (teacher, &self.teacher_taps),
             true,
         )?;
         Ok(Built::new(
             self.weight,
             Nst {
                 levels,
-                student: self.student,
-                teacher: self.teacher,
+                student,
+                teacher,
             },
         ))
     }

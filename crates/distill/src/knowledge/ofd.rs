@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use super::ab::default_preact_taps;
 use super::connector::ConvConnector;
 use super::method::{Built, MethodInfo};
+use super::role::RoleRef;
 use super::term::{BuildContext, KnowledgeTerm, Level, StepContext};
 use super::Aux;
 use crate::error::Result;
@@ -53,12 +54,12 @@ pub struct OfdConfig {
     /// Teacher pre-activation taps (default stage1_pre..stage3_pre).
     #[serde(default = "default_preact_taps")]
     pub teacher_taps: Vec<String>,
-    /// Which student (default 0).
-    #[serde(default)]
-    pub student: usize,
-    /// Which teacher (default 0).
-    #[serde(default)]
-    pub teacher: usize,
+    /// The trainable role the term trains (default: the recipe's `student`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub student: Option<RoleRef>,
+    /// The role it learns from (default: the only `[[teacher]]`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub teacher: Option<RoleRef>,
 }
 
 fn default_weight() -> f64 {
@@ -130,10 +131,12 @@ struct Ofd {
 
 impl OfdConfig {
     pub(crate) fn build(&self, ctx: &BuildContext<'_>, aux: &mut Vec<Aux>) -> Result<Built> {
+        let student = ctx.student(&self.student)?;
+        let teacher = ctx.teacher(&self.teacher)?;
         let levels = ctx.levels(
             "ofd",
-            (self.student, &self.student_taps),
-            (self.teacher, &self.teacher_taps),
+            (student, &self.student_taps),
+            (teacher, &self.teacher_taps),
             true,
         )?;
         let mut connectors = Vec::new();
@@ -147,7 +150,7 @@ impl OfdConfig {
             connectors.push(aux.len() - 1);
             let stats = ctx
                 .teacher_nets
-                .get(self.teacher)
+                .get(teacher)
                 .and_then(|n| n.bn_before(&l.teacher))
                 .map(|(g, b)| {
                     g.iter()
@@ -156,7 +159,7 @@ impl OfdConfig {
                         .collect::<Vec<_>>()
                 })
                 .or_else(|| {
-                    ctx.teacher_probe(self.teacher)
+                    ctx.teacher_probe(teacher)
                         .and_then(|taps| taps.get(&l.teacher))
                         .map(channel_stats)
                 })
@@ -174,8 +177,8 @@ impl OfdConfig {
                 levels,
                 connectors,
                 margins,
-                student: self.student,
-                teacher: self.teacher,
+                student,
+                teacher,
             },
         ))
     }

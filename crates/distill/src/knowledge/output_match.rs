@@ -6,7 +6,8 @@ use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::method::{Built, MethodInfo};
-use super::term::{BuildContext, KnowledgeTerm, Side, StepContext};
+use super::role::RoleRef;
+use super::term::{BuildContext, KnowledgeTerm, Pair, Side, StepContext};
 use super::Aux;
 use crate::error::Result;
 
@@ -54,12 +55,12 @@ pub struct OutputMatchConfig {
     /// Teacher tap (default logits).
     #[serde(default = "logits")]
     pub teacher_tap: String,
-    /// Which student (default 0).
-    #[serde(default)]
-    pub student: usize,
-    /// Which teacher (default 0).
-    #[serde(default)]
-    pub teacher: usize,
+    /// The trainable role the term trains (default: the recipe's `student`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub student: Option<RoleRef>,
+    /// The role it learns from (default: the only `[[teacher]]`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub teacher: Option<RoleRef>,
 }
 
 fn l2() -> Distance {
@@ -84,23 +85,28 @@ pub fn output_match_loss(student: Tensor<2>, teacher: Tensor<2>, distance: Dista
 
 impl OutputMatchConfig {
     pub(crate) fn build(&self, ctx: &BuildContext<'_>, _aux: &mut Vec<Aux>) -> Result<Built> {
+        let student = ctx.student(&self.student)?;
+        let teacher = ctx.teacher(&self.teacher)?;
         ctx.same_shape(
             "output-match",
-            (Side::Student(self.student), &self.student_tap),
-            (Side::Teacher(self.teacher), &self.teacher_tap),
+            (Side::Student(student), &self.student_tap),
+            (Side::Teacher(teacher), &self.teacher_tap),
             "; use `fitnet` (with a trained connector) for outputs of different shapes",
         )?;
-        Ok(Built::new(self.weight, OutputMatch(self.clone())))
+        Ok(Built::new(
+            self.weight,
+            OutputMatch(self.clone(), Pair { student, teacher }),
+        ))
     }
 }
 
-struct OutputMatch(OutputMatchConfig);
+struct OutputMatch(OutputMatchConfig, Pair);
 
 impl KnowledgeTerm for OutputMatch {
     fn forward(&self, _aux: &[Aux], ctx: &StepContext<'_>) -> Vec<(String, Tensor<1>)> {
         let c = &self.0;
-        let s = ctx.student(c.student, &c.student_tap).flat();
-        let t = ctx.teacher(c.teacher, &c.teacher_tap).flat();
+        let s = ctx.student(self.1.student, &c.student_tap).flat();
+        let t = ctx.teacher(self.1.teacher, &c.teacher_tap).flat();
         vec![("output-match".into(), output_match_loss(s, t, c.distance))]
     }
 }

@@ -5,7 +5,8 @@ use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::method::{Built, MethodInfo};
-use super::term::{default_embedding_tap, BuildContext, KnowledgeTerm, Side, StepContext};
+use super::role::RoleRef;
+use super::term::{default_embedding_tap, BuildContext, KnowledgeTerm, Pair, Side, StepContext};
 use super::Aux;
 use crate::error::Result;
 
@@ -38,12 +39,12 @@ pub struct PktConfig {
     /// Teacher tap (default embedding).
     #[serde(default = "default_embedding_tap")]
     pub teacher_tap: String,
-    /// Which student (default 0).
-    #[serde(default)]
-    pub student: usize,
-    /// Which teacher (default 0).
-    #[serde(default)]
-    pub teacher: usize,
+    /// The trainable role the term trains (default: the recipe's `student`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub student: Option<RoleRef>,
+    /// The role it learns from (default: the only `[[teacher]]`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub teacher: Option<RoleRef>,
 }
 
 fn default_weight() -> f64 {
@@ -69,19 +70,24 @@ pub fn pkt_loss(student: Tensor<2>, teacher: Tensor<2>) -> Tensor<1> {
 
 impl PktConfig {
     pub(crate) fn build(&self, ctx: &BuildContext<'_>, _aux: &mut Vec<Aux>) -> Result<Built> {
-        ctx.shape(Side::Student(self.student), &self.student_tap)?;
-        ctx.shape(Side::Teacher(self.teacher), &self.teacher_tap)?;
-        Ok(Built::new(self.weight, Pkt(self.clone())))
+        let student = ctx.student(&self.student)?;
+        let teacher = ctx.teacher(&self.teacher)?;
+        ctx.shape(Side::Student(student), &self.student_tap)?;
+        ctx.shape(Side::Teacher(teacher), &self.teacher_tap)?;
+        Ok(Built::new(
+            self.weight,
+            Pkt(self.clone(), Pair { student, teacher }),
+        ))
     }
 }
 
-struct Pkt(PktConfig);
+struct Pkt(PktConfig, Pair);
 
 impl KnowledgeTerm for Pkt {
     fn forward(&self, _aux: &[Aux], ctx: &StepContext<'_>) -> Vec<(String, Tensor<1>)> {
         let c = &self.0;
-        let s = ctx.student(c.student, &c.student_tap).flat();
-        let t = ctx.teacher(c.teacher, &c.teacher_tap).flat();
+        let s = ctx.student(self.1.student, &c.student_tap).flat();
+        let t = ctx.teacher(self.1.teacher, &c.teacher_tap).flat();
         vec![("pkt".into(), pkt_loss(s, t))]
     }
 }

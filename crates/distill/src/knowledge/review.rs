@@ -10,6 +10,7 @@ use burn::tensor::ops::{InterpolateMode, InterpolateOptions};
 use serde::{Deserialize, Serialize};
 
 use super::method::{Built, MethodInfo};
+use super::role::RoleRef;
 use super::term::{BuildContext, KnowledgeTerm, Level, StepContext};
 use super::Aux;
 use crate::error::{DistillError, Result};
@@ -58,12 +59,12 @@ pub struct ReviewKdConfig {
     /// Teacher taps, shallow to deep (default stage1_pre..3_pre, embedding).
     #[serde(default = "teacher_taps")]
     pub teacher_taps: Vec<String>,
-    /// Which student (default 0).
-    #[serde(default)]
-    pub student: usize,
-    /// Which teacher (default 0).
-    #[serde(default)]
-    pub teacher: usize,
+    /// The trainable role the term trains (default: the recipe's `student`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub student: Option<RoleRef>,
+    /// The role it learns from (default: the only `[[teacher]]`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub teacher: Option<RoleRef>,
 }
 
 fn twenty() -> f64 {
@@ -193,6 +194,8 @@ fn as_map(f: Feature) -> Tensor<4> {
 
 impl ReviewKdConfig {
     pub(crate) fn build(&self, ctx: &BuildContext<'_>, aux: &mut Vec<Aux>) -> Result<Built> {
+        let student = ctx.student(&self.student)?;
+        let teacher = ctx.teacher(&self.teacher)?;
         if self.warmup.is_nan() || self.warmup < 0.0 {
             return Err(DistillError::Config(format!(
                 "reviewkd.warmup must be ≥ 0 epochs (0 turns it off), got {}",
@@ -206,8 +209,8 @@ impl ReviewKdConfig {
         }
         let levels = ctx.levels(
             "reviewkd",
-            (self.student, &self.student_taps),
-            (self.teacher, &self.teacher_taps),
+            (student, &self.student_taps),
+            (teacher, &self.teacher_taps),
             false,
         )?;
         let dims = |s: &[usize]| -> (usize, [usize; 2]) {
@@ -233,8 +236,8 @@ impl ReviewKdConfig {
                 levels,
                 abfs,
                 warmup: self.warmup,
-                student: self.student,
-                teacher: self.teacher,
+                student,
+                teacher,
             },
         ))
     }

@@ -6,7 +6,8 @@ use serde::{Deserialize, Serialize};
 
 use super::method::{Built, MethodInfo};
 use super::ops::normalize_last;
-use super::term::{default_embedding_tap, BuildContext, KnowledgeTerm, Side, StepContext};
+use super::role::RoleRef;
+use super::term::{default_embedding_tap, BuildContext, KnowledgeTerm, Pair, Side, StepContext};
 use super::Aux;
 use crate::error::Result;
 
@@ -49,12 +50,12 @@ pub struct RkdConfig {
     /// Teacher tap (default embedding).
     #[serde(default = "default_embedding_tap")]
     pub teacher_tap: String,
-    /// Which student (default 0).
-    #[serde(default)]
-    pub student: usize,
-    /// Which teacher (default 0).
-    #[serde(default)]
-    pub teacher: usize,
+    /// The trainable role the term trains (default: the recipe's `student`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub student: Option<RoleRef>,
+    /// The role it learns from (default: the only `[[teacher]]`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub teacher: Option<RoleRef>,
 }
 
 fn w_d() -> f64 {
@@ -107,19 +108,24 @@ pub fn rkd_angle_loss(student: Tensor<2>, teacher: Tensor<2>, w: f64) -> Tensor<
 
 impl RkdConfig {
     pub(crate) fn build(&self, ctx: &BuildContext<'_>, _aux: &mut Vec<Aux>) -> Result<Built> {
-        ctx.shape(Side::Student(self.student), &self.student_tap)?;
-        ctx.shape(Side::Teacher(self.teacher), &self.teacher_tap)?;
-        Ok(Built::new(self.weight, Rkd(self.clone())))
+        let student = ctx.student(&self.student)?;
+        let teacher = ctx.teacher(&self.teacher)?;
+        ctx.shape(Side::Student(student), &self.student_tap)?;
+        ctx.shape(Side::Teacher(teacher), &self.teacher_tap)?;
+        Ok(Built::new(
+            self.weight,
+            Rkd(self.clone(), Pair { student, teacher }),
+        ))
     }
 }
 
-struct Rkd(RkdConfig);
+struct Rkd(RkdConfig, Pair);
 
 impl KnowledgeTerm for Rkd {
     fn forward(&self, _aux: &[Aux], ctx: &StepContext<'_>) -> Vec<(String, Tensor<1>)> {
         let c = &self.0;
-        let s = ctx.student(c.student, &c.student_tap).flat();
-        let t = ctx.teacher(c.teacher, &c.teacher_tap).flat();
+        let s = ctx.student(self.1.student, &c.student_tap).flat();
+        let t = ctx.teacher(self.1.teacher, &c.teacher_tap).flat();
         vec![
             (
                 "rkd_distance".into(),

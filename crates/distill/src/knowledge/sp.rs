@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use super::method::{Built, MethodInfo};
 use super::ops::normalize_rows;
+use super::role::RoleRef;
 use super::term::{BuildContext, KnowledgeTerm, Level, StepContext};
 use super::Aux;
 use crate::error::Result;
@@ -40,12 +41,12 @@ pub struct SpConfig {
     /// Teacher taps, one per level (default stage3).
     #[serde(default = "last_stage")]
     pub teacher_taps: Vec<String>,
-    /// Which student (default 0).
-    #[serde(default)]
-    pub student: usize,
-    /// Which teacher (default 0).
-    #[serde(default)]
-    pub teacher: usize,
+    /// The trainable role the term trains (default: the recipe's `student`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub student: Option<RoleRef>,
+    /// The role it learns from (default: the only `[[teacher]]`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub teacher: Option<RoleRef>,
 }
 
 fn default_weight() -> f64 {
@@ -67,18 +68,20 @@ pub fn sp_loss(student: Tensor<2>, teacher: Tensor<2>) -> Tensor<1> {
 
 impl SpConfig {
     pub(crate) fn build(&self, ctx: &BuildContext<'_>, _aux: &mut Vec<Aux>) -> Result<Built> {
+        let student = ctx.student(&self.student)?;
+        let teacher = ctx.teacher(&self.teacher)?;
         let levels = ctx.levels(
             "sp",
-            (self.student, &self.student_taps),
-            (self.teacher, &self.teacher_taps),
+            (student, &self.student_taps),
+            (teacher, &self.teacher_taps),
             false,
         )?;
         Ok(Built::new(
             self.weight,
             Sp {
                 levels,
-                student: self.student,
-                teacher: self.teacher,
+                student,
+                teacher,
             },
         ))
     }

@@ -2,6 +2,7 @@
 
 use burn::prelude::*;
 
+use super::role::{RoleRef, STUDENT};
 use crate::error::{DistillError, Result};
 use crate::models::{Feature, Net, TapShapes, Taps};
 
@@ -17,9 +18,11 @@ pub enum Stage {
 
 /// Everything a knowledge term sees at one training step.
 pub struct StepContext<'a> {
-    /// Taps of each trainable student (with gradients).
+    /// Taps of each trainable role (with gradients), in the order of
+    /// [`BuildContext::students`].
     pub students: &'a [Taps],
-    /// Taps of each frozen teacher (constants, no gradients).
+    /// Taps read as constants: the trainable roles' (detached), then each frozen teacher's.
+    /// Indexed by what [`BuildContext::teacher`] resolved.
     pub teachers: &'a [Taps],
     /// Ground-truth class of each sample.
     pub targets: Tensor<1, Int>,
@@ -67,80 +70,159 @@ pub fn warmup_factor(progress: f64, epochs: f64) -> f64 {
     }
 }
 
-/// Which side of the teacher-student pair a tap belongs to.
+/// Which side of the teacher-student pair a tap belongs to, with the index the role resolved
+/// to (see [`BuildContext::student`] and [`BuildContext::teacher`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Side {
-    /// A trainable student.
+    /// A trainable role, read with gradients: an index into [`StepContext::students`].
     Student(usize),
-    /// A frozen teacher.
+    /// A role read as a constant: an index into [`StepContext::teachers`] (the trainable roles,
+    /// detached, then the frozen teachers).
     Teacher(usize),
 }
 
-/// What a term needs to know when it is built: the tap shapes of every model.
+/// The two roles a term reads, resolved: an index into [`StepContext::students`] and one into
+/// [`StepContext::teachers`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pair {
+    /// The trainable role.
+    pub student: usize,
+    /// The role read as a constant.
+    pub teacher: usize,
+}
+
+/// What a term needs to know when it is built: the roles and their tap shapes.
 pub struct BuildContext<'a> {
-    /// Tap shapes of each student.
+    /// Tap shapes of each trainable role of the recipe (its student first, then its peers).
     pub students: &'a [TapShapes],
-    /// Tap shapes of each teacher.
-    pub teachers: &'a [TapShapes],
-    /// Model names, for error messages.
+    /// Names of the trainable roles.
     pub student_names: &'a [String],
-    /// Model names, for error messages.
-    pub teacher_names: &'a [String],
+    /// Tap shapes of each frozen teacher.
+    pub frozen: &'a [TapShapes],
+    /// Names of the frozen teachers.
+    pub frozen_names: &'a [String],
     /// Number of classes.
     pub classes: usize,
     /// Device on which trainable parts are created.
     pub device: &'a Device,
     /// The frozen teachers themselves (for methods that read their parameters, as OFD reads the
-    /// batch-norm statistics before each stage's ReLU).
+    /// batch-norm statistics before each stage's ReLU), in the order of `frozen`.
     pub teacher_nets: &'a [&'a Net],
-    /// Computes each teacher's taps on the probe batch: the first (up to 256) training images,
-    /// in order, without augmentation (for methods that calibrate on data, as OFD's margins of a
-    /// teacher without batch norm). Called only by methods that need it, through
+    /// Computes each frozen teacher's taps on the probe batch: the first (up to 256) training
+    /// images, in order, without augmentation (for methods that calibrate on data, as OFD's
+    /// margins of a teacher without batch norm). Called only by methods that need it, through
     /// [`Self::teacher_probe`], once per build.
     pub probe: &'a dyn Fn() -> Vec<Taps>,
     /// The probe's result once computed.
     pub probe_cache: std::cell::OnceCell<Vec<Taps>>,
     /// Label of every training sample, by index (CRD's class-conditional negatives).
     pub train_labels: &'a [u8],
-    /// Teacher taps the methods asked for through [`Self::shape`] (what a teacher-output cache
-    /// must hold), as `(teacher, tap)`.
+    /// Frozen-teacher taps the methods asked for through [`Self::shape`] (what a teacher-output
+    /// cache must hold), as `(frozen teacher, tap)`.
     pub teacher_uses: std::cell::RefCell<std::collections::BTreeSet<(usize, String)>>,
 }
 
 impl BuildContext<'_> {
-    /// Teacher `i`'s taps on the probe batch (computed on first use).
+    /// The frozen teacher behind teacher-side index `i`, if it is one (and not a trainable role
+    /// read as a constant).
+    pub fn frozen_index(&self, i: usize) -> Option<usize> {
+        i.checked_sub(self.students.len())
+            .filter(|&j| j < self.frozen.len())
+    }
+
+    /// The frozen teacher's network behind teacher-side index `i`.
+    pub fn teacher_net(&self, i: usize) -> Option<&Net> {
+        self.frozen_index(i)
+            .and_then(|j| self.teacher_nets.get(j).copied())
+    }
+
+    /// The taps on the probe batch of the frozen teacher behind teacher-side index `i`
+    /// (computed on first use; `None` for a trainable role).
     pub fn teacher_probe(&self, i: usize) -> Option<&Taps> {
-        self.probe_cache.get_or_init(|| (self.probe)()).get(i)
+        let j = self.frozen_index(i)?;
+        self.probe_cache.get_or_init(|| (self.probe)()).get(j)
+    }
+
+    fn role_list(&self) -> String {
+        let mut all: Vec<String> = self
+            .student_names
+            .iter()
+            .map(|n| format!("'{n}' (trainable)"))
+            .collect();
+        all.extend(self.frozen_names.iter().map(|n| format!("'{n}' (teacher)")));
+        all.join(", ")
+    }
+
+    /// Resolves a term's `student` key: a trainable role of the recipe (default: its student).
+    pub fn student(&self, role: &Option<RoleRef>) -> Result<usize> {
+        let name = role.as_ref().map_or(STUDENT, |r| r.0.as_str());
+        if let Some(i) = self.student_names.iter().position(|n| n == name) {
+            return Ok(i);
+        }
+        if self.frozen_names.iter().any(|n| n == name) {
+            return Err(DistillError::Config(format!(
+                "student = \"{name}\" names a frozen teacher, but the student side of a term is trained; name a trainable role: {}",
+                self.student_names.iter().map(|n| format!("\"{n}\"")).collect::<Vec<_>>().join(", ")
+            )));
+        }
+        let names: Vec<&str> = self.student_names.iter().map(String::as_str).collect();
+        Err(DistillError::unknown(
+            "trainable role (student = ...)",
+            name,
+            &names,
+        ))
+    }
+
+    /// Resolves a term's `teacher` key: any role, read without gradients (default: the only
+    /// frozen teacher). Returns an index into [`StepContext::teachers`].
+    pub fn teacher(&self, role: &Option<RoleRef>) -> Result<usize> {
+        let offset = self.students.len();
+        let Some(name) = role.as_ref().map(|r| r.0.as_str()) else {
+            return match self.frozen_names.len() {
+                1 => Ok(offset),
+                0 => Err(DistillError::Config(
+                    "this method needs a teacher, but the experiment has none; add a [[teacher]] section, or name a peer with teacher = \"<peer name>\"".into(),
+                )),
+                _ => Err(DistillError::Config(format!(
+                    "the experiment has {} teachers, so the term must say which it learns from: teacher = \"<name>\" (roles: {})",
+                    self.frozen_names.len(),
+                    self.role_list()
+                ))),
+            };
+        };
+        if let Some(j) = self.frozen_names.iter().position(|n| n == name) {
+            return Ok(offset + j);
+        }
+        if let Some(i) = self.student_names.iter().position(|n| n == name) {
+            return Ok(i);
+        }
+        let all: Vec<&str> = self
+            .frozen_names
+            .iter()
+            .chain(self.student_names)
+            .map(String::as_str)
+            .collect();
+        Err(DistillError::unknown("role (teacher = ...)", name, &all))
     }
 
     /// Shape of a tap, or an error listing the taps that exist.
     pub fn shape(&self, side: Side, tap: &str) -> Result<Vec<usize>> {
         let (shapes, role, name) = match side {
             Side::Student(i) => (self.students.get(i), "student", self.student_names.get(i)),
-            Side::Teacher(i) => (self.teachers.get(i), "teacher", self.teacher_names.get(i)),
-        };
-        let idx = match side {
-            Side::Student(i) | Side::Teacher(i) => i,
+            Side::Teacher(i) => match self.frozen_index(i) {
+                Some(j) => (self.frozen.get(j), "teacher", self.frozen_names.get(j)),
+                None => (self.students.get(i), "teacher", self.student_names.get(i)),
+            },
         };
         let shapes = shapes.ok_or_else(|| {
-            let count = match side {
-                Side::Student(_) => self.students.len(),
-                Side::Teacher(_) => self.teachers.len(),
-            };
-            DistillError::Config(if count == 0 {
-                format!("this method needs a {role}, but the experiment has none; add a [{role}] section")
-            } else {
-                format!(
-                    "{role} = {idx} names {role} #{idx}, but the experiment has {count} {role}{} (indices 0..={}); use {role} = 0{}",
-                    if count == 1 { "" } else { "s" },
-                    count - 1,
-                    if count == 1 { " or leave it out" } else { "" }
-                )
-            })
+            DistillError::Config(format!(
+                "{role} side {side:?} names no role of this experiment (roles: {})",
+                self.role_list()
+            ))
         })?;
         if let Side::Teacher(i) = side {
-            if shapes.get(tap).is_some() {
-                self.teacher_uses.borrow_mut().insert((i, tap.to_string()));
+            if let (Some(j), Some(_)) = (self.frozen_index(i), shapes.get(tap)) {
+                self.teacher_uses.borrow_mut().insert((j, tap.to_string()));
             }
         }
         shapes.get(tap).map(<[usize]>::to_vec).ok_or_else(|| {

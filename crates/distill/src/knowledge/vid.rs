@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::method::{Built, MethodInfo};
 use super::ops::pool_to_common;
+use super::role::RoleRef;
 use super::term::{default_stage_taps, BuildContext, KnowledgeTerm, Level, StepContext};
 use super::Aux;
 use crate::error::{DistillError, Result};
@@ -48,12 +49,12 @@ pub struct VidConfig {
     /// Teacher feature-map taps (default stage1..3).
     #[serde(default = "default_stage_taps")]
     pub teacher_taps: Vec<String>,
-    /// Which student (default 0).
-    #[serde(default)]
-    pub student: usize,
-    /// Which teacher (default 0).
-    #[serde(default)]
-    pub teacher: usize,
+    /// The trainable role the term trains (default: the recipe's `student`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub student: Option<RoleRef>,
+    /// The role it learns from (default: the only `[[teacher]]`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub teacher: Option<RoleRef>,
 }
 
 fn five() -> f64 {
@@ -105,6 +106,8 @@ pub fn vid_loss(pred_mean: Tensor<4>, target: Tensor<4>, log_scale: Tensor<1>) -
 
 impl VidConfig {
     pub(crate) fn build(&self, ctx: &BuildContext<'_>, aux: &mut Vec<Aux>) -> Result<Built> {
+        let student = ctx.student(&self.student)?;
+        let teacher = ctx.teacher(&self.teacher)?;
         if !(self.init_var.is_finite() && self.init_var > EPS) {
             return Err(DistillError::Config(format!(
                 "vid.init_var must be above 1e-5, got {}",
@@ -113,8 +116,8 @@ impl VidConfig {
         }
         let levels = ctx.levels(
             "vid",
-            (self.student, &self.student_taps),
-            (self.teacher, &self.teacher_taps),
+            (student, &self.student_taps),
+            (teacher, &self.teacher_taps),
             true,
         )?;
         let first = aux.len();
@@ -133,8 +136,8 @@ impl VidConfig {
             Vid {
                 levels,
                 first,
-                student: self.student,
-                teacher: self.teacher,
+                student,
+                teacher,
             },
         ))
     }

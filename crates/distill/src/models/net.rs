@@ -198,6 +198,15 @@ pub struct ModelConfig {
     pub width: Option<usize>,
 }
 
+/// A trainable role of a job: its name (how terms address it) and its architecture.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RoleModel {
+    /// Role name.
+    pub name: String,
+    /// Architecture.
+    pub model: ModelConfig,
+}
+
 impl ModelConfig {
     /// A config naming just an architecture.
     pub fn named(model: &str) -> Self {

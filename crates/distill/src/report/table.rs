@@ -44,9 +44,15 @@ pub fn mean_std(v: &[f64]) -> (f64, f64) {
 
 impl Row {
     /// The teacher's row (one run; test accuracy of the checkpoint used).
-    pub fn teacher(model: &str, params: usize, accuracy: f64, outcome: Option<&JobOutcome>) -> Row {
+    pub fn teacher(
+        name: &str,
+        model: &str,
+        params: usize,
+        accuracy: f64,
+        outcome: Option<&JobOutcome>,
+    ) -> Row {
         Row {
-            name: "teacher".into(),
+            name: name.into(),
             model: model.into(),
             params,
             seeds: 1,

@@ -1,7 +1,10 @@
-//! Running things: backends and device lists, and sweeps (grids of experiments).
+//! Running things: experiments (a scheme's phases in order), sweeps (grids of experiments),
+//! backends and device lists.
 
 pub mod device;
+pub mod experiment;
 pub mod sweep;
 
 pub use device::training_device;
+pub use experiment::{check_plan, load_data, run_experiment, RunOptions};
 pub use sweep::{run_sweep, sweep_dir};

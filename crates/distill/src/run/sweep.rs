@@ -3,10 +3,10 @@
 use std::path::PathBuf;
 
 use super::device::training_device;
+use super::experiment::{check_plan, check_run_dir, load_data, run_experiment, RunOptions};
 use crate::config::{Plan, SweepConfig};
 use crate::error::{DistillError, Result};
 use crate::report::{plot_bars, Bar, Report};
-use crate::schemes::offline::{check_plan, check_run_dir, load_data, run_experiment, RunOptions};
 use crate::train::checkpoint::write_atomic;
 
 /// Runs a sweep: checks every pair's experiment first, then runs them one after another (each

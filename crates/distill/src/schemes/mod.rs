@@ -1,5 +1,95 @@
-//! Schemes: how teachers and students are arranged in time (offline, online, self, ...).
+//! Schemes: how teachers and students are arranged in time. A scheme turns a validated plan into
+//! an ordered list of [`Phase`]s, each a generic fit of some trainable roles under an objective;
+//! a phase's trained role can be a later phase's frozen teacher. One file plus one line in
+//! [`schemes!`] adds a scheme.
 
 pub mod offline;
 
-pub use offline::{check_plan, load_data, run_experiment, RunOptions};
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::{Plan, TrainPlan};
+use crate::knowledge::MethodConfig;
+use crate::models::RoleModel;
+
+/// One phase of a scheme: its trainable roles fitted under `losses`, once per seed.
+#[derive(Debug, Clone)]
+pub struct Phase {
+    /// Label in logs and tables (e.g. `teacher lenet`, `student + KD`).
+    pub name: String,
+    /// Folder under the run folder.
+    pub dir: PathBuf,
+    /// The trainable roles; the first is the one the phase's result is about.
+    pub roles: Vec<RoleModel>,
+    /// The objective.
+    pub losses: Vec<MethodConfig>,
+    /// Optimiser, schedule and budget.
+    pub train: TrainPlan,
+    /// Train on the first N training samples only.
+    pub train_limit: Option<usize>,
+    /// Seeds; each trains the roles afresh.
+    pub seeds: Vec<u64>,
+    /// Whether the phase reads the frozen teachers (all of the plan's, which earlier phases
+    /// produced or which were loaded).
+    pub reads_teachers: bool,
+    /// What becomes of the result.
+    pub output: PhaseOutput,
+}
+
+/// What a phase's result becomes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PhaseOutput {
+    /// The first role's best checkpoint becomes the plan's frozen teacher of this index for the
+    /// later phases (the phase then has one seed).
+    Teacher(usize),
+    /// Results rows: one per trainable role, over the seeds.
+    Rows,
+}
+
+/// One row of the scheme catalogue.
+#[derive(Debug, Clone, Copy)]
+pub struct SchemeInfo {
+    /// `scheme = "..."` in experiment files.
+    pub name: &'static str,
+    /// What it does.
+    pub description: &'static str,
+    /// Where it comes from.
+    pub citation: &'static str,
+}
+
+macro_rules! schemes {
+    ($($(#[$attr:meta])* $variant:ident => $module:ident),* $(,)?) => {
+        /// A scheme as named in an experiment file (`scheme = "..."`).
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+        #[serde(rename_all = "kebab-case")]
+        #[allow(missing_docs)]
+        pub enum Scheme {
+            $($(#[$attr])* $variant),*
+        }
+
+        impl Scheme {
+            /// The phases of `plan` under this scheme.
+            pub fn phases(&self, plan: &Plan) -> Vec<Phase> {
+                match self {
+                    $(Self::$variant => $module::phases(plan)),*
+                }
+            }
+
+            /// The scheme's catalogue entry.
+            pub fn info(&self) -> &'static SchemeInfo {
+                match self {
+                    $(Self::$variant => &$module::INFO),*
+                }
+            }
+        }
+
+        /// Every scheme, in registration order.
+        pub const SCHEMES: &[SchemeInfo] = &[$($module::INFO),*];
+    };
+}
+
+schemes! {
+    #[default]
+    Offline => offline,
+}

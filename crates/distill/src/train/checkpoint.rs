@@ -129,7 +129,7 @@ pub struct ModelMeta {
 pub fn load_model_dir(dir: &Path, device: &Device) -> Result<(Net, ModelMeta)> {
     let dir = resolve_dir(dir).ok_or_else(|| DistillError::Checkpoint {
         path: dir.to_path_buf(),
-        reason: "no such checkpoint folder (expected a folder holding model.bpk and model.json, e.g. runs/NAME/teacher/best)".into(),
+        reason: "no such checkpoint folder (expected a folder holding model.bpk and model.json, e.g. runs/NAME/teachers/TEACHER/best)".into(),
     })?;
     let meta_path = dir.join("model.json");
     let meta: ModelMeta = std::fs::read(&meta_path)

@@ -194,6 +194,7 @@ mod tests {
             train_acc: acc,
             test_acc: acc,
             agreement: None,
+            peers: Default::default(),
             seconds: 0.0,
         }
     }

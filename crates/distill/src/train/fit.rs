@@ -26,7 +26,7 @@ use crate::data::loader::mix;
 use crate::data::{Augment, Dataset, Loader, Normalization};
 use crate::error::{DistillError, Result};
 use crate::knowledge::{BuildContext, InitStage, MethodConfig, Objective, Stage, TermWeight};
-use crate::models::{ModelConfig, Net, TapShapes};
+use crate::models::{Net, RoleModel, TapShapes};
 
 /// The data a run uses.
 #[derive(Clone)]
@@ -67,8 +67,8 @@ pub struct Job<'a> {
     pub dir: PathBuf,
     /// Seed of initialisation, shuffling, augmentation and dropout.
     pub seed: u64,
-    /// The student's architecture.
-    pub model: ModelConfig,
+    /// The trainable roles: the recipe's student (whose accuracy is the job's), then its peers.
+    pub roles: Vec<RoleModel>,
     /// The objective's terms.
     pub losses: &'a [MethodConfig],
     /// Optimiser, schedule and budget.
@@ -106,10 +106,62 @@ pub struct JobOutcome {
     pub agreement: Option<f64>,
     /// Trainable parameters of the student.
     pub params: usize,
+    /// The peers' results (trainable roles after the first), in the recipe's order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub peers: Vec<PeerOutcome>,
     /// Training wall time, summed over resumptions.
     pub seconds: f64,
     /// Whether the run stopped early (`stop_after`).
     pub partial: bool,
+}
+
+/// What a finished run reports of one of its peers.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PeerOutcome {
+    /// Role name.
+    pub name: String,
+    /// Architecture.
+    pub model: String,
+    /// Trainable parameters.
+    pub params: usize,
+    /// Best test accuracy.
+    pub best_acc: f64,
+    /// Epoch of the best test accuracy.
+    pub best_epoch: usize,
+    /// Test accuracy after the last epoch.
+    pub last_acc: f64,
+    /// The test accuracy of every epoch of the main stage.
+    pub history: Vec<f64>,
+}
+
+impl JobOutcome {
+    /// Peer `k`'s results as an outcome of their own (for its results row and curve): the
+    /// job's history with the peer's test accuracies, no agreement.
+    pub fn peer_outcome(&self, k: usize) -> JobOutcome {
+        let p = &self.peers[k];
+        JobOutcome {
+            history: self
+                .history
+                .iter()
+                .zip(&p.history)
+                .map(|(r, &acc)| EpochRecord {
+                    test_acc: acc,
+                    train_acc: f64::NAN,
+                    agreement: None,
+                    peers: BTreeMap::new(),
+                    ..r.clone()
+                })
+                .collect(),
+            best_acc: p.best_acc,
+            best_epoch: p.best_epoch,
+            last_acc: p.last_acc,
+            agreement: None,
+            params: p.params,
+            peers: Vec::new(),
+            seconds: self.seconds,
+            partial: self.partial,
+        }
+    }
 }
 
 /// A job whose models and objective are built and checked, ready to train.
@@ -125,7 +177,7 @@ impl<'a> Job<'a> {
     pub fn prepare(self) -> Result<Prepared<'a>> {
         self.device.seed(self.seed);
         let (trainable, objective) = build_trainable(
-            &self.model,
+            &self.roles,
             self.data,
             self.losses,
             self.teachers,
@@ -146,10 +198,10 @@ impl<'a> Job<'a> {
 /// Size of the probe batch on which methods may calibrate (see [`BuildContext::teacher_probe`]).
 pub const PROBE_BATCH: usize = 256;
 
-/// Builds a student and the objective's terms (with their helper modules), checking every tap
-/// name and shape against the teachers'. Seed the device first for a reproducible initialisation.
+/// Builds the trainable roles and the objective's terms (with their helper modules), checking
+/// every role name, tap name and shape. Seed the device first for a reproducible initialisation.
 pub fn build_trainable(
-    model: &ModelConfig,
+    roles: &[RoleModel],
     data: &DataBundle,
     losses: &[MethodConfig],
     teachers: &[Teacher],
@@ -157,8 +209,15 @@ pub fn build_trainable(
 ) -> Result<(Trainable, Objective)> {
     let geometry = data.geometry();
     let classes = data.train.num_classes;
-    let net = model.build(geometry, classes, device)?;
-    let shapes = [net.tap_shapes(geometry, device)];
+    let nets = roles
+        .iter()
+        .map(|r| r.model.build(geometry, classes, device))
+        .collect::<Result<Vec<_>>>()?;
+    let shapes: Vec<TapShapes> = nets
+        .iter()
+        .map(|n| n.tap_shapes(geometry, device))
+        .collect();
+    let names: Vec<String> = roles.iter().map(|r| r.name.clone()).collect();
     let teacher_shapes: Vec<TapShapes> = teachers.iter().map(|t| t.shapes.clone()).collect();
     let teacher_names: Vec<String> = teachers.iter().map(|t| t.name.clone()).collect();
     let teacher_nets: Vec<&Net> = teachers.iter().map(|t| &t.net).collect();
@@ -184,9 +243,9 @@ pub fn build_trainable(
     };
     let ctx = BuildContext {
         students: &shapes,
-        teachers: &teacher_shapes,
-        student_names: std::slice::from_ref(&model.model),
-        teacher_names: &teacher_names,
+        student_names: &names,
+        frozen: &teacher_shapes,
+        frozen_names: &teacher_names,
         classes,
         device,
         teacher_nets: &teacher_nets,
@@ -209,7 +268,7 @@ pub fn build_trainable(
     }
     Ok((
         Trainable {
-            students: vec![net],
+            students: nets,
             aux,
         },
         objective,
@@ -232,13 +291,24 @@ impl Prepared<'_> {
         let mut optim = build_optimizer(plan);
         let last_dir = job.dir.join("last");
         let best_dir = job.dir.join("best");
-        let meta = ModelMeta {
-            config: job.model.clone(),
-            input: geometry,
-            classes: data.train.num_classes,
-            normalization: data.norm.clone(),
-        };
-        let params = crate::models::net::trainable_params(&trainable.students[0]);
+        let metas: Vec<ModelMeta> = job
+            .roles
+            .iter()
+            .map(|r| ModelMeta {
+                config: r.model.clone(),
+                input: geometry,
+                classes: data.train.num_classes,
+                normalization: data.norm.clone(),
+            })
+            .collect();
+        let params: Vec<usize> = trainable
+            .students
+            .iter()
+            .map(crate::models::net::trainable_params)
+            .collect();
+        // Each peer's models go to `peers/<name>/best` and `.../last`.
+        let peer_dir =
+            |k: usize, which: &str| job.dir.join("peers").join(&job.roles[k].name).join(which);
 
         let mut state = TrainState {
             completed: 0,
@@ -410,6 +480,14 @@ impl Prepared<'_> {
             }
             let student = &trainable.students[0];
             let eval = evaluate(student, &data.test, &data.norm, data.eval_batch, &device);
+            let peers: BTreeMap<String, f64> = trainable.students[1..]
+                .iter()
+                .zip(&job.roles[1..])
+                .map(|(net, r)| {
+                    let e = evaluate(net, &data.test, &data.norm, data.eval_batch, &device);
+                    (r.name.clone(), e.accuracy)
+                })
+                .collect();
             let agreement = job
                 .teachers
                 .first()
@@ -437,6 +515,7 @@ impl Prepared<'_> {
                 train_acc: correct / seen.max(1) as f64,
                 test_acc: eval.accuracy,
                 agreement,
+                peers,
                 seconds,
             };
             bar.set_message(format!(
@@ -472,11 +551,27 @@ impl Prepared<'_> {
                 advice: c.advice.clone(),
             });
             // The student's files are serialised once and written to best/ (if improved) and last/.
-            let mut files = model_files(student, &meta, &last_dir)?;
+            let mut files = model_files(student, &metas[0], &last_dir)?;
             if stage == Stage::Main && eval.accuracy > state.best_acc {
                 state.best_acc = eval.accuracy;
                 state.best_epoch = epoch;
                 write_dir(&best_dir, &files)?;
+            }
+            let peers = job.roles.iter().zip(&trainable.students).zip(&metas);
+            for (k, ((role, net), meta)) in peers.enumerate().skip(1) {
+                let name = &role.name;
+                let acc = |r: &EpochRecord| r.peers.get(name).copied().unwrap_or(-1.0);
+                let record = state.history.last().expect("this epoch was recorded");
+                let before = state.history[..state.history.len() - 1]
+                    .iter()
+                    .filter(|r| !r.init)
+                    .map(acc)
+                    .fold(-1.0, f64::max);
+                let peer_files = model_files(net, meta, &peer_dir(k, "last"))?;
+                if stage == Stage::Main && acc(record) > before {
+                    write_dir(&peer_dir(k, "best"), &peer_files)?;
+                }
+                write_dir(&peer_dir(k, "last"), &peer_files)?;
             }
             write_history(&job.dir.join("metrics.jsonl"), &state.history)?;
             let optim_bytes = optim.into_bytes().map_err(|e| DistillError::Checkpoint {
@@ -502,12 +597,37 @@ impl Prepared<'_> {
         // Tables and curves show the main stage; metrics.jsonl keeps the initialisation epochs.
         state.history.retain(|r| !r.init);
         let last = state.history.last().cloned();
+        let peers = job.roles[1..]
+            .iter()
+            .zip(&params[1..])
+            .map(|(r, &params)| {
+                let history: Vec<f64> = state
+                    .history
+                    .iter()
+                    .map(|e| e.peers.get(&r.name).copied().unwrap_or(f64::NAN))
+                    .collect();
+                let (best_epoch, best_acc) = history
+                    .iter()
+                    .enumerate()
+                    .fold((0, -1.0), |b, (i, &a)| if a > b.1 { (i + 1, a) } else { b });
+                PeerOutcome {
+                    name: r.name.clone(),
+                    model: r.model.model.clone(),
+                    params,
+                    best_acc: best_acc.max(0.0),
+                    best_epoch,
+                    last_acc: history.last().copied().unwrap_or(0.0),
+                    history,
+                }
+            })
+            .collect();
         Ok(JobOutcome {
             best_acc: state.best_acc.max(0.0),
             best_epoch: state.best_epoch,
             last_acc: last.as_ref().map_or(0.0, |r| r.test_acc),
             agreement: last.and_then(|r| r.agreement),
-            params,
+            params: params[0],
+            peers,
             seconds: state.seconds,
             partial: state.completed < total_epochs,
             history: state.history,

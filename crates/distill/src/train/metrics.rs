@@ -26,8 +26,11 @@ pub struct EpochRecord {
     pub train_acc: f64,
     /// Test accuracy.
     pub test_acc: f64,
-    /// Top-1 agreement with teacher 0 on the test set, when there is a teacher.
+    /// Top-1 agreement with the first teacher on the test set, when there is a teacher.
     pub agreement: Option<f64>,
+    /// Test accuracy of each peer of the recipe (its trainable roles after the student).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub peers: BTreeMap<String, f64>,
     /// Wall-clock seconds of the epoch (training and evaluation).
     pub seconds: f64,
 }
@@ -72,6 +75,7 @@ mod tests {
                 train_acc: v,
                 test_acc: v,
                 agreement: Some(v),
+                peers: Default::default(),
                 seconds: v,
             };
             let back: EpochRecord =

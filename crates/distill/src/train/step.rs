@@ -16,7 +16,7 @@ use crate::models::{Net, TapShapes, Taps};
 /// together by one optimiser.
 #[derive(Module, Debug)]
 pub struct Trainable {
-    /// Students (one for offline distillation; several for mutual learning).
+    /// The trainable roles: the recipe's student, then its peers (mutual learning).
     pub students: Vec<Net>,
     /// Connectors, projection heads and other helpers registered by the methods.
     pub aux: Vec<Aux>,
@@ -98,7 +98,7 @@ pub struct StepOutput {
     pub terms: Vec<(String, f64)>,
     /// How each term enters the objective, in the order of `terms`.
     pub weights: Vec<TermWeight>,
-    /// Correct top-1 predictions of student 0 on the batch.
+    /// Correct top-1 predictions of the recipe's student (the first trainable role) on the batch.
     pub correct: f64,
     /// The first non-finite term (the update is then skipped).
     pub non_finite: Option<(String, f64)>,
@@ -138,21 +138,23 @@ pub fn train_step(
         keys,
     } = batch;
     let n = indices.len();
-    let x_plain = x.clone().without_autodiff();
-    let teacher_taps: Vec<_> = if objective.reads_teachers() {
-        teachers
-            .iter()
-            .enumerate()
-            .map(|(i, t)| t.outputs(x_plain.clone(), &keys, objective.teacher_taps(i)))
-            .collect()
-    } else {
-        Vec::new()
-    };
     let student_taps: Vec<_> = trainable
         .students
         .iter()
         .map(|s| s.forward(x.clone()))
         .collect();
+    // The teacher side: every trainable role read as a constant, then the frozen teachers (from
+    // their cache or a forward pass without autodiff), as `BuildContext::teacher` indexes them.
+    let mut teacher_taps: Vec<Taps> = student_taps.iter().map(Taps::detach).collect();
+    if objective.reads_teachers() {
+        let x_plain = x.without_autodiff();
+        teacher_taps.extend(
+            teachers
+                .iter()
+                .enumerate()
+                .map(|(i, t)| t.outputs(x_plain.clone(), &keys, objective.teacher_taps(i))),
+        );
+    }
     let hits = student_taps[0]
         .logits
         .clone()

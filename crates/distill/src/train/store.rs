@@ -9,7 +9,7 @@ use crate::config::diff::RESUMABLE;
 use crate::config::TrainPlan;
 use crate::error::{DistillError, Result};
 use crate::knowledge::MethodConfig;
-use crate::models::ModelConfig;
+use crate::models::{ModelConfig, RoleModel};
 
 /// The loop state saved with `last/` after every epoch.
 #[derive(Serialize, Deserialize)]
@@ -40,6 +40,8 @@ pub(crate) struct CollapseRecord {
 struct JobSpec<'a> {
     seed: u64,
     model: &'a ModelConfig,
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    peers: &'a [RoleModel],
     losses: &'a [MethodConfig],
     train: &'a TrainPlan,
     teachers: Vec<&'a str>,
@@ -52,7 +54,8 @@ struct JobSpec<'a> {
 pub(crate) fn check_job_spec(job: &Job<'_>) -> Result<()> {
     let spec = JobSpec {
         seed: job.seed,
-        model: &job.model,
+        model: &job.roles[0].model,
+        peers: &job.roles[1..],
         losses: job.losses,
         train: job.train,
         teachers: job.teachers.iter().map(|t| t.name.as_str()).collect(),

@@ -6,8 +6,9 @@ use std::path::Path;
 
 use distill::burn::prelude::*;
 use distill::config::{ExperimentConfig, Plan, TrainPlan};
-use distill::models::ModelConfig;
-use distill::schemes::load_data;
+use distill::knowledge::STUDENT;
+use distill::models::{ModelConfig, RoleModel};
+use distill::run::load_data;
 use distill::train::{DataBundle, Job, JobOutcome, Progress, Teacher};
 
 pub const TINY: &str = r#"
@@ -22,7 +23,7 @@ batch_size = 32
 lr = 0.05
 # The teacher is untrained: a student that follows it stays at chance on purpose.
 stop_on_collapse = false
-[teacher]
+[[teacher]]
 model = "mlp"
 hidden = [64]
 [[student]]
@@ -103,7 +104,10 @@ impl Setup {
             label: "test".into(),
             dir: dir.to_path_buf(),
             seed: 7,
-            model: self.plan.students[0].model.clone(),
+            roles: vec![RoleModel {
+                name: STUDENT.into(),
+                model: self.plan.students[0].model.clone(),
+            }],
             losses: &self.plan.students[0].losses,
             train,
             teachers: &self.teachers,

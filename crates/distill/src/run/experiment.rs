@@ -1,0 +1,498 @@
+//! Running an experiment: data, the run folder, the checks of every phase before anything is
+//! trained, then the scheme's phases in order (each a generic fit of its roles), and the report.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex};
+
+use burn::prelude::*;
+
+use crate::config::diff::{differences, RESUMABLE};
+use crate::config::experiment::StudentConfig;
+use crate::config::{ExperimentConfig, Plan, StudentPlan};
+use crate::data::Dataset;
+use crate::error::{DistillError, Result};
+use crate::models::Net;
+use crate::report::{plot_curves, Report, Row};
+use crate::run::device::plan_devices;
+use crate::schemes::{Phase, PhaseOutput};
+use crate::train::checkpoint::{load_model_dir, write_atomic};
+use crate::train::{evaluate, DataBundle, Job, JobOutcome, Progress, Teacher, TeacherCache};
+
+/// How to run an experiment.
+#[derive(Clone)]
+pub struct RunOptions {
+    /// The run folder (default `output_dir/name`).
+    pub run_dir: Option<PathBuf>,
+    /// Continue an interrupted run in an existing folder.
+    pub resume: bool,
+    /// Progress reporting.
+    pub progress: Progress,
+    /// Set to stop between two steps (Ctrl-C).
+    pub interrupt: Option<Arc<AtomicBool>>,
+    /// Record a student seed whose loss goes non-finite (or that collapses) as diverged (or
+    /// collapsed) and go on with the next one
+    /// (sweeps), instead of stopping the experiment.
+    pub keep_going: bool,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        Self {
+            run_dir: None,
+            resume: false,
+            progress: Progress::Bar,
+            interrupt: None,
+            keep_going: false,
+        }
+    }
+}
+
+/// Loads the plan's data (train limit, test limit, normalisation from the training split).
+pub fn load_data(plan: &Plan) -> Result<DataBundle> {
+    let (mut train, mut test) = plan.data.source.load(plan.data.dir.as_deref())?;
+    if let Some(n) = plan.data.train_limit {
+        train = train.truncate(n);
+    }
+    if let Some(n) = plan.data.test_limit {
+        test = test.truncate(n);
+    }
+    train.check_compatible(&test, "train vs test split")?;
+    Dataset::settle_classes(
+        &mut train,
+        &mut test,
+        plan.data.classes.or(plan.data.source.known_classes()),
+    )?;
+    let norm = train.normalization();
+    Ok(DataBundle {
+        train: Arc::new(train),
+        test: Arc::new(test),
+        norm,
+        augment: plan.data.augment,
+        eval_batch: plan.data.eval_batch_size,
+    })
+}
+
+/// Checks the run folder before anything is written: a used folder needs `--resume`, and
+/// `--resume` needs a run there whose settings still hold. Returns warnings to print.
+pub(crate) fn check_run_dir(dir: &Path, resume: bool, plan: &Plan) -> Result<Vec<String>> {
+    let resolved = dir.join("resolved.toml");
+    let used = resolved.exists();
+    if used && !resume {
+        return Err(DistillError::Config(format!(
+            "run folder {} already holds a run; pass --resume to continue it, or change `name` / --out to start a new one (nothing was overwritten)",
+            dir.display()
+        )));
+    }
+    if resume && !used {
+        return Err(DistillError::Config(format!(
+            "--resume: {} holds no run to continue (no resolved.toml there); check the folder name, or drop --resume to start a new run",
+            dir.display()
+        )));
+    }
+    let mut warnings = Vec::new();
+    if resume {
+        let text = std::fs::read_to_string(&resolved)
+            .map_err(|e| DistillError::io("reading", &resolved, e))?;
+        let before = ExperimentConfig::from_toml(&text, &resolved.display().to_string())
+            .and_then(|e| e.validate())
+            .map_err(|e| {
+                DistillError::Config(format!(
+                    "--resume cannot check {} against the run's settings ({e}); it was probably written by an older distill: finish that run with the version that started it, or start a new run (nothing was changed)",
+                    resolved.display()
+                ))
+            })?;
+        let changed = resume_differences(&before, plan);
+        if !changed.is_empty() {
+            return Err(DistillError::Config(format!(
+                "--resume would continue {} with changed settings: {} (as started vs now); restore them, or start a new run with another `name` / --out (nothing was changed)",
+                dir.display(),
+                changed.join("; ")
+            )));
+        }
+    } else if dir.is_dir()
+        && std::fs::read_dir(dir).is_ok_and(|mut entries| entries.next().is_some())
+    {
+        warnings.push(format!(
+            "warning: {} exists and is not a run folder; the run's files are written into it next to what it holds",
+            dir.display()
+        ));
+    }
+    Ok(warnings)
+}
+
+/// The settings in which `now` would change a run started as `before`, as `key: old vs new`.
+/// Seeds and students may be added (they start fresh runs); the run's name and output root may
+/// differ (the folder is given); everything else, and every student both name, must match.
+fn resume_differences(before: &Plan, now: &Plan) -> Vec<String> {
+    let value = |p: &Plan| {
+        let mut v = serde_json::to_value(p.to_experiment()).expect("plans serialise");
+        if let Some(t) = v.as_object_mut() {
+            for k in ["name", "output_dir", "seeds", "student"] {
+                t.remove(k);
+            }
+        }
+        v
+    };
+    let mut out = Vec::new();
+    differences(&value(before), &value(now), "", RESUMABLE, &mut out);
+    for s in &now.students {
+        if let Some(old) = before.students.iter().find(|o| o.name == s.name) {
+            let json = |p: &StudentPlan| {
+                serde_json::to_value(StudentConfig::from(p)).expect("students serialise")
+            };
+            let path = format!("student '{}'", s.name);
+            differences(&json(old), &json(s), &path, RESUMABLE, &mut out);
+        }
+    }
+    out
+}
+
+/// The frozen teachers as the plan describes them, before any phase ran: a loaded checkpoint
+/// (checked against its `[[teacher]]`), or an untrained network of the described architecture,
+/// used only to check the phases' tap names and shapes. Returns them and which were loaded.
+fn initial_teachers(
+    plan: &Plan,
+    data: &DataBundle,
+    device: &Device,
+) -> Result<(Vec<Teacher>, Vec<bool>)> {
+    let geometry = data.geometry();
+    let classes = data.train.num_classes;
+    let mut teachers = Vec::new();
+    let mut loaded = Vec::new();
+    for t in &plan.teachers {
+        let net = match &t.checkpoint {
+            Some(ckpt) => {
+                let (net, meta) = load_model_dir(ckpt, &device.clone().without_autodiff())?;
+                let differs = t.model.architecture_differences(&meta.config);
+                if !differs.is_empty() {
+                    return Err(DistillError::Config(format!(
+                        "teacher '{}': checkpoint {} holds another architecture than its [[teacher]] section describes ({}; [[teacher]] vs the checkpoint's model.json); make the section match the checkpoint, or point `checkpoint` at a teacher of the described architecture",
+                        t.name,
+                        ckpt.display(),
+                        differs.join("; ")
+                    )));
+                }
+                if meta.input != geometry || meta.classes != classes {
+                    return Err(DistillError::Shape {
+                        context: format!("teacher checkpoint {} of '{}' (input geometry + classes) vs data", ckpt.display(), t.name),
+                        expected: [geometry.as_slice(), &[classes]].concat(),
+                        got: [meta.input.as_slice(), &[meta.classes]].concat(),
+                        fix: "; train the teacher on this data set, or point data at the one it was trained on".into(),
+                    });
+                }
+                net
+            }
+            None => {
+                device.seed(plan.seeds[0]);
+                t.model.build(geometry, classes, device)?.valid()
+            }
+        };
+        loaded.push(t.checkpoint.is_some());
+        teachers.push(Teacher {
+            name: t.name.clone(),
+            shapes: net.tap_shapes(geometry, device),
+            net,
+            test_predictions: vec![],
+            test_accuracy: 0.0,
+            cache: None,
+        });
+    }
+    Ok((teachers, loaded))
+}
+
+/// Checks every phase of the plan (role names, tap names and shapes, method settings) against
+/// the teachers as described, before anything is trained or written. Returns the teachers: the
+/// loaded ones ready, the others untrained until their phase runs.
+pub fn check_plan(
+    plan: &Plan,
+    data: &DataBundle,
+    device: &Device,
+    opts: &RunOptions,
+) -> Result<Vec<Teacher>> {
+    let (teachers, _) = initial_teachers(plan, data, device)?;
+    for phase in plan.scheme.phases(plan) {
+        let limited = phase.train_limit.map(|n| data.with_train_limit(n));
+        phase_job(
+            &phase,
+            phase.name.clone(),
+            PathBuf::new(),
+            plan.seeds[0],
+            if phase.reads_teachers { &teachers } else { &[] },
+            limited.as_ref().unwrap_or(data),
+            device,
+            &[],
+            opts,
+        )
+        .prepare()?;
+    }
+    Ok(teachers)
+}
+
+/// A teacher's row name: `teacher` when the plan has one teacher named after its architecture,
+/// otherwise `teacher <name>`.
+fn teacher_row_name(plan: &Plan, i: usize) -> String {
+    let t = &plan.teachers[i];
+    if plan.teachers.len() == 1 && t.name == t.model.model {
+        "teacher".into()
+    } else {
+        format!("teacher {}", t.name)
+    }
+}
+
+/// Runs a whole experiment: the scheme's phases in order (teachers pretrained, then every student
+/// recipe × seed for offline distillation); writes the results table, CSV, JSON and the
+/// training-curve plot into the run folder and returns the report.
+pub fn run_experiment(plan: &Plan, opts: &RunOptions) -> Result<Report> {
+    let (device, replicas) = plan_devices(plan.backend, &plan.devices)?;
+    let data = load_data(plan)?;
+    let run_dir = opts
+        .run_dir
+        .clone()
+        .unwrap_or_else(|| plan.output_dir.join(&plan.name));
+    let warnings = check_run_dir(&run_dir, opts.resume, plan)?;
+    let geometry = data.geometry();
+    let classes = data.train.num_classes;
+    let progress = opts.progress;
+    for w in &warnings {
+        progress.line(w);
+    }
+    let phases = plan.scheme.phases(plan);
+    let n = data.train.len();
+    for p in &phases {
+        let images = p.train_limit.map_or(n, |l| l.min(n));
+        if p.train.batch_size > images {
+            progress.line(&format!(
+                "warning: {}: batch_size {} is larger than the {images} training images, so every epoch is one smaller batch; lower batch_size or use more data",
+                p.name, p.train.batch_size
+            ));
+        }
+    }
+    progress.line(&format!(
+        "data: {} train / {} test images of {:?}, {classes} classes; run folder {}",
+        data.train.len(),
+        data.test.len(),
+        geometry,
+        run_dir.display()
+    ));
+
+    // 1. Check every phase before anything is trained or written.
+    let mut teachers = check_plan(plan, &data, &device, opts)?;
+
+    std::fs::create_dir_all(&run_dir)
+        .map_err(|e| DistillError::io("creating run folder", &run_dir, e))?;
+    write_atomic(&run_dir.join("resolved.toml"), plan.to_toml().as_bytes())?;
+
+    // 2. The loaded teachers are ready now; the others when their phase has run.
+    let mut teacher_rows: Vec<Option<Row>> = vec![None; plan.teachers.len()];
+    let mut curves = Vec::new();
+    for (i, t) in plan.teachers.iter().enumerate() {
+        if t.checkpoint.is_some() {
+            let net = teachers[i].net.clone();
+            teacher_rows[i] = Some(freeze_teacher(
+                plan,
+                i,
+                &mut teachers[i],
+                net,
+                None,
+                &data,
+                &device,
+                opts,
+            ));
+        }
+    }
+
+    // 3. The phases, in order.
+    let mut rows: Vec<Row> = Vec::new();
+    for phase in &phases {
+        let limited = phase.train_limit.map(|n| data.with_train_limit(n));
+        let phase_data = limited.as_ref().unwrap_or(&data);
+        let mut outcomes: Vec<JobOutcome> = Vec::new();
+        let (mut diverged, mut collapsed) = (0, 0);
+        for &seed in &phase.seeds {
+            let dir = match phase.output {
+                PhaseOutput::Teacher(_) => run_dir.join(&phase.dir),
+                PhaseOutput::Rows => run_dir.join(&phase.dir).join(format!("seed{seed}")),
+            };
+            let label = match phase.output {
+                PhaseOutput::Teacher(_) => phase.name.clone(),
+                PhaseOutput::Rows => format!("{} seed {seed}", phase.name),
+            };
+            let job = phase_job(
+                phase,
+                label,
+                dir,
+                seed,
+                if phase.reads_teachers { &teachers } else { &[] },
+                phase_data,
+                &device,
+                &replicas,
+                opts,
+            );
+            match job.prepare()?.run() {
+                Ok(o) => outcomes.push(o),
+                Err(e @ (DistillError::NonFinite { .. } | DistillError::Collapse { .. }))
+                    if opts.keep_going && phase.output == PhaseOutput::Rows =>
+                {
+                    let what = if matches!(e, DistillError::Collapse { .. }) {
+                        collapsed += 1;
+                        "collapsed"
+                    } else {
+                        diverged += 1;
+                        "diverged"
+                    };
+                    progress.line(&format!(
+                        "{} seed {seed}: {e}; recorded as {what}",
+                        phase.name
+                    ));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        match phase.output {
+            PhaseOutput::Teacher(i) => {
+                let outcome = outcomes.pop().expect("a teacher phase has one seed");
+                let (net, _) = load_model_dir(
+                    &run_dir.join(&phase.dir).join("best"),
+                    &device.clone().without_autodiff(),
+                )?;
+                curves.push((phase.name.clone(), vec![outcome.history.clone()]));
+                teacher_rows[i] = Some(freeze_teacher(
+                    plan,
+                    i,
+                    &mut teachers[i],
+                    net,
+                    Some(&outcome),
+                    &data,
+                    &device,
+                    opts,
+                ));
+            }
+            PhaseOutput::Rows => {
+                if !outcomes.is_empty() {
+                    curves.push((
+                        phase.name.clone(),
+                        outcomes.iter().map(|o| o.history.clone()).collect(),
+                    ));
+                }
+                let mut phase_rows = vec![Row::student(
+                    &phase.name,
+                    &phase.roles[0].model.model,
+                    &outcomes,
+                )];
+                for (k, peer) in phase.roles.iter().enumerate().skip(1) {
+                    let runs: Vec<JobOutcome> =
+                        outcomes.iter().map(|o| o.peer_outcome(k - 1)).collect();
+                    let name = format!("{} / {}", phase.name, peer.name);
+                    if !runs.is_empty() {
+                        curves.push((
+                            name.clone(),
+                            runs.iter().map(|o| o.history.clone()).collect(),
+                        ));
+                    }
+                    phase_rows.push(Row::student(&name, &peer.model.model, &runs));
+                }
+                let n = phase.seeds.len();
+                for row in &mut phase_rows {
+                    for (count, what) in [(diverged, "diverged"), (collapsed, "collapsed")] {
+                        if count > 0 {
+                            row.name = format!("{} [{what}: {count}/{n} seeds]", row.name);
+                        }
+                    }
+                }
+                rows.extend(phase_rows);
+            }
+        }
+    }
+
+    for (t, plan_t) in teachers.iter().zip(&plan.teachers) {
+        if let Some(cache) = &t.cache {
+            let stats = cache.lock().unwrap_or_else(|e| e.into_inner()).stats();
+            progress.line(&format!(
+                "teacher {} cache: {} batches served from the cache, {} computed, {:.1} MiB held",
+                plan_t.name,
+                stats.hits,
+                stats.misses,
+                stats.bytes as f64 / (1 << 20) as f64
+            ));
+        }
+    }
+    let mut all: Vec<Row> = teacher_rows.into_iter().flatten().collect();
+    all.extend(rows);
+    let report = Report {
+        title: plan.name.clone(),
+        rows: all,
+    };
+    report.write(&run_dir)?;
+    plot_curves(&run_dir.join("curves.svg"), &plan.name, &curves)?;
+    Ok(report)
+}
+
+/// Makes `net` the frozen teacher `i`: evaluated on the test set, with its output cache; returns
+/// its results row.
+#[allow(clippy::too_many_arguments)]
+fn freeze_teacher(
+    plan: &Plan,
+    i: usize,
+    teacher: &mut Teacher,
+    net: Net,
+    outcome: Option<&JobOutcome>,
+    data: &DataBundle,
+    device: &Device,
+    opts: &RunOptions,
+) -> Row {
+    let t = &plan.teachers[i];
+    let eval = evaluate(&net, &data.test, &data.norm, data.eval_batch, device);
+    opts.progress.line(&format!(
+        "teacher {}: test accuracy {:.2}%",
+        t.name,
+        100.0 * eval.accuracy
+    ));
+    let row = Row::teacher(
+        &teacher_row_name(plan, i),
+        &t.model.model,
+        crate::models::net::trainable_params(&net),
+        eval.accuracy,
+        outcome,
+    );
+    *teacher = Teacher {
+        name: t.name.clone(),
+        shapes: teacher.shapes.clone(),
+        net,
+        test_accuracy: eval.accuracy,
+        test_predictions: eval.predictions,
+        cache: (t.cache_mb > 0).then(|| Arc::new(Mutex::new(TeacherCache::new(t.cache_mb)))),
+    };
+    row
+}
+
+#[allow(clippy::too_many_arguments)]
+/// A job training `phase`'s roles at `seed` against `teachers`.
+fn phase_job<'a>(
+    phase: &'a Phase,
+    label: String,
+    dir: PathBuf,
+    seed: u64,
+    teachers: &'a [Teacher],
+    data: &'a DataBundle,
+    device: &Device,
+    replicas: &[Device],
+    opts: &RunOptions,
+) -> Job<'a> {
+    Job {
+        label,
+        dir,
+        seed,
+        roles: phase.roles.clone(),
+        losses: &phase.losses,
+        train: &phase.train,
+        teachers,
+        data,
+        device: device.clone(),
+        replicas: replicas.to_vec(),
+        resume: opts.resume,
+        interrupt: opts.interrupt.clone(),
+        stop_after: None,
+        progress: opts.progress,
+    }
+}

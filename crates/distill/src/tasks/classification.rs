@@ -1,0 +1,13 @@
+//! Classification: cross-entropy on the class labels; top-1 accuracy and top-1 agreement with the
+//! first teacher (see [`crate::train::evaluate`]).
+
+use crate::knowledge::{ce::CeConfig, MethodConfig, RoleRef};
+
+/// Cross-entropy at weight 1, without label smoothing, on `role`.
+pub fn supervised(role: &str) -> Vec<MethodConfig> {
+    vec![MethodConfig::Ce(CeConfig {
+        weight: 1.0,
+        label_smoothing: 0.0,
+        student: Some(RoleRef::from(role)),
+    })]
+}
