@@ -303,7 +303,7 @@ fn eval(checkpoint: &Path, data: SourceArg, dir: Option<&Path>) -> Result<()> {
     let test = source
         .load_test(dir)
         .context("loading the evaluation data")?;
-    let geometry = [test.channels, test.height, test.width];
+    let geometry = test.geometry();
     if geometry != meta.input || test.num_classes > meta.classes {
         return Err(DistillError::Shape {
             context: "evaluation data (channels, height, width, classes) vs checkpoint".into(),
@@ -320,7 +320,7 @@ fn eval(checkpoint: &Path, data: SourceArg, dir: Option<&Path>) -> Result<()> {
         checkpoint.display(),
         meta.config.model,
         distill::models::net::trainable_params(&net),
-        100.0 * e.accuracy
+        100.0 * e.accuracy.unwrap_or(f64::NAN)
     );
     Ok(())
 }

@@ -11,7 +11,7 @@ use std::time::Instant;
 use distill::burn::prelude::*;
 use distill::burn::tensor::{Distribution, TensorData};
 use distill::config::{Backend, TrainConfig};
-use distill::data::{Augment, Dataset, Normalization};
+use distill::data::{Augment, Dataset, Inputs, Normalization, Targets};
 use distill::knowledge::ce::CeConfig;
 use distill::knowledge::kd::KdConfig;
 use distill::knowledge::{MethodConfig, Stage};
@@ -136,17 +136,21 @@ fn main() {
     // The step itself reads random images; the bundle only gives the builder its geometry.
     let [c, h, w] = geometry;
     let synthetic = Arc::new(Dataset {
-        images: vec![0; batch * c * h * w],
-        labels: (0..batch).map(|i| (i % classes) as u8).collect(),
-        channels: c,
-        height: h,
-        width: w,
+        inputs: Inputs::Image {
+            pixels: vec![0; batch * c * h * w],
+            channels: c,
+            height: h,
+            width: w,
+        },
+        targets: Targets::Class((0..batch).map(|i| (i % classes) as u8).collect()),
         num_classes: classes,
     });
     let data = DataBundle {
         norm: Normalization {
             mean: vec![0.0; c],
             std: vec![1.0; c],
+            target_mean: vec![],
+            target_std: vec![],
         },
         train: synthetic.clone(),
         test: synthetic,
@@ -186,7 +190,7 @@ fn main() {
             &teachers,
             Batch {
                 x: x.clone(),
-                y: y.clone(),
+                y: distill::tasks::Target::Class(y.clone()),
                 indices: indices.clone(),
                 keys: keys.clone(),
             },

@@ -145,7 +145,7 @@ proptest! {
         if let Ok(ds) = Dataset::from_idx_bytes(&bytes, &encode_idx(&labels), "fuzz") {
             prop_assert!(!ds.is_empty() && ds.sample_len() > 0);
             let norm = ds.normalization();
-            prop_assert_eq!(norm.mean.len(), ds.channels);
+            prop_assert_eq!(norm.mean.len(), ds.geometry()[0]);
         }
     }
 }

@@ -1,56 +1,138 @@
-//! In-memory image classification data set.
+//! In-memory data sets: one input view per sample (an image, or a row of features) and a typed
+//! target (a class, or a vector of reals).
 
 use std::path::{Path, PathBuf};
 
 use super::idx::{parse_idx, read_idx_file, IdxArray};
 use crate::error::{DistillError, Result};
 
-/// Images (unsigned bytes, channel-first) and their class labels, held in memory.
+/// Samples held in memory: their inputs and their targets, in the same order.
 #[derive(Debug, Clone)]
 pub struct Dataset {
-    /// Pixels, `len × channels × height × width`, row-major.
-    pub images: Vec<u8>,
-    /// One class index per image.
-    pub labels: Vec<u8>,
-    /// Channels per image.
-    pub channels: usize,
-    /// Image height.
-    pub height: usize,
-    /// Image width.
-    pub width: usize,
-    /// Number of classes (largest label + 1 over train and test, at least as declared).
+    /// The input of every sample.
+    pub inputs: Inputs,
+    /// The target of every sample.
+    pub targets: Targets,
+    /// Width of the models' output: the number of classes (largest label + 1 over train and
+    /// test, at least as declared), or the target's dimensions for real targets.
     pub num_classes: usize,
 }
 
-/// Per-channel normalisation `(x / 255 − mean) / std`.
+/// The input view of every sample.
+#[derive(Debug, Clone)]
+pub enum Inputs {
+    /// Images: unsigned bytes, `len × channels × height × width`, row-major.
+    Image {
+        /// Pixels.
+        pixels: Vec<u8>,
+        /// Channels per image.
+        channels: usize,
+        /// Image height.
+        height: usize,
+        /// Image width.
+        width: usize,
+    },
+    /// Rows of real features, `len × features` (one-hot encoded categories included). Models
+    /// read a row as a `1 × 1 × features` map, so every model input is `[B, C, H, W]`.
+    Table {
+        /// Values.
+        values: Vec<f32>,
+        /// Features per row.
+        features: usize,
+        /// Feature names (categories as `column=value`).
+        names: Vec<String>,
+    },
+}
+
+/// The target of every sample.
+#[derive(Debug, Clone)]
+pub enum Targets {
+    /// One class index per sample (classification).
+    Class(Vec<u8>),
+    /// `dims` reals per sample (regression).
+    Real {
+        /// Values, `len × dims`.
+        values: Vec<f32>,
+        /// Reals per sample.
+        dims: usize,
+    },
+}
+
+impl Targets {
+    /// Number of samples.
+    pub fn len(&self) -> usize {
+        match self {
+            Targets::Class(l) => l.len(),
+            Targets::Real { values, dims } => values.len() / dims.max(&1),
+        }
+    }
+
+    /// Whether there is no sample.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// What the targets are, for messages (`class labels`, `real values`).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Targets::Class(_) => "class labels",
+            Targets::Real { .. } => "real values",
+        }
+    }
+}
+
+/// Normalisation of the inputs, from the training split: per channel `(x / 255 − mean) / std`
+/// for images, per feature `(x − mean) / std` for tables; real targets are standardised the
+/// same way (`target_mean`, `target_std`), and predictions mapped back before any metric.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Normalization {
-    /// Per-channel mean of `x / 255`.
+    /// Per-channel (image) or per-feature (table) mean.
     pub mean: Vec<f32>,
-    /// Per-channel standard deviation of `x / 255`.
+    /// Per-channel or per-feature standard deviation.
     pub std: Vec<f32>,
+    /// Per-dimension mean of real targets (empty for classes).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub target_mean: Vec<f32>,
+    /// Per-dimension standard deviation of real targets (empty for classes).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub target_std: Vec<f32>,
 }
 
 impl Dataset {
-    /// Number of images.
+    /// Number of samples.
     pub fn len(&self) -> usize {
-        self.labels.len()
+        self.targets.len()
     }
 
-    /// Whether the data set holds no image.
+    /// Whether the data set holds no sample.
     pub fn is_empty(&self) -> bool {
-        self.labels.is_empty()
+        self.targets.is_empty()
     }
 
-    /// Pixels of one image.
-    pub fn image(&self, i: usize) -> &[u8] {
-        let n = self.sample_len();
-        &self.images[i * n..(i + 1) * n]
+    /// The class labels, when the targets are classes.
+    pub fn labels(&self) -> Option<&[u8]> {
+        match &self.targets {
+            Targets::Class(l) => Some(l),
+            Targets::Real { .. } => None,
+        }
     }
 
-    /// Values per image (`channels × height × width`).
+    /// The model input's `[channels, height, width]` (`[1, 1, features]` for a table).
+    pub fn geometry(&self) -> [usize; 3] {
+        match &self.inputs {
+            Inputs::Image {
+                channels,
+                height,
+                width,
+                ..
+            } => [*channels, *height, *width],
+            Inputs::Table { features, .. } => [1, 1, *features],
+        }
+    }
+
+    /// Values per sample's input.
     pub fn sample_len(&self) -> usize {
-        self.channels * self.height * self.width
+        self.geometry().iter().product()
     }
 
     /// Builds a data set from an images array (`[n, h, w]` grey or `[n, c, h, w]`) and a labels
@@ -92,11 +174,13 @@ impl Dataset {
         }
         let num_classes = labels.data.iter().copied().max().unwrap_or(0) as usize + 1;
         Ok(Self {
-            images: images.data,
-            labels: labels.data,
-            channels: c,
-            height: h,
-            width: w,
+            inputs: Inputs::Image {
+                pixels: images.data,
+                channels: c,
+                height: h,
+                width: w,
+            },
+            targets: Targets::Class(labels.data),
             num_classes,
         })
     }
@@ -120,36 +204,89 @@ impl Dataset {
     /// prefix is close to stratified).
     pub fn truncate(mut self, limit: usize) -> Self {
         if limit < self.len() {
-            self.images.truncate(limit * self.sample_len());
-            self.labels.truncate(limit);
+            let n = self.sample_len();
+            match &mut self.inputs {
+                Inputs::Image { pixels, .. } => pixels.truncate(limit * n),
+                Inputs::Table { values, .. } => values.truncate(limit * n),
+            }
+            match &mut self.targets {
+                Targets::Class(l) => l.truncate(limit),
+                Targets::Real { values, dims } => values.truncate(limit * *dims),
+            }
         }
         self
     }
 
-    /// Per-channel mean and standard deviation of the pixels scaled to `[0, 1]`.
+    /// The normalisation of this (training) split: per-channel mean and standard deviation of
+    /// the pixels scaled to `[0, 1]`, or per-feature of the table's values; and per-dimension of
+    /// real targets.
     pub fn normalization(&self) -> Normalization {
-        let plane = self.height * self.width;
-        let mut sum = vec![0f64; self.channels];
-        let mut sq = vec![0f64; self.channels];
-        for img in self.images.chunks_exact(self.sample_len()) {
-            for (c, px) in img.chunks_exact(plane).enumerate() {
-                for &p in px {
-                    let v = p as f64 / 255.0;
-                    sum[c] += v;
-                    sq[c] += v * v;
-                }
+        fn moments(
+            groups: usize,
+            values: impl Iterator<Item = (usize, f64)>,
+        ) -> (Vec<f32>, Vec<f32>) {
+            let mut sum = vec![0f64; groups];
+            let mut sq = vec![0f64; groups];
+            let mut count = vec![0f64; groups];
+            for (g, v) in values {
+                sum[g] += v;
+                sq[g] += v * v;
+                count[g] += 1.0;
             }
+            let mean: Vec<f64> = sum
+                .iter()
+                .zip(&count)
+                .map(|(s, c)| s / c.max(1.0))
+                .collect();
+            let std = sq
+                .iter()
+                .zip(&mean)
+                .zip(&count)
+                .map(|((s, m), c)| ((s / c.max(1.0) - m * m).max(1e-12)).sqrt() as f32)
+                .collect();
+            (mean.into_iter().map(|m| m as f32).collect(), std)
         }
-        let count = (self.len() * plane) as f64;
-        let mean: Vec<f64> = sum.iter().map(|s| s / count).collect();
-        let std = sq
-            .iter()
-            .zip(&mean)
-            .map(|(s, m)| ((s / count - m * m).max(1e-12)).sqrt() as f32)
-            .collect();
+        let (mean, std) = match &self.inputs {
+            Inputs::Image {
+                pixels,
+                channels,
+                height,
+                width,
+            } => {
+                let plane = height * width;
+                moments(
+                    *channels,
+                    pixels
+                        .iter()
+                        .enumerate()
+                        .map(|(k, &p)| ((k / plane) % channels, p as f64 / 255.0)),
+                )
+            }
+            Inputs::Table {
+                values, features, ..
+            } => moments(
+                *features,
+                values
+                    .iter()
+                    .enumerate()
+                    .map(|(k, &v)| (k % features, v as f64)),
+            ),
+        };
+        let (target_mean, target_std) = match &self.targets {
+            Targets::Class(_) => (Vec::new(), Vec::new()),
+            Targets::Real { values, dims } => moments(
+                *dims,
+                values
+                    .iter()
+                    .enumerate()
+                    .map(|(k, &v)| (k % dims, v as f64)),
+            ),
+        };
         Normalization {
-            mean: mean.into_iter().map(|m| m as f32).collect(),
+            mean,
             std,
+            target_mean,
+            target_std,
         }
     }
 
@@ -164,8 +301,14 @@ impl Dataset {
         test: &mut Dataset,
         declared: Option<usize>,
     ) -> Result<usize> {
+        let (Some(train_labels), Some(_)) = (train.labels(), test.labels()) else {
+            // Real targets: the models' output width is the target's dimensions.
+            return Ok(train.num_classes);
+        };
+        let train_labels = train_labels.to_vec();
         let first_above = |d: &Dataset, k: usize| {
-            d.labels
+            d.labels()
+                .unwrap_or_default()
                 .iter()
                 .enumerate()
                 .find(|(_, &l)| l as usize >= k)
@@ -184,14 +327,13 @@ impl Dataset {
                 k
             }
             None => {
-                let k = train
-                    .labels
+                let k = train_labels
                     .iter()
                     .copied()
                     .max()
                     .map_or(0, |m| m as usize + 1);
                 let mut seen = vec![false; k];
-                for &l in &train.labels {
+                for &l in &train_labels {
                     seen[l as usize] = true;
                 }
                 let missing: Vec<usize> = (0..k).filter(|&c| !seen[c]).collect();
@@ -220,13 +362,20 @@ impl Dataset {
         Ok(classes)
     }
 
-    /// Checks that `other` (e.g. the test split) has the same image geometry.
+    /// Checks that `other` (e.g. the test split) has the same input geometry and kind of target.
     pub fn check_compatible(&self, other: &Dataset, what: &str) -> Result<()> {
-        let a = [self.channels, self.height, self.width];
-        let b = [other.channels, other.height, other.width];
+        if self.targets.kind() != other.targets.kind() {
+            return Err(DistillError::Config(format!(
+                "{what}: the targets are {} vs {}",
+                self.targets.kind(),
+                other.targets.kind()
+            )));
+        }
+        let a = self.geometry();
+        let b = other.geometry();
         if a != b {
             return Err(DistillError::Shape {
-                context: format!("{what}: image geometry (channels, height, width)"),
+                context: format!("{what}: input geometry (channels, height, width)"),
                 expected: a.to_vec(),
                 got: b.to_vec(),
                 fix: String::new(),
@@ -266,7 +415,7 @@ mod tests {
     fn loads_and_normalizes() {
         let (i, l) = arrays(4, 4);
         let ds = Dataset::from_idx_bytes(&i, &l, "mem").unwrap();
-        assert_eq!((ds.len(), ds.channels, ds.height, ds.width), (4, 1, 2, 2));
+        assert_eq!((ds.len(), ds.geometry()), (4, [1, 2, 2]));
         assert_eq!(ds.num_classes, 3);
         let n = ds.normalization();
         let mean = (0..16).map(|v| v as f64 * 10.0 / 255.0).sum::<f64>() / 16.0;
@@ -282,7 +431,10 @@ mod tests {
         assert_eq!(Dataset::settle_classes(&mut tr, &mut te, None).unwrap(), 3);
         // a stray label 200 leaves classes 3..199 empty
         let mut tr = base.clone();
-        tr.labels[4] = 200;
+        let Targets::Class(l) = &mut tr.targets else {
+            unreachable!()
+        };
+        l[4] = 200;
         let err = Dataset::settle_classes(&mut tr, &mut base.clone(), None).unwrap_err();
         assert!(
             err.to_string()
@@ -297,7 +449,10 @@ mod tests {
         );
         // a test-only class
         let mut te = base.clone();
-        te.labels[1] = 3;
+        let Targets::Class(l) = &mut te.targets else {
+            unreachable!()
+        };
+        l[1] = 3;
         let err = Dataset::settle_classes(&mut base.clone(), &mut te, None).unwrap_err();
         assert!(
             err.to_string()

@@ -7,15 +7,37 @@ use rand::seq::SliceRandom;
 use rand::SeedableRng;
 
 use super::augment::Augment;
-use super::dataset::{Dataset, Normalization};
+use super::dataset::{Dataset, Inputs, Normalization, Targets};
+
+/// The targets of a batch on the host.
+#[derive(Debug, Clone, PartialEq)]
+pub enum HostTargets {
+    /// Class labels.
+    Class(Vec<i64>),
+    /// Standardised reals, `n × dims`.
+    Real(Vec<f32>),
+}
+
+impl HostTargets {
+    /// The targets of samples `range` (of a batch with `n` samples).
+    pub fn slice(&self, range: std::ops::Range<usize>, n: usize) -> HostTargets {
+        match self {
+            HostTargets::Class(l) => HostTargets::Class(l[range].to_vec()),
+            HostTargets::Real(v) => {
+                let d = v.len() / n.max(1);
+                HostTargets::Real(v[range.start * d..range.end * d].to_vec())
+            }
+        }
+    }
+}
 
 /// One mini-batch on the host, ready to be uploaded to a device.
 #[derive(Debug, Clone)]
 pub struct HostBatch {
-    /// Normalised pixels, `n × c × h × w`.
-    pub images: Vec<f32>,
-    /// Class labels.
-    pub labels: Vec<i64>,
+    /// Normalised inputs, `n × c × h × w` (`n × 1 × 1 × features` for tables).
+    pub inputs: Vec<f32>,
+    /// Targets.
+    pub targets: HostTargets,
     /// Index of each sample in the data set (what caches and memory banks key on).
     pub indices: Vec<usize>,
     /// Augmentation view of each sample (see [`Augment::apply`]; 0 without augmentation).
@@ -25,7 +47,7 @@ pub struct HostBatch {
 impl HostBatch {
     /// Number of samples.
     pub fn len(&self) -> usize {
-        self.labels.len()
+        self.indices.len()
     }
 
     /// `(sample index, augmentation view)` of each sample: what a teacher-output cache keys on.
@@ -39,7 +61,7 @@ impl HostBatch {
 
     /// Whether the batch is empty.
     pub fn is_empty(&self) -> bool {
-        self.labels.is_empty()
+        self.indices.is_empty()
     }
 }
 
@@ -102,40 +124,82 @@ impl Loader {
     /// Builds batch `b` of an epoch's order.
     fn build(&self, order: &[usize], b: usize, epoch: usize) -> HostBatch {
         let d = &*self.data;
-        let (c, h, w) = (d.channels, d.height, d.width);
-        let plane = h * w;
         let start = b * self.batch_size;
         let idx = &order[start..(start + self.batch_size).min(order.len())];
-        let mut images = Vec::with_capacity(idx.len() * d.sample_len());
-        let mut scratch = vec![0u8; d.sample_len()];
-        let scale: Vec<(f32, f32)> = (0..c)
-            .map(|ch| {
-                (
-                    1.0 / (255.0 * self.norm.std[ch]),
-                    self.norm.mean[ch] / self.norm.std[ch],
-                )
-            })
-            .collect();
+        let mut inputs = Vec::with_capacity(idx.len() * d.sample_len());
         let mut views = Vec::with_capacity(idx.len());
-        for &i in idx {
-            let src = d.image(i);
-            let px: &[u8] = if self.augment.is_enabled() {
-                let mut rng =
-                    rand::rngs::SmallRng::seed_from_u64(mix(self.seed, epoch as u64, i as u64 + 2));
-                views.push(self.augment.apply(src, &mut scratch, c, h, w, &mut rng));
-                &scratch
-            } else {
-                views.push(0);
-                src
-            };
-            for (ch, plane_px) in px.chunks_exact(plane).enumerate() {
-                let (a, b) = scale[ch];
-                images.extend(plane_px.iter().map(|&p| p as f32 * a - b));
+        match &d.inputs {
+            Inputs::Image {
+                pixels,
+                channels: c,
+                height: h,
+                width: w,
+            } => {
+                let (c, h, w) = (*c, *h, *w);
+                let plane = h * w;
+                let n = c * plane;
+                let mut scratch = vec![0u8; n];
+                let scale: Vec<(f32, f32)> = (0..c)
+                    .map(|ch| {
+                        (
+                            1.0 / (255.0 * self.norm.std[ch]),
+                            self.norm.mean[ch] / self.norm.std[ch],
+                        )
+                    })
+                    .collect();
+                for &i in idx {
+                    let src = &pixels[i * n..(i + 1) * n];
+                    let px: &[u8] = if self.augment.is_enabled() {
+                        let mut rng = rand::rngs::SmallRng::seed_from_u64(mix(
+                            self.seed,
+                            epoch as u64,
+                            i as u64 + 2,
+                        ));
+                        views.push(self.augment.apply(src, &mut scratch, c, h, w, &mut rng));
+                        &scratch
+                    } else {
+                        views.push(0);
+                        src
+                    };
+                    for (ch, plane_px) in px.chunks_exact(plane).enumerate() {
+                        let (a, b) = scale[ch];
+                        inputs.extend(plane_px.iter().map(|&p| p as f32 * a - b));
+                    }
+                }
+            }
+            Inputs::Table {
+                values, features, ..
+            } => {
+                let f = *features;
+                for &i in idx {
+                    views.push(0);
+                    inputs.extend(
+                        values[i * f..(i + 1) * f]
+                            .iter()
+                            .zip(self.norm.mean.iter().zip(&self.norm.std))
+                            .map(|(&v, (&m, &s))| (v - m) / s),
+                    );
+                }
             }
         }
+        let targets = match &d.targets {
+            Targets::Class(labels) => {
+                HostTargets::Class(idx.iter().map(|&i| labels[i] as i64).collect())
+            }
+            Targets::Real { values, dims } => HostTargets::Real(
+                idx.iter()
+                    .flat_map(|&i| {
+                        values[i * dims..(i + 1) * dims]
+                            .iter()
+                            .zip(self.norm.target_mean.iter().zip(&self.norm.target_std))
+                            .map(|(&v, (&m, &s))| (v - m) / s)
+                    })
+                    .collect(),
+            ),
+        };
         HostBatch {
-            images,
-            labels: idx.iter().map(|&i| d.labels[i] as i64).collect(),
+            inputs,
+            targets,
             indices: idx.to_vec(),
             views,
         }
@@ -174,11 +238,13 @@ mod tests {
 
     fn tiny(n: usize) -> Arc<Dataset> {
         Arc::new(Dataset {
-            images: (0..n * 4).map(|v| v as u8).collect(),
-            labels: (0..n).map(|v| (v % 2) as u8).collect(),
-            channels: 1,
-            height: 2,
-            width: 2,
+            inputs: Inputs::Image {
+                pixels: (0..n * 4).map(|v| v as u8).collect(),
+                channels: 1,
+                height: 2,
+                width: 2,
+            },
+            targets: Targets::Class((0..n).map(|v| (v % 2) as u8).collect()),
             num_classes: 2,
         })
     }
@@ -189,6 +255,8 @@ mod tests {
         let norm = Normalization {
             mean: vec![0.0],
             std: vec![1.0],
+            target_mean: vec![],
+            target_std: vec![],
         };
         let l = Loader::new(data, norm, 4, Augment::default(), true, 7);
         let a: Vec<HostBatch> = l.epoch(3, 2).into_iter().collect();
@@ -205,7 +273,7 @@ mod tests {
         assert_eq!(sorted, (0..10).collect::<Vec<_>>());
         // pixel i*4 of sample i scaled to [0, 1]
         let first = &a[0];
-        assert!((first.images[0] - (first.indices[0] * 4) as f32 / 255.0).abs() < 1e-6);
+        assert!((first.inputs[0] - (first.indices[0] * 4) as f32 / 255.0).abs() < 1e-6);
     }
 
     #[test]
@@ -213,6 +281,8 @@ mod tests {
         let norm = Normalization {
             mean: vec![0.0],
             std: vec![1.0],
+            target_mean: vec![],
+            target_std: vec![],
         };
         let l = Loader::new(tiny(9), norm.clone(), 4, Augment::default(), true, 1);
         assert_eq!(l.num_batches(), 2);

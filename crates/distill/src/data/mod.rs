@@ -7,6 +7,6 @@ pub mod loader;
 pub mod source;
 
 pub use augment::Augment;
-pub use dataset::{Dataset, Normalization};
-pub use loader::{HostBatch, Loader};
+pub use dataset::{Dataset, Inputs, Normalization, Targets};
+pub use loader::{HostBatch, HostTargets, Loader};
 pub use source::DataSource;

@@ -129,13 +129,16 @@ mod tests {
     fn embedded_subset_is_stratified_fashion_mnist() {
         let (train, test) = embedded().unwrap();
         assert_eq!((train.len(), test.len()), (5000, 2000));
-        assert_eq!(
-            (train.channels, train.height, train.width, train.num_classes),
-            (1, 28, 28, 10)
-        );
+        assert_eq!((train.geometry(), train.num_classes), ([1, 28, 28], 10));
         for c in 0..10u8 {
-            assert_eq!(train.labels.iter().filter(|&&l| l == c).count(), 500);
-            assert_eq!(test.labels.iter().filter(|&&l| l == c).count(), 200);
+            assert_eq!(
+                train.labels().unwrap().iter().filter(|&&l| l == c).count(),
+                500
+            );
+            assert_eq!(
+                test.labels().unwrap().iter().filter(|&&l| l == c).count(),
+                200
+            );
         }
     }
 

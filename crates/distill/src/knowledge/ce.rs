@@ -39,6 +39,7 @@ pub const INFO: MethodInfo = MethodInfo {
 
 impl CeConfig {
     pub(crate) fn build(&self, ctx: &BuildContext<'_>, _aux: &mut Vec<Aux>) -> Result<Built> {
+        ctx.require_task(crate::tasks::Task::Classification, "ce")?;
         let student = ctx.student(&self.student)?;
         if !(0.0..1.0).contains(&self.label_smoothing) {
             return Err(DistillError::Config(format!(
@@ -69,7 +70,7 @@ struct Ce {
 impl KnowledgeTerm for Ce {
     fn forward(&self, _aux: &[Aux], ctx: &StepContext<'_>) -> Vec<(String, Tensor<1>)> {
         let logits = ctx.students[self.student].logits.clone();
-        let targets = ctx.targets.clone();
+        let targets = ctx.targets.classes();
         vec![("ce".into(), self.loss.forward(logits, targets))]
     }
 }

@@ -195,6 +195,7 @@ struct Crd {
 
 impl CrdConfig {
     pub(crate) fn build(&self, ctx: &BuildContext<'_>, aux: &mut Vec<Aux>) -> Result<Built> {
+        ctx.require_task(crate::tasks::Task::Classification, "crd")?;
         let student = ctx.student(&self.student)?;
         let teacher = ctx.teacher(&self.teacher)?;
         let bad = |m: String| Err(DistillError::Config(m));
@@ -387,6 +388,7 @@ mod tests {
             student_names: &["student".into()],
             frozen_names: &["t".into()],
             classes: 4,
+            task: crate::tasks::Task::Classification,
             device: &dev,
             teacher_nets: &[],
             probe: &Vec::new,

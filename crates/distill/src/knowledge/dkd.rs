@@ -110,6 +110,7 @@ pub fn dkd_loss(
 
 impl DkdConfig {
     pub(crate) fn build(&self, ctx: &BuildContext<'_>, _aux: &mut Vec<Aux>) -> Result<Built> {
+        ctx.require_task(crate::tasks::Task::Classification, "dkd")?;
         let student = ctx.student(&self.student)?;
         let teacher = ctx.teacher(&self.teacher)?;
         if !(self.temperature.is_finite() && self.temperature > 0.0) {
@@ -146,7 +147,7 @@ impl KnowledgeTerm for Dkd {
         let loss = dkd_loss(
             ctx.students[self.1.student].logits.clone(),
             ctx.teachers[self.1.teacher].logits.clone(),
-            ctx.targets.clone(),
+            ctx.targets.classes(),
             c.alpha,
             c.beta,
             c.temperature,

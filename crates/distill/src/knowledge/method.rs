@@ -5,8 +5,8 @@ use serde::{Deserialize, Serialize};
 
 use super::term::{BuildContext, KnowledgeTerm};
 use super::{
-    ab, at, cc, ce, crd, dist, dkd, ensemble_kd, fitnet, fsp, ft, hidden, kd, kd_ls, kdsvd, mt_kd,
-    nst, ofd, output_match, pkt, review, rkd, sp, vid, Aux,
+    ab, at, bounded_regression, cc, ce, crd, dist, dkd, ensemble_kd, fitnet, fsp, ft, hidden, kd,
+    kd_ls, kdsvd, mse, mt_kd, nst, ofd, output_match, pkt, review, rkd, sp, vid, Aux,
 };
 use crate::error::Result;
 
@@ -47,7 +47,6 @@ pub const LIBRARY_LOSSES: &[LossInfo] = &[
     LossInfo { function: "tvd::tvd_loss", family: "sequence", description: "token-level total variation distance", citation: "Wen et al., f-Divergence Minimization for Sequence-Level KD, ACL 2023" },
     LossInfo { function: "margin_mse::margin_mse_loss", family: "ranking", description: "MSE between student and teacher positive-negative score margins", citation: "Hofstätter et al., Improving Efficient Neural Ranking Models with Cross-Architecture KD, 2020" },
     LossInfo { function: "listnet::listnet_loss", family: "ranking", description: "listwise cross-entropy of top-one probabilities, padding-aware; eps inside the log (allRank 1e-10, matchmaker 1e-6)", citation: "Cao et al., ListNet, ICML 2007; allRank; matchmaker" },
-    LossInfo { function: "bounded_regression::bounded_regression_loss", family: "regression", description: "teacher-bounded L2 regression loss", citation: "Chen et al., Learning Efficient Object Detection Models with KD, NeurIPS 2017" },
 ];
 
 impl MethodConfig {
@@ -172,12 +171,14 @@ macro_rules! methods {
 
 methods! {
     Ce => ce::CeConfig,
+    Mse => mse::MseConfig,
     Kd => kd::KdConfig,
     Dkd => dkd::DkdConfig,
     Dist => dist::DistConfig,
     KdLs => kd_ls::KdLsConfig,
     MtKd => mt_kd::MtKdConfig,
     EnsembleKd => ensemble_kd::EnsembleKdConfig,
+    BoundedRegression => bounded_regression::BoundedRegressionConfig,
     OutputMatch => output_match::OutputMatchConfig,
     Fitnet => fitnet::FitNetConfig,
     Hidden => hidden::HiddenConfig,

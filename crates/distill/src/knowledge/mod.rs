@@ -22,6 +22,7 @@ pub mod kdsvd;
 pub mod listnet;
 pub mod margin_mse;
 pub mod method;
+pub mod mse;
 pub mod mt_kd;
 pub mod nst;
 pub mod objective;

@@ -165,6 +165,9 @@ impl MtKdConfig {
                 self.temperature
             ));
         }
+        if self.weighting == Weighting::Confidence {
+            ctx.require_task(crate::tasks::Task::Classification, "mt-kd (confidence)")?;
+        }
         let student = ctx.student(&self.student)?;
         let names: Vec<Option<RoleRef>> = match &self.teachers {
             Some(list) => list.iter().cloned().map(Some).collect(),
@@ -243,7 +246,7 @@ impl KnowledgeTerm for MtKd {
         let loss = match self.weighting {
             Weighting::Logits => mt_kd_logits(s, &ts, self.t),
             Weighting::Fixed => mt_kd_fixed(s, &ts, &self.weights, self.t),
-            Weighting::Confidence => mt_kd_confidence(s, &ts, ctx.targets.clone(), self.t),
+            Weighting::Confidence => mt_kd_confidence(s, &ts, ctx.targets.classes(), self.t),
         };
         vec![("mt-kd".into(), loss)]
     }

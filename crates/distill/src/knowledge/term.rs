@@ -5,6 +5,7 @@ use burn::prelude::*;
 use super::role::{RoleRef, STUDENT};
 use crate::error::{DistillError, Result};
 use crate::models::{Feature, Net, TapShapes, Taps};
+use crate::tasks::{Target, Task};
 
 /// Which part of training a step belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,8 +25,8 @@ pub struct StepContext<'a> {
     /// Taps read as constants: the trainable roles' (detached), then each frozen teacher's.
     /// Indexed by what [`BuildContext::teacher`] resolved.
     pub teachers: &'a [Taps],
-    /// Ground-truth class of each sample.
-    pub targets: Tensor<1, Int>,
+    /// The batch's targets (class labels or standardised reals, by task).
+    pub targets: Target,
     /// Index of each sample in the training set (for memory banks and caches).
     pub indices: &'a [usize],
     /// Current epoch of the stage, starting at 1.
@@ -101,8 +102,10 @@ pub struct BuildContext<'a> {
     pub frozen: &'a [TapShapes],
     /// Names of the frozen teachers.
     pub frozen_names: &'a [String],
-    /// Number of classes.
+    /// Width of the models' outputs (classes, or target dimensions).
     pub classes: usize,
+    /// The experiment's task (which targets the step carries).
+    pub task: Task,
     /// Device on which trainable parts are created.
     pub device: &'a Device,
     /// The frozen teachers themselves (for methods that read their parameters, as OFD reads the
@@ -115,7 +118,8 @@ pub struct BuildContext<'a> {
     pub probe: &'a dyn Fn() -> Vec<Taps>,
     /// The probe's result once computed.
     pub probe_cache: std::cell::OnceCell<Vec<Taps>>,
-    /// Label of every training sample, by index (CRD's class-conditional negatives).
+    /// Label of every training sample, by index (CRD's class-conditional negatives; empty for
+    /// regression).
     pub train_labels: &'a [u8],
     /// Frozen-teacher taps the methods asked for through [`Self::shape`] (what a teacher-output
     /// cache must hold), as `(frozen teacher, tap)`.
@@ -123,6 +127,26 @@ pub struct BuildContext<'a> {
 }
 
 impl BuildContext<'_> {
+    /// Refuses a method outside the task whose targets it reads.
+    pub fn require_task(&self, task: Task, method: &str) -> Result<()> {
+        if self.task == task {
+            return Ok(());
+        }
+        Err(DistillError::Config(format!(
+            "`{method}` reads {} and applies to task = \"{}\" only, but this experiment's task is \"{}\"{}",
+            match task {
+                Task::Classification => "class labels",
+                Task::Regression => "real targets",
+            },
+            task.name(),
+            self.task.name(),
+            match self.task {
+                Task::Regression => "; use `mse` for the supervised term and `output-match` or `bounded-regression` to distil",
+                Task::Classification => "; use `ce` for the supervised term",
+            }
+        )))
+    }
+
     /// The frozen teacher behind teacher-side index `i`, if it is one (and not a trainable role
     /// read as a constant).
     pub fn frozen_index(&self, i: usize) -> Option<usize> {

@@ -4,4 +4,4 @@ pub mod plot;
 pub mod table;
 
 pub use plot::{plot_bars, plot_curves, Bar};
-pub use table::{mean_std, Report, Row};
+pub use table::{mean_std, Metric, Report, Row};

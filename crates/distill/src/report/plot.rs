@@ -30,6 +30,11 @@ pub fn plot_curves(
             .titled(title, ("sans-serif", 22))
             .map_err(|e| err(e.to_string()))?;
         let (left, right) = root.split_horizontally(550);
+        // Accuracy in % (classification), or RMSE in target units (regression).
+        let accuracy = series
+            .iter()
+            .flat_map(|(_, runs)| runs.iter().flat_map(|r| r.first()))
+            .all(|r| r.test_acc.is_some());
         let means: Vec<(String, Curve)> = series
             .iter()
             .map(|(name, runs)| {
@@ -37,9 +42,10 @@ pub fn plot_curves(
                 let pts = (0..epochs)
                     .map(|e| {
                         let n = runs.len() as f64;
-                        let acc = runs.iter().map(|r| r[e].test_acc).sum::<f64>() / n;
+                        let v = runs.iter().map(|r| r[e].primary()).sum::<f64>() / n;
                         let loss = runs.iter().map(|r| r[e].train_loss).sum::<f64>() / n;
-                        (runs[0][e].epoch as f64, 100.0 * acc, loss)
+                        let v = if accuracy { 100.0 * v } else { v };
+                        (runs[0][e].epoch as f64, v, loss)
                     })
                     .collect();
                 (name.clone(), pts)
@@ -52,19 +58,27 @@ pub fn plot_curves(
         let (lo, hi) = means
             .iter()
             .flat_map(|(_, p)| p.iter().map(|x| x.1))
-            .fold((100.0f64, 0.0f64), |(a, b), v| (a.min(v), b.max(v)));
+            .filter(|v| v.is_finite())
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| {
+                (a.min(v), b.max(v))
+            });
+        let (lo, hi) = if lo <= hi { (lo, hi) } else { (0.0, 1.0) };
+        let (caption, y_range) = if accuracy {
+            (
+                "test accuracy (%)",
+                (lo - 1.0).max(0.0)..(hi + 1.0).min(100.0),
+            )
+        } else {
+            let pad = ((hi - lo) * 0.05).max(1e-6);
+            ("test RMSE", (lo - pad).max(0.0)..hi + pad)
+        };
         let max_loss = means
             .iter()
             .flat_map(|(_, p)| p.iter().map(|x| x.2))
             .filter(|v| v.is_finite())
             .fold(1e-6, f64::max);
         for (area, caption, y_range, pick) in [
-            (
-                &left,
-                "test accuracy (%)",
-                (lo - 1.0).max(0.0)..(hi + 1.0).min(100.0),
-                1usize,
-            ),
+            (&left, caption, y_range, 1usize),
             (&right, "training objective", 0.0..max_loss * 1.05, 2usize),
         ] {
             let mut chart = ChartBuilder::on(area)

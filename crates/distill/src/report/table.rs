@@ -15,11 +15,14 @@ pub struct Row {
     pub params: usize,
     /// Number of seeds aggregated.
     pub seeds: usize,
-    /// Best-epoch test accuracy: mean, sample std.
+    /// The headline test metric (accuracy, or RMSE) at the best epoch: mean, sample std.
     pub best: (f64, f64),
-    /// Last-epoch test accuracy: mean, sample std.
+    /// The headline test metric after the last epoch: mean, sample std.
     pub last: (f64, f64),
-    /// Mean epoch of the best accuracy.
+    /// Last-epoch test MAE (regression): mean, sample std.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mae: Option<(f64, f64)>,
+    /// Mean best epoch.
     pub best_epoch: f64,
     /// Mean top-1 agreement with the teacher on the test set (last epoch).
     pub agreement: Option<f64>,
@@ -43,7 +46,7 @@ pub fn mean_std(v: &[f64]) -> (f64, f64) {
 }
 
 impl Row {
-    /// The teacher's row (one run; test accuracy of the checkpoint used).
+    /// The teacher's row (one run; the headline test metric of the checkpoint used).
     pub fn teacher(
         name: &str,
         model: &str,
@@ -57,7 +60,8 @@ impl Row {
             params,
             seeds: 1,
             best: (accuracy, 0.0),
-            last: (outcome.map_or(accuracy, |o| o.last_acc), 0.0),
+            last: (outcome.map_or(accuracy, |o| o.last), 0.0),
+            mae: outcome.and_then(|o| o.last_mae).map(|m| (m, 0.0)),
             best_epoch: outcome.map_or(f64::NAN, |o| o.best_epoch as f64),
             agreement: None,
             seconds: outcome.map_or(0.0, |o| o.seconds),
@@ -73,8 +77,10 @@ impl Row {
             model: model.into(),
             params: runs.first().map_or(0, |o| o.params),
             seeds: runs.len(),
-            best: mean_std(&col(&|o| o.best_acc)),
-            last: mean_std(&col(&|o| o.last_acc)),
+            best: mean_std(&col(&|o| o.best)),
+            last: mean_std(&col(&|o| o.last)),
+            mae: (!runs.is_empty() && runs.iter().all(|o| o.last_mae.is_some()))
+                .then(|| mean_std(&col(&|o| o.last_mae.unwrap_or(f64::NAN)))),
             best_epoch: mean_std(&col(&|o| o.best_epoch as f64)).0,
             agreement: (!agreements.is_empty()).then(|| mean_std(&agreements).0),
             seconds: mean_std(&col(&|o| o.seconds)).0,
@@ -82,11 +88,25 @@ impl Row {
     }
 }
 
+/// The headline metric of a report's rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Metric {
+    /// Test accuracy (classification), shown in %.
+    #[default]
+    Accuracy,
+    /// Test RMSE in target units (regression), with the MAE beside it.
+    Rmse,
+}
+
 /// A results table.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Report {
     /// Experiment name.
     pub title: String,
+    /// The headline metric of `best` and `last`.
+    #[serde(default)]
+    pub metric: Metric,
     /// Rows, teacher first.
     pub rows: Vec<Row>,
 }
@@ -98,6 +118,16 @@ fn pct((m, s): (f64, f64), seeds: usize) -> String {
         format!("{:.2} ± {:.2}", 100.0 * m, 100.0 * s)
     } else {
         format!("{:.2}", 100.0 * m)
+    }
+}
+
+fn plain((m, s): (f64, f64), seeds: usize) -> String {
+    if !m.is_finite() {
+        "—".into()
+    } else if seeds > 1 {
+        format!("{m:.1} ± {s:.1}")
+    } else {
+        format!("{m:.1}")
     }
 }
 
@@ -113,18 +143,29 @@ impl Report {
 
     /// A Markdown table (also what the CLI prints).
     pub fn markdown(&self) -> String {
+        let (header, value): (&str, fn((f64, f64), usize) -> String) = match self.metric {
+            Metric::Accuracy => ("best test acc % | last test acc %", pct),
+            Metric::Rmse => ("best test RMSE | last test RMSE | last test MAE", plain),
+        };
+        let cols = if self.metric == Metric::Rmse {
+            "---:|"
+        } else {
+            ""
+        };
         let mut out = format!(
-            "| {} | model | params | best test acc % | last test acc % | best epoch | agreement w/ teacher % | wall time / seed |\n|---|---|---:|---:|---:|---:|---:|---:|\n",
+            "| {} | model | params | {header} | best epoch | agreement w/ teacher % | wall time / seed |\n|---|---|---:|---:|---:|{cols}---:|---:|---:|\n",
             self.title
         );
         for r in &self.rows {
+            let mut metrics = format!("{} | {}", value(r.best, r.seeds), value(r.last, r.seeds));
+            if self.metric == Metric::Rmse {
+                metrics += &format!(" | {}", r.mae.map_or("—".into(), |m| plain(m, r.seeds)));
+            }
             out += &format!(
-                "| {} | {} | {} | {} | {} | {} | {} | {} |\n",
+                "| {} | {} | {} | {metrics} | {} | {} | {} |\n",
                 r.name,
                 r.model,
                 r.params,
-                pct(r.best, r.seeds),
-                pct(r.last, r.seeds),
                 if r.best_epoch.is_nan() {
                     "—".into()
                 } else {
@@ -144,10 +185,14 @@ impl Report {
 
     /// CSV with one row per line.
     pub fn csv(&self) -> String {
-        let mut out = String::from("name,model,params,seeds,best_mean,best_std,last_mean,last_std,best_epoch,agreement,seconds\n");
+        let mut out = String::from("name,model,params,seeds,best_mean,best_std,last_mean,last_std,best_epoch,agreement,seconds");
+        if self.metric == Metric::Rmse {
+            out += ",mae_mean,mae_std";
+        }
+        out.push('\n');
         for r in &self.rows {
             out += &format!(
-                "{},{},{},{},{:.6},{:.6},{:.6},{:.6},{:.2},{},{:.3}\n",
+                "{},{},{},{},{:.6},{:.6},{:.6},{:.6},{:.2},{},{:.3}",
                 r.name,
                 r.model,
                 r.params,
@@ -160,6 +205,11 @@ impl Report {
                 r.agreement.map_or(String::new(), |a| format!("{a:.6}")),
                 r.seconds
             );
+            if self.metric == Metric::Rmse {
+                let (m, s) = r.mae.unwrap_or((f64::NAN, f64::NAN));
+                out += &format!(",{m:.6},{s:.6}");
+            }
+            out.push('\n');
         }
         out
     }

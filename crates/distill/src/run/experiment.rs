@@ -58,6 +58,7 @@ pub fn load_data(plan: &Plan) -> Result<DataBundle> {
         test = test.truncate(n);
     }
     train.check_compatible(&test, "train vs test split")?;
+    plan.task.check_data(&train)?;
     Dataset::settle_classes(
         &mut train,
         &mut test,
@@ -421,6 +422,7 @@ pub fn run_experiment(plan: &Plan, opts: &RunOptions) -> Result<Report> {
     all.extend(rows);
     let report = Report {
         title: plan.name.clone(),
+        metric: plan.task.metric(),
         rows: all,
     };
     report.write(&run_dir)?;
@@ -444,22 +446,27 @@ fn freeze_teacher(
     let t = &plan.teachers[i];
     let eval = evaluate(&net, &data.test, &data.norm, data.eval_batch, device);
     opts.progress.line(&format!(
-        "teacher {}: test accuracy {:.2}%",
+        "teacher {}: test {}",
         t.name,
-        100.0 * eval.accuracy
+        match (eval.accuracy, eval.rmse) {
+            (Some(a), _) => format!("accuracy {:.2}%", 100.0 * a),
+            (None, Some(e)) => format!("RMSE {e:.4}, MAE {:.4}", eval.mae.unwrap_or(f64::NAN)),
+            (None, None) => "—".into(),
+        }
     ));
-    let row = Row::teacher(
+    let mut row = Row::teacher(
         &teacher_row_name(plan, i),
         &t.model.model,
         crate::models::net::trainable_params(&net),
-        eval.accuracy,
+        eval.primary(),
         outcome,
     );
+    row.mae = eval.mae.map(|m| (m, 0.0));
     *teacher = Teacher {
         name: t.name.clone(),
         shapes: teacher.shapes.clone(),
         net,
-        test_accuracy: eval.accuracy,
+        test_accuracy: eval.primary(),
         test_predictions: eval.predictions,
         cache: (t.cache_mb > 0).then(|| Arc::new(Mutex::new(TeacherCache::new(t.cache_mb)))),
     };

@@ -86,6 +86,7 @@ pub fn run_sweep(cfg: &SweepConfig, opts: &RunOptions) -> Result<Report> {
     }
     let report = Report {
         title: cfg.name.clone(),
+        metric: Default::default(),
         rows,
     };
     report.write(&root)?;

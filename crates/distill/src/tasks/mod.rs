@@ -1,26 +1,85 @@
 //! Tasks: what the models are trained to do. A task owns the supervised objective of a role
-//! trained on the labels alone (a teacher's pretraining phase) and the metrics of the report.
+//! trained on the targets alone (a teacher's pretraining phase), the per-batch training metric,
+//! and which kind of target its data must carry; evaluation reports its metrics (accuracy and
+//! agreement with the teacher, or RMSE and MAE).
 
 pub mod classification;
+pub mod regression;
+pub mod target;
 
 use serde::{Deserialize, Serialize};
 
+pub use target::Target;
+
+use crate::data::Dataset;
+use crate::error::{DistillError, Result};
 use crate::knowledge::MethodConfig;
 
 /// The experiment's task.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Task {
-    /// Image classification: class labels, accuracy and agreement with the teacher.
+    /// Classification: class labels; accuracy and agreement with the first teacher.
     #[default]
     Classification,
+    /// Regression: real targets (standardised for training); RMSE and MAE in target units.
+    Regression,
 }
 
 impl Task {
-    /// The objective of `role` trained on the labels alone.
+    /// The objective of `role` trained on the targets alone.
     pub fn supervised(&self, role: &str) -> Vec<MethodConfig> {
         match self {
             Task::Classification => classification::supervised(role),
+            Task::Regression => regression::supervised(role),
+        }
+    }
+
+    /// Checks that the data carries this task's kind of target.
+    pub fn check_data(&self, data: &Dataset) -> Result<()> {
+        let fits = match self {
+            Task::Classification => data.labels().is_some(),
+            Task::Regression => data.labels().is_none(),
+        };
+        if fits {
+            return Ok(());
+        }
+        Err(DistillError::Config(format!(
+            "task = \"{}\" needs {}, but the data's targets are {}; set task = \"{}\", or point [data] at a data set of the task",
+            self.name(),
+            match self {
+                Task::Classification => "class labels",
+                Task::Regression => "real values",
+            },
+            data.targets.kind(),
+            match self {
+                Task::Classification => "regression",
+                Task::Regression => "classification",
+            }
+        )))
+    }
+
+    /// The name in experiment files.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Task::Classification => "classification",
+            Task::Regression => "regression",
+        }
+    }
+
+    /// The headline metric of its results tables.
+    pub fn metric(&self) -> crate::report::Metric {
+        match self {
+            Task::Classification => crate::report::Metric::Accuracy,
+            Task::Regression => crate::report::Metric::Rmse,
+        }
+    }
+
+    /// The task of a data set's targets.
+    pub fn of(data: &Dataset) -> Task {
+        match data.labels() {
+            Some(_) => Task::Classification,
+            None => Task::Regression,
         }
     }
 }

@@ -176,6 +176,8 @@ mod tests {
             normalization: crate::data::Normalization {
                 mean: vec![0.0],
                 std: vec![1.0],
+                target_mean: vec![],
+                target_std: vec![],
             },
         };
         let dir = tmp.path().join("best");

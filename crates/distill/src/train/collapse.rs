@@ -52,17 +52,20 @@ struct Chance {
 }
 
 impl Chance {
-    fn of(d: &Dataset) -> Self {
+    /// The chance level of a split's class labels (`None` for real targets, where only an
+    /// exploding objective counts as a collapse).
+    fn of(d: &Dataset) -> Option<Self> {
+        let labels = d.labels()?;
         let mut counts = vec![0usize; 256];
-        for &l in &d.labels {
+        for &l in labels {
             counts[l as usize] += 1;
         }
-        let n = d.labels.len().max(1) as f64;
+        let n = labels.len().max(1) as f64;
         let p = counts.iter().copied().max().unwrap_or(0) as f64 / n;
-        Self {
+        Some(Self {
             majority: p,
             margin: CHANCE_MARGIN.max(3.0 * (p * (1.0 - p) / n).sqrt()),
-        }
+        })
     }
 
     fn holds(&self, acc: f64) -> bool {
@@ -73,8 +76,8 @@ impl Chance {
 /// Watches a run's epochs for a collapse.
 #[derive(Debug, Clone)]
 pub struct CollapseWatch {
-    train: Chance,
-    test: Chance,
+    train: Option<Chance>,
+    test: Option<Chance>,
     skip: usize,
     at_chance: usize,
     learned: bool,
@@ -109,14 +112,20 @@ impl CollapseWatch {
     /// objective exploded.
     fn observe(&mut self, r: &EpochRecord) -> (bool, bool) {
         let judged = r.epoch > self.skip;
-        let chance = judged && self.test.holds(r.test_acc) && self.train.holds(r.train_acc);
+        let at = |c: &Option<Chance>, acc: Option<f64>| match (c, acc) {
+            (Some(c), Some(a)) => c.holds(a),
+            _ => false,
+        };
+        let chance = judged && at(&self.test, r.test_acc) && at(&self.train, r.train_acc);
         let exploded = judged
             && self
                 .previous_loss
                 .is_some_and(|prev| r.train_loss > 1.0 && r.train_loss > EXPLOSION * prev);
         let was = (self.at_chance, self.learned);
         self.at_chance = if chance { self.at_chance + 1 } else { 0 };
-        self.learned |= r.test_acc > self.test.majority + self.test.margin.max(LEARNED_MARGIN);
+        if let (Some(c), Some(a)) = (&self.test, r.test_acc) {
+            self.learned |= a > c.majority + c.margin.max(LEARNED_MARGIN);
+        }
         self.previous_loss = r.train_loss.is_finite().then_some(r.train_loss.max(1e-12));
         (chance && (was.0 >= 1 || was.1), exploded)
     }
@@ -129,9 +138,9 @@ impl CollapseWatch {
         let what = if chance {
             format!(
                 "test accuracy {:.2}% (training {:.2}%) is no better than always predicting the most frequent class ({:.2}%)",
-                100.0 * r.test_acc,
-                100.0 * r.train_acc,
-                100.0 * self.test.majority
+                100.0 * r.test_acc.unwrap_or(f64::NAN),
+                100.0 * r.train_acc.unwrap_or(f64::NAN),
+                100.0 * self.test.as_ref().map_or(f64::NAN, |c| c.majority)
             )
         } else if exploded {
             format!(
@@ -191,8 +200,11 @@ mod tests {
             lr: 0.1,
             train_loss: loss,
             terms: Default::default(),
-            train_acc: acc,
-            test_acc: acc,
+            train_acc: Some(acc),
+            test_acc: Some(acc),
+            train_rmse: None,
+            test_rmse: None,
+            test_mae: None,
             agreement: None,
             peers: Default::default(),
             seconds: 0.0,
@@ -202,13 +214,17 @@ mod tests {
     fn test_set() -> Dataset {
         // 1,000 labels, 40 % of them class 0: chance is 40 % ± 4.6 points (3 standard errors)
         Dataset {
-            images: vec![0; 1000],
-            labels: (0..1000)
-                .map(|i| [0, 0, 0, 0, 1, 1, 1, 2, 2, 2][i % 10])
-                .collect(),
-            channels: 1,
-            height: 1,
-            width: 1,
+            inputs: crate::data::Inputs::Image {
+                pixels: vec![0; 1000],
+                channels: 1,
+                height: 1,
+                width: 1,
+            },
+            targets: crate::data::Targets::Class(
+                (0..1000)
+                    .map(|i| [0, 0, 0, 0, 1, 1, 1, 2, 2, 2][i % 10])
+                    .collect(),
+            ),
             num_classes: 3,
         }
     }

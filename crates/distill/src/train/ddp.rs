@@ -182,13 +182,13 @@ impl DataParallel {
 fn split(b: HostBatch, n: usize) -> Vec<HostBatch> {
     let len = b.len();
     let per = len.div_ceil(n).max(1);
-    let sample = b.images.len() / len.max(1);
+    let sample = b.inputs.len() / len.max(1);
     (0..n)
         .map(|k| {
             let r = (k * per).min(len)..((k + 1) * per).min(len);
             HostBatch {
-                images: b.images[r.start * sample..r.end * sample].to_vec(),
-                labels: b.labels[r.clone()].to_vec(),
+                inputs: b.inputs[r.start * sample..r.end * sample].to_vec(),
+                targets: b.targets.slice(r.clone(), len),
                 indices: b.indices[r.clone()].to_vec(),
                 views: b.views[r].to_vec(),
             }
@@ -203,13 +203,13 @@ mod tests {
     #[test]
     fn shards_cover_the_batch_in_order() {
         let b = HostBatch {
-            images: (0..12).map(|v| v as f32).collect(),
-            labels: vec![0, 1, 2, 3, 4, 5],
+            inputs: (0..12).map(|v| v as f32).collect(),
+            targets: crate::data::HostTargets::Class(vec![0, 1, 2, 3, 4, 5]),
             indices: vec![10, 11, 12, 13, 14, 15],
             views: vec![0; 6],
         };
         let s = split(b, 2);
         assert_eq!(s[0].indices, vec![10, 11, 12]);
-        assert_eq!(s[1].images, vec![6.0, 7.0, 8.0, 9.0, 10.0, 11.0]);
+        assert_eq!(s[1].inputs, vec![6.0, 7.0, 8.0, 9.0, 10.0, 11.0]);
     }
 }

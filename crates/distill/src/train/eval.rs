@@ -1,4 +1,5 @@
-//! Batched evaluation of a model on a labelled data set.
+//! Batched evaluation of a model on a test split: accuracy and predictions for classes, RMSE and
+//! MAE (in target units) for real targets.
 
 use std::sync::Arc;
 
@@ -6,19 +7,29 @@ use burn::prelude::*;
 use burn::tensor::TensorData;
 
 use super::step::Batch;
-use crate::data::{Augment, Dataset, HostBatch, Loader, Normalization};
+use crate::data::{Augment, Dataset, HostBatch, HostTargets, Loader, Normalization};
 use crate::models::Net;
+use crate::tasks::Target;
 
-/// Accuracy and the predicted class of every sample.
+/// What a model scores on a split.
 #[derive(Debug, Clone)]
 pub struct Evaluation {
-    /// Fraction of correct top-1 predictions.
-    pub accuracy: f64,
-    /// Predicted class per sample, in data set order.
+    /// Fraction of correct top-1 predictions (classes).
+    pub accuracy: Option<f64>,
+    /// Predicted class per sample, in data set order (classes; empty for reals).
     pub predictions: Vec<usize>,
+    /// Root-mean-square error in target units (reals).
+    pub rmse: Option<f64>,
+    /// Mean absolute error in target units (reals).
+    pub mae: Option<f64>,
 }
 
 impl Evaluation {
+    /// The headline metric: accuracy, or RMSE.
+    pub fn primary(&self) -> f64 {
+        self.accuracy.or(self.rmse).unwrap_or(f64::NAN)
+    }
+
     /// Fraction of samples where both predict the same class.
     pub fn agreement(&self, other: &[usize]) -> f64 {
         let same = self
@@ -31,17 +42,12 @@ impl Evaluation {
     }
 }
 
-/// Uploads a host batch as `[n, c, h, w]` images and `[n]` labels.
-pub fn upload(
-    batch: HostBatch,
-    geometry: [usize; 3],
-    device: &Device,
-) -> (Tensor<4>, Tensor<1, Int>) {
+/// Uploads a host batch as `[n, c, h, w]` inputs and its targets.
+pub fn upload(batch: HostBatch, geometry: [usize; 3], device: &Device) -> (Tensor<4>, Target) {
     let n = batch.len();
     let [c, h, w] = geometry;
-    let x = Tensor::from_data(TensorData::new(batch.images, [n, c, h, w]), device);
-    let y = Tensor::from_data(TensorData::new(batch.labels, [n]), device);
-    (x, y)
+    let x = Tensor::from_data(TensorData::new(batch.inputs, [n, c, h, w]), device);
+    (x, Target::upload(batch.targets, n, device))
 }
 
 /// [`upload`], keeping each sample's index and teacher-cache key for the training step.
@@ -75,26 +81,48 @@ pub fn evaluate(
         false,
         0,
     );
-    let geometry = [data.channels, data.height, data.width];
+    let geometry = data.geometry();
     let mut predictions = Vec::with_capacity(data.len());
-    let mut correct = 0usize;
+    let (mut correct, mut sq, mut abs, mut count) = (0usize, 0f64, 0f64, 0usize);
     for batch in loader.epoch(0, 2) {
-        let labels = batch.labels.clone();
+        let targets = batch.targets.clone();
         let (x, _) = upload(batch, geometry, &device);
-        let pred: Vec<i64> = net
-            .forward(x)
-            .logits
-            .argmax(1)
-            .into_data()
-            .iter::<i64>()
-            .collect();
-        for (p, y) in pred.iter().zip(&labels) {
-            correct += usize::from(p == y);
-            predictions.push(*p as usize);
+        let out = net.forward(x).logits;
+        match targets {
+            HostTargets::Class(labels) => {
+                let pred: Vec<i64> = out.argmax(1).into_data().iter::<i64>().collect();
+                for (p, y) in pred.iter().zip(&labels) {
+                    correct += usize::from(p == y);
+                    predictions.push(*p as usize);
+                }
+            }
+            HostTargets::Real(values) => {
+                // Errors in target units: both sides are standardised with the same mean, so
+                // the error scales by the dimension's standard deviation.
+                let d = norm.target_std.len().max(1);
+                let pred: Vec<f32> = out.into_data().iter::<f32>().collect();
+                for (k, (p, y)) in pred.iter().zip(&values).enumerate() {
+                    let e = (*p as f64 - *y as f64) * norm.target_std[k % d] as f64;
+                    sq += e * e;
+                    abs += e.abs();
+                    count += 1;
+                }
+            }
         }
     }
-    Evaluation {
-        accuracy: correct as f64 / data.len().max(1) as f64,
-        predictions,
+    let n = data.len().max(1) as f64;
+    match data.labels() {
+        Some(_) => Evaluation {
+            accuracy: Some(correct as f64 / n),
+            predictions,
+            rmse: None,
+            mae: None,
+        },
+        None => Evaluation {
+            accuracy: None,
+            predictions,
+            rmse: Some((sq / count.max(1) as f64).sqrt()),
+            mae: Some(abs / count.max(1) as f64),
+        },
     }
 }

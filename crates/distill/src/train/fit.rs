@@ -53,9 +53,9 @@ impl DataBundle {
         }
     }
 
-    /// `[channels, height, width]`.
+    /// The model input's `[channels, height, width]`.
     pub fn geometry(&self) -> [usize; 3] {
-        [self.train.channels, self.train.height, self.train.width]
+        self.train.geometry()
     }
 }
 
@@ -96,13 +96,16 @@ pub struct Job<'a> {
 pub struct JobOutcome {
     /// Per-epoch metrics.
     pub history: Vec<EpochRecord>,
-    /// Best test accuracy.
-    pub best_acc: f64,
-    /// Epoch of the best test accuracy.
+    /// The task's headline test metric (accuracy, or RMSE) at the best epoch.
+    pub best: f64,
+    /// The best epoch (highest accuracy, or lowest RMSE).
     pub best_epoch: usize,
-    /// Test accuracy after the last epoch.
-    pub last_acc: f64,
-    /// Agreement with teacher 0 after the last epoch.
+    /// The headline test metric after the last epoch.
+    pub last: f64,
+    /// Test MAE after the last epoch (regression).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_mae: Option<f64>,
+    /// Agreement with the first teacher after the last epoch.
     pub agreement: Option<f64>,
     /// Trainable parameters of the student.
     pub params: usize,
@@ -124,13 +127,13 @@ pub struct PeerOutcome {
     pub model: String,
     /// Trainable parameters.
     pub params: usize,
-    /// Best test accuracy.
-    pub best_acc: f64,
-    /// Epoch of the best test accuracy.
+    /// The headline test metric (accuracy, or RMSE) at its best epoch.
+    pub best: f64,
+    /// Its best epoch.
     pub best_epoch: usize,
-    /// Test accuracy after the last epoch.
-    pub last_acc: f64,
-    /// The test accuracy of every epoch of the main stage.
+    /// The headline test metric after the last epoch.
+    pub last: f64,
+    /// The headline test metric of every epoch of the main stage.
     pub history: Vec<f64>,
 }
 
@@ -144,17 +147,21 @@ impl JobOutcome {
                 .history
                 .iter()
                 .zip(&p.history)
-                .map(|(r, &acc)| EpochRecord {
-                    test_acc: acc,
-                    train_acc: f64::NAN,
+                .map(|(r, &value)| EpochRecord {
+                    test_acc: r.test_acc.map(|_| value),
+                    test_rmse: r.test_rmse.map(|_| value),
+                    test_mae: None,
+                    train_acc: None,
+                    train_rmse: None,
                     agreement: None,
                     peers: BTreeMap::new(),
                     ..r.clone()
                 })
                 .collect(),
-            best_acc: p.best_acc,
+            best: p.best,
             best_epoch: p.best_epoch,
-            last_acc: p.last_acc,
+            last: p.last,
+            last_mae: None,
             agreement: None,
             params: p.params,
             peers: Vec::new(),
@@ -251,7 +258,8 @@ pub fn build_trainable(
         teacher_nets: &teacher_nets,
         probe: &probe,
         probe_cache: Default::default(),
-        train_labels: &data.train.labels,
+        train_labels: data.train.labels().unwrap_or_default(),
+        task: crate::tasks::Task::of(&data.train),
         teacher_uses: Default::default(),
     };
     let mut aux = Vec::new();
@@ -312,7 +320,7 @@ impl Prepared<'_> {
 
         let mut state = TrainState {
             completed: 0,
-            best_acc: -1.0,
+            best_score: f64::MIN, // finite: state.json holds it (JSON has no infinities)
             best_epoch: 0,
             seconds: 0.0,
             history: Vec::new(),
@@ -485,7 +493,7 @@ impl Prepared<'_> {
                 .zip(&job.roles[1..])
                 .map(|(net, r)| {
                     let e = evaluate(net, &data.test, &data.norm, data.eval_batch, &device);
-                    (r.name.clone(), e.accuracy)
+                    (r.name.clone(), e.primary())
                 })
                 .collect();
             let agreement = job
@@ -512,14 +520,21 @@ impl Prepared<'_> {
                     .into_iter()
                     .map(|(n, s)| (n, s / steps as f64))
                     .collect::<BTreeMap<_, _>>(),
-                train_acc: correct / seen.max(1) as f64,
+                // Classification: correct / samples. Regression: √(squared errors / values), on
+                // the standardised targets.
+                train_acc: eval.accuracy.map(|_| correct / seen.max(1) as f64),
+                train_rmse: eval
+                    .rmse
+                    .map(|_| (correct / (seen * data.train.num_classes).max(1) as f64).sqrt()),
                 test_acc: eval.accuracy,
+                test_rmse: eval.rmse,
+                test_mae: eval.mae,
                 agreement,
                 peers,
                 seconds,
             };
             bar.set_message(format!(
-                "{}epoch {epoch}/{} loss {:.4} test {:.2}%",
+                "{}epoch {epoch}/{} loss {:.4} test {}",
                 if record.init { "init " } else { "" },
                 if record.init {
                     init_epochs
@@ -527,7 +542,7 @@ impl Prepared<'_> {
                     plan.epochs
                 },
                 record.train_loss,
-                100.0 * record.test_acc
+                super::progress::headline(&record)
             ));
             job.progress.epoch_line(
                 &bar,
@@ -552,21 +567,28 @@ impl Prepared<'_> {
             });
             // The student's files are serialised once and written to best/ (if improved) and last/.
             let mut files = model_files(student, &metas[0], &last_dir)?;
-            if stage == Stage::Main && eval.accuracy > state.best_acc {
-                state.best_acc = eval.accuracy;
+            let score = state
+                .history
+                .last()
+                .map_or(f64::NEG_INFINITY, EpochRecord::score);
+            if stage == Stage::Main && score > state.best_score {
+                state.best_score = score;
                 state.best_epoch = epoch;
                 write_dir(&best_dir, &files)?;
             }
             let peers = job.roles.iter().zip(&trainable.students).zip(&metas);
             for (k, ((role, net), meta)) in peers.enumerate().skip(1) {
                 let name = &role.name;
-                let acc = |r: &EpochRecord| r.peers.get(name).copied().unwrap_or(-1.0);
+                // Higher is better: accuracy, or −RMSE.
+                let sign = if eval.accuracy.is_some() { 1.0 } else { -1.0 };
+                let acc =
+                    |r: &EpochRecord| r.peers.get(name).map_or(f64::NEG_INFINITY, |v| sign * v);
                 let record = state.history.last().expect("this epoch was recorded");
                 let before = state.history[..state.history.len() - 1]
                     .iter()
                     .filter(|r| !r.init)
                     .map(acc)
-                    .fold(-1.0, f64::max);
+                    .fold(f64::NEG_INFINITY, f64::max);
                 let peer_files = model_files(net, meta, &peer_dir(k, "last"))?;
                 if stage == Stage::Main && acc(record) > before {
                     write_dir(&peer_dir(k, "best"), &peer_files)?;
@@ -597,6 +619,12 @@ impl Prepared<'_> {
         // Tables and curves show the main stage; metrics.jsonl keeps the initialisation epochs.
         state.history.retain(|r| !r.init);
         let last = state.history.last().cloned();
+        // Higher is better: accuracy, or −RMSE.
+        let sign = if last.as_ref().is_some_and(|r| r.test_rmse.is_some()) {
+            -1.0
+        } else {
+            1.0
+        };
         let peers = job.roles[1..]
             .iter()
             .zip(&params[1..])
@@ -606,25 +634,38 @@ impl Prepared<'_> {
                     .iter()
                     .map(|e| e.peers.get(&r.name).copied().unwrap_or(f64::NAN))
                     .collect();
-                let (best_epoch, best_acc) = history
-                    .iter()
-                    .enumerate()
-                    .fold((0, -1.0), |b, (i, &a)| if a > b.1 { (i + 1, a) } else { b });
+                let (best_epoch, best) =
+                    history
+                        .iter()
+                        .enumerate()
+                        .fold((0, f64::NAN), |b, (i, &v)| {
+                            if b.0 == 0 || sign * v > sign * b.1 {
+                                (i + 1, v)
+                            } else {
+                                b
+                            }
+                        });
                 PeerOutcome {
                     name: r.name.clone(),
                     model: r.model.model.clone(),
                     params,
-                    best_acc: best_acc.max(0.0),
+                    best,
                     best_epoch,
-                    last_acc: history.last().copied().unwrap_or(0.0),
+                    last: history.last().copied().unwrap_or(f64::NAN),
                     history,
                 }
             })
             .collect();
+        let best = state
+            .history
+            .iter()
+            .find(|r| r.epoch == state.best_epoch)
+            .map_or(0.0, EpochRecord::primary);
         Ok(JobOutcome {
-            best_acc: state.best_acc.max(0.0),
+            best,
             best_epoch: state.best_epoch,
-            last_acc: last.as_ref().map_or(0.0, |r| r.test_acc),
+            last: last.as_ref().map_or(0.0, EpochRecord::primary),
+            last_mae: last.as_ref().and_then(|r| r.test_mae),
             agreement: last.and_then(|r| r.agreement),
             params: params[0],
             peers,

@@ -22,10 +22,21 @@ pub struct EpochRecord {
     pub train_loss: f64,
     /// Mean of each unweighted term over the epoch's steps.
     pub terms: BTreeMap<String, f64>,
-    /// Training accuracy (on augmented batches, in training mode).
-    pub train_acc: f64,
-    /// Test accuracy.
-    pub test_acc: f64,
+    /// Training accuracy (on augmented batches, in training mode; classification).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub train_acc: Option<f64>,
+    /// Test accuracy (classification).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test_acc: Option<f64>,
+    /// Training root-mean-square error over the epoch's batches, in target units (regression).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub train_rmse: Option<f64>,
+    /// Test root-mean-square error, in target units (regression).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test_rmse: Option<f64>,
+    /// Test mean absolute error, in target units (regression).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test_mae: Option<f64>,
     /// Top-1 agreement with the first teacher on the test set, when there is a teacher.
     pub agreement: Option<f64>,
     /// Test accuracy of each peer of the recipe (its trainable roles after the student).
@@ -33,6 +44,22 @@ pub struct EpochRecord {
     pub peers: BTreeMap<String, f64>,
     /// Wall-clock seconds of the epoch (training and evaluation).
     pub seconds: f64,
+}
+
+impl EpochRecord {
+    /// The task's headline test metric: accuracy (classification) or RMSE (regression).
+    pub fn primary(&self) -> f64 {
+        self.test_acc.or(self.test_rmse).unwrap_or(f64::NAN)
+    }
+
+    /// The headline metric oriented so that higher is better (what the best checkpoint keeps).
+    pub fn score(&self) -> f64 {
+        match (self.test_acc, self.test_rmse) {
+            (Some(a), _) => a,
+            (None, Some(e)) => -e,
+            (None, None) => f64::NEG_INFINITY,
+        }
+    }
 }
 
 /// Rewrites `metrics.jsonl` with the whole history (atomic, so a crash keeps the previous copy).
@@ -72,8 +99,11 @@ mod tests {
                 lr: v,
                 train_loss: v,
                 terms: [("term".to_string(), v)].into(),
-                train_acc: v,
-                test_acc: v,
+                train_acc: Some(v),
+                test_acc: Some(v),
+                train_rmse: None,
+                test_rmse: None,
+                test_mae: None,
                 agreement: Some(v),
                 peers: Default::default(),
                 seconds: v,

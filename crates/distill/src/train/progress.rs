@@ -12,6 +12,15 @@ pub fn errln(text: &str) {
     let _ = writeln!(std::io::stderr(), "{text}");
 }
 
+/// An epoch's test metrics for a log line: `87.50%`, or `RMSE 512.3 MAE 301.2`.
+pub fn headline(r: &EpochRecord) -> String {
+    match (r.test_acc, r.test_rmse) {
+        (Some(a), _) => format!("{:.2}%", 100.0 * a),
+        (None, Some(e)) => format!("RMSE {e:.4} MAE {:.4}", r.test_mae.unwrap_or(f64::NAN)),
+        (None, None) => "—".into(),
+    }
+}
+
 /// How a run reports progress.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Progress {
@@ -58,15 +67,27 @@ impl Progress {
             .agreement
             .map(|a| format!(" agree {:.2}%", 100.0 * a))
             .unwrap_or_default();
+        let train = match (r.train_acc, r.train_rmse) {
+            (Some(a), _) => format!("{:.2}%", 100.0 * a),
+            (None, Some(e)) => format!("RMSE {e:.4}σ"),
+            (None, None) => "—".into(),
+        };
+        let peers: String = r
+            .peers
+            .iter()
+            .map(|(name, v)| match r.test_acc {
+                Some(_) => format!(" {name} {:.2}%", 100.0 * v),
+                None => format!(" {name} RMSE {v:.4}"),
+            })
+            .collect();
         let text = format!(
-            "{label}: {}epoch {}/{epochs} lr {:.4} loss {:.4} ({}) train {:.2}% test {:.2}%{agree} [{:.1}s]",
+            "{label}: {}epoch {}/{epochs} lr {:.4} loss {:.4} ({}) train {train} test {}{agree}{peers} [{:.1}s]",
             if r.init { "init " } else { "" },
             r.epoch,
             r.lr,
             r.train_loss,
             terms.join(", "),
-            100.0 * r.train_acc,
-            100.0 * r.test_acc,
+            headline(r),
             r.seconds
         );
         if bar.is_hidden() {

@@ -11,6 +11,7 @@ use super::cache::{CacheKey, TeacherCache};
 use super::clip::clip_global_norm;
 use crate::knowledge::{Aux, AuxUpdate, Objective, Stage, StepContext, TermWeight};
 use crate::models::{Net, TapShapes, Taps};
+use crate::tasks::Target;
 
 /// Everything trainable in one run: the students and the methods' helper modules, optimised
 /// together by one optimiser.
@@ -34,7 +35,7 @@ pub struct Teacher {
     pub shapes: TapShapes,
     /// Its predictions on the test set (for the agreement metric).
     pub test_predictions: Vec<usize>,
-    /// Its test accuracy.
+    /// Its headline test metric (accuracy, or RMSE).
     pub test_accuracy: f64,
     /// Cache of its outputs, shared by every job that distils from it (`None`: always run it).
     pub cache: Option<Arc<Mutex<TeacherCache>>>,
@@ -63,8 +64,8 @@ impl Teacher {
 pub struct Batch {
     /// Images `[n, c, h, w]`.
     pub x: Tensor<4>,
-    /// Class labels `[n]`.
-    pub y: Tensor<1, Int>,
+    /// Targets.
+    pub y: Target,
     /// Index of each sample in the training set.
     pub indices: Vec<usize>,
     /// Teacher-cache key (sample, augmented view) of each sample.
@@ -98,7 +99,8 @@ pub struct StepOutput {
     pub terms: Vec<(String, f64)>,
     /// How each term enters the objective, in the order of `terms`.
     pub weights: Vec<TermWeight>,
-    /// Correct top-1 predictions of the recipe's student (the first trainable role) on the batch.
+    /// The recipe's student's (the first trainable role's) batch sum of the task's training
+    /// metric: correct top-1 predictions, or squared errors in standardised units.
     pub correct: f64,
     /// The first non-finite term (the update is then skipped).
     pub non_finite: Option<(String, f64)>,
@@ -137,7 +139,6 @@ pub fn train_step(
         indices,
         keys,
     } = batch;
-    let n = indices.len();
     let student_taps: Vec<_> = trainable
         .students
         .iter()
@@ -155,16 +156,7 @@ pub fn train_step(
                 .map(|(i, t)| t.outputs(x_plain.clone(), &keys, objective.teacher_taps(i))),
         );
     }
-    let hits = student_taps[0]
-        .logits
-        .clone()
-        .detach()
-        .argmax(1)
-        .reshape([n])
-        .equal(y.clone())
-        .int()
-        .sum()
-        .float();
+    let hits = y.batch_sum(student_taps[0].logits.clone().detach());
     let ctx = StepContext {
         students: &student_taps,
         teachers: &teacher_taps,

@@ -15,7 +15,8 @@ use crate::models::{ModelConfig, RoleModel};
 #[derive(Serialize, Deserialize)]
 pub(crate) struct TrainState {
     pub(crate) completed: usize,
-    pub(crate) best_acc: f64,
+    /// The best epoch's headline metric oriented so that higher is better (accuracy, −RMSE).
+    pub(crate) best_score: f64,
     pub(crate) best_epoch: usize,
     pub(crate) seconds: f64,
     pub(crate) history: Vec<EpochRecord>,

@@ -82,8 +82,8 @@ impl Setup {
             name,
             shapes: net.tap_shapes(data.geometry(), &device),
             net,
-            test_predictions: eval.predictions,
-            test_accuracy: eval.accuracy,
+            test_predictions: eval.predictions.clone(),
+            test_accuracy: eval.primary(),
             cache: None,
         };
         Self {

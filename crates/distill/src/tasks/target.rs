@@ -1,0 +1,68 @@
+//! A batch's targets on the device, typed by task.
+
+use burn::prelude::*;
+use burn::tensor::TensorData;
+
+use crate::data::HostTargets;
+
+/// The targets of a batch.
+#[derive(Debug, Clone)]
+pub enum Target {
+    /// Class labels `[B]`.
+    Class(Tensor<1, Int>),
+    /// Standardised reals `[B, D]`.
+    Real(Tensor<2>),
+}
+
+impl Target {
+    /// Uploads host targets of `n` samples.
+    pub fn upload(t: HostTargets, n: usize, device: &Device) -> Target {
+        match t {
+            HostTargets::Class(l) => {
+                Target::Class(Tensor::from_data(TensorData::new(l, [n]), device))
+            }
+            HostTargets::Real(v) => {
+                let d = v.len() / n.max(1);
+                Target::Real(Tensor::from_data(TensorData::new(v, [n, d]), device))
+            }
+        }
+    }
+
+    /// The class labels. Terms that read them are built only for classification tasks (see
+    /// `BuildContext::require_classes`), so other targets never reach them.
+    pub fn classes(&self) -> Tensor<1, Int> {
+        match self {
+            Target::Class(y) => y.clone(),
+            Target::Real(_) => {
+                panic!("class labels read from a regression batch (checked when the term is built)")
+            }
+        }
+    }
+
+    /// The real targets (standardised). Terms that read them are built only for regression.
+    pub fn reals(&self) -> Tensor<2> {
+        match self {
+            Target::Real(y) => y.clone(),
+            Target::Class(_) => panic!(
+                "real targets read from a classification batch (checked when the term is built)"
+            ),
+        }
+    }
+
+    /// The per-batch sum behind the training metric: correct top-1 predictions of `outputs`
+    /// (classes) or their squared errors in standardised units (reals), `[1]`.
+    pub fn batch_sum(&self, outputs: Tensor<2>) -> Tensor<1> {
+        match self {
+            Target::Class(y) => super::classification::correct(outputs, y.clone()),
+            Target::Real(y) => super::regression::squared_error(outputs, y.clone()),
+        }
+    }
+
+    /// The same targets on another device (data-parallel shards are uploaded per device).
+    pub fn to_device(&self, device: &Device) -> Target {
+        match self {
+            Target::Class(y) => Target::Class(y.clone().to_device(device)),
+            Target::Real(y) => Target::Real(y.clone().to_device(device)),
+        }
+    }
+}
