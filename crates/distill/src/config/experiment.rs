@@ -30,12 +30,24 @@ pub enum Backend {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DataConfig {
-    /// `embedded` (default), `fashion-mnist` or `idx`.
+    /// `embedded` (default), `fashion-mnist`, `idx` or `csv`.
     #[serde(default)]
     pub source: DataSource,
     /// Folder of the IDX files (`idx`; optional for `fashion-mnist`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dir: Option<PathBuf>,
+    /// The CSV file (`csv`; relative to the working directory).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<PathBuf>,
+    /// The target column of a CSV file (`csv`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+    /// Fraction of a CSV file's rows held out as the test split (`csv`; default 0.2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test_fraction: Option<f64>,
+    /// Seed of the CSV split's shuffle (`csv`; default 0, the same split for every run).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub split_seed: Option<u64>,
     /// Use only the first N training images.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub train_limit: Option<usize>,
@@ -64,6 +76,10 @@ impl Default for DataConfig {
         Self {
             source: DataSource::Embedded,
             dir: None,
+            path: None,
+            target: None,
+            test_fraction: None,
+            split_seed: None,
             train_limit: None,
             test_limit: None,
             classes: None,
@@ -550,6 +566,44 @@ impl DataConfig {
                 return cfg(format!(
                     "data.{key} = 0 would leave no images; give a positive number of images, or remove data.{key} to use the whole split"
                 ));
+            }
+        }
+        let csv = self.source == DataSource::Csv;
+        for (key, set) in [
+            ("path", self.path.is_some()),
+            ("target", self.target.is_some()),
+            ("test_fraction", self.test_fraction.is_some()),
+            ("split_seed", self.split_seed.is_some()),
+        ] {
+            if set && !csv {
+                return cfg(format!(
+                    "data.{key} applies to source = \"csv\" only; remove it, or set data.source = \"csv\""
+                ));
+            }
+        }
+        if csv {
+            if self.path.is_none() || self.target.is_none() {
+                return cfg(
+                    "data.source = \"csv\" needs data.path (the CSV file) and data.target (the column to predict)".into(),
+                );
+            }
+            if let Some(f) = self.test_fraction {
+                if !(f > 0.0 && f < 1.0) {
+                    return cfg(format!(
+                        "data.test_fraction must be between 0 and 1 (exclusive), got {f}"
+                    ));
+                }
+            }
+            if self.augment.is_enabled() {
+                return cfg(
+                    "data.augment applies to images; a CSV table has none: remove it".into(),
+                );
+            }
+            if self.classes.is_some() || self.dir.is_some() {
+                return cfg(
+                    "data.classes and data.dir do not apply to source = \"csv\"; remove them"
+                        .into(),
+                );
             }
         }
         if let Some(c) = self.classes {

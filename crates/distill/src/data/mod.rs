@@ -5,6 +5,7 @@ pub mod dataset;
 pub mod idx;
 pub mod loader;
 pub mod source;
+pub mod table;
 
 pub use augment::Augment;
 pub use dataset::{Dataset, Inputs, Normalization, Targets};

@@ -36,6 +36,8 @@ pub enum DataSource {
     FashionMnist,
     /// Any MNIST-style folder of `{train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz]` files in `dir`.
     Idx,
+    /// A CSV table (`path`, `target`; see [`super::table`]), split into train and test here.
+    Csv,
 }
 
 impl DataSource {
@@ -43,7 +45,7 @@ impl DataSource {
     pub fn known_classes(&self) -> Option<usize> {
         match self {
             DataSource::Embedded | DataSource::FashionMnist => Some(FASHION_MNIST_CLASSES.len()),
-            DataSource::Idx => None,
+            DataSource::Idx | DataSource::Csv => None,
         }
     }
 
@@ -55,6 +57,7 @@ impl DataSource {
                 load_split(dir.unwrap_or(Path::new(FASHION_MNIST_DIR)), "t10k")
             }
             DataSource::Idx => load_split(self.need_dir(dir)?, "t10k"),
+            DataSource::Csv => Err(csv_needs_spec()),
         }
     }
 
@@ -72,8 +75,15 @@ impl DataSource {
             DataSource::Embedded => embedded(),
             DataSource::FashionMnist => load_idx_dir(dir.unwrap_or(Path::new(FASHION_MNIST_DIR))),
             DataSource::Idx => load_idx_dir(self.need_dir(dir)?),
+            DataSource::Csv => Err(csv_needs_spec()),
         }
     }
+}
+
+fn csv_needs_spec() -> DistillError {
+    DistillError::Unsupported(
+        "a CSV table is read with its target column and split (data.path, data.target, data.test_fraction) through data::table::load_csv, not from a folder".into(),
+    )
 }
 
 const EMBEDDED_TEST: (&[u8], &[u8]) = (

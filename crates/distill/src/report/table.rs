@@ -143,7 +143,8 @@ impl Report {
 
     /// A Markdown table (also what the CLI prints).
     pub fn markdown(&self) -> String {
-        let (header, value): (&str, fn((f64, f64), usize) -> String) = match self.metric {
+        type Format = fn((f64, f64), usize) -> String;
+        let (header, value): (&str, Format) = match self.metric {
             Metric::Accuracy => ("best test acc % | last test acc %", pct),
             Metric::Rmse => ("best test RMSE | last test RMSE | last test MAE", plain),
         };

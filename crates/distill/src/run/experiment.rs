@@ -10,7 +10,8 @@ use burn::prelude::*;
 use crate::config::diff::{differences, RESUMABLE};
 use crate::config::experiment::StudentConfig;
 use crate::config::{ExperimentConfig, Plan, StudentPlan};
-use crate::data::Dataset;
+use crate::data::table::{load_csv, CsvSpec};
+use crate::data::{DataSource, Dataset};
 use crate::error::{DistillError, Result};
 use crate::models::Net;
 use crate::report::{plot_curves, Report, Row};
@@ -50,7 +51,15 @@ impl Default for RunOptions {
 
 /// Loads the plan's data (train limit, test limit, normalisation from the training split).
 pub fn load_data(plan: &Plan) -> Result<DataBundle> {
-    let (mut train, mut test) = plan.data.source.load(plan.data.dir.as_deref())?;
+    let (mut train, mut test) = match (&plan.data.path, &plan.data.target) {
+        (Some(path), Some(target)) if plan.data.source == DataSource::Csv => load_csv(&CsvSpec {
+            path,
+            target,
+            test_fraction: plan.data.test_fraction.unwrap_or(0.2),
+            split_seed: plan.data.split_seed.unwrap_or(0),
+        })?,
+        _ => plan.data.source.load(plan.data.dir.as_deref())?,
+    };
     if let Some(n) = plan.data.train_limit {
         train = train.truncate(n);
     }
@@ -270,10 +279,17 @@ pub fn run_experiment(plan: &Plan, opts: &RunOptions) -> Result<Report> {
         }
     }
     progress.line(&format!(
-        "data: {} train / {} test images of {:?}, {classes} classes; run folder {}",
+        "data: {} train / {} test {}; run folder {}",
         data.train.len(),
         data.test.len(),
-        geometry,
+        match data.train.labels() {
+            Some(_) => format!("images of {geometry:?}, {classes} classes"),
+            None => format!(
+                "rows of {} features, {classes} real target{}",
+                geometry[2],
+                if classes == 1 { "" } else { "s" }
+            ),
+        },
         run_dir.display()
     ));
 

@@ -83,3 +83,35 @@ impl Task {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::{Inputs, Targets};
+
+    #[test]
+    fn a_task_refuses_data_of_the_other_kind_of_target() {
+        let table = Dataset {
+            inputs: Inputs::Table {
+                values: vec![0.0; 4],
+                features: 2,
+                names: vec!["a".into(), "b".into()],
+            },
+            targets: Targets::Real {
+                values: vec![1.0, 2.0],
+                dims: 1,
+            },
+            num_classes: 1,
+        };
+        assert!(Task::Regression.check_data(&table).is_ok());
+        let e = Task::Classification
+            .check_data(&table)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("needs class labels") && e.contains("set task = \"regression\""),
+            "{e}"
+        );
+        assert_eq!(Task::of(&table), Task::Regression);
+    }
+}

@@ -496,9 +496,11 @@ impl Prepared<'_> {
                     (r.name.clone(), e.primary())
                 })
                 .collect();
+            // Top-1 agreement is a classification metric: regression has no predicted classes.
             let agreement = job
                 .teachers
                 .first()
+                .filter(|t| eval.accuracy.is_some() && !t.test_predictions.is_empty())
                 .map(|t| eval.agreement(&t.test_predictions));
             let seconds = started.elapsed().as_secs_f64();
             state.seconds += seconds;
