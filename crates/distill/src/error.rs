@@ -117,7 +117,7 @@ impl DistillError {
 
     /// Builds an [`DistillError::Unknown`] error with a closest-match suggestion.
     pub fn unknown(kind: impl Into<String>, name: &str, known: &[&str]) -> Self {
-        let hint = crate::config::suggest(name, known)
+        let hint = crate::suggest::suggest(name, known)
             .map(|s| format!(" (did you mean '{s}'?)"))
             .unwrap_or_default();
         Self::Unknown {

@@ -14,6 +14,7 @@ pub mod models;
 pub mod report;
 pub mod run;
 pub mod schemes;
+pub mod suggest;
 pub mod tasks;
 pub mod train;
 

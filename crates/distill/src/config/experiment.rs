@@ -4,12 +4,12 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::suggest::explain_serde_error;
 use crate::data::{Augment, DataSource};
 use crate::error::{DistillError, Result};
 use crate::knowledge::{MethodConfig, STUDENT};
 use crate::models::{ModelConfig, RoleModel};
 use crate::schemes::Scheme;
+use crate::suggest::explain_serde_error;
 use crate::tasks::Task;
 use crate::train::plan::{TrainConfig, TrainPlan};
 

@@ -6,10 +6,10 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::experiment::{Backend, DataConfig, ExperimentConfig, StudentConfig, TeacherConfig};
-use super::suggest::explain_serde_error;
 use crate::error::{DistillError, Result};
 use crate::knowledge::MethodConfig;
 use crate::models::ModelConfig;
+use crate::suggest::explain_serde_error;
 use crate::train::plan::TrainConfig;
 
 /// `[[pair]]`: a teacher and a student architecture.

@@ -185,7 +185,9 @@ struct ReviewKd {
 fn as_map(f: Feature) -> Tensor<4> {
     match f {
         Feature::Map(m) => m,
-        Feature::Flat(v) => {
+        other => {
+            // A vector per sample is a 1×1 map (a sequence is pooled over its positions).
+            let v = other.pooled();
             let [b, d] = v.dims();
             v.reshape([b, d, 1, 1])
         }

@@ -2,13 +2,21 @@
 
 use burn::prelude::*;
 
-/// One tapped tensor: a flat vector per sample or a feature map per sample.
+/// One tapped tensor: a flat vector, a feature map, or a sequence of vectors per sample.
 #[derive(Debug, Clone)]
 pub enum Feature {
     /// `[batch, features]`.
     Flat(Tensor<2>),
     /// `[batch, channels, height, width]`.
     Map(Tensor<4>),
+    /// `[batch, length, features]` with an optional `[batch, length]` mask (1 at real
+    /// positions, 0 at padding) when a batch holds sequences of different lengths.
+    Seq {
+        /// The vectors.
+        x: Tensor<3>,
+        /// Which positions hold a real element (`None`: all of them).
+        mask: Option<Tensor<2>>,
+    },
 }
 
 impl Feature {
@@ -17,14 +25,33 @@ impl Feature {
         match self {
             Feature::Flat(t) => t.dims().to_vec(),
             Feature::Map(t) => t.dims().to_vec(),
+            Feature::Seq { x, .. } => x.dims().to_vec(),
         }
     }
 
-    /// The feature flattened to `[batch, rest]`.
+    /// The feature flattened to `[batch, rest]` (a sequence's padding positions included; see
+    /// [`Self::pooled`] for one vector per sequence).
     pub fn flat(&self) -> Tensor<2> {
         match self {
             Feature::Flat(t) => t.clone(),
             Feature::Map(t) => t.clone().flatten(1, 3),
+            Feature::Seq { x, .. } => x.clone().flatten(1, 2),
+        }
+    }
+
+    /// One vector per sample: a sequence's mean over its real positions (`[batch, features]`);
+    /// other features as [`Self::flat`].
+    pub fn pooled(&self) -> Tensor<2> {
+        match self {
+            Feature::Seq { x, mask: None } => x.clone().mean_dim(1).squeeze_dim::<2>(1),
+            Feature::Seq { x, mask: Some(m) } => {
+                let [b, l] = m.dims();
+                let w = m.clone().reshape([b, l, 1]);
+                let sum = (x.clone() * w).sum_dim(1).squeeze_dim::<2>(1);
+                let count = m.clone().sum_dim(1).clamp_min(1.0);
+                sum / count
+            }
+            other => other.flat(),
         }
     }
 
@@ -32,9 +59,9 @@ impl Feature {
     pub fn into_map(self) -> Tensor<4> {
         match self {
             Feature::Map(m) => m,
-            Feature::Flat(t) => panic!(
-                "tap {:?} is flat where a feature map was checked at build time",
-                t.dims()
+            other => panic!(
+                "tap {:?} is not a feature map where one was checked at build time",
+                other.shape()
             ),
         }
     }
@@ -44,6 +71,10 @@ impl Feature {
         match self {
             Feature::Flat(t) => Feature::Flat(t.clone().detach()),
             Feature::Map(t) => Feature::Map(t.clone().detach()),
+            Feature::Seq { x, mask } => Feature::Seq {
+                x: x.clone().detach(),
+                mask: mask.clone(),
+            },
         }
     }
 }
@@ -119,5 +150,38 @@ impl TapShapes {
     /// All tap names.
     pub fn names(&self) -> Vec<&str> {
         self.0.iter().map(|(n, _)| n.as_str()).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_sequence_pools_over_its_real_positions_only() {
+        let dev = Device::flex();
+        // two sequences of length 3, features 2; the second has one padding position
+        let x = Tensor::<3>::from_floats(
+            [
+                [[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]],
+                [[1.0, 1.0], [3.0, 3.0], [100.0, 100.0]],
+            ],
+            &dev,
+        );
+        let mask = Tensor::<2>::from_floats([[1.0, 1.0, 1.0], [1.0, 1.0, 0.0]], &dev);
+        let f = Feature::Seq {
+            x: x.clone(),
+            mask: Some(mask),
+        };
+        assert_eq!(f.shape(), vec![2, 3, 2]);
+        assert_eq!(f.flat().dims(), [2, 6]);
+        let p: Vec<f32> = f.pooled().into_data().iter::<f32>().collect();
+        assert_eq!(p, vec![3.0, 4.0, 2.0, 2.0]);
+        let unmasked: Vec<f32> = Feature::Seq { x, mask: None }
+            .pooled()
+            .into_data()
+            .iter::<f32>()
+            .collect();
+        assert_eq!(&unmasked[..2], &[3.0, 4.0]);
     }
 }

@@ -92,6 +92,15 @@ impl TeacherCache {
                     TensorData::new(buf, [n, *c, *h, *w]),
                     device,
                 )),
+                // A sequence is stored with its mask as one more feature column.
+                [l, d1] => {
+                    let all = Tensor::<3>::from_data(TensorData::new(buf, [n, *l, *d1]), device);
+                    let d = d1 - 1;
+                    Feature::Seq {
+                        x: all.clone().slice([0..n, 0..*l, 0..d]),
+                        mask: Some(all.slice([0..n, 0..*l, d..*d1]).reshape([n, *l])),
+                    }
+                }
                 _ => Feature::Flat(Tensor::from_data(
                     TensorData::new(buf, [n, rows.width]),
                     device,
@@ -114,6 +123,18 @@ impl TeacherCache {
     pub fn insert(&mut self, taps: &[String], keys: &[CacheKey], out: &Taps) {
         for t in taps {
             let Some(f) = out.get(t) else { continue };
+            // A sequence is stored with its mask (ones when it has none) as a last column.
+            let f = match f {
+                Feature::Seq { x, mask } => {
+                    let [b, l, _] = x.dims();
+                    let m = mask.unwrap_or_else(|| Tensor::ones([b, l], &x.device()));
+                    Feature::Seq {
+                        x: Tensor::cat(vec![x, m.reshape([b, l, 1])], 2),
+                        mask: None,
+                    }
+                }
+                other => other,
+            };
             let shape = f.shape();
             let width: usize = shape[1..].iter().product();
             let missing: Vec<usize> = match self.taps.get(t) {
@@ -197,5 +218,41 @@ mod tests {
         cache.insert(&wanted, &[(0, 0), (1, 0)], &taps(&dev, 0.0));
         assert_eq!(cache.stats().bytes, 0);
         assert!(cache.lookup(&wanted, &[(0, 0)], &dev).is_none());
+    }
+
+    #[test]
+    fn a_sequence_round_trips_with_its_mask() {
+        let dev = Device::flex();
+        let x =
+            Tensor::<3>::from_floats([[[1.0, 2.0], [3.0, 4.0]], [[5.0, 6.0], [7.0, 8.0]]], &dev);
+        let mask = Tensor::<2>::from_floats([[1.0, 0.0], [1.0, 1.0]], &dev);
+        let out = Taps {
+            logits: Tensor::<2>::from_floats([[0.0, 1.0], [1.0, 0.0]], &dev),
+            features: vec![(
+                "seq".into(),
+                Feature::Seq {
+                    x,
+                    mask: Some(mask),
+                },
+            )],
+        };
+        let taps = vec!["logits".to_string(), "seq".to_string()];
+        let keys = [(0, 0), (1, 0)];
+        let mut cache = TeacherCache::new(1);
+        cache.insert(&taps, &keys, &out);
+        let got = cache
+            .lookup(&taps, &keys, &dev)
+            .expect("both samples are cached");
+        let Some(Feature::Seq { x, mask: Some(m) }) = got.get("seq") else {
+            panic!("a sequence comes back as one")
+        };
+        assert_eq!(
+            x.into_data().iter::<f32>().collect::<Vec<_>>(),
+            (1..=8).map(|v| v as f32).collect::<Vec<_>>()
+        );
+        assert_eq!(
+            m.into_data().iter::<f32>().collect::<Vec<_>>(),
+            vec![1.0, 0.0, 1.0, 1.0]
+        );
     }
 }

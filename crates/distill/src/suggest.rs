@@ -1,4 +1,5 @@
-//! Closest-name suggestions for misspelled keys, models and methods.
+//! Closest-name suggestions for misspelled keys, models, methods, roles and taps: what
+//! [`crate::error::DistillError::unknown`] and the config parser add to their messages.
 
 /// The closest candidate to `name` by normalised Damerau-Levenshtein similarity (ties broken by
 /// Jaro-Winkler, which favours a shared prefix), if it is close enough.
