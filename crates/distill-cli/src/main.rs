@@ -92,6 +92,8 @@ enum Command {
     Methods,
     /// List the models with their taps and citations.
     Models,
+    /// List the schemes (`scheme = "..."`): how teachers and students are arranged in phases.
+    Schemes,
 }
 
 #[derive(clap::Args, Clone)]
@@ -238,6 +240,13 @@ fn run(cli: Cli) -> Result<()> {
                     },
                     m.citation
                 );
+            }
+            Ok(())
+        }
+        Command::Schemes => {
+            outln!("| scheme | description | citation |\n|---|---|---|");
+            for s in distill::schemes::SCHEMES {
+                outln!("| `{}` | {} | {} |", s.name, s.description, s.citation);
             }
             Ok(())
         }

@@ -182,6 +182,13 @@ fn listings_name_methods_models_and_citations() {
         m.contains("`gkd::generalized_jsd_loss`") && m.contains("TRL"),
         "{m}"
     );
+    let (sc, _) = ok(&["schemes"]);
+    for listed in distill::schemes::SCHEMES.iter().map(|i| i.name) {
+        assert!(
+            sc.contains(&format!("| `{listed}` |")),
+            "{listed} missing:\n{sc}"
+        );
+    }
     let (z, _) = ok(&["models"]);
     for name in [
         "mlp",

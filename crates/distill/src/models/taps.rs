@@ -3,6 +3,8 @@
 use burn::prelude::*;
 
 /// One tapped tensor: a flat vector, a feature map, or a sequence of vectors per sample.
+// A handful live per step, so the larger sequence variant costs nothing worth boxing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 pub enum Feature {
     /// `[batch, features]`.
