@@ -327,7 +327,7 @@ fn eval(checkpoint: &Path, data: SourceArg, dir: Option<&Path>) -> Result<()> {
     outln!(
         "{}: {} ({} params) test accuracy {:.2}% on {n} images",
         checkpoint.display(),
-        meta.config.model,
+        meta.config.name(),
         distill::models::net::trainable_params(&net),
         100.0 * e.accuracy.unwrap_or(f64::NAN)
     );

@@ -51,41 +51,31 @@ fn main() {
     let warmup: usize = arg("--warmup", "3").parse().expect("--warmup N");
     let (teacher_cfg, student_cfg, geometry, batch, classes) = match pair.as_str() {
         "mlp" => (
-            ModelConfig {
-                model: "mlp".into(),
+            ModelConfig::Mlp {
                 hidden: Some(vec![1200, 1200]),
                 dropout: None,
-                width: None,
             },
-            ModelConfig {
-                model: "mlp".into(),
+            ModelConfig::Mlp {
                 hidden: Some(vec![256]),
                 dropout: None,
-                width: None,
             },
             [1, 28, 28],
             128,
             10,
         ),
         "resnet" => (
-            ModelConfig::named("resnet32x4"),
-            ModelConfig::named("resnet8x4"),
+            ModelConfig::Resnet32x4 {},
+            ModelConfig::Resnet8x4 {},
             [3, 32, 32],
             64,
             100,
         ),
         "cnn" => (
-            ModelConfig {
-                model: "cnn".into(),
+            ModelConfig::Cnn {
                 hidden: Some(vec![64, 64, 128, 128, 256, 256]),
-                dropout: None,
-                width: None,
             },
-            ModelConfig {
-                model: "cnn".into(),
+            ModelConfig::Cnn {
                 hidden: Some(vec![32, 64, 128]),
-                dropout: None,
-                width: None,
             },
             [3, 32, 32],
             64,
@@ -107,7 +97,7 @@ fn main() {
         .unwrap()
         .valid();
     let teachers = [Teacher {
-        name: teacher_cfg.model.clone(),
+        name: teacher_cfg.name().to_string(),
         shapes: tnet.tap_shapes(geometry, &plain),
         net: tnet,
         test_predictions: vec![],

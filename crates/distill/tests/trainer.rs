@@ -116,12 +116,7 @@ nce_k = 64
     let _serial = serial();
     let setup = Setup::with_teacher(
         STAGED,
-        distill::models::ModelConfig {
-            model: "lenet".into(),
-            hidden: None,
-            dropout: None,
-            width: Some(1),
-        },
+        distill::models::ModelConfig::Lenet { width: Some(1) },
     );
     let tmp = tempfile::tempdir().unwrap();
     let full = setup

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use crate::data::{Augment, DataSource};
 use crate::error::{DistillError, Result};
 use crate::knowledge::{MethodConfig, STUDENT};
-use crate::models::{ModelConfig, RoleModel};
+use crate::models::{ModelConfig, ModelSpec, RoleModel};
 use crate::schemes::Scheme;
 use crate::suggest::explain_serde_error;
 use crate::tasks::Task;
@@ -340,6 +340,26 @@ fn check_distributed(
     Ok(d.devices.clone())
 }
 
+/// The model settings of a `[[teacher]]`, `[[student]]` or `[[student.peer]]` table, which keep
+/// them flat beside their other keys (so that an unknown key is still an error).
+macro_rules! model_table {
+    ($($table:ty),*) => {$(
+        impl $table {
+            /// The table's model as written.
+            pub fn spec(&self) -> ModelSpec {
+                ModelSpec {
+                    model: self.model.clone(),
+                    hidden: self.hidden.clone(),
+                    dropout: self.dropout,
+                    width: self.width,
+                }
+            }
+        }
+    )*};
+}
+
+model_table!(TeacherConfig, StudentConfig, PeerConfig);
+
 /// Role names are folder names and table labels: plain, non-empty, without path separators.
 fn check_role_name(name: &str, role: &str) -> Result<()> {
     if name.trim().is_empty() || name.contains(['/', '\\']) || name == "." || name == ".." {
@@ -395,15 +415,10 @@ impl ExperimentConfig {
         }
         let mut teachers: Vec<TeacherPlan> = Vec::new();
         for (i, t) in self.teacher.iter().enumerate() {
-            let model = ModelConfig {
-                model: t.model.clone(),
-                hidden: t.hidden.clone(),
-                dropout: t.dropout,
-                width: t.width,
-            };
+            let spec = t.spec();
             let name = t.name.clone().unwrap_or_else(|| t.model.clone());
             let role = format!("teacher #{} ({name})", i + 1);
-            model.validate(&role)?;
+            let model = spec.resolve(&role)?;
             check_role_name(&name, &role)?;
             if teachers.iter().any(|p| p.name == name) {
                 return Err(cfg(format!(
@@ -420,18 +435,13 @@ impl ExperimentConfig {
         }
         let mut students: Vec<StudentPlan> = Vec::new();
         for (i, s) in self.student.iter().enumerate() {
-            let model = ModelConfig {
-                model: s.model.clone(),
-                hidden: s.hidden.clone(),
-                dropout: s.dropout,
-                width: s.width,
-            };
+            let spec = s.spec();
             let role = format!(
                 "student #{} ({})",
                 i + 1,
                 s.name.as_deref().unwrap_or(&s.model)
             );
-            model.validate(&role)?;
+            let model = spec.resolve(&role)?;
             if s.loss.is_empty() {
                 return Err(cfg(format!(
                     "{role}: add at least one [[student.loss]] term, e.g. method = \"ce\""
@@ -453,14 +463,9 @@ impl ExperimentConfig {
             }
             let mut peers: Vec<RoleModel> = Vec::new();
             for p in &s.peer {
-                let model = ModelConfig {
-                    model: p.model.clone(),
-                    hidden: p.hidden.clone(),
-                    dropout: p.dropout,
-                    width: p.width,
-                };
+                let spec = p.spec();
                 let what = format!("{role}, peer '{}'", p.name);
-                model.validate(&what)?;
+                let model = spec.resolve(&what)?;
                 check_role_name(&p.name, &what)?;
                 if p.name == STUDENT
                     || peers.iter().any(|q| q.name == p.name)
@@ -511,12 +516,13 @@ impl ExperimentConfig {
 impl From<&TeacherPlan> for TeacherConfig {
     /// The teacher with every setting written out.
     fn from(t: &TeacherPlan) -> Self {
+        let m = ModelSpec::from(&t.model);
         TeacherConfig {
             name: Some(t.name.clone()),
-            model: t.model.model.clone(),
-            hidden: t.model.hidden.clone(),
-            dropout: t.model.dropout,
-            width: t.model.width,
+            model: m.model,
+            hidden: m.hidden,
+            dropout: m.dropout,
+            width: m.width,
             checkpoint: t.checkpoint.clone(),
             train: TrainConfig::from(&t.train),
             cache_mb: t.cache_mb,
@@ -527,22 +533,26 @@ impl From<&TeacherPlan> for TeacherConfig {
 impl From<&StudentPlan> for StudentConfig {
     /// The student recipe with every setting written out.
     fn from(s: &StudentPlan) -> Self {
+        let m = ModelSpec::from(&s.model);
         StudentConfig {
             name: Some(s.name.clone()),
-            model: s.model.model.clone(),
-            hidden: s.model.hidden.clone(),
-            dropout: s.model.dropout,
-            width: s.model.width,
+            model: m.model,
+            hidden: m.hidden,
+            dropout: m.dropout,
+            width: m.width,
             train_limit: s.train_limit,
             peer: s
                 .peers
                 .iter()
-                .map(|p| PeerConfig {
-                    name: p.name.clone(),
-                    model: p.model.model.clone(),
-                    hidden: p.model.hidden.clone(),
-                    dropout: p.model.dropout,
-                    width: p.model.width,
+                .map(|p| {
+                    let m = ModelSpec::from(&p.model);
+                    PeerConfig {
+                        name: p.name.clone(),
+                        model: m.model,
+                        hidden: m.hidden,
+                        dropout: m.dropout,
+                        width: m.width,
+                    }
                 })
                 .collect(),
             loss: s.losses.clone(),

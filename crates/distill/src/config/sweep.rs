@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use super::experiment::{Backend, DataConfig, ExperimentConfig, StudentConfig, TeacherConfig};
 use crate::error::{DistillError, Result};
 use crate::knowledge::MethodConfig;
-use crate::models::ModelConfig;
+use crate::models::ModelSpec;
 use crate::suggest::explain_serde_error;
 use crate::train::plan::TrainConfig;
 
@@ -22,7 +22,7 @@ pub struct PairConfig {
     /// The teacher (trained here unless it names a checkpoint).
     pub teacher: TeacherConfig,
     /// The student architecture every recipe trains.
-    pub student: ModelConfig,
+    pub student: ModelSpec,
 }
 
 /// `[[recipe]]`: one objective, applied to every pair.
@@ -39,7 +39,7 @@ pub struct RecipeConfig {
     /// Replaces the pair's student architecture for this recipe (e.g. for a method that needs
     /// the teacher's channel widths, as KDSVD); the table's parameter column shows it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub student: Option<ModelConfig>,
+    pub student: Option<ModelSpec>,
 }
 
 /// The sweep file.

@@ -7,5 +7,5 @@ pub mod net;
 pub mod resnet;
 pub mod taps;
 
-pub use net::{ModelConfig, ModelInfo, Net, RoleModel, MODELS};
+pub use net::{ModelConfig, ModelInfo, ModelSpec, Net, RoleModel, MODELS};
 pub use taps::{Feature, TapShapes, Taps};

@@ -180,14 +180,15 @@ pub const MODELS: &[ModelInfo] = &[
     },
 ];
 
-/// A model as written in an experiment file (`[teacher]`, `[[student]]`, ...), and as saved next
-/// to every checkpoint so that `distill eval` can rebuild it.
+/// A model as written in an experiment file: the architecture's name and the settings of any
+/// architecture, flat in the `[[teacher]]`, `[[student]]` and `[[student.peer]]` tables. It is
+/// checked into the typed [`ModelConfig`] by [`ModelSpec::resolve`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct ModelConfig {
+pub struct ModelSpec {
     /// Architecture name (see `distill models`).
     pub model: String,
-    /// MLP hidden widths (default `[256]`).
+    /// MLP hidden widths (default `[256]`), or CNN conv widths (default `[32, 64, 128]`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hidden: Option<Vec<usize>>,
     /// MLP dropout probability (default 0).
@@ -196,6 +197,53 @@ pub struct ModelConfig {
     /// LeNet width multiplier (default 1).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub width: Option<usize>,
+}
+
+/// A model architecture with its settings, one variant per architecture: what every role's plan
+/// holds and what `model.json` next to every checkpoint records, so that the model can be
+/// rebuilt from it alone. Settings left out take the architecture's defaults.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "model", rename_all = "lowercase", deny_unknown_fields)]
+pub enum ModelConfig {
+    /// Multi-layer perceptron.
+    Mlp {
+        /// Hidden widths (default `[256]`; `[]` is a linear model).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        hidden: Option<Vec<usize>>,
+        /// Dropout after each hidden layer (default 0).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        dropout: Option<f64>,
+    },
+    /// LeNet-style CNN.
+    Lenet {
+        /// Width multiplier (default 1).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        width: Option<usize>,
+    },
+    /// Plain VGG-style CNN.
+    Cnn {
+        /// Conv widths (default `[32, 64, 128]`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        hidden: Option<Vec<usize>>,
+    },
+    /// CIFAR ResNet-8.
+    Resnet8 {},
+    /// CIFAR ResNet-14.
+    Resnet14 {},
+    /// CIFAR ResNet-20.
+    Resnet20 {},
+    /// CIFAR ResNet-32.
+    Resnet32 {},
+    /// CIFAR ResNet-44.
+    Resnet44 {},
+    /// CIFAR ResNet-56.
+    Resnet56 {},
+    /// CIFAR ResNet-110.
+    Resnet110 {},
+    /// CIFAR ResNet-8, ×4 width.
+    Resnet8x4 {},
+    /// CIFAR ResNet-32, ×4 width.
+    Resnet32x4 {},
 }
 
 /// A trainable role of a job: its name (how terms address it) and its architecture.
@@ -207,8 +255,8 @@ pub struct RoleModel {
     pub model: ModelConfig,
 }
 
-impl ModelConfig {
-    /// A config naming just an architecture.
+impl ModelSpec {
+    /// A spec naming just an architecture.
     pub fn named(model: &str) -> Self {
         Self {
             model: model.into(),
@@ -218,8 +266,9 @@ impl ModelConfig {
         }
     }
 
-    /// Checks the name and that only settings that apply to the architecture are given.
-    pub fn validate(&self, role: &str) -> Result<()> {
+    /// Checks the name, that only settings that apply to the architecture are given, and their
+    /// values; returns the typed config. `role` names the table in messages.
+    pub fn resolve(&self, role: &str) -> Result<ModelConfig> {
         let names: Vec<&str> = MODELS.iter().map(|m| m.name).collect();
         if !names.contains(&self.model.as_str()) {
             return Err(DistillError::unknown(
@@ -269,21 +318,87 @@ impl ModelConfig {
                 "{role}: width must be at least 1"
             )));
         }
-        Ok(())
+        Ok(match self.model.as_str() {
+            "mlp" => ModelConfig::Mlp {
+                hidden: self.hidden.clone(),
+                dropout: self.dropout,
+            },
+            "lenet" => ModelConfig::Lenet { width: self.width },
+            "cnn" => ModelConfig::Cnn {
+                hidden: self.hidden.clone(),
+            },
+            "resnet8" => ModelConfig::Resnet8 {},
+            "resnet14" => ModelConfig::Resnet14 {},
+            "resnet20" => ModelConfig::Resnet20 {},
+            "resnet32" => ModelConfig::Resnet32 {},
+            "resnet44" => ModelConfig::Resnet44 {},
+            "resnet56" => ModelConfig::Resnet56 {},
+            "resnet110" => ModelConfig::Resnet110 {},
+            "resnet8x4" => ModelConfig::Resnet8x4 {},
+            "resnet32x4" => ModelConfig::Resnet32x4 {},
+            other => unreachable!("'{other}' is in the catalogue but has no variant"),
+        })
+    }
+}
+
+impl From<&ModelConfig> for ModelSpec {
+    /// The flat table that resolves to `m` (what `resolved.toml` writes).
+    fn from(m: &ModelConfig) -> Self {
+        let mut spec = ModelSpec::named(m.name());
+        match m {
+            ModelConfig::Mlp { hidden, dropout } => {
+                spec.hidden = hidden.clone();
+                spec.dropout = *dropout;
+            }
+            ModelConfig::Lenet { width } => spec.width = *width,
+            ModelConfig::Cnn { hidden } => spec.hidden = hidden.clone(),
+            _ => {}
+        }
+        spec
+    }
+}
+
+impl ModelConfig {
+    /// The typed config of an architecture with its default settings.
+    pub fn named(model: &str) -> Result<Self> {
+        ModelSpec::named(model).resolve("model")
+    }
+
+    /// The architecture's name (as in `distill models`).
+    pub fn name(&self) -> &'static str {
+        match self {
+            ModelConfig::Mlp { .. } => "mlp",
+            ModelConfig::Lenet { .. } => "lenet",
+            ModelConfig::Cnn { .. } => "cnn",
+            ModelConfig::Resnet8 {} => "resnet8",
+            ModelConfig::Resnet14 {} => "resnet14",
+            ModelConfig::Resnet20 {} => "resnet20",
+            ModelConfig::Resnet32 {} => "resnet32",
+            ModelConfig::Resnet44 {} => "resnet44",
+            ModelConfig::Resnet56 {} => "resnet56",
+            ModelConfig::Resnet110 {} => "resnet110",
+            ModelConfig::Resnet8x4 {} => "resnet8x4",
+            ModelConfig::Resnet32x4 {} => "resnet32x4",
+        }
     }
 
     /// Hidden widths with the architecture's default filled in (`None`: not an MLP or CNN).
     fn effective_hidden(&self) -> Option<Vec<usize>> {
-        match self.model.as_str() {
-            "mlp" => Some(self.hidden.clone().unwrap_or_else(|| vec![256])),
-            "cnn" => Some(self.hidden.clone().unwrap_or_else(|| vec![32, 64, 128])),
+        match self {
+            ModelConfig::Mlp { hidden, .. } => Some(hidden.clone().unwrap_or_else(|| vec![256])),
+            ModelConfig::Cnn { hidden } => {
+                Some(hidden.clone().unwrap_or_else(|| vec![32, 64, 128]))
+            }
             _ => None,
         }
     }
 
-    /// The LeNet width multiplier with its default (1) filled in.
-    fn effective_width(&self) -> usize {
-        self.width.unwrap_or(1)
+    /// The LeNet width multiplier with its default (1) filled in (`None`: not a LeNet).
+    fn effective_width(&self) -> Option<usize> {
+        match self {
+            ModelConfig::Lenet { width } => Some(width.unwrap_or(1)),
+            _ => None,
+        }
     }
 
     /// Where `other` describes a different architecture than `self` (defaults filled in), one
@@ -291,8 +406,12 @@ impl ModelConfig {
     /// not the weights' shapes or meaning.
     pub fn architecture_differences(&self, other: &ModelConfig) -> Vec<String> {
         let mut out = Vec::new();
-        if self.model != other.model {
-            out.push(format!("model: \"{}\" vs \"{}\"", self.model, other.model));
+        if std::mem::discriminant(self) != std::mem::discriminant(other) {
+            out.push(format!(
+                "model: \"{}\" vs \"{}\"",
+                self.name(),
+                other.name()
+            ));
             return out;
         }
         if self.effective_hidden() != other.effective_hidden() {
@@ -302,58 +421,67 @@ impl ModelConfig {
                 other.effective_hidden().unwrap_or_default()
             ));
         }
-        if self.model == "lenet" && self.effective_width() != other.effective_width() {
-            out.push(format!(
-                "width: {} vs {}",
-                self.effective_width(),
-                other.effective_width()
-            ));
+        if let (Some(a), Some(b)) = (self.effective_width(), other.effective_width()) {
+            if a != b {
+                out.push(format!("width: {a} vs {b}"));
+            }
         }
         out
     }
 
     /// Builds the model for `[channels, height, width]` inputs and `classes` outputs.
     pub fn build(&self, input: [usize; 3], classes: usize, device: &Device) -> Result<Net> {
-        self.validate("model")?;
         let [c, h, w] = input;
-        Ok(match self.model.as_str() {
-            "mlp" => Net::Mlp(Mlp::new(
+        let resnet = |depth: usize, wide: bool| {
+            let filters = if wide {
+                [32, 64, 128, 256]
+            } else {
+                [16, 16, 32, 64]
+            };
+            Net::ResNet(ResNet::new(c, depth, filters, classes, device))
+        };
+        if !matches!(self, ModelConfig::Mlp { .. }) && (h < 4 || w < 4) {
+            return Err(DistillError::Config(format!(
+                "{} is an image model and needs images, got inputs of {h}×{w} (a table is read as 1×1×features: use mlp)",
+                self.name()
+            )));
+        }
+        Ok(match self {
+            ModelConfig::Mlp { dropout, .. } => Net::Mlp(Mlp::new(
                 c * h * w,
                 &self.effective_hidden().expect("an mlp has hidden widths"),
                 classes,
-                self.dropout.unwrap_or(0.0),
+                dropout.unwrap_or(0.0),
                 device,
             )),
-            "cnn" => Net::Cnn(Cnn::new(
+            ModelConfig::Cnn { .. } => Net::Cnn(Cnn::new(
                 c,
                 &self.effective_hidden().expect("a cnn has hidden widths"),
                 classes,
                 device,
             )),
-            "lenet" => {
+            ModelConfig::Lenet { .. } => {
                 if h < 12 || w < 12 {
                     return Err(DistillError::Config(format!(
                         "lenet needs images of at least 12×12, got {h}×{w}"
                     )));
                 }
-                Net::LeNet(LeNet::new(input, classes, self.effective_width(), device))
+                Net::LeNet(LeNet::new(
+                    input,
+                    classes,
+                    self.effective_width().expect("a lenet has a width"),
+                    device,
+                ))
             }
-            name => {
-                let (depth, wide) = match name.strip_prefix("resnet") {
-                    Some(rest) => match rest.strip_suffix("x4") {
-                        Some(d) => (d, true),
-                        None => (rest, false),
-                    },
-                    None => unreachable!("validated above"),
-                };
-                let depth: usize = depth.parse().expect("catalogue names are valid");
-                let filters = if wide {
-                    [32, 64, 128, 256]
-                } else {
-                    [16, 16, 32, 64]
-                };
-                Net::ResNet(ResNet::new(c, depth, filters, classes, device))
-            }
+            ModelConfig::Resnet8 {} => resnet(8, false),
+            ModelConfig::Resnet14 {} => resnet(14, false),
+            ModelConfig::Resnet20 {} => resnet(20, false),
+            ModelConfig::Resnet32 {} => resnet(32, false),
+            ModelConfig::Resnet44 {} => resnet(44, false),
+            ModelConfig::Resnet56 {} => resnet(56, false),
+            ModelConfig::Resnet110 {} => resnet(110, false),
+            ModelConfig::Resnet8x4 {} => resnet(8, true),
+            ModelConfig::Resnet32x4 {} => resnet(32, true),
         })
     }
 }
@@ -367,6 +495,7 @@ mod tests {
         let device = Device::flex();
         for info in MODELS {
             let net = ModelConfig::named(info.name)
+                .unwrap()
                 .build([1, 28, 28], 10, &device)
                 .unwrap();
             let shapes = net.tap_shapes([1, 28, 28], &device);
@@ -379,6 +508,7 @@ mod tests {
     fn resnet_taps_and_sizes_match_the_reference_layout() {
         let device = Device::flex();
         let net = ModelConfig::named("resnet8x4")
+            .unwrap()
             .build([3, 32, 32], 100, &device)
             .unwrap();
         let s = net.tap_shapes([3, 32, 32], &device);
@@ -390,24 +520,22 @@ mod tests {
         // Parameter counts of the PyTorch models in bench/pytorch_reference.py (RepDistiller's).
         assert_eq!(trainable_params(&net), 1_233_540);
         let r20 = ModelConfig::named("resnet20")
+            .unwrap()
             .build([3, 32, 32], 100, &device)
             .unwrap();
         assert_eq!(trainable_params(&r20), 278_324);
-        let mlp = ModelConfig {
+        let mlp = ModelConfig::Mlp {
             hidden: Some(vec![32]),
-            ..ModelConfig::named("mlp")
+            dropout: None,
         }
         .build([1, 28, 28], 10, &device)
         .unwrap();
         assert_eq!(trainable_params(&mlp), 25_450);
         // bench/pytorch_reference.py's cnn(): 1 147 978 and 94 538 parameters.
         let cnn = |w: Vec<usize>| {
-            ModelConfig {
-                hidden: Some(w),
-                ..ModelConfig::named("cnn")
-            }
-            .build([3, 32, 32], 10, &device)
-            .unwrap()
+            ModelConfig::Cnn { hidden: Some(w) }
+                .build([3, 32, 32], 10, &device)
+                .unwrap()
         };
         let teacher = cnn(vec![64, 64, 128, 128, 256, 256]);
         assert_eq!(trainable_params(&teacher), 1_147_978);
@@ -419,12 +547,16 @@ mod tests {
 
     #[test]
     fn architecture_differences_fill_in_defaults_and_name_the_field() {
-        let with = |model: &str, hidden: Option<Vec<usize>>, width: Option<usize>| ModelConfig {
-            hidden,
-            width,
-            ..ModelConfig::named(model)
+        let with = |model: &str, hidden: Option<Vec<usize>>, width: Option<usize>| {
+            ModelSpec {
+                hidden,
+                width,
+                ..ModelSpec::named(model)
+            }
+            .resolve("test")
+            .unwrap()
         };
-        let mlp = ModelConfig::named("mlp");
+        let mlp = ModelConfig::named("mlp").unwrap();
         assert!(mlp
             .architecture_differences(&with("mlp", Some(vec![256]), None))
             .is_empty());
@@ -433,34 +565,64 @@ mod tests {
             ["hidden: [256] vs [64]"]
         );
         assert_eq!(
-            with("lenet", None, Some(2)).architecture_differences(&ModelConfig::named("lenet")),
+            with("lenet", None, Some(2))
+                .architecture_differences(&ModelConfig::named("lenet").unwrap()),
             ["width: 2 vs 1"]
         );
         assert_eq!(
-            ModelConfig::named("lenet").architecture_differences(&mlp),
+            ModelConfig::named("lenet")
+                .unwrap()
+                .architecture_differences(&mlp),
             ["model: \"lenet\" vs \"mlp\""]
         );
         // dropout does not change the weights a checkpoint holds
-        let dropped = ModelConfig {
+        let dropped = ModelConfig::Mlp {
+            hidden: None,
             dropout: Some(0.5),
-            ..ModelConfig::named("mlp")
         };
         assert!(mlp.architecture_differences(&dropped).is_empty());
     }
 
     #[test]
     fn bad_model_configs_are_rejected() {
-        let err = ModelConfig::named("resnet2O")
-            .validate("student")
+        let err = ModelSpec::named("resnet2O")
+            .resolve("student")
             .unwrap_err()
             .to_string();
         assert!(err.contains("did you mean 'resnet20'"), "{err}");
-        let mut m = ModelConfig::named("resnet20");
+        let mut m = ModelSpec::named("resnet20");
         m.hidden = Some(vec![3]);
         assert!(m
-            .validate("teacher")
+            .resolve("teacher")
             .unwrap_err()
             .to_string()
             .contains("'hidden' does not apply"));
+    }
+
+    #[test]
+    fn the_typed_config_reads_the_flat_model_json_of_earlier_checkpoints() {
+        // model.json written before the typed enum: the same keys, so it still loads.
+        let m: ModelConfig = serde_json::from_str(r#"{"model":"mlp","hidden":[64]}"#).unwrap();
+        assert_eq!(
+            m,
+            ModelConfig::Mlp {
+                hidden: Some(vec![64]),
+                dropout: None
+            }
+        );
+        let r: ModelConfig = serde_json::from_str(r#"{"model":"resnet8x4"}"#).unwrap();
+        assert_eq!(r, ModelConfig::Resnet8x4 {});
+        assert_eq!(
+            serde_json::to_string(&m).unwrap(),
+            r#"{"model":"mlp","hidden":[64]}"#
+        );
+        // a setting of another architecture is refused by type
+        assert!(serde_json::from_str::<ModelConfig>(r#"{"model":"resnet8","width":2}"#).is_err());
+        // every catalogue name has a variant, and the spec round-trips
+        for info in MODELS {
+            let m = ModelConfig::named(info.name).unwrap();
+            assert_eq!(m.name(), info.name);
+            assert_eq!(ModelSpec::from(&m).resolve("x").unwrap(), m);
+        }
     }
 }

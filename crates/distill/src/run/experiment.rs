@@ -243,7 +243,7 @@ pub fn check_plan(
 /// otherwise `teacher <name>`.
 fn teacher_row_name(plan: &Plan, i: usize) -> String {
     let t = &plan.teachers[i];
-    if plan.teachers.len() == 1 && t.name == t.model.model {
+    if plan.teachers.len() == 1 && t.name == t.model.name() {
         "teacher".into()
     } else {
         format!("teacher {}", t.name)
@@ -394,7 +394,7 @@ pub fn run_experiment(plan: &Plan, opts: &RunOptions) -> Result<Report> {
                 }
                 let mut phase_rows = vec![Row::student(
                     &phase.name,
-                    &phase.roles[0].model.model,
+                    phase.roles[0].model.name(),
                     &outcomes,
                 )];
                 for (k, peer) in phase.roles.iter().enumerate().skip(1) {
@@ -407,7 +407,7 @@ pub fn run_experiment(plan: &Plan, opts: &RunOptions) -> Result<Report> {
                             runs.iter().map(|o| o.history.clone()).collect(),
                         ));
                     }
-                    phase_rows.push(Row::student(&name, &peer.model.model, &runs));
+                    phase_rows.push(Row::student(&name, peer.model.name(), &runs));
                 }
                 let n = phase.seeds.len();
                 for row in &mut phase_rows {
@@ -472,7 +472,7 @@ fn freeze_teacher(
     ));
     let mut row = Row::teacher(
         &teacher_row_name(plan, i),
-        &t.model.model,
+        t.model.name(),
         crate::models::net::trainable_params(&net),
         eval.primary(),
         outcome,

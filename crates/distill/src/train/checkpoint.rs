@@ -168,9 +168,12 @@ mod tests {
     fn corrupt_checkpoint_is_an_error_not_a_panic() {
         let tmp = tempfile::tempdir().unwrap();
         let dev = Device::flex();
-        let net = ModelConfig::named("mlp").build([1, 4, 4], 3, &dev).unwrap();
+        let net = ModelConfig::named("mlp")
+            .unwrap()
+            .build([1, 4, 4], 3, &dev)
+            .unwrap();
         let meta = ModelMeta {
-            config: ModelConfig::named("mlp"),
+            config: ModelConfig::named("mlp").unwrap(),
             input: [1, 4, 4],
             classes: 3,
             normalization: crate::data::Normalization {

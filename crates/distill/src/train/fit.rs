@@ -649,7 +649,7 @@ impl Prepared<'_> {
                         });
                 PeerOutcome {
                     name: r.name.clone(),
-                    model: r.model.model.clone(),
+                    model: r.model.name().to_string(),
                     params,
                     best,
                     best_epoch,

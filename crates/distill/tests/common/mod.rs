@@ -57,11 +57,9 @@ impl Setup {
     pub fn new(text: &str) -> Self {
         Self::with_teacher(
             text,
-            ModelConfig {
-                model: "mlp".into(),
+            ModelConfig::Mlp {
                 hidden: Some(vec![64]),
                 dropout: None,
-                width: None,
             },
         )
     }
@@ -72,7 +70,7 @@ impl Setup {
         let data = load_data(&plan).unwrap();
         let device = Device::flex();
         device.seed(99);
-        let name = teacher.model.clone();
+        let name = teacher.name().to_string();
         let net = teacher
             .build(data.geometry(), data.train.num_classes, &device)
             .unwrap()
