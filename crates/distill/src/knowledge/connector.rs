@@ -1,34 +1,16 @@
-//! Trainable helper modules that methods attach to the student ("connectors", "regressors",
-//! projection heads). They live in the trainer's trainable bundle and are optimised with it.
+//! The shared trainable helper modules that methods attach to the student ("connectors",
+//! "regressors", projection heads): the convolutional and linear connectors. Together with the
+//! state each method declares on its registry line (see [`super::method`]), they make up
+//! [`Aux`], which lives in the trainer's trainable bundle and is optimised with it.
 
 use burn::nn::conv::{Conv2d, Conv2dConfig};
-use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig, PaddingConfig2d};
+use burn::nn::{BatchNorm, BatchNormConfig, LinearConfig, PaddingConfig2d};
 use burn::prelude::*;
 use burn::tensor::activation::relu;
 
+use super::Aux;
 use crate::error::{DistillError, Result};
 use crate::models::Feature;
-
-/// Any trainable helper module.
-// Few instances live at a time, so the size difference between variants costs nothing.
-#[allow(clippy::large_enum_variant)]
-#[derive(Module, Debug)]
-pub enum Aux {
-    /// Convolutional regressor between feature maps.
-    Conv(ConvConnector),
-    /// Linear projection between flat features.
-    Linear(Linear),
-    /// VID's regressor and variance.
-    Vid(super::vid::VidRegressor),
-    /// FT's paraphraser (teacher-side auto-encoder).
-    Paraphraser(super::ft::Paraphraser),
-    /// FT's translator (student-side encoder).
-    Translator(super::ft::Translator),
-    /// ReviewKD's attention-based fusion module of one level.
-    Abf(super::review::Abf),
-    /// CRD's memory banks (non-trainable state).
-    CrdMemory(super::crd::CrdMemory),
-}
 
 impl Aux {
     /// Maps a student feature into the teacher's space.
@@ -37,16 +19,7 @@ impl Aux {
             (Aux::Conv(c), Feature::Map(x)) => Feature::Map(c.forward(x)),
             (Aux::Linear(l), f) => Feature::Flat(l.forward(f.flat())),
             (Aux::Conv(_), f) => panic!("conv connector applied to a flat feature {:?}", f.shape()),
-            (other, _) => panic!(
-                "{} is applied by its method itself",
-                match other {
-                    Aux::Vid(_) => "the VID regressor",
-                    Aux::Paraphraser(_) => "the FT paraphraser",
-                    Aux::Translator(_) => "the FT translator",
-                    Aux::Abf(_) => "a ReviewKD fusion module",
-                    _ => "the CRD memory",
-                }
-            ),
+            (other, _) => panic!("{} is applied by its method itself", other.kind()),
         }
     }
 

@@ -1,12 +1,16 @@
 //! The method registry: one line per method in [`methods!`] adds it to configs, to
-//! `distill methods` and to the builder, with no special case anywhere else.
+//! `distill methods`, to the builder and, for a method with trainable helpers or state, its
+//! state types to [`Aux`], with no special case anywhere else.
 
+use burn::nn::Linear;
+use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use super::connector::ConvConnector;
 use super::term::{BuildContext, KnowledgeTerm};
 use super::{
     ab, at, bounded_regression, cc, ce, crd, dist, dkd, ensemble_kd, fitnet, fsp, ft, hidden, kd,
-    kd_ls, kdsvd, mse, mt_kd, nst, ofd, output_match, pkt, review, rkd, sp, vid, Aux,
+    kd_ls, kdsvd, mse, mt_kd, nst, ofd, output_match, pkt, review, rkd, sp, vid,
 };
 use crate::error::Result;
 
@@ -126,7 +130,36 @@ impl Built {
 }
 
 macro_rules! methods {
-    ($($variant:ident => $module:ident :: $config:ident),* $(,)?) => {
+    ($($variant:ident => $module:ident :: $config:ident
+        $({ $($state:ident : $state_ty:path),* $(,)? })?),* $(,)?) => {
+        /// Every trainable helper module or piece of method state the trainer holds: the shared
+        /// connectors, and the state each method declares on its registry line (its own types,
+        /// in its own file), so that a stateful method edits no shared list.
+        // Few instances live at a time, so the size difference between variants costs nothing.
+        #[allow(clippy::large_enum_variant)]
+        #[derive(Module, Debug)]
+        pub enum Aux {
+            /// Convolutional regressor between feature maps.
+            Conv(ConvConnector),
+            /// Linear projection between flat features.
+            Linear(Linear),
+            $($($(
+                #[doc = concat!("State of `", stringify!($module), "`.")]
+                $state($state_ty),
+            )*)?)*
+        }
+
+        impl Aux {
+            /// The variant's name, for messages.
+            pub fn kind(&self) -> &'static str {
+                match self {
+                    Aux::Conv(_) => "a conv connector",
+                    Aux::Linear(_) => "a linear connector",
+                    $($($(Aux::$state(_) => concat!("the ", stringify!($state), " of `", stringify!($module), "`"),)*)?)*
+                }
+            }
+        }
+
         /// A loss term as written in an experiment file (`[[student.loss]]` tables), tagged by
         /// `method`.
         #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -185,17 +218,17 @@ methods! {
     At => at::AtConfig,
     Nst => nst::NstConfig,
     Ab => ab::AbConfig,
-    Ft => ft::FtConfig,
+    Ft => ft::FtConfig { Paraphraser: ft::Paraphraser, Translator: ft::Translator },
     Ofd => ofd::OfdConfig,
-    Reviewkd => review::ReviewKdConfig,
+    Reviewkd => review::ReviewKdConfig { Abf: review::Abf },
     Sp => sp::SpConfig,
     Pkt => pkt::PktConfig,
     Fsp => fsp::FspConfig,
     Kdsvd => kdsvd::KdsvdConfig,
     Rkd => rkd::RkdConfig,
     Cc => cc::CcConfig,
-    Vid => vid::VidConfig,
-    Crd => crd::CrdConfig,
+    Vid => vid::VidConfig { Vid: vid::VidRegressor },
+    Crd => crd::CrdConfig { CrdMemory: crd::CrdMemory },
 }
 
 #[cfg(test)]

@@ -41,8 +41,7 @@ pub(crate) mod testing;
 pub mod tvd;
 pub mod vid;
 
-pub use connector::Aux;
-pub use method::{Built, LossInfo, MethodConfig, MethodInfo, LIBRARY_LOSSES, METHODS};
+pub use method::{Aux, Built, LossInfo, MethodConfig, MethodInfo, LIBRARY_LOSSES, METHODS};
 pub use objective::{Objective, TermWeight};
 pub use role::{RoleRef, STUDENT};
 pub use term::{

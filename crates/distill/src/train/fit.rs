@@ -10,17 +10,15 @@ use std::time::Instant;
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::checkpoint::{
-    load_module, model_files, module_bytes, resolve_dir, write_dir, ModelMeta,
-};
+use super::checkpoint::{resolve_dir, ModelMeta};
 use super::collapse::{Collapse, CollapseWatch, TermShare};
 use super::ddp::DataParallel;
-use super::eval::{evaluate, upload, upload_keyed};
-use super::metrics::{write_history, EpochRecord};
+use super::eval::{evaluate, upload, upload_keyed, Evaluation};
+use super::metrics::EpochRecord;
 use super::optim::build_optimizer;
 use super::progress::Progress;
 use super::step::{train_step, StepAt, Teacher, Trainable};
-use super::store::{check_job_spec, CollapseRecord, TrainState};
+use super::store::{check_job_spec, restore, save_epoch, CollapseRecord, TrainState};
 use crate::config::TrainPlan;
 use crate::data::loader::mix;
 use crate::data::{Augment, Dataset, Loader, Normalization};
@@ -298,7 +296,6 @@ impl Prepared<'_> {
         let device = job.device.clone();
         let mut optim = build_optimizer(plan);
         let last_dir = job.dir.join("last");
-        let best_dir = job.dir.join("best");
         let metas: Vec<ModelMeta> = job
             .roles
             .iter()
@@ -314,34 +311,14 @@ impl Prepared<'_> {
             .iter()
             .map(crate::models::net::trainable_params)
             .collect();
-        // Each peer's models go to `peers/<name>/best` and `.../last`.
-        let peer_dir =
-            |k: usize, which: &str| job.dir.join("peers").join(&job.roles[k].name).join(which);
 
-        let mut state = TrainState {
-            completed: 0,
-            best_score: f64::MIN, // finite: state.json holds it (JSON has no infinities)
-            best_epoch: 0,
-            seconds: 0.0,
-            history: Vec::new(),
-            collapsed: None,
-        };
+        let mut state = TrainState::fresh();
         check_job_spec(&job)?;
         if job.resume {
-            if let Some(dir) = resolve_dir(&last_dir) {
-                let bad = |reason: String| DistillError::Checkpoint {
-                    path: dir.clone(),
-                    reason,
-                };
-                let raw = std::fs::read(dir.join("state.json"))
-                    .map_err(|e| bad(format!("cannot read state.json: {e}")))?;
-                state = serde_json::from_slice(&raw)
-                    .map_err(|e| bad(format!("corrupt state.json: {e}")))?;
-                trainable = load_module(trainable, &dir.join("trainable.bpk"))?;
-                optim = optim
-                    .load(dir.join("optimizer.bpk"))
-                    .map_err(|e| bad(format!("optimizer state does not load: {e}")))?;
-                if let Some(c) = state.collapsed.take() {
+            let restored;
+            (restored, trainable, optim) = restore(&last_dir, trainable, optim)?;
+            if let Some(mut restored) = restored {
+                if let Some(c) = restored.collapsed.take() {
                     if plan.stop_on_collapse {
                         return Err(collapse_error(
                             &job.label,
@@ -356,8 +333,9 @@ impl Prepared<'_> {
                 }
                 job.progress.line(&format!(
                     "{}: resuming after epoch {}",
-                    job.label, state.completed
+                    job.label, restored.completed
                 ));
+                state = restored;
             }
         }
 
@@ -486,22 +464,7 @@ impl Prepared<'_> {
                 seen += samples;
                 bar.inc(1);
             }
-            let student = &trainable.students[0];
-            let eval = evaluate(student, &data.test, &data.norm, data.eval_batch, &device);
-            let peers: BTreeMap<String, f64> = trainable.students[1..]
-                .iter()
-                .zip(&job.roles[1..])
-                .map(|(net, r)| {
-                    let e = evaluate(net, &data.test, &data.norm, data.eval_batch, &device);
-                    (r.name.clone(), e.primary())
-                })
-                .collect();
-            // Top-1 agreement is a classification metric: regression has no predicted classes.
-            let agreement = job
-                .teachers
-                .first()
-                .filter(|t| eval.accuracy.is_some() && !t.test_predictions.is_empty())
-                .map(|t| eval.agreement(&t.test_predictions));
+            let (eval, peers, agreement) = evaluate_roles(&trainable, &job);
             let seconds = started.elapsed().as_secs_f64();
             state.seconds += seconds;
             let weighted: Vec<TermShare> = sums
@@ -567,114 +530,106 @@ impl Prepared<'_> {
                 term: c.term.clone(),
                 advice: c.advice.clone(),
             });
-            // The student's files are serialised once and written to best/ (if improved) and last/.
-            let mut files = model_files(student, &metas[0], &last_dir)?;
-            let score = state
-                .history
-                .last()
-                .map_or(f64::NEG_INFINITY, EpochRecord::score);
-            if stage == Stage::Main && score > state.best_score {
-                state.best_score = score;
-                state.best_epoch = epoch;
-                write_dir(&best_dir, &files)?;
-            }
-            let peers = job.roles.iter().zip(&trainable.students).zip(&metas);
-            for (k, ((role, net), meta)) in peers.enumerate().skip(1) {
-                let name = &role.name;
-                // Higher is better: accuracy, or −RMSE.
-                let sign = if eval.accuracy.is_some() { 1.0 } else { -1.0 };
-                let acc =
-                    |r: &EpochRecord| r.peers.get(name).map_or(f64::NEG_INFINITY, |v| sign * v);
-                let record = state.history.last().expect("this epoch was recorded");
-                let before = state.history[..state.history.len() - 1]
-                    .iter()
-                    .filter(|r| !r.init)
-                    .map(acc)
-                    .fold(f64::NEG_INFINITY, f64::max);
-                let peer_files = model_files(net, meta, &peer_dir(k, "last"))?;
-                if stage == Stage::Main && acc(record) > before {
-                    write_dir(&peer_dir(k, "best"), &peer_files)?;
-                }
-                write_dir(&peer_dir(k, "last"), &peer_files)?;
-            }
-            write_history(&job.dir.join("metrics.jsonl"), &state.history)?;
-            let optim_bytes = optim.into_bytes().map_err(|e| DistillError::Checkpoint {
-                path: last_dir.join("optimizer.bpk"),
-                reason: format!("serialising the optimizer state: {e}"),
-            })?;
-            files.push((
-                "trainable.bpk",
-                module_bytes(&trainable, &last_dir.join("trainable.bpk"))?,
-            ));
-            files.push(("optimizer.bpk", optim_bytes.to_vec()));
-            files.push((
-                "state.json",
-                serde_json::to_vec(&state).expect("state serialises"),
-            ));
-            write_dir(&last_dir, &files)?;
+            save_epoch(
+                &job.dir, &job.roles, &metas, &trainable, &optim, &mut state, stage,
+            )?;
             if let Some(c) = collapse {
                 bar.abandon();
                 return Err(collapse_error(&job.label, global, c));
             }
         }
         bar.finish();
-        // Tables and curves show the main stage; metrics.jsonl keeps the initialisation epochs.
-        state.history.retain(|r| !r.init);
-        let last = state.history.last().cloned();
-        // Higher is better: accuracy, or −RMSE.
-        let sign = if last.as_ref().is_some_and(|r| r.test_rmse.is_some()) {
-            -1.0
-        } else {
-            1.0
-        };
-        let peers = job.roles[1..]
-            .iter()
-            .zip(&params[1..])
-            .map(|(r, &params)| {
-                let history: Vec<f64> = state
-                    .history
+        Ok(outcome(state, &job.roles, &params, total_epochs))
+    }
+}
+
+/// Evaluates every trainable role on the test split: the recipe's student (with its agreement
+/// with the first teacher, for classification) and each peer's headline metric.
+fn evaluate_roles(
+    trainable: &Trainable,
+    job: &Job<'_>,
+) -> (Evaluation, BTreeMap<String, f64>, Option<f64>) {
+    let data = job.data;
+    let eval = |net| evaluate(net, &data.test, &data.norm, data.eval_batch, &job.device);
+    let student = eval(&trainable.students[0]);
+    let peers = trainable.students[1..]
+        .iter()
+        .zip(&job.roles[1..])
+        .map(|(net, r)| (r.name.clone(), eval(net).primary()))
+        .collect();
+    // Top-1 agreement is a classification metric: regression has no predicted classes.
+    let agreement = job
+        .teachers
+        .first()
+        .filter(|t| student.accuracy.is_some() && !t.test_predictions.is_empty())
+        .map(|t| student.agreement(&t.test_predictions));
+    (student, peers, agreement)
+}
+
+/// What a finished (or stopped) run reports: the main stage's history and best and last
+/// metrics, for the recipe's student and each peer.
+fn outcome(
+    mut state: TrainState,
+    roles: &[RoleModel],
+    params: &[usize],
+    total_epochs: usize,
+) -> JobOutcome {
+    // Tables and curves show the main stage; metrics.jsonl keeps the initialisation epochs.
+    state.history.retain(|r| !r.init);
+    let last = state.history.last().cloned();
+    // Higher is better: accuracy, or −RMSE.
+    let sign = if last.as_ref().is_some_and(|r| r.test_rmse.is_some()) {
+        -1.0
+    } else {
+        1.0
+    };
+    let peers = roles[1..]
+        .iter()
+        .zip(&params[1..])
+        .map(|(r, &params)| {
+            let history: Vec<f64> = state
+                .history
+                .iter()
+                .map(|e| e.peers.get(&r.name).copied().unwrap_or(f64::NAN))
+                .collect();
+            let (best_epoch, best) =
+                history
                     .iter()
-                    .map(|e| e.peers.get(&r.name).copied().unwrap_or(f64::NAN))
-                    .collect();
-                let (best_epoch, best) =
-                    history
-                        .iter()
-                        .enumerate()
-                        .fold((0, f64::NAN), |b, (i, &v)| {
-                            if b.0 == 0 || sign * v > sign * b.1 {
-                                (i + 1, v)
-                            } else {
-                                b
-                            }
-                        });
-                PeerOutcome {
-                    name: r.name.clone(),
-                    model: r.model.name().to_string(),
-                    params,
-                    best,
-                    best_epoch,
-                    last: history.last().copied().unwrap_or(f64::NAN),
-                    history,
-                }
-            })
-            .collect();
-        let best = state
-            .history
-            .iter()
-            .find(|r| r.epoch == state.best_epoch)
-            .map_or(0.0, EpochRecord::primary);
-        Ok(JobOutcome {
-            best,
-            best_epoch: state.best_epoch,
-            last: last.as_ref().map_or(0.0, EpochRecord::primary),
-            last_mae: last.as_ref().and_then(|r| r.test_mae),
-            agreement: last.and_then(|r| r.agreement),
-            params: params[0],
-            peers,
-            seconds: state.seconds,
-            partial: state.completed < total_epochs,
-            history: state.history,
+                    .enumerate()
+                    .fold((0, f64::NAN), |b, (i, &v)| {
+                        if b.0 == 0 || sign * v > sign * b.1 {
+                            (i + 1, v)
+                        } else {
+                            b
+                        }
+                    });
+            PeerOutcome {
+                name: r.name.clone(),
+                model: r.model.name().to_string(),
+                params,
+                best,
+                best_epoch,
+                last: history.last().copied().unwrap_or(f64::NAN),
+                history,
+            }
         })
+        .collect();
+    let best = state
+        .history
+        .iter()
+        .find(|r| r.epoch == state.best_epoch)
+        .map_or(0.0, EpochRecord::primary);
+    JobOutcome {
+        best,
+        best_epoch: state.best_epoch,
+        last: last.as_ref().map_or(0.0, EpochRecord::primary),
+        last_mae: last.as_ref().and_then(|r| r.test_mae),
+        agreement: last.and_then(|r| r.agreement),
+        params: params[0],
+        peers,
+        seconds: state.seconds,
+        partial: state.completed < total_epochs,
+        history: state.history,
     }
 }
 

@@ -1,14 +1,24 @@
-//! The run folder's bookkeeping: the loop state in `last/state.json` and the `job.json` guard
-//! that keeps `--resume` from mixing two recipes in one run.
+//! The run folder: the loop state in `last/state.json`, what each epoch writes (best and last
+//! checkpoints of every trainable role, the metrics) and restores, and the `job.json` guard that
+//! keeps `--resume` from mixing two recipes in one run.
 
 use serde::{Deserialize, Serialize};
 
+use std::path::Path;
+
+use burn::optim::ModuleOptimizer;
+
+use super::checkpoint::{
+    load_module, model_files, module_bytes, resolve_dir, write_dir, ModelMeta,
+};
 use super::fit::Job;
-use super::metrics::EpochRecord;
+use super::metrics::{write_history, EpochRecord};
+use super::step::Trainable;
 use crate::config::diff::RESUMABLE;
 use crate::config::TrainPlan;
 use crate::error::{DistillError, Result};
 use crate::knowledge::MethodConfig;
+use crate::knowledge::Stage;
 use crate::models::{ModelConfig, RoleModel};
 
 /// The loop state saved with `last/` after every epoch.
@@ -24,6 +34,109 @@ pub(crate) struct TrainState {
     /// finishing quietly (unless `stop_on_collapse` is now off).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) collapsed: Option<CollapseRecord>,
+}
+
+impl TrainState {
+    /// The state of a run that has not trained yet.
+    pub(crate) fn fresh() -> Self {
+        Self {
+            completed: 0,
+            best_score: f64::MIN, // finite: state.json holds it (JSON has no infinities)
+            best_epoch: 0,
+            seconds: 0.0,
+            history: Vec::new(),
+            collapsed: None,
+        }
+    }
+}
+
+/// Loads `last/` (or its half-renamed copy, see [`resolve_dir`]) into the trainable bundle and
+/// the optimiser, if a previous run left one: its loop state, weights and optimiser state.
+pub(crate) fn restore(
+    last_dir: &Path,
+    trainable: Trainable,
+    optim: ModuleOptimizer,
+) -> Result<(Option<TrainState>, Trainable, ModuleOptimizer)> {
+    let Some(dir) = resolve_dir(last_dir) else {
+        return Ok((None, trainable, optim));
+    };
+    let bad = |reason: String| DistillError::Checkpoint {
+        path: dir.clone(),
+        reason,
+    };
+    let raw = std::fs::read(dir.join("state.json"))
+        .map_err(|e| bad(format!("cannot read state.json: {e}")))?;
+    let state: TrainState =
+        serde_json::from_slice(&raw).map_err(|e| bad(format!("corrupt state.json: {e}")))?;
+    let trainable = load_module(trainable, &dir.join("trainable.bpk"))?;
+    let optim = optim
+        .load(dir.join("optimizer.bpk"))
+        .map_err(|e| bad(format!("optimizer state does not load: {e}")))?;
+    Ok((Some(state), trainable, optim))
+}
+
+/// Writes an epoch's files, each folder atomically: the recipe's student to `best/` (when its
+/// score improved) and `last/` (with the whole trainable bundle, the optimiser state and the loop
+/// state), each peer to `peers/<name>/best/` (when its own metric improved) and `.../last/`, and
+/// the history to `metrics.jsonl`. `state` already holds the epoch's record.
+pub(crate) fn save_epoch(
+    dir: &Path,
+    roles: &[RoleModel],
+    metas: &[ModelMeta],
+    trainable: &Trainable,
+    optim: &ModuleOptimizer,
+    state: &mut TrainState,
+    stage: Stage,
+) -> Result<()> {
+    let last_dir = dir.join("last");
+    let record = state
+        .history
+        .last()
+        .expect("the epoch was recorded")
+        .clone();
+    // The student's files are serialised once and written to best/ (if improved) and last/.
+    let mut files = model_files(&trainable.students[0], &metas[0], &last_dir)?;
+    if stage == Stage::Main && record.score() > state.best_score {
+        state.best_score = record.score();
+        state.best_epoch = record.epoch;
+        write_dir(&dir.join("best"), &files)?;
+    }
+    // Higher is better for a peer too: accuracy, or −RMSE.
+    let sign = if record.test_acc.is_some() { 1.0 } else { -1.0 };
+    let earlier = &state.history[..state.history.len() - 1];
+    for ((role, net), meta) in roles.iter().zip(&trainable.students).zip(metas).skip(1) {
+        let score = |r: &EpochRecord| {
+            r.peers
+                .get(&role.name)
+                .map_or(f64::NEG_INFINITY, |v| sign * v)
+        };
+        let before = earlier
+            .iter()
+            .filter(|r| !r.init)
+            .map(score)
+            .fold(f64::NEG_INFINITY, f64::max);
+        let peer = dir.join("peers").join(&role.name);
+        let peer_files = model_files(net, meta, &peer.join("last"))?;
+        if stage == Stage::Main && score(&record) > before {
+            write_dir(&peer.join("best"), &peer_files)?;
+        }
+        write_dir(&peer.join("last"), &peer_files)?;
+    }
+    write_history(&dir.join("metrics.jsonl"), &state.history)?;
+    let optim_bytes = optim.into_bytes().map_err(|e| DistillError::Checkpoint {
+        path: last_dir.join("optimizer.bpk"),
+        reason: format!("serialising the optimizer state: {e}"),
+    })?;
+    files.push((
+        "trainable.bpk",
+        module_bytes(trainable, &last_dir.join("trainable.bpk"))?,
+    ));
+    files.push(("optimizer.bpk", optim_bytes.to_vec()));
+    files.push((
+        "state.json",
+        serde_json::to_vec(state).expect("state serialises"),
+    ));
+    write_dir(&last_dir, &files)
 }
 
 /// A collapse as stored in `state.json`.
