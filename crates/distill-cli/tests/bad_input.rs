@@ -225,6 +225,16 @@ fn bad_configs_and_data_are_refused_at_validation() {
             "names a frozen teacher",
         ),
         case(
+            "multi-teacher KD with one teacher",
+            TINY.replace(kd, "method = \"mt-kd\""),
+            "mt-kd needs at least two teachers",
+        ),
+        case(
+            "an online ensemble without peers",
+            TINY.replace(kd, "method = \"ensemble-kd\""),
+            "ensemble-kd needs at least two trainable members",
+        ),
+        case(
             "two roles with one name",
             TINY.replace(
                 "[[student.loss]]\nmethod = \"ce\"",

@@ -339,3 +339,78 @@ fn teacher_cache_serves_later_epochs_and_keeps_the_results() {
         );
     }
 }
+
+/// Mutual learning: two trainable roles in one job, each reading the other as a constant.
+const PEERS: &str = r#"
+name = "peers"
+seeds = [1]
+[data]
+train_limit = 256
+test_limit = 128
+[train]
+epochs = 3
+batch_size = 32
+lr = 0.05
+[[student]]
+name = "dml"
+model = "mlp"
+hidden = [16]
+[[student.peer]]
+name = "wide"
+model = "mlp"
+hidden = [32]
+[[student.loss]]
+method = "ce"
+[[student.loss]]
+method = "ce"
+student = "wide"
+[[student.loss]]
+method = "kd"
+teacher = "wide"
+temperature = 1.0
+weight = 1.0
+[[student.loss]]
+method = "kd"
+student = "wide"
+teacher = "student"
+temperature = 1.0
+weight = 1.0
+"#;
+
+#[test]
+fn peers_train_jointly_and_resume_exactly() {
+    let _serial = serial();
+    let setup = Setup::new(PEERS);
+    let tmp = tempfile::tempdir().unwrap();
+    let full = setup
+        .job(&tmp.path().join("full"))
+        .prepare()
+        .unwrap()
+        .run()
+        .unwrap();
+    // both roles are trained, evaluated and checkpointed
+    assert_eq!(full.peers.len(), 1);
+    let peer = &full.peers[0];
+    assert_eq!((peer.name.as_str(), peer.history.len()), ("wide", 3));
+    assert!(peer.best > 0.2, "the peer learns: {peer:?}");
+    assert!(
+        full.history[0].terms.contains_key("kd#2"),
+        "{:?}",
+        full.history[0].terms
+    );
+    for f in [
+        "best/model.bpk",
+        "peers/wide/best/model.bpk",
+        "peers/wide/last/model.json",
+    ] {
+        assert!(tmp.path().join("full").join(f).exists(), "{f}");
+    }
+    // and a run stopped after one epoch ends like the uninterrupted one, the peer included
+    let dir = tmp.path().join("split");
+    setup.run_epochs(&dir, 1);
+    let mut second = setup.job(&dir);
+    second.resume = true;
+    let resumed = second.prepare().unwrap().run().unwrap();
+    assert_same_history(&full, &resumed);
+    assert_eq!(resumed.peers[0].history, full.peers[0].history);
+}

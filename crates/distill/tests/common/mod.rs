@@ -102,10 +102,12 @@ impl Setup {
             label: "test".into(),
             dir: dir.to_path_buf(),
             seed: 7,
-            roles: vec![RoleModel {
+            roles: std::iter::once(RoleModel {
                 name: STUDENT.into(),
                 model: self.plan.students[0].model.clone(),
-            }],
+            })
+            .chain(self.plan.students[0].peers.iter().cloned())
+            .collect(),
             losses: &self.plan.students[0].losses,
             train,
             teachers: &self.teachers,
