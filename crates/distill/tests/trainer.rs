@@ -14,18 +14,8 @@ fn same_seed_gives_identical_metrics() {
     let _serial = serial();
     let setup = Setup::new(TINY);
     let tmp = tempfile::tempdir().unwrap();
-    let a = setup
-        .job(&tmp.path().join("a"))
-        .prepare()
-        .unwrap()
-        .run()
-        .unwrap();
-    let b = setup
-        .job(&tmp.path().join("b"))
-        .prepare()
-        .unwrap()
-        .run()
-        .unwrap();
+    let a = setup.train(&tmp.path().join("a"));
+    let b = setup.train(&tmp.path().join("b"));
     assert_eq!(a.history.len(), 3);
     assert_same_history(&a, &b);
     assert!(a.history[0].terms.contains_key("kd") && a.history[0].terms.contains_key("ce"));
@@ -37,12 +27,7 @@ fn resumed_run_ends_like_an_uninterrupted_one() {
     let _serial = serial();
     let setup = Setup::new(TINY);
     let tmp = tempfile::tempdir().unwrap();
-    let full = setup
-        .job(&tmp.path().join("full"))
-        .prepare()
-        .unwrap()
-        .run()
-        .unwrap();
+    let full = setup.train(&tmp.path().join("full"));
 
     let dir = tmp.path().join("split");
     let part = setup.run_epochs(&dir, 2);
@@ -119,12 +104,7 @@ nce_k = 64
         distill::models::ModelConfig::Lenet { width: Some(1) },
     );
     let tmp = tempfile::tempdir().unwrap();
-    let full = setup
-        .job(&tmp.path().join("full"))
-        .prepare()
-        .unwrap()
-        .run()
-        .unwrap();
+    let full = setup.train(&tmp.path().join("full"));
     // Tables show the main stage only; the log keeps the initialisation epoch first.
     assert_eq!(full.history.len(), 2);
     assert!(full
@@ -295,21 +275,11 @@ fn teacher_cache_serves_later_epochs_and_keeps_the_results() {
     let _serial = serial();
     let mut setup = Setup::new(TINY);
     let tmp = tempfile::tempdir().unwrap();
-    let plain = setup
-        .job(&tmp.path().join("plain"))
-        .prepare()
-        .unwrap()
-        .run()
-        .unwrap();
+    let plain = setup.train(&tmp.path().join("plain"));
     setup.teachers[0].cache = Some(std::sync::Arc::new(std::sync::Mutex::new(
         distill::train::TeacherCache::new(64),
     )));
-    let cached = setup
-        .job(&tmp.path().join("cached"))
-        .prepare()
-        .unwrap()
-        .run()
-        .unwrap();
+    let cached = setup.train(&tmp.path().join("cached"));
     let stats = setup.teachers[0]
         .cache
         .as_ref()
@@ -382,12 +352,7 @@ fn peers_train_jointly_and_resume_exactly() {
     let _serial = serial();
     let setup = Setup::new(PEERS);
     let tmp = tempfile::tempdir().unwrap();
-    let full = setup
-        .job(&tmp.path().join("full"))
-        .prepare()
-        .unwrap()
-        .run()
-        .unwrap();
+    let full = setup.train(&tmp.path().join("full"));
     // both roles are trained, evaluated and checkpointed
     assert_eq!(full.peers.len(), 1);
     let peer = &full.peers[0];

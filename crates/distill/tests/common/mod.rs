@@ -121,6 +121,11 @@ impl Setup {
         }
     }
 
+    /// Trains the first student recipe to the end of its budget in `dir`.
+    pub fn train(&self, dir: &Path) -> JobOutcome {
+        self.job(dir).prepare().unwrap().run().unwrap()
+    }
+
     /// Trains the first `epochs` epochs in `dir` and stops cleanly.
     pub fn run_epochs(&self, dir: &Path, epochs: usize) -> JobOutcome {
         let mut job = self.job(dir);
