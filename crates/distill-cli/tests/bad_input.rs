@@ -225,6 +225,11 @@ fn bad_configs_and_data_are_refused_at_validation() {
             "names a frozen teacher",
         ),
         case(
+            "a term that reads the labels in a recipe trained without them",
+            TINY.replace("name = \"kd\"\n", "name = \"kd\"\nlabels = false\n"),
+            "`ce` reads the targets, but this recipe trains on unlabeled samples",
+        ),
+        case(
             "multi-teacher KD with one teacher",
             TINY.replace(kd, "method = \"mt-kd\""),
             "mt-kd needs at least two teachers",

@@ -379,3 +379,23 @@ fn peers_train_jointly_and_resume_exactly() {
     assert_same_history(&full, &resumed);
     assert_eq!(resumed.peers[0].history, full.peers[0].history);
 }
+
+#[test]
+fn a_recipe_without_labels_trains_on_the_teacher_alone() {
+    let _serial = serial();
+    let text = TINY
+        .replace("name = \"kd\"\n", "name = \"kd\"\nlabels = false\n")
+        .replace("[[student.loss]]\nmethod = \"ce\"\nweight = 0.1\n", "");
+    let setup = Setup::new(&text);
+    assert!(!setup.plan.students[0].labels);
+    let tmp = tempfile::tempdir().unwrap();
+    let out = setup.train(&tmp.path().join("run"));
+    let first = &out.history[0];
+    // no training metric without labels; the test split keeps its labels
+    assert_eq!(first.train_acc, None);
+    assert!(first.test_acc.is_some() && first.terms.keys().eq(["kd"]));
+    let log = std::fs::read_to_string(tmp.path().join("run/metrics.jsonl")).unwrap();
+    assert!(!log.contains("train_acc"), "{log}");
+    let spec = std::fs::read_to_string(tmp.path().join("run/job.json")).unwrap();
+    assert!(spec.contains("\"unlabeled\": true"), "{spec}");
+}

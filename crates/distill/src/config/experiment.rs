@@ -146,6 +146,11 @@ pub struct StudentConfig {
     /// et al.'s small transfer set); the teacher keeps the whole split. Default: all of them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub train_limit: Option<usize>,
+    /// Whether the recipe trains with the training samples' targets (default true). `false`
+    /// makes them an unlabeled transfer set that only the teachers' outputs supervise (Hinton
+    /// et al.'s transfer set need not be labelled); terms that read targets are then refused.
+    #[serde(default = "yes", skip_serializing_if = "is_yes")]
+    pub labels: bool,
     /// Further trainable roles of the recipe, trained jointly with its student by the same
     /// objective (`[[student.peer]]`: mutual learning, online ensembles).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -225,6 +230,13 @@ pub struct DistributedSettings {
     pub devices: Vec<usize>,
 }
 
+fn yes() -> bool {
+    true
+}
+fn is_yes(v: &bool) -> bool {
+    *v
+}
+
 fn default_seeds() -> Vec<u64> {
     vec![1]
 }
@@ -257,6 +269,9 @@ pub struct StudentPlan {
     /// Train on the first N training images only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub train_limit: Option<usize>,
+    /// Whether it trains with the targets (`false`: an unlabeled transfer set).
+    #[serde(default = "yes", skip_serializing_if = "is_yes")]
+    pub labels: bool,
     /// Further trainable roles, trained jointly with the student.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub peers: Vec<RoleModel>,
@@ -489,6 +504,7 @@ impl ExperimentConfig {
                 name,
                 train_limit: s.train_limit,
                 model,
+                labels: s.labels,
                 peers,
                 losses: s.loss.clone(),
                 train: self.train.overlay(&s.train).resolve(&role)?,
@@ -541,6 +557,7 @@ impl From<&StudentPlan> for StudentConfig {
             dropout: m.dropout,
             width: m.width,
             train_limit: s.train_limit,
+            labels: s.labels,
             peer: s
                 .peers
                 .iter()

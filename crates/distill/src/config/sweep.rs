@@ -131,6 +131,7 @@ impl SweepConfig {
                             dropout: m.dropout,
                             width: m.width,
                             train_limit: None,
+                            labels: true,
                             peer: Vec::new(),
                             loss: r.loss.clone(),
                             train: r.train.clone(),

@@ -56,6 +56,9 @@ pub enum Targets {
         /// Reals per sample.
         dims: usize,
     },
+    /// No target: this many unlabeled samples (a transfer set that only the teachers'
+    /// outputs supervise).
+    None(usize),
 }
 
 impl Targets {
@@ -64,6 +67,7 @@ impl Targets {
         match self {
             Targets::Class(l) => l.len(),
             Targets::Real { values, dims } => values.len() / dims.max(&1),
+            Targets::None(n) => *n,
         }
     }
 
@@ -77,6 +81,7 @@ impl Targets {
         match self {
             Targets::Class(_) => "class labels",
             Targets::Real { .. } => "real values",
+            Targets::None(_) => "absent (unlabeled)",
         }
     }
 }
@@ -113,7 +118,16 @@ impl Dataset {
     pub fn labels(&self) -> Option<&[u8]> {
         match &self.targets {
             Targets::Class(l) => Some(l),
-            Targets::Real { .. } => None,
+            Targets::Real { .. } | Targets::None(_) => None,
+        }
+    }
+
+    /// The same samples without their targets (an unlabeled transfer set; `num_classes` kept,
+    /// so the models still predict the task's outputs).
+    pub fn without_targets(self) -> Dataset {
+        Dataset {
+            targets: Targets::None(self.len()),
+            ..self
         }
     }
 
@@ -212,6 +226,7 @@ impl Dataset {
             match &mut self.targets {
                 Targets::Class(l) => l.truncate(limit),
                 Targets::Real { values, dims } => values.truncate(limit * *dims),
+                Targets::None(n) => *n = limit,
             }
         }
         self
@@ -273,7 +288,7 @@ impl Dataset {
             ),
         };
         let (target_mean, target_std) = match &self.targets {
-            Targets::Class(_) => (Vec::new(), Vec::new()),
+            Targets::Class(_) | Targets::None(_) => (Vec::new(), Vec::new()),
             Targets::Real { values, dims } => moments(
                 *dims,
                 values

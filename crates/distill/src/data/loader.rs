@@ -16,6 +16,8 @@ pub enum HostTargets {
     Class(Vec<i64>),
     /// Standardised reals, `n × dims`.
     Real(Vec<f32>),
+    /// No targets (unlabeled samples).
+    None,
 }
 
 impl HostTargets {
@@ -27,6 +29,7 @@ impl HostTargets {
                 let d = v.len() / n.max(1);
                 HostTargets::Real(v[range.start * d..range.end * d].to_vec())
             }
+            HostTargets::None => HostTargets::None,
         }
     }
 }
@@ -186,6 +189,7 @@ impl Loader {
             Targets::Class(labels) => {
                 HostTargets::Class(idx.iter().map(|&i| labels[i] as i64).collect())
             }
+            Targets::None(_) => HostTargets::None,
             Targets::Real { values, dims } => HostTargets::Real(
                 idx.iter()
                     .flat_map(|&i| {

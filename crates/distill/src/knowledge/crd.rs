@@ -389,6 +389,7 @@ mod tests {
             frozen_names: &["t".into()],
             classes: 4,
             task: crate::tasks::Task::Classification,
+            labelled: true,
             device: &dev,
             teacher_nets: &[],
             probe: &Vec::new,

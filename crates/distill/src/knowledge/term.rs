@@ -106,6 +106,9 @@ pub struct BuildContext<'a> {
     pub classes: usize,
     /// The experiment's task (which targets the step carries).
     pub task: Task,
+    /// Whether the job's training samples carry their targets (`false`: an unlabeled transfer
+    /// set, see `[[student]] labels`).
+    pub labelled: bool,
     /// Device on which trainable parts are created.
     pub device: &'a Device,
     /// The frozen teachers themselves (for methods that read their parameters, as OFD reads the
@@ -127,8 +130,14 @@ pub struct BuildContext<'a> {
 }
 
 impl BuildContext<'_> {
-    /// Refuses a method outside the task whose targets it reads.
+    /// Refuses a method outside the task whose targets it reads, or in a job whose training
+    /// samples have no targets.
     pub fn require_task(&self, task: Task, method: &str) -> Result<()> {
+        if self.task == task && !self.labelled {
+            return Err(DistillError::Config(format!(
+                "`{method}` reads the targets, but this recipe trains on unlabeled samples (labels = false); remove the term, or set labels = true"
+            )));
+        }
         if self.task == task {
             return Ok(());
         }

@@ -222,14 +222,13 @@ pub fn check_plan(
 ) -> Result<Vec<Teacher>> {
     let (teachers, _) = initial_teachers(plan, data, device)?;
     for phase in plan.scheme.phases(plan) {
-        let limited = phase.train_limit.map(|n| data.with_train_limit(n));
         phase_job(
             &phase,
             phase.name.clone(),
             PathBuf::new(),
             plan.seeds[0],
             if phase.reads_teachers { &teachers } else { &[] },
-            limited.as_ref().unwrap_or(data),
+            &data.for_phase(&phase),
             device,
             &[],
             opts,
@@ -322,8 +321,7 @@ pub fn run_experiment(plan: &Plan, opts: &RunOptions) -> Result<Report> {
     // 3. The phases, in order.
     let mut rows: Vec<Row> = Vec::new();
     for phase in &phases {
-        let limited = phase.train_limit.map(|n| data.with_train_limit(n));
-        let phase_data = limited.as_ref().unwrap_or(&data);
+        let phase_data = &data.for_phase(phase);
         let mut outcomes: Vec<JobOutcome> = Vec::new();
         let (mut diverged, mut collapsed) = (0, 0);
         for &seed in &phase.seeds {

@@ -28,6 +28,8 @@ pub struct Phase {
     pub train: TrainPlan,
     /// Train on the first N training samples only.
     pub train_limit: Option<usize>,
+    /// Whether the training samples keep their targets (`false`: an unlabeled transfer set).
+    pub labels: bool,
     /// Seeds; each trains the roles afresh.
     pub seeds: Vec<u64>,
     /// Whether the phase reads the frozen teachers (all of the plan's, which earlier phases

@@ -12,6 +12,8 @@ pub enum Target {
     Class(Tensor<1, Int>),
     /// Standardised reals `[B, D]`.
     Real(Tensor<2>),
+    /// No targets (an unlabeled batch).
+    None,
 }
 
 impl Target {
@@ -25,26 +27,28 @@ impl Target {
                 let d = v.len() / n.max(1);
                 Target::Real(Tensor::from_data(TensorData::new(v, [n, d]), device))
             }
+            HostTargets::None => Target::None,
         }
     }
 
-    /// The class labels. Terms that read them are built only for classification tasks (see
-    /// `BuildContext::require_classes`), so other targets never reach them.
+    /// The class labels. Terms that read them are built only for labelled classification
+    /// (see `BuildContext::require_task`), so other targets never reach them.
     pub fn classes(&self) -> Tensor<1, Int> {
         match self {
             Target::Class(y) => y.clone(),
-            Target::Real(_) => {
-                panic!("class labels read from a regression batch (checked when the term is built)")
-            }
+            _ => panic!(
+                "class labels read from a batch without them (checked when the term is built)"
+            ),
         }
     }
 
-    /// The real targets (standardised). Terms that read them are built only for regression.
+    /// The real targets (standardised). Terms that read them are built only for labelled
+    /// regression.
     pub fn reals(&self) -> Tensor<2> {
         match self {
             Target::Real(y) => y.clone(),
-            Target::Class(_) => panic!(
-                "real targets read from a classification batch (checked when the term is built)"
+            _ => panic!(
+                "real targets read from a batch without them (checked when the term is built)"
             ),
         }
     }
@@ -55,6 +59,7 @@ impl Target {
         match self {
             Target::Class(y) => super::classification::correct(outputs, y.clone()),
             Target::Real(y) => super::regression::squared_error(outputs, y.clone()),
+            Target::None => Tensor::zeros([1], &outputs.device()),
         }
     }
 
@@ -63,6 +68,7 @@ impl Target {
         match self {
             Target::Class(y) => Target::Class(y.clone().to_device(device)),
             Target::Real(y) => Target::Real(y.clone().to_device(device)),
+            Target::None => Target::None,
         }
     }
 }

@@ -116,7 +116,9 @@ impl CollapseWatch {
             (Some(c), Some(a)) => c.holds(a),
             _ => false,
         };
-        let chance = judged && at(&self.test, r.test_acc) && at(&self.train, r.train_acc);
+        // An unlabeled training split has no accuracy: the test split alone decides.
+        let train = self.train.is_none() || at(&self.train, r.train_acc);
+        let chance = judged && at(&self.test, r.test_acc) && train;
         let exploded = judged
             && self
                 .previous_loss

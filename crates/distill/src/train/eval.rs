@@ -96,6 +96,7 @@ pub fn evaluate(
                     predictions.push(*p as usize);
                 }
             }
+            HostTargets::None => {}
             HostTargets::Real(values) => {
                 // Errors in target units: both sides are standardised with the same mean, so
                 // the error scales by the dimension's standard deviation.

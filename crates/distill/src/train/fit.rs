@@ -42,11 +42,22 @@ pub struct DataBundle {
 }
 
 impl DataBundle {
-    /// The same data with the training split cut to its first `limit` images (normalisation,
-    /// test split and sample indices unchanged, so a teacher cache keyed by index stays valid).
-    pub fn with_train_limit(&self, limit: usize) -> DataBundle {
+    /// The training data of a phase: its first `train_limit` samples, without their targets
+    /// when it trains on an unlabeled transfer set.
+    /// Sample indices are unchanged, so a teacher cache keyed by index stays valid.
+    pub fn for_phase(&self, phase: &crate::schemes::Phase) -> DataBundle {
+        if phase.train_limit.is_none() && phase.labels {
+            return self.clone();
+        }
+        let mut train = (*self.train).clone();
+        if let Some(n) = phase.train_limit {
+            train = train.truncate(n);
+        }
+        if !phase.labels {
+            train = train.without_targets();
+        }
         DataBundle {
-            train: Arc::new((*self.train).clone().truncate(limit)),
+            train: Arc::new(train),
             ..self.clone()
         }
     }
@@ -257,7 +268,8 @@ pub fn build_trainable(
         probe: &probe,
         probe_cache: Default::default(),
         train_labels: data.train.labels().unwrap_or_default(),
-        task: crate::tasks::Task::of(&data.train),
+        task: crate::tasks::Task::of(&data.test),
+        labelled: !matches!(data.train.targets, crate::data::Targets::None(_)),
         teacher_uses: Default::default(),
     };
     let mut aux = Vec::new();
@@ -312,6 +324,8 @@ impl Prepared<'_> {
             .map(crate::models::net::trainable_params)
             .collect();
 
+        // An unlabeled transfer set has no training metric.
+        let labelled = !matches!(data.train.targets, crate::data::Targets::None(_));
         let mut state = TrainState::fresh();
         check_job_spec(&job)?;
         if job.resume {
@@ -487,10 +501,10 @@ impl Prepared<'_> {
                     .collect::<BTreeMap<_, _>>(),
                 // Classification: correct / samples. Regression: √(squared errors / values), on
                 // the standardised targets.
-                train_acc: eval.accuracy.map(|_| correct / seen.max(1) as f64),
-                train_rmse: eval
-                    .rmse
-                    .map(|_| (correct / (seen * data.train.num_classes).max(1) as f64).sqrt()),
+                train_acc: (eval.accuracy.is_some() && labelled)
+                    .then(|| correct / seen.max(1) as f64),
+                train_rmse: (eval.rmse.is_some() && labelled)
+                    .then(|| (correct / (seen * data.train.num_classes).max(1) as f64).sqrt()),
                 test_acc: eval.accuracy,
                 test_rmse: eval.rmse,
                 test_mae: eval.mae,

@@ -161,6 +161,9 @@ struct JobSpec<'a> {
     teachers: Vec<&'a str>,
     /// Training images the job sees (a student's `train_limit`).
     train_images: usize,
+    /// Whether they carry their targets (recorded only when they do not).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    unlabeled: bool,
 }
 
 /// Writes `job.json`, or, when resuming a run that has one, checks that it still describes this
@@ -174,6 +177,7 @@ pub(crate) fn check_job_spec(job: &Job<'_>) -> Result<()> {
         train: job.train,
         teachers: job.teachers.iter().map(|t| t.name.as_str()).collect(),
         train_images: job.data.train.len(),
+        unlabeled: matches!(job.data.train.targets, crate::data::Targets::None(_)),
     };
     let mut now = serde_json::to_value(&spec).expect("job spec serialises");
     let path = job.dir.join("job.json");

@@ -67,7 +67,11 @@ impl Setup {
     /// As [`Setup::new`] with another (untrained) teacher architecture.
     pub fn with_teacher(text: &str, teacher: ModelConfig) -> Self {
         let plan = plan(text);
-        let data = load_data(&plan).unwrap();
+        let mut data = load_data(&plan).unwrap();
+        if !plan.students[0].labels {
+            // what the experiment runner gives such a recipe (DataBundle::for_phase)
+            data.train = std::sync::Arc::new((*data.train).clone().without_targets());
+        }
         let device = Device::flex();
         device.seed(99);
         let name = teacher.name().to_string();
