@@ -101,7 +101,6 @@ fn main() {
         shapes: tnet.tap_shapes(geometry, &plain),
         net: tnet,
         test_predictions: vec![],
-        test_accuracy: 0.0,
         // `--cached`: the teacher's outputs come from distill's cache after the first step
         // (the batch repeats), so the step is the student's work alone.
         cache: (arg("--cached", "no") == "yes").then(|| {

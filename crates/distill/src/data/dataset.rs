@@ -114,6 +114,11 @@ impl Dataset {
         self.targets.is_empty()
     }
 
+    /// Whether the samples carry targets (`false` for an unlabeled transfer set).
+    pub fn has_targets(&self) -> bool {
+        !matches!(self.targets, Targets::None(_))
+    }
+
     /// The class labels, when the targets are classes.
     pub fn labels(&self) -> Option<&[u8]> {
         match &self.targets {

@@ -160,16 +160,11 @@ fn resume_differences(before: &Plan, now: &Plan) -> Vec<String> {
 
 /// The frozen teachers as the plan describes them, before any phase ran: a loaded checkpoint
 /// (checked against its `[[teacher]]`), or an untrained network of the described architecture,
-/// used only to check the phases' tap names and shapes. Returns them and which were loaded.
-fn initial_teachers(
-    plan: &Plan,
-    data: &DataBundle,
-    device: &Device,
-) -> Result<(Vec<Teacher>, Vec<bool>)> {
+/// used only to check the phases' tap names and shapes.
+fn initial_teachers(plan: &Plan, data: &DataBundle, device: &Device) -> Result<Vec<Teacher>> {
     let geometry = data.geometry();
     let classes = data.train.num_classes;
     let mut teachers = Vec::new();
-    let mut loaded = Vec::new();
     for t in &plan.teachers {
         let net = match &t.checkpoint {
             Some(ckpt) => {
@@ -198,17 +193,15 @@ fn initial_teachers(
                 t.model.build(geometry, classes, device)?.valid()
             }
         };
-        loaded.push(t.checkpoint.is_some());
         teachers.push(Teacher {
             name: t.name.clone(),
             shapes: net.tap_shapes(geometry, device),
             net,
             test_predictions: vec![],
-            test_accuracy: 0.0,
             cache: None,
         });
     }
-    Ok((teachers, loaded))
+    Ok(teachers)
 }
 
 /// Checks every phase of the plan (role names, tap names and shapes, method settings) against
@@ -220,7 +213,7 @@ pub fn check_plan(
     device: &Device,
     opts: &RunOptions,
 ) -> Result<Vec<Teacher>> {
-    let (teachers, _) = initial_teachers(plan, data, device)?;
+    let teachers = initial_teachers(plan, data, device)?;
     for phase in plan.scheme.phases(plan) {
         phase_job(
             &phase,
@@ -480,7 +473,6 @@ fn freeze_teacher(
         name: t.name.clone(),
         shapes: teacher.shapes.clone(),
         net,
-        test_accuracy: eval.primary(),
         test_predictions: eval.predictions,
         cache: (t.cache_mb > 0).then(|| Arc::new(Mutex::new(TeacherCache::new(t.cache_mb)))),
     };

@@ -269,7 +269,7 @@ pub fn build_trainable(
         probe_cache: Default::default(),
         train_labels: data.train.labels().unwrap_or_default(),
         task: crate::tasks::Task::of(&data.test),
-        labelled: !matches!(data.train.targets, crate::data::Targets::None(_)),
+        labelled: data.train.has_targets(),
         teacher_uses: Default::default(),
     };
     let mut aux = Vec::new();
@@ -325,7 +325,7 @@ impl Prepared<'_> {
             .collect();
 
         // An unlabeled transfer set has no training metric.
-        let labelled = !matches!(data.train.targets, crate::data::Targets::None(_));
+        let labelled = data.train.has_targets();
         let mut state = TrainState::fresh();
         check_job_spec(&job)?;
         if job.resume {

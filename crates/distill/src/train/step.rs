@@ -35,8 +35,6 @@ pub struct Teacher {
     pub shapes: TapShapes,
     /// Its predictions on the test set (for the agreement metric).
     pub test_predictions: Vec<usize>,
-    /// Its headline test metric (accuracy, or RMSE).
-    pub test_accuracy: f64,
     /// Cache of its outputs, shared by every job that distils from it (`None`: always run it).
     pub cache: Option<Arc<Mutex<TeacherCache>>>,
 }

@@ -177,7 +177,7 @@ pub(crate) fn check_job_spec(job: &Job<'_>) -> Result<()> {
         train: job.train,
         teachers: job.teachers.iter().map(|t| t.name.as_str()).collect(),
         train_images: job.data.train.len(),
-        unlabeled: matches!(job.data.train.targets, crate::data::Targets::None(_)),
+        unlabeled: !job.data.train.has_targets(),
     };
     let mut now = serde_json::to_value(&spec).expect("job spec serialises");
     let path = job.dir.join("job.json");

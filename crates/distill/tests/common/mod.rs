@@ -84,8 +84,7 @@ impl Setup {
             name,
             shapes: net.tap_shapes(data.geometry(), &device),
             net,
-            test_predictions: eval.predictions.clone(),
-            test_accuracy: eval.primary(),
+            test_predictions: eval.predictions,
             cache: None,
         };
         Self {
