@@ -591,12 +591,6 @@ fn outcome(
     // Tables and curves show the main stage; metrics.jsonl keeps the initialisation epochs.
     state.history.retain(|r| !r.init);
     let last = state.history.last().cloned();
-    // Higher is better: accuracy, or −RMSE.
-    let sign = if last.as_ref().is_some_and(|r| r.test_rmse.is_some()) {
-        -1.0
-    } else {
-        1.0
-    };
     let peers = roles[1..]
         .iter()
         .zip(&params[1..])
@@ -606,17 +600,18 @@ fn outcome(
                 .iter()
                 .map(|e| e.peers.get(&r.name).copied().unwrap_or(f64::NAN))
                 .collect();
-            let (best_epoch, best) =
-                history
-                    .iter()
-                    .enumerate()
-                    .fold((0, f64::NAN), |b, (i, &v)| {
-                        if b.0 == 0 || sign * v > sign * b.1 {
-                            (i + 1, v)
-                        } else {
-                            b
-                        }
-                    });
+            // The first epoch of the highest oriented value (accuracy, or −RMSE), as the
+            // peer's best/ checkpoint was chosen.
+            let (best_epoch, best, _) = state.history.iter().zip(&history).enumerate().fold(
+                (0, f64::NAN, f64::NEG_INFINITY),
+                |b, (i, (e, &v))| {
+                    if b.0 == 0 || e.oriented(v) > b.2 {
+                        (i + 1, v, e.oriented(v))
+                    } else {
+                        b
+                    }
+                },
+            );
             PeerOutcome {
                 name: r.name.clone(),
                 model: r.model.name().to_string(),

@@ -52,12 +52,21 @@ impl EpochRecord {
         self.test_acc.or(self.test_rmse).unwrap_or(f64::NAN)
     }
 
+    /// A value of this epoch's headline metric (its own, or a peer's) oriented so that higher
+    /// is better: an accuracy as it is, an RMSE negated.
+    pub fn oriented(&self, value: f64) -> f64 {
+        if self.test_acc.is_none() && self.test_rmse.is_some() {
+            -value
+        } else {
+            value
+        }
+    }
+
     /// The headline metric oriented so that higher is better (what the best checkpoint keeps).
     pub fn score(&self) -> f64 {
         match (self.test_acc, self.test_rmse) {
-            (Some(a), _) => a,
-            (None, Some(e)) => -e,
             (None, None) => f64::NEG_INFINITY,
+            _ => self.oriented(self.primary()),
         }
     }
 }

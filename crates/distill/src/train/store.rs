@@ -101,14 +101,12 @@ pub(crate) fn save_epoch(
         state.best_epoch = record.epoch;
         write_dir(&dir.join("best"), &files)?;
     }
-    // Higher is better for a peer too: accuracy, or −RMSE.
-    let sign = if record.test_acc.is_some() { 1.0 } else { -1.0 };
     let earlier = &state.history[..state.history.len() - 1];
     for ((role, net), meta) in roles.iter().zip(&trainable.students).zip(metas).skip(1) {
         let score = |r: &EpochRecord| {
             r.peers
                 .get(&role.name)
-                .map_or(f64::NEG_INFINITY, |v| sign * v)
+                .map_or(f64::NEG_INFINITY, |&v| r.oriented(v))
         };
         let before = earlier
             .iter()
