@@ -219,6 +219,47 @@ impl Dataset {
         Self::from_idx_arrays(imgs, labs, &origin)
     }
 
+    /// A copy of the first `limit` samples (copying only those), as [`Self::truncate`] keeps.
+    pub fn head(&self, limit: usize) -> Dataset {
+        let limit = limit.min(self.len());
+        let n = self.sample_len();
+        let inputs = match &self.inputs {
+            Inputs::Image {
+                pixels,
+                channels,
+                height,
+                width,
+            } => Inputs::Image {
+                pixels: pixels[..limit * n].to_vec(),
+                channels: *channels,
+                height: *height,
+                width: *width,
+            },
+            Inputs::Table {
+                values,
+                features,
+                names,
+            } => Inputs::Table {
+                values: values[..limit * n].to_vec(),
+                features: *features,
+                names: names.clone(),
+            },
+        };
+        let targets = match &self.targets {
+            Targets::Class(l) => Targets::Class(l[..limit].to_vec()),
+            Targets::Real { values, dims } => Targets::Real {
+                values: values[..limit * dims].to_vec(),
+                dims: *dims,
+            },
+            Targets::None(_) => Targets::None(limit),
+        };
+        Dataset {
+            inputs,
+            targets,
+            num_classes: self.num_classes,
+        }
+    }
+
     /// Keeps the first `limit` images (the embedded and Fashion-MNIST files are shuffled, so a
     /// prefix is close to stratified).
     pub fn truncate(mut self, limit: usize) -> Self {
@@ -440,6 +481,11 @@ mod tests {
         let n = ds.normalization();
         let mean = (0..16).map(|v| v as f64 * 10.0 / 255.0).sum::<f64>() / 16.0;
         assert!((n.mean[0] as f64 - mean).abs() < 1e-6);
+        // a copied prefix is what truncating keeps
+        let head = ds.head(2);
+        assert_eq!(head.len(), 2);
+        assert_eq!(head.labels(), ds.clone().truncate(2).labels());
+        assert_eq!(ds.head(10).len(), 4);
         assert_eq!(ds.truncate(2).len(), 2);
     }
 

@@ -49,10 +49,7 @@ impl DataBundle {
         if phase.train_limit.is_none() && phase.labels {
             return self.clone();
         }
-        let mut train = (*self.train).clone();
-        if let Some(n) = phase.train_limit {
-            train = train.truncate(n);
-        }
+        let mut train = self.train.head(phase.train_limit.unwrap_or(usize::MAX));
         if !phase.labels {
             train = train.without_targets();
         }
