@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::kd::kd_loss;
 use super::method::{Built, MethodInfo};
+use super::ops::mean_of;
 use super::role::RoleRef;
 use super::term::{BuildContext, KnowledgeTerm, Side, StepContext};
 use super::Aux;
@@ -52,12 +53,7 @@ fn default_temperature() -> f64 {
 
 /// `Σ_m KD_T(z_m, sg(mean_m z_m))`.
 pub fn ensemble_kd_loss(members: &[Tensor<2>], t: f64) -> Tensor<1> {
-    let m = members.len() as f64;
-    let mean = Tensor::stack::<3>(members.to_vec(), 0)
-        .sum_dim(0)
-        .squeeze_dim::<2>(0)
-        .div_scalar(m)
-        .detach();
+    let mean = mean_of(members).detach();
     members
         .iter()
         .map(|z| kd_loss(z.clone(), mean.clone(), t))

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::kd::kd_loss;
 use super::method::{Built, MethodInfo};
+use super::ops::mean_of;
 use super::role::RoleRef;
 use super::term::{BuildContext, KnowledgeTerm, Side, StepContext};
 use super::Aux;
@@ -99,12 +100,7 @@ fn kl_per_sample(student: Tensor<2>, teacher: Tensor<2>, t: f64) -> Tensor<1> {
 
 /// KD against the mean of the teachers' logits.
 pub fn mt_kd_logits(student: Tensor<2>, teachers: &[Tensor<2>], t: f64) -> Tensor<1> {
-    let k = teachers.len() as f64;
-    let mean = Tensor::stack::<3>(teachers.to_vec(), 0)
-        .sum_dim(0)
-        .squeeze_dim::<2>(0)
-        .div_scalar(k);
-    kd_loss(student, mean, t)
+    kd_loss(student, mean_of(teachers), t)
 }
 
 /// `Σ_k w_k · KD(s, t_k)`.

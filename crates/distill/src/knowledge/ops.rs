@@ -34,6 +34,14 @@ pub fn pool_to_common(s: Tensor<4>, t: Tensor<4>) -> (Tensor<4>, Tensor<4>) {
     }
 }
 
+/// The element-wise mean of equally shaped tensors (several models' logits), `[B, C]`.
+pub fn mean_of(xs: &[Tensor<2>]) -> Tensor<2> {
+    Tensor::stack::<3>(xs.to_vec(), 0)
+        .sum_dim(0)
+        .squeeze_dim::<2>(0)
+        .div_scalar(xs.len() as f64)
+}
+
 /// Row-wise softmax probabilities of `z / t`.
 pub fn softmax_t(z: Tensor<2>, t: f64) -> Tensor<2> {
     burn::tensor::activation::softmax(z.div_scalar(t), 1)
