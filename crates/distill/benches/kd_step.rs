@@ -100,6 +100,7 @@ fn main() {
         name: teacher_cfg.name().to_string(),
         shapes: tnet.tap_shapes(geometry, &plain),
         net: tnet,
+        view: distill::data::View::source(),
         test_predictions: vec![],
         // `--cached`: the teacher's outputs come from distill's cache after the first step
         // (the batch repeats), so the step is the student's work alone.
@@ -108,6 +109,7 @@ fn main() {
                 256,
             )))
         }),
+        unready: None,
     }];
     let losses = [
         MethodConfig::Ce(CeConfig {
@@ -145,11 +147,13 @@ fn main() {
         test: synthetic,
         augment: Augment::default(),
         eval_batch: batch,
+        views: vec![distill::data::View::source()],
     };
     let (mut trainable, objective) = build_trainable(
         &[distill::models::RoleModel {
             name: distill::knowledge::STUDENT.into(),
             model: student_cfg.clone(),
+            view: distill::data::SOURCE_VIEW.into(),
         }],
         &data,
         &losses,

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::data::{Augment, DataSource};
+use crate::data::{Augment, DataSource, ViewConfig, SOURCE_VIEW};
 use crate::error::{DistillError, Result};
 use crate::knowledge::{MethodConfig, STUDENT};
 use crate::models::{ModelConfig, ModelSpec, RoleModel};
@@ -65,6 +65,10 @@ pub struct DataConfig {
     /// Evaluation batch size (default 500).
     #[serde(default = "default_eval_batch")]
     pub eval_batch_size: usize,
+    /// Further named views of every sample (`[[data.view]]`), derived from its input; a role
+    /// reads one with `view = "..."`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub view: Vec<ViewConfig>,
 }
 
 fn default_eval_batch() -> usize {
@@ -85,6 +89,7 @@ impl Default for DataConfig {
             classes: None,
             augment: Augment::default(),
             eval_batch_size: default_eval_batch(),
+            view: Vec::new(),
         }
     }
 }
@@ -111,6 +116,15 @@ pub struct TeacherConfig {
     /// Checkpoint folder (holding `model.bpk` and `model.json`) of an already trained teacher.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub checkpoint: Option<PathBuf>,
+    /// The `[[student]]` recipe whose trained student becomes this teacher (its first seed's
+    /// best checkpoint), for the recipes listed after it: teacher-assistant chains, born-again
+    /// generations.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
+    /// The view of each sample the role reads (default `input`, the sample itself; see
+    /// `[[data.view]]`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub view: Option<String>,
     /// Overrides of `[train]` used when the teacher is trained here.
     #[serde(default)]
     pub train: TrainConfig,
@@ -142,6 +156,10 @@ pub struct StudentConfig {
     /// LeNet width multiplier.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub width: Option<usize>,
+    /// The view of each sample the role reads (default `input`, the sample itself; see
+    /// `[[data.view]]`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub view: Option<String>,
     /// Train this student on the first N training images only (a data-starved student, Hinton
     /// et al.'s small transfer set); the teacher keeps the whole split. Default: all of them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -179,6 +197,10 @@ pub struct PeerConfig {
     /// LeNet width multiplier.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub width: Option<usize>,
+    /// The view of each sample the role reads (default `input`, the sample itself; see
+    /// `[[data.view]]`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub view: Option<String>,
 }
 
 /// The experiment file as written.
@@ -237,6 +259,13 @@ fn is_yes(v: &bool) -> bool {
     *v
 }
 
+pub(crate) fn source_view() -> String {
+    SOURCE_VIEW.into()
+}
+pub(crate) fn is_source_view(v: &str) -> bool {
+    v == SOURCE_VIEW
+}
+
 fn default_seeds() -> Vec<u64> {
     vec![1]
 }
@@ -253,6 +282,12 @@ pub struct TeacherPlan {
     pub model: ModelConfig,
     /// Where to load it from, if it is not trained here.
     pub checkpoint: Option<PathBuf>,
+    /// The recipe whose student it is, if it is trained by one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
+    /// The view it reads.
+    #[serde(default = "source_view", skip_serializing_if = "is_source_view")]
+    pub view: String,
     /// How to train it otherwise.
     pub train: TrainPlan,
     /// Teacher-output cache budget in MiB (0: off).
@@ -266,6 +301,9 @@ pub struct StudentPlan {
     pub name: String,
     /// Architecture.
     pub model: ModelConfig,
+    /// The view the student reads.
+    #[serde(default = "source_view", skip_serializing_if = "is_source_view")]
+    pub view: String,
     /// Train on the first N training images only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub train_limit: Option<usize>,
@@ -428,6 +466,7 @@ impl ExperimentConfig {
         if self.student.is_empty() {
             return Err(cfg("add at least one [[student]] section".into()));
         }
+        let view = |v: &Option<String>, role: &str| self.data.role_view(v.as_deref(), role);
         let mut teachers: Vec<TeacherPlan> = Vec::new();
         for (i, t) in self.teacher.iter().enumerate() {
             let spec = t.spec();
@@ -440,7 +479,14 @@ impl ExperimentConfig {
                     "two teachers are named '{name}'; give each [[teacher]] a distinct `name` (terms address them by it)"
                 )));
             }
+            if t.checkpoint.is_some() && t.from.is_some() {
+                return Err(cfg(format!(
+                    "{role}: `checkpoint` and `from` both say where the teacher comes from; keep one"
+                )));
+            }
             teachers.push(TeacherPlan {
+                view: view(&t.view, &role)?,
+                from: t.from.clone(),
                 name,
                 model,
                 checkpoint: t.checkpoint.clone(),
@@ -491,6 +537,7 @@ impl ExperimentConfig {
                     )));
                 }
                 peers.push(RoleModel {
+                    view: view(&p.view, &what)?,
                     name: p.name.clone(),
                     model,
                 });
@@ -501,6 +548,7 @@ impl ExperimentConfig {
                 )));
             }
             students.push(StudentPlan {
+                view: view(&s.view, &role)?,
                 name,
                 train_limit: s.train_limit,
                 model,
@@ -510,6 +558,7 @@ impl ExperimentConfig {
                 train: self.train.overlay(&s.train).resolve(&role)?,
             });
         }
+        check_sources(&teachers, &students)?;
         let devices = match &self.distributed {
             None => Vec::new(),
             Some(d) => check_distributed(d, self.backend, &students)?,
@@ -540,6 +589,8 @@ impl From<&TeacherPlan> for TeacherConfig {
             dropout: m.dropout,
             width: m.width,
             checkpoint: t.checkpoint.clone(),
+            from: t.from.clone(),
+            view: written_view(&t.view),
             train: TrainConfig::from(&t.train),
             cache_mb: t.cache_mb,
         }
@@ -556,6 +607,7 @@ impl From<&StudentPlan> for StudentConfig {
             hidden: m.hidden,
             dropout: m.dropout,
             width: m.width,
+            view: written_view(&s.view),
             train_limit: s.train_limit,
             labels: s.labels,
             peer: s
@@ -569,6 +621,7 @@ impl From<&StudentPlan> for StudentConfig {
                         hidden: m.hidden,
                         dropout: m.dropout,
                         width: m.width,
+                        view: written_view(&p.view),
                     }
                 })
                 .collect(),
@@ -578,7 +631,65 @@ impl From<&StudentPlan> for StudentConfig {
     }
 }
 
+/// A role's view as written: absent for the source input.
+fn written_view(v: &str) -> Option<String> {
+    (!is_source_view(v)).then(|| v.to_string())
+}
+
+/// Checks the teachers that recipes train (`from`): the recipe exists, trains a student of the
+/// teacher's architecture and view, and no two teachers come from one recipe.
+fn check_sources(teachers: &[TeacherPlan], students: &[StudentPlan]) -> Result<()> {
+    for (i, t) in teachers.iter().enumerate() {
+        let Some(from) = &t.from else { continue };
+        let Some(recipe) = students.iter().find(|s| &s.name == from) else {
+            let names: Vec<&str> = students.iter().map(|s| s.name.as_str()).collect();
+            return Err(DistillError::unknown(
+                format!("[[student]] recipe of teacher '{}' (from = ...)", t.name),
+                from,
+                &names,
+            ));
+        };
+        let differs = t.model.architecture_differences(&recipe.model);
+        if !differs.is_empty() || t.view != recipe.view {
+            return Err(DistillError::Config(format!(
+                "teacher '{}' comes from recipe '{from}', whose student differs from the [[teacher]] section ({}); describe the recipe's student there",
+                t.name,
+                if differs.is_empty() {
+                    format!("view \"{}\" vs \"{}\"", t.view, recipe.view)
+                } else {
+                    differs.join("; ")
+                }
+            )));
+        }
+        if let Some(other) = teachers[..i].iter().find(|o| o.from.as_ref() == Some(from)) {
+            return Err(DistillError::Config(format!(
+                "teachers '{}' and '{}' both come from recipe '{from}'; one [[teacher]] per recipe is enough (terms can name it)",
+                other.name, t.name
+            )));
+        }
+    }
+    Ok(())
+}
+
 impl DataConfig {
+    /// The view a role reads: `input` when it names none, else one declared in `[[data.view]]`.
+    pub fn role_view(&self, view: Option<&str>, role: &str) -> Result<String> {
+        let Some(v) = view else {
+            return Ok(SOURCE_VIEW.into());
+        };
+        if v == SOURCE_VIEW || self.view.iter().any(|d| d.name == v) {
+            return Ok(v.into());
+        }
+        let names: Vec<&str> = std::iter::once(SOURCE_VIEW)
+            .chain(self.view.iter().map(|d| d.name.as_str()))
+            .collect();
+        Err(DistillError::unknown(
+            format!("view of {role} (declare it with [[data.view]])"),
+            v,
+            &names,
+        ))
+    }
+
     /// Checks the settings that need no data: limits and batch sizes of at least 1.
     pub fn check(&self) -> Result<()> {
         let cfg = |m: String| Err(DistillError::Config(m));
@@ -631,6 +742,15 @@ impl DataConfig {
                     "data.classes and data.dir do not apply to source = \"csv\"; remove them"
                         .into(),
                 );
+            }
+        }
+        for (i, v) in self.view.iter().enumerate() {
+            v.validate()?;
+            if self.view[..i].iter().any(|o| o.name == v.name) {
+                return cfg(format!(
+                    "two [[data.view]] sections are named '{}'; give each a distinct name",
+                    v.name
+                ));
             }
         }
         if let Some(c) = self.classes {

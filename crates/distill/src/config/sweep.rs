@@ -130,6 +130,7 @@ impl SweepConfig {
                             hidden: m.hidden.clone(),
                             dropout: m.dropout,
                             width: m.width,
+                            view: None,
                             train_limit: None,
                             labels: true,
                             peer: Vec::new(),

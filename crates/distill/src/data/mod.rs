@@ -6,8 +6,10 @@ pub mod idx;
 pub mod loader;
 pub mod source;
 pub mod table;
+pub mod view;
 
 pub use augment::Augment;
 pub use dataset::{Dataset, Inputs, Normalization, Targets};
 pub use loader::{HostBatch, HostTargets, Loader};
 pub use source::DataSource;
+pub use view::{View, ViewConfig, SOURCE_VIEW};

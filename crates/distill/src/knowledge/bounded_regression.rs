@@ -80,7 +80,7 @@ struct BoundedRegression {
 impl KnowledgeTerm for BoundedRegression {
     fn forward(&self, _aux: &[Aux], ctx: &StepContext<'_>) -> Vec<(String, Tensor<1>)> {
         let s = ctx.students[self.at.student].logits.clone();
-        let t = ctx.teachers[self.at.teacher].logits.clone();
+        let t = ctx.teacher_logits(self.at.teacher);
         vec![(
             "bounded-regression".into(),
             bounded_regression_loss(s, t, ctx.targets.reals(), self.margin),

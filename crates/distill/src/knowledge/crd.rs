@@ -387,6 +387,7 @@ mod tests {
             frozen: std::slice::from_ref(&shapes),
             student_names: &["student".into()],
             frozen_names: &["t".into()],
+            frozen_unready: &[],
             classes: 4,
             task: crate::tasks::Task::Classification,
             labelled: true,

@@ -112,7 +112,7 @@ impl KnowledgeTerm for Dist {
     fn forward(&self, _aux: &[Aux], ctx: &StepContext<'_>) -> Vec<(String, Tensor<1>)> {
         let c = &self.0;
         let s = ctx.students[self.1.student].logits.clone();
-        let t = ctx.teachers[self.1.teacher].logits.clone();
+        let t = ctx.teacher_logits(self.1.teacher);
         vec![("dist".into(), dist_loss(s, t, c.beta, c.gamma, c.tau))]
     }
 }

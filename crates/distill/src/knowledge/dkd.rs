@@ -146,7 +146,7 @@ impl KnowledgeTerm for Dkd {
         let warm = ctx.warmup(c.warmup);
         let loss = dkd_loss(
             ctx.students[self.1.student].logits.clone(),
-            ctx.teachers[self.1.teacher].logits.clone(),
+            ctx.teacher_logits(self.1.teacher),
             ctx.targets.classes(),
             c.alpha,
             c.beta,

@@ -109,7 +109,7 @@ struct Kd {
 impl KnowledgeTerm for Kd {
     fn forward(&self, _aux: &[Aux], ctx: &StepContext<'_>) -> Vec<(String, Tensor<1>)> {
         let s = ctx.students[self.student].logits.clone();
-        let t = ctx.teachers[self.teacher].logits.clone();
+        let t = ctx.teacher_logits(self.teacher);
         vec![("kd".into(), kd_loss(s, t, self.t))]
     }
 }

@@ -109,7 +109,7 @@ impl KnowledgeTerm for KdLs {
     fn forward(&self, _aux: &[Aux], ctx: &StepContext<'_>) -> Vec<(String, Tensor<1>)> {
         let c = &self.0;
         let s = ctx.students[self.1.student].logits.clone();
-        let t = ctx.teachers[self.1.teacher].logits.clone();
+        let t = ctx.teacher_logits(self.1.teacher);
         vec![("kd-ls".into(), kd_ls_loss(s, t, c.temperature))]
     }
 }

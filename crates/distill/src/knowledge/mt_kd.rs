@@ -168,9 +168,9 @@ impl MtKdConfig {
         let names: Vec<Option<RoleRef>> = match &self.teachers {
             Some(list) => list.iter().cloned().map(Some).collect(),
             None => ctx
-                .frozen_names
-                .iter()
-                .map(|n| Some(RoleRef(n.clone())))
+                .ready_teachers()
+                .into_iter()
+                .map(|n| Some(RoleRef(n.to_string())))
                 .collect(),
         };
         if names.len() < 2 {
@@ -237,7 +237,7 @@ impl KnowledgeTerm for MtKd {
         let ts: Vec<Tensor<2>> = self
             .teachers
             .iter()
-            .map(|&i| ctx.teachers[i].logits.clone())
+            .map(|&i| ctx.teacher_logits(i))
             .collect();
         let loss = match self.weighting {
             Weighting::Logits => mt_kd_logits(s, &ts, self.t),

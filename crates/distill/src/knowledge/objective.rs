@@ -5,12 +5,14 @@ use burn::prelude::*;
 use super::method::Built;
 use super::term::{AuxUpdate, InitStage, Stage, StepContext};
 use super::Aux;
+use crate::data::View;
 
 /// Weighted sum of terms; every term's unweighted value is reported for logging.
 pub struct Objective {
     terms: Vec<Built>,
     teacher_taps: Vec<Vec<String>>,
     reads_teachers: bool,
+    views: Vec<View>,
 }
 
 /// How a term enters the objective: its weight, and whether it is the task's supervised loss
@@ -42,10 +44,32 @@ impl Objective {
             terms,
             teacher_taps: Vec::new(),
             reads_teachers: true,
+            views: Vec::new(),
         }
     }
 
-    /// Records which taps of each teacher the terms read (`logits` is always included).
+    /// The view each trainable role reads, in the order of [`StepContext::students`].
+    pub fn reading(mut self, views: Vec<View>) -> Self {
+        self.views = views;
+        self
+    }
+
+    /// The view each trainable role reads (the source input for every role when unset).
+    pub fn views(&self) -> &[View] {
+        &self.views
+    }
+
+    /// The input of trainable role `i` from a batch of source inputs.
+    pub fn input_of(&self, i: usize, x: &Tensor<4>) -> Tensor<4> {
+        match self.views.get(i) {
+            Some(v) => v.apply(x.clone()),
+            None => x.clone(),
+        }
+    }
+
+    /// Records which taps of each frozen teacher the terms read (`logits` included for every
+    /// teacher they read; none for a teacher they do not read, whose forward pass the step
+    /// then skips).
     pub fn with_teacher_taps(
         mut self,
         teachers: usize,
@@ -54,6 +78,9 @@ impl Objective {
         self.reads_teachers = !uses.is_empty();
         self.teacher_taps = (0..teachers)
             .map(|i| {
+                if !uses.iter().any(|(t, _)| *t == i) {
+                    return Vec::new();
+                }
                 let mut taps = vec!["logits".to_string()];
                 taps.extend(
                     uses.iter()
@@ -72,7 +99,7 @@ impl Objective {
         self.reads_teachers
     }
 
-    /// The taps of teacher `i` the terms read.
+    /// The taps of frozen teacher `i` the terms read (empty: the terms do not read it).
     pub fn teacher_taps(&self, i: usize) -> &[String] {
         &self.teacher_taps[i]
     }

@@ -22,9 +22,11 @@ pub struct StepContext<'a> {
     /// Taps of each trainable role (with gradients), in the order of
     /// [`BuildContext::students`].
     pub students: &'a [Taps],
-    /// Taps read as constants: the trainable roles' (detached), then each frozen teacher's.
-    /// Indexed by what [`BuildContext::teacher`] resolved.
-    pub teachers: &'a [Taps],
+    /// Taps read as constants: the trainable roles' (detached), then each frozen teacher's
+    /// (`None` for a teacher no term reads, which the step does not run). Indexed by what
+    /// [`BuildContext::teacher`] resolved; read them through [`Self::teacher`] and
+    /// [`Self::teacher_logits`].
+    pub teachers: &'a [Option<Taps>],
     /// The batch's targets (class labels or standardised reals, by task).
     pub targets: Target,
     /// Index of each sample in the training set (for memory banks and caches).
@@ -54,11 +56,22 @@ impl StepContext<'_> {
             .expect("tap names are validated before training")
     }
 
-    /// Tap `name` of teacher `i`.
+    /// Tap `name` of teacher-side role `i`.
     pub fn teacher(&self, i: usize, name: &str) -> Feature {
-        self.teachers[i]
+        self.teacher_taps(i)
             .get(name)
             .expect("tap names are validated before training")
+    }
+
+    /// The logits of teacher-side role `i`.
+    pub fn teacher_logits(&self, i: usize) -> Tensor<2> {
+        self.teacher_taps(i).logits.clone()
+    }
+
+    fn teacher_taps(&self, i: usize) -> &Taps {
+        self.teachers[i]
+            .as_ref()
+            .expect("a teacher a term reads was resolved when the term was built, and is run")
     }
 }
 
@@ -102,6 +115,9 @@ pub struct BuildContext<'a> {
     pub frozen: &'a [TapShapes],
     /// Names of the frozen teachers.
     pub frozen_names: &'a [String],
+    /// Why a frozen teacher cannot be read yet (trained by a later phase), by teacher; `None`
+    /// for a ready one. Empty: all are ready.
+    pub frozen_unready: &'a [Option<String>],
     /// Width of the models' outputs (classes, or target dimensions).
     pub classes: usize,
     /// The experiment's task (which targets the step carries).
@@ -206,25 +222,44 @@ impl BuildContext<'_> {
         ))
     }
 
+    /// Names of the frozen teachers a term may read now (those trained by a later phase are not).
+    pub fn ready_teachers(&self) -> Vec<&str> {
+        self.frozen_names
+            .iter()
+            .enumerate()
+            .filter(|(j, _)| self.frozen_unready.get(*j).is_none_or(Option::is_none))
+            .map(|(_, n)| n.as_str())
+            .collect()
+    }
+
     /// Resolves a term's `teacher` key: any role, read without gradients (default: the only
-    /// frozen teacher). Returns an index into [`StepContext::teachers`].
+    /// frozen teacher ready to be read). Returns an index into [`StepContext::teachers`].
     pub fn teacher(&self, role: &Option<RoleRef>) -> Result<usize> {
-        let offset = self.students.len();
         let Some(name) = role.as_ref().map(|r| r.0.as_str()) else {
-            return match self.frozen_names.len() {
-                1 => Ok(offset),
-                0 => Err(DistillError::Config(
+            let ready = self.ready_teachers();
+            return match ready[..] {
+                [one] => self.teacher(&Some(RoleRef(one.to_string()))),
+                [] if self.frozen_names.is_empty() => Err(DistillError::Config(
                     "this method needs a teacher, but the experiment has none; add a [[teacher]] section, or name a peer with teacher = \"<peer name>\"".into(),
                 )),
+                [] => Err(DistillError::Config(format!(
+                    "this method needs a teacher, but none is trained before this recipe ({}); list the recipes the teachers come from first",
+                    self.frozen_names.join(", ")
+                ))),
                 _ => Err(DistillError::Config(format!(
                     "the experiment has {} teachers, so the term must say which it learns from: teacher = \"<name>\" (roles: {})",
-                    self.frozen_names.len(),
+                    ready.len(),
                     self.role_list()
                 ))),
             };
         };
         if let Some(j) = self.frozen_names.iter().position(|n| n == name) {
-            return Ok(offset + j);
+            if let Some(Some(why)) = self.frozen_unready.get(j) {
+                return Err(DistillError::Config(format!(
+                    "teacher '{name}' is not trained yet when this recipe runs: {why}; list the [[student]] recipe it comes from before the recipes that read it"
+                )));
+            }
+            return Ok(self.reads_frozen(j));
         }
         if let Some(i) = self.student_names.iter().position(|n| n == name) {
             return Ok(i);
@@ -236,6 +271,15 @@ impl BuildContext<'_> {
             .map(String::as_str)
             .collect();
         Err(DistillError::unknown("role (teacher = ...)", name, &all))
+    }
+
+    /// Records that a term reads frozen teacher `j` (so the step runs it); returns its
+    /// teacher-side index.
+    fn reads_frozen(&self, j: usize) -> usize {
+        self.teacher_uses
+            .borrow_mut()
+            .insert((j, "logits".to_string()));
+        self.students.len() + j
     }
 
     /// Shape of a tap, or an error listing the taps that exist.

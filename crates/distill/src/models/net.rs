@@ -246,13 +246,20 @@ pub enum ModelConfig {
     Resnet32x4 {},
 }
 
-/// A trainable role of a job: its name (how terms address it) and its architecture.
+/// A trainable role of a job: its name (how terms address it), its architecture and the view of
+/// each sample it reads.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RoleModel {
     /// Role name.
     pub name: String,
     /// Architecture.
     pub model: ModelConfig,
+    /// The view it reads (see `[[data.view]]`; default `input`).
+    #[serde(
+        default = "crate::config::experiment::source_view",
+        skip_serializing_if = "crate::config::experiment::is_source_view"
+    )]
+    pub view: String,
 }
 
 impl ModelSpec {

@@ -11,6 +11,7 @@ use crate::config::diff::{differences, RESUMABLE};
 use crate::config::experiment::StudentConfig;
 use crate::config::{ExperimentConfig, Plan, StudentPlan};
 use crate::data::table::{load_csv, CsvSpec};
+use crate::data::view::resolve_views;
 use crate::data::{DataSource, Dataset};
 use crate::error::{DistillError, Result};
 use crate::models::Net;
@@ -74,7 +75,9 @@ pub fn load_data(plan: &Plan) -> Result<DataBundle> {
         plan.data.classes.or(plan.data.source.known_classes()),
     )?;
     let norm = train.normalization();
+    let views = resolve_views(&plan.data.view, &train)?;
     Ok(DataBundle {
+        views,
         train: Arc::new(train),
         test: Arc::new(test),
         norm,
@@ -166,6 +169,7 @@ fn initial_teachers(plan: &Plan, data: &DataBundle, device: &Device) -> Result<V
     let classes = data.train.num_classes;
     let mut teachers = Vec::new();
     for t in &plan.teachers {
+        let view = data.view(&t.view)?.clone();
         let net = match &t.checkpoint {
             Some(ckpt) => {
                 let (net, meta) = load_model_dir(ckpt, &device.clone().without_autodiff())?;
@@ -186,19 +190,34 @@ fn initial_teachers(plan: &Plan, data: &DataBundle, device: &Device) -> Result<V
                         fix: "; train the teacher on this data set, or point data at the one it was trained on".into(),
                     });
                 }
+                if !meta.view.same_input(&view) {
+                    return Err(DistillError::Config(format!(
+                        "teacher '{}': checkpoint {} was trained on view {:?} of the samples, but its [[teacher]] section reads view '{}' ({view:?}); set the section's `view` to a [[data.view]] deriving what the checkpoint read",
+                        t.name,
+                        ckpt.display(),
+                        meta.view,
+                        t.view
+                    )));
+                }
                 net
             }
             None => {
                 device.seed(plan.seeds[0]);
-                t.model.build(geometry, classes, device)?.valid()
+                t.model
+                    .build(view.geometry(geometry), classes, device)?
+                    .valid()
             }
         };
         teachers.push(Teacher {
             name: t.name.clone(),
-            shapes: net.tap_shapes(geometry, device),
+            shapes: net.tap_shapes(view.geometry(geometry), device),
             net,
+            view,
             test_predictions: vec![],
             cache: None,
+            unready: t.from.as_ref().map(|r| {
+                format!("it is the student of recipe '{r}', which trains later (or is this recipe)")
+            }),
         });
     }
     Ok(teachers)
@@ -213,7 +232,8 @@ pub fn check_plan(
     device: &Device,
     opts: &RunOptions,
 ) -> Result<Vec<Teacher>> {
-    let teachers = initial_teachers(plan, data, device)?;
+    let mut teachers = initial_teachers(plan, data, device)?;
+    let unready: Vec<Option<String>> = teachers.iter().map(|t| t.unready.clone()).collect();
     for phase in plan.scheme.phases(plan) {
         phase_job(
             &phase,
@@ -227,6 +247,13 @@ pub fn check_plan(
             opts,
         )
         .prepare()?;
+        // What the phase trains is ready for the phases after it.
+        if let Some(i) = phase.output.teacher() {
+            teachers[i].unready = None;
+        }
+    }
+    for (t, u) in teachers.iter_mut().zip(unready) {
+        t.unready = u;
     }
     Ok(teachers)
 }
@@ -318,13 +345,10 @@ pub fn run_experiment(plan: &Plan, opts: &RunOptions) -> Result<Report> {
         let mut outcomes: Vec<JobOutcome> = Vec::new();
         let (mut diverged, mut collapsed) = (0, 0);
         for &seed in &phase.seeds {
-            let dir = match phase.output {
-                PhaseOutput::Teacher(_) => run_dir.join(&phase.dir),
-                PhaseOutput::Rows => run_dir.join(&phase.dir).join(format!("seed{seed}")),
-            };
+            let dir = phase_dir(&run_dir, phase, seed);
             let label = match phase.output {
                 PhaseOutput::Teacher(_) => phase.name.clone(),
-                PhaseOutput::Rows => format!("{} seed {seed}", phase.name),
+                PhaseOutput::Rows { .. } => format!("{} seed {seed}", phase.name),
             };
             let job = phase_job(
                 phase,
@@ -340,7 +364,9 @@ pub fn run_experiment(plan: &Plan, opts: &RunOptions) -> Result<Report> {
             match job.prepare()?.run() {
                 Ok(o) => outcomes.push(o),
                 Err(e @ (DistillError::NonFinite { .. } | DistillError::Collapse { .. }))
-                    if opts.keep_going && phase.output == PhaseOutput::Rows =>
+                    if opts.keep_going
+                        && matches!(phase.output, PhaseOutput::Rows { .. })
+                        && (phase.output.teacher().is_none() || seed != phase.seeds[0]) =>
                 {
                     let what = if matches!(e, DistillError::Collapse { .. }) {
                         collapsed += 1;
@@ -361,7 +387,7 @@ pub fn run_experiment(plan: &Plan, opts: &RunOptions) -> Result<Report> {
             PhaseOutput::Teacher(i) => {
                 let outcome = outcomes.pop().expect("a teacher phase has one seed");
                 let (net, _) = load_model_dir(
-                    &run_dir.join(&phase.dir).join("best"),
+                    &phase_dir(&run_dir, phase, phase.seeds[0]).join("best"),
                     &device.clone().without_autodiff(),
                 )?;
                 curves.push((phase.name.clone(), vec![outcome.history.clone()]));
@@ -376,7 +402,15 @@ pub fn run_experiment(plan: &Plan, opts: &RunOptions) -> Result<Report> {
                     opts,
                 ));
             }
-            PhaseOutput::Rows => {
+            PhaseOutput::Rows { teacher } => {
+                if let Some(i) = teacher {
+                    // The first seed's student teaches the recipes after this one.
+                    let (net, _) = load_model_dir(
+                        &phase_dir(&run_dir, phase, phase.seeds[0]).join("best"),
+                        &device.clone().without_autodiff(),
+                    )?;
+                    freeze_teacher(plan, i, &mut teachers[i], net, None, &data, &device, opts);
+                }
                 if !outcomes.is_empty() {
                     curves.push((
                         phase.name.clone(),
@@ -437,6 +471,14 @@ pub fn run_experiment(plan: &Plan, opts: &RunOptions) -> Result<Report> {
     Ok(report)
 }
 
+/// The folder of a phase's run at `seed`.
+fn phase_dir(run_dir: &Path, phase: &Phase, seed: u64) -> PathBuf {
+    match phase.output {
+        PhaseOutput::Teacher(_) => run_dir.join(&phase.dir),
+        PhaseOutput::Rows { .. } => run_dir.join(&phase.dir).join(format!("seed{seed}")),
+    }
+}
+
 /// Makes `net` the frozen teacher `i`: evaluated on the test set, with its output cache; returns
 /// its results row.
 #[allow(clippy::too_many_arguments)]
@@ -451,7 +493,14 @@ fn freeze_teacher(
     opts: &RunOptions,
 ) -> Row {
     let t = &plan.teachers[i];
-    let eval = evaluate(&net, &data.test, &data.norm, data.eval_batch, device);
+    let eval = evaluate(
+        &net,
+        &teacher.view,
+        &data.test,
+        &data.norm,
+        data.eval_batch,
+        device,
+    );
     opts.progress.line(&format!(
         "teacher {}: test {}",
         t.name,
@@ -473,8 +522,10 @@ fn freeze_teacher(
         name: t.name.clone(),
         shapes: teacher.shapes.clone(),
         net,
+        view: teacher.view.clone(),
         test_predictions: eval.predictions,
         cache: (t.cache_mb > 0).then(|| Arc::new(Mutex::new(TeacherCache::new(t.cache_mb)))),
+        unready: None,
     };
     row
 }

@@ -45,8 +45,23 @@ pub enum PhaseOutput {
     /// The first role's best checkpoint becomes the plan's frozen teacher of this index for the
     /// later phases (the phase then has one seed).
     Teacher(usize),
-    /// Results rows: one per trainable role, over the seeds.
-    Rows,
+    /// Results rows: one per trainable role, over the seeds; and, when `teacher` is set, the
+    /// first role's best checkpoint of the first seed becomes that frozen teacher for the later
+    /// phases (a recipe's student teaching the next recipe).
+    Rows {
+        /// The plan's teacher the phase's student becomes.
+        teacher: Option<usize>,
+    },
+}
+
+impl PhaseOutput {
+    /// The plan's teacher the phase trains, if any.
+    pub fn teacher(&self) -> Option<usize> {
+        match *self {
+            PhaseOutput::Teacher(i) => Some(i),
+            PhaseOutput::Rows { teacher } => teacher,
+        }
+    }
 }
 
 /// One row of the scheme catalogue.

@@ -1,7 +1,9 @@
 //! Offline distillation (the survey's first scheme): each teacher is pretrained on the labels
 //! (or loaded), then frozen; each student recipe is fitted against the teachers once per seed.
 //! A recipe with peers trains them jointly with its student (online / mutual learning), and a
-//! plan without teachers is then purely online.
+//! plan without teachers is then purely online. A teacher declared `from` a recipe is that
+//! recipe's student, frozen for the recipes listed after it (teacher-assistant chains,
+//! born-again generations).
 
 use std::path::PathBuf;
 
@@ -13,7 +15,7 @@ use crate::models::RoleModel;
 /// Catalogue entry.
 pub const INFO: SchemeInfo = SchemeInfo {
     name: "offline",
-    description: "pretrain (or load) every [[teacher]], freeze them, then fit each [[student]] recipe (with its peers, if any) per seed",
+    description: "pretrain (or load) every [[teacher]], freeze them, then fit each [[student]] recipe (with its peers, if any) per seed, in order; a teacher `from` a recipe is its student, for the recipes after it",
     citation: "Hinton et al. 2015; Hu et al. 2023, §4.1 (offline), §4.2 (online, with peers)",
 };
 
@@ -23,13 +25,14 @@ pub fn phases(plan: &Plan) -> Vec<Phase> {
         .teachers
         .iter()
         .enumerate()
-        .filter(|(_, t)| t.checkpoint.is_none())
+        .filter(|(_, t)| t.checkpoint.is_none() && t.from.is_none())
         .map(|(i, t)| Phase {
             name: format!("teacher {}", t.name),
             dir: PathBuf::from("teachers").join(sanitize(&t.name)),
             roles: vec![RoleModel {
                 name: t.name.clone(),
                 model: t.model.clone(),
+                view: t.view.clone(),
             }],
             losses: plan.task.supervised(&t.name),
             train: t.train.clone(),
@@ -45,6 +48,7 @@ pub fn phases(plan: &Plan) -> Vec<Phase> {
         roles: std::iter::once(RoleModel {
             name: STUDENT.into(),
             model: s.model.clone(),
+            view: s.view.clone(),
         })
         .chain(s.peers.iter().cloned())
         .collect(),
@@ -54,7 +58,12 @@ pub fn phases(plan: &Plan) -> Vec<Phase> {
         labels: s.labels,
         seeds: plan.seeds.clone(),
         reads_teachers: true,
-        output: PhaseOutput::Rows,
+        output: PhaseOutput::Rows {
+            teacher: plan
+                .teachers
+                .iter()
+                .position(|t| t.from.as_ref() == Some(&s.name)),
+        },
     });
     pretrain.chain(distil).collect()
 }

@@ -117,8 +117,11 @@ pub fn model_files(
 pub struct ModelMeta {
     /// Architecture.
     pub config: ModelConfig,
-    /// Input geometry `[channels, height, width]`.
+    /// Geometry `[channels, height, width]` of the data's samples.
     pub input: [usize; 3],
+    /// The view of each sample the model reads (its input is `view.geometry(input)`).
+    #[serde(default, skip_serializing_if = "crate::data::View::is_source")]
+    pub view: crate::data::View,
     /// Number of classes.
     pub classes: usize,
     /// Normalisation the model was trained with.
@@ -143,7 +146,9 @@ pub fn load_model_dir(dir: &Path, device: &Device) -> Result<(Net, ModelMeta)> {
                 reason: format!("corrupt: {e}"),
             })
         })?;
-    let net = meta.config.build(meta.input, meta.classes, device)?;
+    let net = meta
+        .config
+        .build(meta.view.geometry(meta.input), meta.classes, device)?;
     let net = load_module(net, &dir.join("model.bpk"))?;
     Ok((net, meta))
 }
@@ -175,6 +180,7 @@ mod tests {
         let meta = ModelMeta {
             config: ModelConfig::named("mlp").unwrap(),
             input: [1, 4, 4],
+            view: crate::data::View::source(),
             classes: 3,
             normalization: crate::data::Normalization {
                 mean: vec![0.0],

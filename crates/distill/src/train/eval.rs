@@ -7,7 +7,7 @@ use burn::prelude::*;
 use burn::tensor::TensorData;
 
 use super::step::Batch;
-use crate::data::{Augment, Dataset, HostBatch, HostTargets, Loader, Normalization};
+use crate::data::{Augment, Dataset, HostBatch, HostTargets, Loader, Normalization, View};
 use crate::models::Net;
 use crate::tasks::Target;
 
@@ -63,9 +63,11 @@ pub fn upload_keyed(batch: HostBatch, geometry: [usize; 3], device: &Device) -> 
     }
 }
 
-/// Evaluates `net` in inference mode (no autodiff, batch norm with running statistics).
+/// Evaluates `net`, reading `view` of each sample, in inference mode (no autodiff, batch norm
+/// with running statistics).
 pub fn evaluate(
     net: &Net,
+    view: &View,
     data: &Arc<Dataset>,
     norm: &Normalization,
     batch_size: usize,
@@ -87,7 +89,7 @@ pub fn evaluate(
     for batch in loader.epoch(0, 2) {
         let targets = batch.targets.clone();
         let (x, _) = upload(batch, geometry, &device);
-        let out = net.forward(x).logits;
+        let out = net.forward(view.apply(x)).logits;
         match targets {
             HostTargets::Class(labels) => {
                 let pred: Vec<i64> = out.argmax(1).into_data().iter::<i64>().collect();

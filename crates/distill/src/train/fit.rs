@@ -21,7 +21,7 @@ use super::step::{train_step, StepAt, Teacher, Trainable};
 use super::store::{check_job_spec, restore, save_epoch, CollapseRecord, TrainState};
 use crate::config::TrainPlan;
 use crate::data::loader::mix;
-use crate::data::{Augment, Dataset, Loader, Normalization};
+use crate::data::{Augment, Dataset, Loader, Normalization, View};
 use crate::error::{DistillError, Result};
 use crate::knowledge::{BuildContext, InitStage, MethodConfig, Objective, Stage, TermWeight};
 use crate::models::{Net, RoleModel, TapShapes};
@@ -39,6 +39,8 @@ pub struct DataBundle {
     pub augment: Augment,
     /// Evaluation batch size.
     pub eval_batch: usize,
+    /// Every view of the samples: the source input, then the declared ones.
+    pub views: Vec<View>,
 }
 
 impl DataBundle {
@@ -59,9 +61,17 @@ impl DataBundle {
         }
     }
 
-    /// The model input's `[channels, height, width]`.
+    /// The samples' `[channels, height, width]` (the source input's).
     pub fn geometry(&self) -> [usize; 3] {
         self.train.geometry()
+    }
+
+    /// The view named `name` (names are checked when the plan is validated).
+    pub fn view(&self, name: &str) -> Result<&View> {
+        self.views.iter().find(|v| v.name == name).ok_or_else(|| {
+            let names: Vec<&str> = self.views.iter().map(|v| v.name.as_str()).collect();
+            DistillError::unknown("view", name, &names)
+        })
     }
 }
 
@@ -222,17 +232,25 @@ pub fn build_trainable(
 ) -> Result<(Trainable, Objective)> {
     let geometry = data.geometry();
     let classes = data.train.num_classes;
+    let views = roles
+        .iter()
+        .map(|r| data.view(&r.view).cloned())
+        .collect::<Result<Vec<_>>>()?;
     let nets = roles
         .iter()
-        .map(|r| r.model.build(geometry, classes, device))
+        .zip(&views)
+        .map(|(r, v)| r.model.build(v.geometry(geometry), classes, device))
         .collect::<Result<Vec<_>>>()?;
     let shapes: Vec<TapShapes> = nets
         .iter()
-        .map(|n| n.tap_shapes(geometry, device))
+        .zip(&views)
+        .map(|(n, v)| n.tap_shapes(v.geometry(geometry), device))
         .collect();
     let names: Vec<String> = roles.iter().map(|r| r.name.clone()).collect();
     let teacher_shapes: Vec<TapShapes> = teachers.iter().map(|t| t.shapes.clone()).collect();
     let teacher_names: Vec<String> = teachers.iter().map(|t| t.name.clone()).collect();
+    let teacher_unready: Vec<Option<String>> =
+        teachers.iter().map(|t| t.unready.clone()).collect();
     let teacher_nets: Vec<&Net> = teachers.iter().map(|t| &t.net).collect();
     let probe = || {
         if teachers.is_empty() {
@@ -252,13 +270,17 @@ pub fn build_trainable(
             .recv()
             .expect("a training set has at least one batch");
         let (x, _) = upload(batch, geometry, &plain);
-        teachers.iter().map(|t| t.net.forward(x.clone())).collect()
+        teachers
+            .iter()
+            .map(|t| t.net.forward(t.view.apply(x.clone())))
+            .collect()
     };
     let ctx = BuildContext {
         students: &shapes,
         student_names: &names,
         frozen: &teacher_shapes,
         frozen_names: &teacher_names,
+        frozen_unready: &teacher_unready,
         classes,
         device,
         teacher_nets: &teacher_nets,
@@ -286,7 +308,7 @@ pub fn build_trainable(
             students: nets,
             aux,
         },
-        objective,
+        objective.reading(views),
     ))
 }
 
@@ -308,9 +330,11 @@ impl Prepared<'_> {
         let metas: Vec<ModelMeta> = job
             .roles
             .iter()
-            .map(|r| ModelMeta {
+            .zip(objective.views())
+            .map(|(r, view)| ModelMeta {
                 config: r.model.clone(),
                 input: geometry,
+                view: view.clone(),
                 classes: data.train.num_classes,
                 normalization: data.norm.clone(),
             })
@@ -475,7 +499,7 @@ impl Prepared<'_> {
                 seen += samples;
                 bar.inc(1);
             }
-            let (eval, peers, agreement) = evaluate_roles(&trainable, &job);
+            let (eval, peers, agreement) = evaluate_roles(&trainable, &objective, &job);
             let seconds = started.elapsed().as_secs_f64();
             state.seconds += seconds;
             let weighted: Vec<TermShare> = sums
@@ -558,15 +582,27 @@ impl Prepared<'_> {
 /// with the first teacher, for classification) and each peer's headline metric.
 fn evaluate_roles(
     trainable: &Trainable,
+    objective: &Objective,
     job: &Job<'_>,
 ) -> (Evaluation, BTreeMap<String, f64>, Option<f64>) {
     let data = job.data;
-    let eval = |net| evaluate(net, &data.test, &data.norm, data.eval_batch, &job.device);
-    let student = eval(&trainable.students[0]);
+    let views = objective.views();
+    let eval = |net, view| {
+        evaluate(
+            net,
+            view,
+            &data.test,
+            &data.norm,
+            data.eval_batch,
+            &job.device,
+        )
+    };
+    let student = eval(&trainable.students[0], &views[0]);
     let peers = trainable.students[1..]
         .iter()
         .zip(&job.roles[1..])
-        .map(|(net, r)| (r.name.clone(), eval(net).primary()))
+        .zip(&views[1..])
+        .map(|((net, r), view)| (r.name.clone(), eval(net, view).primary()))
         .collect();
     // Top-1 agreement is a classification metric: regression has no predicted classes.
     let agreement = job

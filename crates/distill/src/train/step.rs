@@ -10,6 +10,7 @@ use burn::prelude::*;
 use super::cache::{CacheKey, TeacherCache};
 use super::clip::clip_global_norm;
 use crate::knowledge::{Aux, AuxUpdate, Objective, Stage, StepContext, TermWeight};
+use crate::data::View;
 use crate::models::{Net, TapShapes, Taps};
 use crate::tasks::Target;
 
@@ -33,34 +34,40 @@ pub struct Teacher {
     pub net: Net,
     /// Its tap shapes.
     pub shapes: TapShapes,
+    /// The view of each sample it reads.
+    pub view: View,
     /// Its predictions on the test set (for the agreement metric).
     pub test_predictions: Vec<usize>,
     /// Cache of its outputs, shared by every job that distils from it (`None`: always run it).
     pub cache: Option<Arc<Mutex<TeacherCache>>>,
+    /// Why it cannot be read yet, if it is trained by a later phase (its `net` is then an
+    /// untrained stand-in that only gives the tap shapes, and terms may not name it).
+    pub unready: Option<String>,
 }
 
 impl Teacher {
-    /// The teacher's taps for a batch: from the cache when it holds every tap the objective
-    /// reads for every sample, otherwise from a forward pass (whose outputs are then cached).
+    /// The teacher's taps for a batch of source inputs `x`: from the cache when it holds every
+    /// tap the objective reads for every sample, otherwise from a forward pass on its view of
+    /// `x` (whose outputs are then cached).
     pub fn outputs(&self, x: Tensor<4>, keys: &[CacheKey], taps: &[String]) -> Taps {
         let Some(cache) = &self.cache else {
-            return self.net.forward(x);
+            return self.net.forward(self.view.apply(x));
         };
         let device = x.device();
         let mut cache = cache.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(hit) = cache.lookup(taps, keys, &device) {
             return hit;
         }
-        let out = self.net.forward(x);
+        let out = self.net.forward(self.view.apply(x));
         cache.insert(taps, keys, &out);
         out
     }
 }
 
-/// One training batch on the device: images, labels, and each sample's index in the training
-/// set and teacher-cache key.
+/// One training batch on the device: source inputs, targets, and each sample's index in the
+/// training set and teacher-cache key.
 pub struct Batch {
-    /// Images `[n, c, h, w]`.
+    /// Source inputs `[n, c, h, w]` (each role reads its view of them).
     pub x: Tensor<4>,
     /// Targets.
     pub y: Target,
@@ -140,19 +147,20 @@ pub fn train_step(
     let student_taps: Vec<_> = trainable
         .students
         .iter()
-        .map(|s| s.forward(x.clone()))
+        .enumerate()
+        .map(|(i, s)| s.forward(objective.input_of(i, &x)))
         .collect();
-    // The teacher side: every trainable role read as a constant, then the frozen teachers (from
-    // their cache or a forward pass without autodiff), as `BuildContext::teacher` indexes them.
-    let mut teacher_taps: Vec<Taps> = student_taps.iter().map(Taps::detach).collect();
+    // The teacher side: every trainable role read as a constant, then the frozen teachers the
+    // terms read (from their cache or a forward pass without autodiff), as
+    // `BuildContext::teacher` indexes them.
+    let mut teacher_taps: Vec<Option<Taps>> =
+        student_taps.iter().map(|t| Some(t.detach())).collect();
     if objective.reads_teachers() {
         let x_plain = x.without_autodiff();
-        teacher_taps.extend(
-            teachers
-                .iter()
-                .enumerate()
-                .map(|(i, t)| t.outputs(x_plain.clone(), &keys, objective.teacher_taps(i))),
-        );
+        teacher_taps.extend(teachers.iter().enumerate().map(|(i, t)| {
+            let taps = objective.teacher_taps(i);
+            (!taps.is_empty()).then(|| t.outputs(x_plain.clone(), &keys, taps))
+        }));
     }
     let hits = y.batch_sum(student_taps[0].logits.clone().detach());
     let ctx = StepContext {

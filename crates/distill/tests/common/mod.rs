@@ -6,6 +6,7 @@ use std::path::Path;
 
 use distill::burn::prelude::*;
 use distill::config::{ExperimentConfig, Plan, TrainPlan};
+use distill::data::View;
 use distill::knowledge::STUDENT;
 use distill::models::{ModelConfig, RoleModel};
 use distill::run::load_data;
@@ -79,13 +80,15 @@ impl Setup {
             .build(data.geometry(), data.train.num_classes, &device)
             .unwrap()
             .valid();
-        let eval = distill::train::evaluate(&net, &data.test, &data.norm, 64, &device);
+        let eval = distill::train::evaluate(&net, &View::source(), &data.test, &data.norm, 64, &device);
         let teacher = Teacher {
             name,
             shapes: net.tap_shapes(data.geometry(), &device),
             net,
+            view: View::source(),
             test_predictions: eval.predictions,
             cache: None,
+            unready: None,
         };
         Self {
             plan,
@@ -108,6 +111,7 @@ impl Setup {
             roles: std::iter::once(RoleModel {
                 name: STUDENT.into(),
                 model: self.plan.students[0].model.clone(),
+                view: self.plan.students[0].view.clone(),
             })
             .chain(self.plan.students[0].peers.iter().cloned())
             .collect(),
