@@ -323,7 +323,14 @@ fn eval(checkpoint: &Path, data: SourceArg, dir: Option<&Path>) -> Result<()> {
         .into());
     }
     let n = test.len();
-    let e = evaluate(&net, &meta.view, &Arc::new(test), &meta.normalization, 500, &device);
+    let e = evaluate(
+        &net,
+        &meta.view,
+        &Arc::new(test),
+        &meta.normalization,
+        500,
+        &device,
+    );
     outln!(
         "{}: {} ({} params) test accuracy {:.2}% on {n} images",
         checkpoint.display(),

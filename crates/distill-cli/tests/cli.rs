@@ -366,3 +366,250 @@ fn data_problems_fail_cleanly() {
         "nothing is written when the teacher does not fit"
     );
 }
+
+const CHAIN: &str = r#"
+name = "chain"
+seeds = [1, 2]
+[data]
+train_limit = 200
+[[data.view]]
+name = "small"
+downsample = 2
+[train]
+epochs = 2
+batch_size = 32
+stop_on_collapse = false
+[[teacher]]
+name = "big"
+model = "mlp"
+hidden = [32]
+[[teacher]]
+name = "ta"
+model = "mlp"
+hidden = [16]
+view = "small"
+from = "assistant"
+[[student]]
+name = "assistant"
+model = "mlp"
+hidden = [16]
+view = "small"
+[[student.loss]]
+method = "ce"
+weight = 0.1
+[[student.loss]]
+method = "kd"
+[[student]]
+name = "student"
+model = "mlp"
+hidden = [8]
+view = "small"
+[[student.loss]]
+method = "kd"
+teacher = "ta"
+"#;
+
+/// A teacher → assistant → student chain over two views: the assistant (reading 14×14 images)
+/// learns from the full-resolution teacher, and its first seed's best checkpoint teaches the
+/// last recipe, which runs no other teacher.
+#[test]
+fn a_recipe_student_teaches_later_recipes_on_another_view() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    let out = t.join("run");
+    let (table, log) = ok(&[
+        "train",
+        &write(t, "chain.toml", CHAIN),
+        "--out",
+        &out.to_string_lossy(),
+        "--no-progress",
+    ]);
+    assert!(
+        table.contains("| teacher big |")
+            && table.contains("| assistant |")
+            && table.contains("| student |")
+            && !table.contains("teacher ta"),
+        "{table}"
+    );
+    // The assistant reads the lower-resolution view, and its checkpoint says so.
+    let best = out.join("students/assistant/seed1/best");
+    let meta = std::fs::read_to_string(best.join("model.json")).unwrap();
+    assert!(
+        meta.contains("\"downsample\": 2")
+            && meta.contains("\"input\": [\n    1,\n    28,\n    28"),
+        "{meta}"
+    );
+    // `eval` feeds it the view it was trained on, and scores what the chain froze as teacher ta.
+    let (scored, _) = ok(&["eval", &best.to_string_lossy()]);
+    let accuracy = |s: &str| {
+        s.split("accuracy ")
+            .nth(1)
+            .and_then(|r| r.split('%').next())
+            .map(str::to_string)
+    };
+    let frozen = log
+        .lines()
+        .find(|l| l.starts_with("teacher ta: test"))
+        .unwrap_or_else(|| panic!("no line for teacher ta in:\n{log}"));
+    assert_eq!(accuracy(&scored), accuracy(frozen), "{scored}\n{frozen}");
+    // 200 samples in batches of 32 are 7 batches an epoch: each teacher computes them once and
+    // serves the other 3 epochs × 7 from its cache; `big` is not run for the last recipe.
+    for (name, line) in [
+        ("big", "21 batches served from the cache, 7 computed"),
+        ("ta", "21 batches served from the cache, 7 computed"),
+    ] {
+        assert!(
+            log.contains(&format!("teacher {name} cache: {line}")),
+            "{name}:\n{log}"
+        );
+    }
+
+    // Resuming the finished chain reloads the assistant as teacher ta and changes no row.
+    let (again, _) = ok(&[
+        "train",
+        &t.join("chain.toml").to_string_lossy(),
+        "--out",
+        &out.to_string_lossy(),
+        "--resume",
+        "--no-progress",
+    ]);
+    let rows = |t: &str| -> Vec<String> {
+        // every row without its wall time
+        t.lines()
+            .filter(|l| l.starts_with("| "))
+            .map(|l| l.rsplitn(3, '|').nth(2).unwrap_or(l).to_string())
+            .collect()
+    };
+    assert_eq!(rows(&again), rows(&table));
+
+    // A recipe cannot read the teacher it trains itself (or one a later recipe trains).
+    let own = CHAIN.replacen(
+        "method = \"kd\"\n[[student]]",
+        "method = \"kd\"\nteacher = \"ta\"\n[[student]]",
+        1,
+    );
+    assert_ne!(own, CHAIN);
+    fails_with(
+        &["train", &write(t, "order.toml", &own)],
+        "teacher 'ta' is not trained yet when this recipe runs",
+    );
+    fails_with(
+        &[
+            "train",
+            &write(
+                t,
+                "arch.toml",
+                &CHAIN.replacen("hidden = [16]", "hidden = [12]", 1),
+            ),
+        ],
+        "whose student differs from the [[teacher]] section",
+    );
+    fails_with(
+        &[
+            "train",
+            &write(
+                t,
+                "from.toml",
+                &CHAIN.replace("from = \"assistant\"", "from = \"asistant\""),
+            ),
+        ],
+        "did you mean 'assistant'",
+    );
+    fails_with(
+        &[
+            "train",
+            &write(
+                t,
+                "view.toml",
+                &CHAIN.replace("view = \"small\"\nfrom", "view = \"smal\"\nfrom"),
+            ),
+        ],
+        "did you mean 'small'",
+    );
+    fails_with(
+        &[
+            "train",
+            &write(
+                t,
+                "ds.toml",
+                &CHAIN.replace("downsample = 2", "downsample = 3"),
+            ),
+        ],
+        "must divide",
+    );
+}
+
+/// Learning with privileged information: the teacher reads every column of a table, the
+/// student only the columns it will have at inference.
+#[test]
+fn a_student_reads_fewer_columns_than_its_teacher() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    let mut csv = String::from("a,b,kind,y\n");
+    for i in 0..300 {
+        let (a, b) = ((i % 17) as f64 / 17.0, (i % 5) as f64);
+        let kind = ["x", "y", "z"][i % 3];
+        csv += &format!("{a},{b},{kind},{}\n", 3.0 * a + b + (i % 3) as f64);
+    }
+    let path = write(t, "t.csv", &csv);
+    let cfg = format!(
+        r#"
+name = "pi"
+task = "regression"
+[data]
+source = "csv"
+path = "{path}"
+target = "y"
+[[data.view]]
+name = "cheap"
+columns = ["a", "kind"]
+[train]
+epochs = 2
+batch_size = 32
+[[teacher]]
+model = "mlp"
+hidden = [16]
+[[student]]
+name = "student"
+model = "mlp"
+hidden = [8]
+view = "cheap"
+[[student.loss]]
+method = "mse"
+[[student.loss]]
+method = "output-match"
+"#
+    );
+    let out = t.join("run");
+    ok(&[
+        "train",
+        &write(t, "pi.toml", &cfg),
+        "--out",
+        &out.to_string_lossy(),
+        "--no-progress",
+    ]);
+    let meta = std::fs::read_to_string(out.join("students/student/seed1/best/model.json")).unwrap();
+    // a, then the three one-hot kinds
+    assert!(
+        meta.contains("\"columns\": [\n      0,\n      2,\n      3,\n      4\n    ]"),
+        "{meta}"
+    );
+    fails_with(
+        &[
+            "train",
+            &write(t, "bad.toml", &cfg.replace("\"kind\"]", "\"knd\"]")),
+        ],
+        "did you mean 'kind'",
+    );
+    fails_with(
+        &[
+            "train",
+            &write(
+                t,
+                "img.toml",
+                &cfg.replace("columns = [\"a\", \"kind\"]", "grayscale = true"),
+            ),
+        ],
+        "use columns",
+    );
+}

@@ -172,8 +172,9 @@ impl View {
         let [_, h, w] = data.geometry();
         if let Some(k) = cfg.downsample {
             if h % k != 0 || w % k != 0 {
-                let divisors: Vec<usize> =
-                    (2..=h.min(w)).filter(|d| h % d == 0 && w % d == 0).collect();
+                let divisors: Vec<usize> = (2..=h.min(w))
+                    .filter(|d| h % d == 0 && w % d == 0)
+                    .collect();
                 return Err(bad(format!(
                     "downsample = {k} must divide the images' height and width ({h}×{w}); use one of {divisors:?}"
                 )));
@@ -243,7 +244,12 @@ mod tests {
             inputs: Inputs::Table {
                 values: vec![1.0, 2.0, 0.0, 1.0, 3.0, 4.0, 1.0, 0.0],
                 features: 4,
-                names: vec!["a".into(), "b".into(), "cut=Good".into(), "cut=Ideal".into()],
+                names: vec![
+                    "a".into(),
+                    "b".into(),
+                    "cut=Good".into(),
+                    "cut=Ideal".into(),
+                ],
             },
             targets: Targets::Real {
                 values: vec![1.0, 2.0],
@@ -288,7 +294,8 @@ mod tests {
         assert_eq!(v.columns, Some(vec![2, 3, 0]));
         assert_eq!(v.geometry([1, 1, 4]), [1, 1, 3]);
         let dev = Device::flex();
-        let x = Tensor::<4>::from_floats([[[[1.0, 2.0, 0.0, 1.0]]], [[[3.0, 4.0, 1.0, 0.0]]]], &dev);
+        let x =
+            Tensor::<4>::from_floats([[[[1.0, 2.0, 0.0, 1.0]]], [[[3.0, 4.0, 1.0, 0.0]]]], &dev);
         let got: Vec<f32> = v.apply(x).into_data().iter::<f32>().collect();
         assert_eq!(got, vec![0.0, 1.0, 1.0, 1.0, 0.0, 3.0]);
     }

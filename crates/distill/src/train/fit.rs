@@ -249,8 +249,7 @@ pub fn build_trainable(
     let names: Vec<String> = roles.iter().map(|r| r.name.clone()).collect();
     let teacher_shapes: Vec<TapShapes> = teachers.iter().map(|t| t.shapes.clone()).collect();
     let teacher_names: Vec<String> = teachers.iter().map(|t| t.name.clone()).collect();
-    let teacher_unready: Vec<Option<String>> =
-        teachers.iter().map(|t| t.unready.clone()).collect();
+    let teacher_unready: Vec<Option<String>> = teachers.iter().map(|t| t.unready.clone()).collect();
     let teacher_nets: Vec<&Net> = teachers.iter().map(|t| &t.net).collect();
     let probe = || {
         if teachers.is_empty() {
@@ -579,7 +578,7 @@ impl Prepared<'_> {
 }
 
 /// Evaluates every trainable role on the test split: the recipe's student (with its agreement
-/// with the first teacher, for classification) and each peer's headline metric.
+/// with the first teacher it reads, for classification) and each peer's headline metric.
 fn evaluate_roles(
     trainable: &Trainable,
     objective: &Objective,
@@ -604,10 +603,12 @@ fn evaluate_roles(
         .zip(&views[1..])
         .map(|((net, r), view)| (r.name.clone(), eval(net, view).primary()))
         .collect();
-    // Top-1 agreement is a classification metric: regression has no predicted classes.
-    let agreement = job
-        .teachers
-        .first()
+    // Top-1 agreement is a classification metric: regression has no predicted classes. It is
+    // measured with the first teacher the terms read (or the first teacher, when none is read).
+    let agreement = (0..job.teachers.len())
+        .find(|&i| !objective.teacher_taps(i).is_empty())
+        .or((!job.teachers.is_empty()).then_some(0))
+        .map(|i| &job.teachers[i])
         .filter(|t| student.accuracy.is_some() && !t.test_predictions.is_empty())
         .map(|t| student.agreement(&t.test_predictions));
     (student, peers, agreement)

@@ -9,8 +9,8 @@ use burn::prelude::*;
 
 use super::cache::{CacheKey, TeacherCache};
 use super::clip::clip_global_norm;
-use crate::knowledge::{Aux, AuxUpdate, Objective, Stage, StepContext, TermWeight};
 use crate::data::View;
+use crate::knowledge::{Aux, AuxUpdate, Objective, Stage, StepContext, TermWeight};
 use crate::models::{Net, TapShapes, Taps};
 use crate::tasks::Target;
 

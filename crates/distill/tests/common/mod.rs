@@ -80,7 +80,8 @@ impl Setup {
             .build(data.geometry(), data.train.num_classes, &device)
             .unwrap()
             .valid();
-        let eval = distill::train::evaluate(&net, &View::source(), &data.test, &data.norm, 64, &device);
+        let eval =
+            distill::train::evaluate(&net, &View::source(), &data.test, &data.norm, 64, &device);
         let teacher = Teacher {
             name,
             shapes: net.tap_shapes(data.geometry(), &device),
