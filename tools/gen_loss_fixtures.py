@@ -475,6 +475,17 @@ def ensemble_kd(s0, s1, temperature):
     return kd(s0, mean, temperature) + kd(s1, mean, temperature)
 
 
+# Teacher-free KD, manually designed teacher (Tf-KD_reg): Yuan et al.'s my_loss_function.py,
+# loss_kd_regularization, without its cross-entropy part (a separate `ce` term in distill):
+# nn.KLDivLoss() with its default elementwise-mean reduction, the student's log-softmax at T = 1,
+# the virtual teacher's probabilities softened by softmax(p / T), times the multiplier.
+def tf_kd(student, target, correct_prob, temperature, multiplier):
+    k = student.shape[1]
+    virtual = torch.full_like(student, (1 - correct_prob) / (k - 1))
+    virtual[torch.arange(student.shape[0]), target.long()] = correct_prob
+    return torch.nn.KLDivLoss()(F.log_softmax(student, dim=1), F.softmax(virtual / temperature, dim=1)) * multiplier
+
+
 def main():
     r = torch.randn
     fixtures = {
@@ -624,6 +635,11 @@ def main():
     ]
     fixtures["ensemble_kd"] = [
         case("ensemble_kd_b4_k5_T3", ensemble_kd, {"s0": r(4, 5) * 2, "s1": r(4, 5) * 3}, ["s0", "s1"], {"temperature": 3.0}),
+    ]
+    # Teacher-free KD (issue 10).
+    fixtures["tf_kd"] = [
+        case("tf_kd_b4_k10_T20", tf_kd, {"student": r(4, 10) * 3, "target": torch.tensor([1.0, 0.0, 9.0, 3.0])}, ["student"], {"correct_prob": 0.99, "temperature": 20.0, "multiplier": 100.0}),
+        case("tf_kd_b2_k3_T1", tf_kd, {"student": r(2, 3), "target": torch.tensor([2.0, 2.0])}, ["student"], {"correct_prob": 0.9, "temperature": 1.0, "multiplier": 1.0}),
     ]
     with open(OUT, "w") as f:
         json.dump(fixtures, f, indent=1)

@@ -56,6 +56,9 @@ fn every_sample_config_runs_at_a_tiny_size() {
             cfg.train.schedule = None;
         }
         cfg.train.warmup_epochs = None;
+        // One epoch on 200 images tests the plumbing, not learning: a chain of students taught
+        // by barely trained teachers may stay at chance without anything being wrong.
+        cfg.train.stop_on_collapse = Some(false);
         for t in &mut cfg.teacher {
             t.train = Default::default();
         }
@@ -80,9 +83,11 @@ fn every_sample_config_runs_at_a_tiny_size() {
         };
         let report =
             run_experiment(&plan, &opts).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        // a row per teacher trained or loaded here (one that is a recipe's student is that
+        // recipe's row), and per trainable role of every recipe
         assert_eq!(
             report.rows.len(),
-            plan.teachers.len()
+            plan.teachers.iter().filter(|t| t.from.is_none()).count()
                 + plan
                     .students
                     .iter()

@@ -10,7 +10,7 @@ use super::connector::ConvConnector;
 use super::term::{BuildContext, KnowledgeTerm};
 use super::{
     ab, at, bounded_regression, cc, ce, crd, dist, dkd, ensemble_kd, fitnet, fsp, ft, hidden, kd,
-    kd_ls, kdsvd, mse, mt_kd, nst, ofd, output_match, pkt, review, rkd, sp, vid,
+    kd_ls, kdsvd, mse, mt_kd, nst, ofd, output_match, pkt, review, rkd, sp, tf_kd, vid,
 };
 use crate::error::Result;
 
@@ -209,6 +209,7 @@ methods! {
     Dkd => dkd::DkdConfig,
     Dist => dist::DistConfig,
     KdLs => kd_ls::KdLsConfig,
+    TfKd => tf_kd::TfKdConfig,
     MtKd => mt_kd::MtKdConfig,
     EnsembleKd => ensemble_kd::EnsembleKdConfig,
     BoundedRegression => bounded_regression::BoundedRegressionConfig,

@@ -38,6 +38,7 @@ pub mod sp;
 pub mod term;
 #[cfg(test)]
 pub(crate) mod testing;
+pub mod tf_kd;
 pub mod tvd;
 pub mod vid;
 
