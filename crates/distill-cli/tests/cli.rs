@@ -613,3 +613,139 @@ method = "output-match"
         "use columns",
     );
 }
+
+/// Ranking lists from a CSV file with a query column: every query's 8 candidates are graded by
+/// a hidden linear score of their features.
+fn ranking_csv(queries: usize) -> String {
+    let mut csv = String::from("qid,a,b,c,rel\n");
+    let mut x = 0x2545_f491_4f6c_dd1du64;
+    let mut next = || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        (x % 1000) as f64 / 1000.0
+    };
+    for q in 0..queries {
+        for _ in 0..8 {
+            let (a, b, c) = (next(), next(), next());
+            let score = 2.0 * a + b - 0.5 * c + 0.3 * next();
+            let rel = (score * 1.6).floor().clamp(0.0, 3.0);
+            csv += &format!("q{q},{a:.3},{b:.3},{c:.3},{rel}\n");
+        }
+    }
+    csv
+}
+
+/// The ranking task end to end: a teacher trained with ListNet on the grades, a small student
+/// with and without listwise distillation, and one that learns from the teacher's scores alone
+/// (`labels = false`); NDCG@10 and MRR@10 in the table.
+#[test]
+fn ranking_lists_train_distil_and_report_ndcg() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    let path = write(t, "rank.csv", &ranking_csv(60));
+    let cfg = format!(
+        r#"
+name = "rank"
+task = "ranking"
+seeds = [1, 2]
+[data]
+source = "csv"
+path = "{path}"
+target = "rel"
+group = "qid"
+test_fraction = 0.25
+[train]
+epochs = 6
+batch_size = 8
+optimizer = "adam"
+lr = 0.01
+[[teacher]]
+model = "mlp"
+hidden = [32]
+[[student]]
+name = "listnet"
+model = "mlp"
+hidden = [4]
+[[student.loss]]
+method = "listnet"
+[[student]]
+name = "listnet + kd"
+model = "mlp"
+hidden = [4]
+[[student.loss]]
+method = "listnet"
+[[student.loss]]
+method = "listnet-kd"
+[[student]]
+name = "kd, no labels"
+model = "mlp"
+hidden = [4]
+labels = false
+[[student.loss]]
+method = "listnet-kd"
+"#
+    );
+    let out = t.join("run");
+    let (table, log) = ok(&[
+        "train",
+        &write(t, "rank.toml", &cfg),
+        "--out",
+        &out.to_string_lossy(),
+        "--no-progress",
+    ]);
+    assert!(
+        table.contains("best test NDCG@10 | last test NDCG@10 | last test MRR@10"),
+        "{table}"
+    );
+    // every row's NDCG@10 is a fraction, and the features predict the grades well
+    for row in table.lines().filter(|l| l.starts_with("| ")).skip(1) {
+        let best: f64 = row
+            .split('|')
+            .nth(4)
+            .unwrap()
+            .trim()
+            .split(' ')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!((0.7..=1.0).contains(&best), "{row}\n{log}");
+    }
+    assert!(
+        log.contains("teacher mlp: test NDCG@10")
+            || log.contains("teacher: test NDCG@10")
+            || log.contains("NDCG@10"),
+        "{log}"
+    );
+    let csv = std::fs::read_to_string(out.join("results.csv")).unwrap();
+    assert!(
+        csv.lines().next().unwrap().ends_with(",mrr_mean,mrr_std"),
+        "{csv}"
+    );
+
+    // ranking terms outside the ranking task, and the ranking task without lists, are refused
+    let classification = TINY.replace("method = \"kd\"", "method = \"listnet-kd\"");
+    fails_with(
+        &["train", &write(t, "c.toml", &classification)],
+        "applies to task = \"ranking\" only",
+    );
+    fails_with(
+        &[
+            "train",
+            &write(t, "g.toml", &cfg.replace("group = \"qid\"\n", "")),
+        ],
+        "needs lists",
+    );
+    fails_with(
+        &[
+            "train",
+            &write(
+                t,
+                "q.toml",
+                &cfg.replace("group = \"qid\"", "group = \"qidd\""),
+            ),
+        ],
+        "did you mean 'qid'",
+    );
+}

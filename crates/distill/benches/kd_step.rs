@@ -135,6 +135,7 @@ fn main() {
         },
         targets: Targets::Class((0..batch).map(|i| (i % classes) as u8).collect()),
         num_classes: classes,
+        groups: None,
     });
     let data = DataBundle {
         norm: Normalization {
@@ -186,6 +187,7 @@ fn main() {
                 y: distill::tasks::Target::Class(y.clone()),
                 indices: indices.clone(),
                 keys: keys.clone(),
+                lists: None,
             },
             StepAt {
                 stage: Stage::Main,

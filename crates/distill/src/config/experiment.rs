@@ -48,6 +48,11 @@ pub struct DataConfig {
     /// Seed of the CSV split's shuffle (`csv`; default 0, the same split for every run).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub split_seed: Option<u64>,
+    /// The column naming each row's list (a query id; `csv`, task = "ranking"): the rows of a
+    /// group are one list to rank, the target their relevance grades, and the split holds out
+    /// whole groups.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
     /// Use only the first N training images.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub train_limit: Option<usize>,
@@ -84,6 +89,7 @@ impl Default for DataConfig {
             target: None,
             test_fraction: None,
             split_seed: None,
+            group: None,
             train_limit: None,
             test_limit: None,
             classes: None,
@@ -559,6 +565,21 @@ impl ExperimentConfig {
             });
         }
         check_sources(&teachers, &students)?;
+        if self.task == Task::Ranking && self.distributed.is_some() {
+            return Err(cfg(
+                "[distributed] does not shard ranking lists yet; remove [distributed] to train the ranking task on one device".into(),
+            ));
+        }
+        if (self.task == Task::Ranking) != self.data.group.is_some() {
+            return Err(cfg(if self.task == Task::Ranking {
+                "task = \"ranking\" needs lists: a CSV file (data.source = \"csv\") with data.group naming the query column and data.target the relevance grades".into()
+            } else {
+                format!(
+                    "data.group makes ranking lists, but task = \"{}\"; set task = \"ranking\", or remove data.group",
+                    self.task.name()
+                )
+            }));
+        }
         let devices = match &self.distributed {
             None => Vec::new(),
             Some(d) => check_distributed(d, self.backend, &students)?,
@@ -712,6 +733,7 @@ impl DataConfig {
             ("target", self.target.is_some()),
             ("test_fraction", self.test_fraction.is_some()),
             ("split_seed", self.split_seed.is_some()),
+            ("group", self.group.is_some()),
         ] {
             if set && !csv {
                 return cfg(format!(

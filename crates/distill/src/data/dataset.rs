@@ -14,8 +14,13 @@ pub struct Dataset {
     /// The target of every sample.
     pub targets: Targets,
     /// Width of the models' output: the number of classes (largest label + 1 over train and
-    /// test, at least as declared), or the target's dimensions for real targets.
+    /// test, at least as declared), the target's dimensions for real targets, or 1 (a score)
+    /// for relevance grades.
     pub num_classes: usize,
+    /// Consecutive samples that form one list (a query's candidates, for ranking): the size of
+    /// each group, in order, summing to the number of samples. `None`: every sample stands
+    /// alone. A batch holds whole groups.
+    pub groups: Option<Vec<usize>>,
 }
 
 /// The input view of every sample.
@@ -56,6 +61,8 @@ pub enum Targets {
         /// Reals per sample.
         dims: usize,
     },
+    /// A graded relevance per sample (≥ 0; ranking, within the data set's groups).
+    Relevance(Vec<f32>),
     /// No target: this many unlabeled samples (a transfer set that only the teachers'
     /// outputs supervise).
     None(usize),
@@ -67,6 +74,7 @@ impl Targets {
         match self {
             Targets::Class(l) => l.len(),
             Targets::Real { values, dims } => values.len() / dims.max(&1),
+            Targets::Relevance(g) => g.len(),
             Targets::None(n) => *n,
         }
     }
@@ -81,6 +89,7 @@ impl Targets {
         match self {
             Targets::Class(_) => "class labels",
             Targets::Real { .. } => "real values",
+            Targets::Relevance(_) => "relevance grades",
             Targets::None(_) => "absent (unlabeled)",
         }
     }
@@ -123,7 +132,7 @@ impl Dataset {
     pub fn labels(&self) -> Option<&[u8]> {
         match &self.targets {
             Targets::Class(l) => Some(l),
-            Targets::Real { .. } | Targets::None(_) => None,
+            Targets::Real { .. } | Targets::Relevance(_) | Targets::None(_) => None,
         }
     }
 
@@ -134,6 +143,39 @@ impl Dataset {
             targets: Targets::None(self.len()),
             ..self
         }
+    }
+
+    /// The samples of each unit a batch is made of, in order: each group (ranking lists), or
+    /// each sample alone.
+    pub fn units(&self) -> Vec<std::ops::Range<usize>> {
+        match &self.groups {
+            Some(sizes) => {
+                let mut start = 0;
+                sizes
+                    .iter()
+                    .map(|&n| {
+                        start += n;
+                        start - n..start
+                    })
+                    .collect()
+            }
+            None => (0..self.len()).map(|i| i..i + 1).collect(),
+        }
+    }
+
+    /// The groups of the first `limit` samples (a group cut by the limit keeps its first ones).
+    fn groups_head(&self, limit: usize) -> Option<Vec<usize>> {
+        self.groups.as_ref().map(|sizes| {
+            let mut left = limit;
+            sizes
+                .iter()
+                .map_while(|&n| {
+                    let take = n.min(left);
+                    left -= take;
+                    (take > 0).then_some(take)
+                })
+                .collect()
+        })
     }
 
     /// The model input's `[channels, height, width]` (`[1, 1, features]` for a table).
@@ -201,6 +243,7 @@ impl Dataset {
             },
             targets: Targets::Class(labels.data),
             num_classes,
+            groups: None,
         })
     }
 
@@ -251,12 +294,14 @@ impl Dataset {
                 values: values[..limit * dims].to_vec(),
                 dims: *dims,
             },
+            Targets::Relevance(g) => Targets::Relevance(g[..limit].to_vec()),
             Targets::None(_) => Targets::None(limit),
         };
         Dataset {
             inputs,
             targets,
             num_classes: self.num_classes,
+            groups: self.groups_head(limit),
         }
     }
 
@@ -272,8 +317,10 @@ impl Dataset {
             match &mut self.targets {
                 Targets::Class(l) => l.truncate(limit),
                 Targets::Real { values, dims } => values.truncate(limit * *dims),
+                Targets::Relevance(g) => g.truncate(limit),
                 Targets::None(n) => *n = limit,
             }
+            self.groups = self.groups_head(limit);
         }
         self
     }
@@ -334,7 +381,9 @@ impl Dataset {
             ),
         };
         let (target_mean, target_std) = match &self.targets {
-            Targets::Class(_) | Targets::None(_) => (Vec::new(), Vec::new()),
+            Targets::Class(_) | Targets::Relevance(_) | Targets::None(_) => {
+                (Vec::new(), Vec::new())
+            }
             Targets::Real { values, dims } => moments(
                 *dims,
                 values

@@ -16,6 +16,8 @@ pub enum HostTargets {
     Class(Vec<i64>),
     /// Standardised reals, `n × dims`.
     Real(Vec<f32>),
+    /// Relevance grades.
+    Relevance(Vec<f32>),
     /// No targets (unlabeled samples).
     None,
 }
@@ -29,6 +31,7 @@ impl HostTargets {
                 let d = v.len() / n.max(1);
                 HostTargets::Real(v[range.start * d..range.end * d].to_vec())
             }
+            HostTargets::Relevance(g) => HostTargets::Relevance(g[range].to_vec()),
             HostTargets::None => HostTargets::None,
         }
     }
@@ -45,6 +48,9 @@ pub struct HostBatch {
     pub indices: Vec<usize>,
     /// Augmentation view of each sample (see [`Augment::apply`]; 0 without augmentation).
     pub views: Vec<u32>,
+    /// The size of each group of consecutive samples that form one list (ranking), when the
+    /// data set has groups.
+    pub groups: Option<Vec<usize>>,
 }
 
 impl HostBatch {
@@ -68,10 +74,12 @@ impl HostBatch {
     }
 }
 
-/// Produces the batches of one pass over a data set.
+/// Produces the batches of one pass over a data set. A batch holds `batch_size` units: samples,
+/// or whole groups when the data set has them (ranking lists: `batch_size` counts lists).
 #[derive(Debug, Clone)]
 pub struct Loader {
     data: Arc<Dataset>,
+    units: Arc<Vec<std::ops::Range<usize>>>,
     norm: Normalization,
     batch_size: usize,
     augment: Augment,
@@ -91,6 +99,7 @@ impl Loader {
         seed: u64,
     ) -> Self {
         Self {
+            units: Arc::new(data.units()),
             data,
             norm,
             batch_size: batch_size.max(1),
@@ -106,17 +115,18 @@ impl Loader {
     }
 
     /// Number of batches per epoch (a trailing batch of one sample is dropped when shuffling,
-    /// because batch normalisation cannot train on it).
+    /// because batch normalisation cannot train on it; a trailing group is kept).
     pub fn num_batches(&self) -> usize {
-        let n = self.data.len();
+        let n = self.units.len();
         let full = n / self.batch_size;
         let rest = n % self.batch_size;
-        full + usize::from(rest > 1 || (rest == 1 && !self.shuffle))
+        let grouped = self.data.groups.is_some();
+        full + usize::from(rest > 1 || (rest == 1 && (grouped || !self.shuffle)))
     }
 
-    /// Sample order of an epoch.
+    /// Unit order of an epoch.
     fn order(&self, epoch: usize) -> Vec<usize> {
-        let mut order: Vec<usize> = (0..self.data.len()).collect();
+        let mut order: Vec<usize> = (0..self.units.len()).collect();
         if self.shuffle {
             let mut rng = rand::rngs::SmallRng::seed_from_u64(mix(self.seed, epoch as u64, 1));
             order.shuffle(&mut rng);
@@ -124,11 +134,13 @@ impl Loader {
         order
     }
 
-    /// Builds batch `b` of an epoch's order.
+    /// Builds batch `b` of an epoch's unit order.
     fn build(&self, order: &[usize], b: usize, epoch: usize) -> HostBatch {
         let d = &*self.data;
         let start = b * self.batch_size;
-        let idx = &order[start..(start + self.batch_size).min(order.len())];
+        let chosen = &order[start..(start + self.batch_size).min(order.len())];
+        let idx: Vec<usize> = chosen.iter().flat_map(|&u| self.units[u].clone()).collect();
+        let idx = &idx[..];
         let mut inputs = Vec::with_capacity(idx.len() * d.sample_len());
         let mut views = Vec::with_capacity(idx.len());
         match &d.inputs {
@@ -200,12 +212,17 @@ impl Loader {
                     })
                     .collect(),
             ),
+            Targets::Relevance(g) => HostTargets::Relevance(idx.iter().map(|&i| g[i]).collect()),
         };
         HostBatch {
             inputs,
             targets,
             indices: idx.to_vec(),
             views,
+            groups: d
+                .groups
+                .as_ref()
+                .map(|_| chosen.iter().map(|&u| self.units[u].len()).collect()),
         }
     }
 
@@ -250,6 +267,7 @@ mod tests {
             },
             targets: Targets::Class((0..n).map(|v| (v % 2) as u8).collect()),
             num_classes: 2,
+            groups: None,
         })
     }
 

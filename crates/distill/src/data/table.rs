@@ -1,5 +1,7 @@
 //! Tabular data from a CSV file: numeric columns as features, text columns one-hot encoded, one
-//! numeric column as the real target; a seeded random train/test split.
+//! numeric column as the real target; a seeded random train/test split. With a group column,
+//! rows are the candidates of ranking lists (a query id per row), the target is their graded
+//! relevance, and the split holds out whole groups.
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -21,6 +23,9 @@ pub struct CsvSpec<'a> {
     pub test_fraction: f64,
     /// Seed of the split's shuffle.
     pub split_seed: u64,
+    /// The column naming each row's group (a query id): the rows become ranking lists and the
+    /// target their relevance grades.
+    pub group: Option<&'a str>,
 }
 
 /// A column of the file.
@@ -70,10 +75,30 @@ pub fn load_csv(spec: &CsvSpec<'_>) -> Result<(Dataset, Dataset)> {
         .iter()
         .position(|h| *h == spec.target)
         .ok_or_else(|| DistillError::unknown("CSV column (data.target)", spec.target, &names))?;
+    let group_col = match spec.group {
+        Some(g) => Some(
+            names
+                .iter()
+                .position(|h| *h == g)
+                .ok_or_else(|| DistillError::unknown("CSV column (data.group)", g, &names))?,
+        ),
+        None => None,
+    };
+    if group_col == Some(target_col) {
+        return Err(bad(format!(
+            "data.group and data.target name the same column '{}'; the group is the query id, the target the relevance",
+            spec.target
+        )));
+    }
     let mut columns: Vec<(String, Column)> = Vec::new();
     let mut target = Vec::with_capacity(rows);
+    let mut group_ids: Vec<String> = Vec::new();
     for (c, values) in cells.into_iter().enumerate() {
         let name = headers[c].clone();
+        if Some(c) == group_col {
+            group_ids = values;
+            continue;
+        }
         if name.is_empty() {
             continue;
         }
@@ -89,10 +114,18 @@ pub fn load_csv(spec: &CsvSpec<'_>) -> Result<(Dataset, Dataset)> {
                     .find(|(_, v)| v.parse::<f64>().map_or(true, |x| !x.is_finite()))
                     .expect("a non-numeric cell exists");
                 bad(format!(
-                    "target column '{name}' must be numeric for regression, but row {} holds {v:?}",
+                    "target column '{name}' must be numeric, but row {} holds {v:?}",
                     row + 2
                 ))
             })?;
+            if group_col.is_some() {
+                if let Some((row, v)) = target.iter().enumerate().find(|(_, v)| **v < 0.0) {
+                    return Err(bad(format!(
+                        "relevance column '{name}' must hold grades ≥ 0, but row {} holds {v}",
+                        row + 2
+                    )));
+                }
+            }
             continue;
         }
         let column = match numeric {
@@ -141,20 +174,52 @@ pub fn load_csv(spec: &CsvSpec<'_>) -> Result<(Dataset, Dataset)> {
         }
         out
     };
-    let mut order: Vec<usize> = (0..rows).collect();
+    // The units the split shuffles: single rows, or whole groups (in order of first appearance,
+    // each holding its rows in file order).
+    let units: Vec<Vec<usize>> = if group_col.is_some() {
+        let mut first: Vec<&str> = Vec::new();
+        let mut members: std::collections::HashMap<&str, Vec<usize>> = Default::default();
+        for (i, g) in group_ids.iter().enumerate() {
+            let m = members.entry(g.as_str()).or_default();
+            if m.is_empty() {
+                first.push(g);
+            }
+            m.push(i);
+        }
+        first
+            .iter()
+            .map(|g| members.remove(g).unwrap_or_default())
+            .collect()
+    } else {
+        (0..rows).map(|i| vec![i]).collect()
+    };
+    if units.len() < 2 {
+        return Err(bad(format!(
+            "the file holds {} group(s); a train/test split needs at least 2",
+            units.len()
+        )));
+    }
+    let mut order: Vec<usize> = (0..units.len()).collect();
     order.shuffle(&mut rand::rngs::SmallRng::seed_from_u64(spec.split_seed));
-    let n_test = ((rows as f64 * spec.test_fraction).round() as usize).clamp(1, rows - 1);
-    let split = |idx: &[usize]| Dataset {
-        inputs: Inputs::Table {
-            values: idx.iter().flat_map(|&i| row(i)).collect(),
-            features,
-            names: feature_names.clone(),
-        },
-        targets: Targets::Real {
-            values: idx.iter().map(|&i| target[i] as f32).collect(),
-            dims: 1,
-        },
-        num_classes: 1,
+    let n_test =
+        ((units.len() as f64 * spec.test_fraction).round() as usize).clamp(1, units.len() - 1);
+    let split = |chosen: &[usize]| {
+        let idx: Vec<usize> = chosen.iter().flat_map(|&u| units[u].clone()).collect();
+        let y: Vec<f32> = idx.iter().map(|&i| target[i] as f32).collect();
+        Dataset {
+            inputs: Inputs::Table {
+                values: idx.iter().flat_map(|&i| row(i)).collect(),
+                features,
+                names: feature_names.clone(),
+            },
+            targets: if group_col.is_some() {
+                Targets::Relevance(y)
+            } else {
+                Targets::Real { values: y, dims: 1 }
+            },
+            num_classes: 1,
+            groups: group_col.map(|_| chosen.iter().map(|&u| units[u].len()).collect()),
+        }
     };
     Ok((split(&order[n_test..]), split(&order[..n_test])))
 }
@@ -179,6 +244,7 @@ mod tests {
             target: "price",
             test_fraction: 0.4,
             split_seed: 3,
+            group: None,
         };
         let (train, test) = load_csv(&spec).unwrap();
         assert_eq!((train.len(), test.len()), (3, 2));
@@ -218,6 +284,7 @@ mod tests {
             target: t,
             test_fraction: 0.5,
             split_seed: 0,
+            group: None,
         };
         let e = load_csv(&spec("c")).unwrap_err().to_string();
         assert!(e.contains("CSV column") && e.contains("'c'"), "{e}");
@@ -243,5 +310,47 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(e.contains("/nonexistent/file.csv"), "{e}");
+    }
+
+    #[test]
+    fn a_group_column_makes_ranking_lists_and_splits_whole_groups() {
+        let f = write("qid,x,rel\nq1,1,2\nq2,5,0\nq1,2,0\nq3,7,1\nq2,6,1\nq3,8,0\nq3,9,3\n");
+        let spec = CsvSpec {
+            path: f.path(),
+            target: "rel",
+            test_fraction: 0.34,
+            split_seed: 1,
+            group: Some("qid"),
+        };
+        let (train, test) = load_csv(&spec).unwrap();
+        let (tr, te) = (train.groups.clone().unwrap(), test.groups.clone().unwrap());
+        assert_eq!((tr.len(), te.len()), (2, 1));
+        assert_eq!(tr.iter().sum::<usize>() + te.iter().sum::<usize>(), 7);
+        // each group's rows stay together, in file order: x rises within every group
+        for d in [&train, &test] {
+            let Inputs::Table { values, names, .. } = &d.inputs else {
+                panic!()
+            };
+            assert_eq!(names, &["x"]);
+            for r in d.units() {
+                assert!(values[r].windows(2).all(|w| w[0] < w[1]), "{values:?}");
+            }
+            assert!(matches!(d.targets, Targets::Relevance(_)));
+        }
+        let e = load_csv(&CsvSpec {
+            group: Some("rel"),
+            ..spec.clone()
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("same column"), "{e}");
+        let g = write("qid,x,rel\nq1,1,-1\nq2,2,0\n");
+        let e = load_csv(&CsvSpec {
+            path: g.path(),
+            ..spec
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("grades ≥ 0"), "{e}");
     }
 }

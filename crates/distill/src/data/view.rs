@@ -256,6 +256,7 @@ mod tests {
                 dims: 1,
             },
             num_classes: 1,
+            groups: None,
         }
     }
 
@@ -269,6 +270,7 @@ mod tests {
             },
             targets: Targets::Class(vec![0]),
             num_classes: 1,
+            groups: None,
         }
     }
 

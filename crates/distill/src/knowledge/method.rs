@@ -10,7 +10,8 @@ use super::connector::ConvConnector;
 use super::term::{BuildContext, KnowledgeTerm};
 use super::{
     ab, at, bounded_regression, cc, ce, crd, dist, dkd, ensemble_kd, fitnet, fsp, ft, hidden, kd,
-    kd_ls, kdsvd, mse, mt_kd, nst, ofd, output_match, pkt, review, rkd, sp, tf_kd, vid,
+    kd_ls, kdsvd, listnet, listnet_kd, mse, mt_kd, nst, ofd, output_match, pkt, review, rkd, sp,
+    tf_kd, vid,
 };
 use crate::error::Result;
 
@@ -50,7 +51,6 @@ pub const LIBRARY_LOSSES: &[LossInfo] = &[
     LossInfo { function: "skew_kl::skew_rkl_loss", family: "sequence", description: "α-skewed reverse KL, KL(q ‖ (1−α)p + αq), per token", citation: "Ko et al., DistiLLM, ICML 2024" },
     LossInfo { function: "tvd::tvd_loss", family: "sequence", description: "token-level total variation distance", citation: "Wen et al., f-Divergence Minimization for Sequence-Level KD, ACL 2023" },
     LossInfo { function: "margin_mse::margin_mse_loss", family: "ranking", description: "MSE between student and teacher positive-negative score margins", citation: "Hofstätter et al., Improving Efficient Neural Ranking Models with Cross-Architecture KD, 2020" },
-    LossInfo { function: "listnet::listnet_loss", family: "ranking", description: "listwise cross-entropy of top-one probabilities, padding-aware; eps inside the log (allRank 1e-10, matchmaker 1e-6)", citation: "Cao et al., ListNet, ICML 2007; allRank; matchmaker" },
 ];
 
 impl MethodConfig {
@@ -212,6 +212,8 @@ methods! {
     TfKd => tf_kd::TfKdConfig,
     MtKd => mt_kd::MtKdConfig,
     EnsembleKd => ensemble_kd::EnsembleKdConfig,
+    Listnet => listnet::ListNetConfig,
+    ListnetKd => listnet_kd::ListNetKdConfig,
     BoundedRegression => bounded_regression::BoundedRegressionConfig,
     OutputMatch => output_match::OutputMatchConfig,
     Fitnet => fitnet::FitNetConfig,

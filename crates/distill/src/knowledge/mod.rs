@@ -20,6 +20,7 @@ pub mod kd;
 pub mod kd_ls;
 pub mod kdsvd;
 pub mod listnet;
+pub mod listnet_kd;
 pub mod margin_mse;
 pub mod method;
 pub mod mse;

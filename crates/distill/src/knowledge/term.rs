@@ -5,6 +5,7 @@ use burn::prelude::*;
 use super::role::{RoleRef, STUDENT};
 use crate::error::{DistillError, Result};
 use crate::models::{Feature, Net, TapShapes, Taps};
+use crate::tasks::ranking::Lists;
 use crate::tasks::{Target, Task};
 
 /// Which part of training a step belongs to.
@@ -27,8 +28,10 @@ pub struct StepContext<'a> {
     /// [`BuildContext::teacher`] resolved; read them through [`Self::teacher`] and
     /// [`Self::teacher_logits`].
     pub teachers: &'a [Option<Taps>],
-    /// The batch's targets (class labels or standardised reals, by task).
+    /// The batch's targets (class labels, standardised reals or relevance grades, by task).
     pub targets: Target,
+    /// The layout of the batch's ranking lists (ranking data; `None` otherwise).
+    pub lists: Option<Lists>,
     /// Index of each sample in the training set (for memory banks and caches).
     pub indices: &'a [usize],
     /// Current epoch of the stage, starting at 1.
@@ -61,6 +64,14 @@ impl StepContext<'_> {
         self.teacher_taps(i)
             .get(name)
             .expect("tap names are validated before training")
+    }
+
+    /// The layout of the batch's ranking lists. Terms that read it are built for the ranking
+    /// task only, whose batches always carry it.
+    pub fn lists(&self) -> &Lists {
+        self.lists
+            .as_ref()
+            .expect("ranking terms are built for ranking data only, whose batches carry lists")
     }
 
     /// The logits of teacher-side role `i`.
@@ -162,12 +173,14 @@ impl BuildContext<'_> {
             match task {
                 Task::Classification => "class labels",
                 Task::Regression => "real targets",
+                Task::Ranking => "relevance grades",
             },
             task.name(),
             self.task.name(),
             match self.task {
                 Task::Regression => "; use `mse` for the supervised term and `output-match` or `bounded-regression` to distil",
                 Task::Classification => "; use `ce` for the supervised term",
+                Task::Ranking => "; use `listnet` for the supervised term and `listnet-kd` to distil",
             }
         )))
     }

@@ -15,13 +15,15 @@ pub struct Row {
     pub params: usize,
     /// Number of seeds aggregated.
     pub seeds: usize,
-    /// The headline test metric (accuracy, or RMSE) at the best epoch: mean, sample std.
+    /// The headline test metric (accuracy, RMSE or NDCG@10) at the best epoch: mean, sample
+    /// std.
     pub best: (f64, f64),
     /// The headline test metric after the last epoch: mean, sample std.
     pub last: (f64, f64),
-    /// Last-epoch test MAE (regression): mean, sample std.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub mae: Option<(f64, f64)>,
+    /// The task's second test metric after the last epoch, MAE (regression) or MRR@10
+    /// (ranking): mean, sample std.
+    #[serde(default, alias = "mae", skip_serializing_if = "Option::is_none")]
+    pub secondary: Option<(f64, f64)>,
     /// Mean best epoch.
     pub best_epoch: f64,
     /// Mean top-1 agreement with the teacher on the test set (last epoch).
@@ -61,7 +63,7 @@ impl Row {
             seeds: 1,
             best: (accuracy, 0.0),
             last: (outcome.map_or(accuracy, |o| o.last), 0.0),
-            mae: outcome.and_then(|o| o.last_mae).map(|m| (m, 0.0)),
+            secondary: outcome.and_then(|o| o.last_secondary).map(|m| (m, 0.0)),
             best_epoch: outcome.map_or(f64::NAN, |o| o.best_epoch as f64),
             agreement: None,
             seconds: outcome.map_or(0.0, |o| o.seconds),
@@ -79,8 +81,8 @@ impl Row {
             seeds: runs.len(),
             best: mean_std(&col(&|o| o.best)),
             last: mean_std(&col(&|o| o.last)),
-            mae: (!runs.is_empty() && runs.iter().all(|o| o.last_mae.is_some()))
-                .then(|| mean_std(&col(&|o| o.last_mae.unwrap_or(f64::NAN)))),
+            secondary: (!runs.is_empty() && runs.iter().all(|o| o.last_secondary.is_some()))
+                .then(|| mean_std(&col(&|o| o.last_secondary.unwrap_or(f64::NAN)))),
             best_epoch: mean_std(&col(&|o| o.best_epoch as f64)).0,
             agreement: (!agreements.is_empty()).then(|| mean_std(&agreements).0),
             seconds: mean_std(&col(&|o| o.seconds)).0,
@@ -97,6 +99,19 @@ pub enum Metric {
     Accuracy,
     /// Test RMSE in target units (regression), with the MAE beside it.
     Rmse,
+    /// Test NDCG@10 (ranking), with the MRR@10 beside it.
+    Ndcg,
+}
+
+impl Metric {
+    /// The name of the second metric's column, if the task has one (`MAE`, `MRR@10`).
+    fn secondary(&self) -> Option<(&'static str, &'static str)> {
+        match self {
+            Metric::Accuracy => None,
+            Metric::Rmse => Some(("last test MAE", "mae")),
+            Metric::Ndcg => Some(("last test MRR@10", "mrr")),
+        }
+    }
 }
 
 /// A results table.
@@ -118,6 +133,16 @@ fn pct((m, s): (f64, f64), seeds: usize) -> String {
         format!("{:.2} ± {:.2}", 100.0 * m, 100.0 * s)
     } else {
         format!("{:.2}", 100.0 * m)
+    }
+}
+
+fn fraction((m, s): (f64, f64), seeds: usize) -> String {
+    if !m.is_finite() {
+        "—".into()
+    } else if seeds > 1 {
+        format!("{m:.4} ± {s:.4}")
+    } else {
+        format!("{m:.4}")
     }
 }
 
@@ -144,14 +169,14 @@ impl Report {
     /// A Markdown table (also what the CLI prints).
     pub fn markdown(&self) -> String {
         type Format = fn((f64, f64), usize) -> String;
-        let (header, value): (&str, Format) = match self.metric {
-            Metric::Accuracy => ("best test acc % | last test acc %", pct),
-            Metric::Rmse => ("best test RMSE | last test RMSE | last test MAE", plain),
+        let (header, value): (String, Format) = match self.metric {
+            Metric::Accuracy => ("best test acc % | last test acc %".into(), pct),
+            Metric::Rmse => ("best test RMSE | last test RMSE".into(), plain),
+            Metric::Ndcg => ("best test NDCG@10 | last test NDCG@10".into(), fraction),
         };
-        let cols = if self.metric == Metric::Rmse {
-            "---:|"
-        } else {
-            ""
+        let (header, cols) = match self.metric.secondary() {
+            Some((name, _)) => (format!("{header} | {name}"), "---:|"),
+            None => (header, ""),
         };
         let mut out = format!(
             "| {} | model | params | {header} | best epoch | agreement w/ teacher % | wall time / seed |\n|---|---|---:|---:|---:|{cols}---:|---:|---:|\n",
@@ -159,8 +184,11 @@ impl Report {
         );
         for r in &self.rows {
             let mut metrics = format!("{} | {}", value(r.best, r.seeds), value(r.last, r.seeds));
-            if self.metric == Metric::Rmse {
-                metrics += &format!(" | {}", r.mae.map_or("—".into(), |m| plain(m, r.seeds)));
+            if self.metric.secondary().is_some() {
+                metrics += &format!(
+                    " | {}",
+                    r.secondary.map_or("—".into(), |m| value(m, r.seeds))
+                );
             }
             out += &format!(
                 "| {} | {} | {} | {metrics} | {} | {} | {} |\n",
@@ -187,8 +215,8 @@ impl Report {
     /// CSV with one row per line.
     pub fn csv(&self) -> String {
         let mut out = String::from("name,model,params,seeds,best_mean,best_std,last_mean,last_std,best_epoch,agreement,seconds");
-        if self.metric == Metric::Rmse {
-            out += ",mae_mean,mae_std";
+        if let Some((_, key)) = self.metric.secondary() {
+            out += &format!(",{key}_mean,{key}_std");
         }
         out.push('\n');
         for r in &self.rows {
@@ -206,8 +234,8 @@ impl Report {
                 r.agreement.map_or(String::new(), |a| format!("{a:.6}")),
                 r.seconds
             );
-            if self.metric == Metric::Rmse {
-                let (m, s) = r.mae.unwrap_or((f64::NAN, f64::NAN));
+            if self.metric.secondary().is_some() {
+                let (m, s) = r.secondary.unwrap_or((f64::NAN, f64::NAN));
                 out += &format!(",{m:.6},{s:.6}");
             }
             out.push('\n');

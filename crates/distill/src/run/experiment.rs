@@ -58,6 +58,7 @@ pub fn load_data(plan: &Plan) -> Result<DataBundle> {
             target,
             test_fraction: plan.data.test_fraction.unwrap_or(0.2),
             split_seed: plan.data.split_seed.unwrap_or(0),
+            group: plan.data.group.as_deref(),
         })?,
         _ => plan.data.source.load(plan.data.dir.as_deref())?,
     };
@@ -301,9 +302,14 @@ pub fn run_experiment(plan: &Plan, opts: &RunOptions) -> Result<Report> {
         "data: {} train / {} test {}; run folder {}",
         data.train.len(),
         data.test.len(),
-        match data.train.labels() {
-            Some(_) => format!("images of {geometry:?}, {classes} classes"),
-            None => format!(
+        match (data.train.labels(), &data.test.groups) {
+            (Some(_), _) => format!("images of {geometry:?}, {classes} classes"),
+            (None, Some(lists)) => format!(
+                "rows of {} features in lists ({} test lists), graded relevance",
+                geometry[2],
+                lists.len()
+            ),
+            (None, None) => format!(
                 "rows of {} features, {classes} real target{}",
                 geometry[2],
                 if classes == 1 { "" } else { "s" }
@@ -504,10 +510,12 @@ fn freeze_teacher(
     opts.progress.line(&format!(
         "teacher {}: test {}",
         t.name,
-        match (eval.accuracy, eval.rmse) {
-            (Some(a), _) => format!("accuracy {:.2}%", 100.0 * a),
-            (None, Some(e)) => format!("RMSE {e:.4}, MAE {:.4}", eval.mae.unwrap_or(f64::NAN)),
-            (None, None) => "—".into(),
+        match (eval.accuracy, eval.rmse, eval.ndcg) {
+            (Some(a), _, _) => format!("accuracy {:.2}%", 100.0 * a),
+            (None, Some(e), _) => format!("RMSE {e:.4}, MAE {:.4}", eval.mae.unwrap_or(f64::NAN)),
+            (None, None, Some(n)) =>
+                format!("NDCG@10 {n:.4}, MRR@10 {:.4}", eval.mrr.unwrap_or(f64::NAN)),
+            (None, None, None) => "—".into(),
         }
     ));
     let mut row = Row::teacher(
@@ -517,7 +525,7 @@ fn freeze_teacher(
         eval.primary(),
         outcome,
     );
-    row.mae = eval.mae.map(|m| (m, 0.0));
+    row.secondary = eval.secondary().map(|m| (m, 0.0));
     *teacher = Teacher {
         name: t.name.clone(),
         shapes: teacher.shapes.clone(),

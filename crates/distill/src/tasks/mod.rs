@@ -1,9 +1,10 @@
 //! Tasks: what the models are trained to do. A task owns the supervised objective of a role
 //! trained on the targets alone (a teacher's pretraining phase), the per-batch training metric,
 //! and which kind of target its data must carry; evaluation reports its metrics (accuracy and
-//! agreement with the teacher, or RMSE and MAE).
+//! agreement with the teacher, RMSE and MAE, or NDCG@10 and MRR@10).
 
 pub mod classification;
+pub mod ranking;
 pub mod regression;
 pub mod target;
 
@@ -24,6 +25,9 @@ pub enum Task {
     Classification,
     /// Regression: real targets (standardised for training); RMSE and MAE in target units.
     Regression,
+    /// Ranking: lists of candidates (a CSV with `data.group`) with relevance grades; one score
+    /// per candidate; NDCG@10 and MRR@10.
+    Ranking,
 }
 
 impl Task {
@@ -32,16 +36,14 @@ impl Task {
         match self {
             Task::Classification => classification::supervised(role),
             Task::Regression => regression::supervised(role),
+            Task::Ranking => ranking::supervised(role),
         }
     }
 
     /// Checks that the data carries this task's kind of target.
     pub fn check_data(&self, data: &Dataset) -> Result<()> {
-        let fits = match self {
-            Task::Classification => data.labels().is_some(),
-            Task::Regression => data.labels().is_none(),
-        };
-        if fits {
+        let of_data = Task::of(data);
+        if of_data == *self {
             return Ok(());
         }
         Err(DistillError::Config(format!(
@@ -50,12 +52,10 @@ impl Task {
             match self {
                 Task::Classification => "class labels",
                 Task::Regression => "real values",
+                Task::Ranking => "relevance grades in lists (a CSV file with data.group naming the query column)",
             },
             data.targets.kind(),
-            match self {
-                Task::Classification => "regression",
-                Task::Regression => "classification",
-            }
+            of_data.name(),
         )))
     }
 
@@ -64,6 +64,7 @@ impl Task {
         match self {
             Task::Classification => "classification",
             Task::Regression => "regression",
+            Task::Ranking => "ranking",
         }
     }
 
@@ -72,14 +73,16 @@ impl Task {
         match self {
             Task::Classification => crate::report::Metric::Accuracy,
             Task::Regression => crate::report::Metric::Rmse,
+            Task::Ranking => crate::report::Metric::Ndcg,
         }
     }
 
-    /// The task of a data set's targets.
+    /// The task of a data set's targets (its test split's, which always carry them).
     pub fn of(data: &Dataset) -> Task {
-        match data.labels() {
-            Some(_) => Task::Classification,
-            None => Task::Regression,
+        match data.targets {
+            crate::data::Targets::Class(_) => Task::Classification,
+            crate::data::Targets::Relevance(_) => Task::Ranking,
+            crate::data::Targets::Real { .. } | crate::data::Targets::None(_) => Task::Regression,
         }
     }
 }
@@ -102,6 +105,7 @@ mod tests {
                 dims: 1,
             },
             num_classes: 1,
+            groups: None,
         };
         assert!(Task::Regression.check_data(&table).is_ok());
         let e = Task::Classification

@@ -12,6 +12,8 @@ pub enum Target {
     Class(Tensor<1, Int>),
     /// Standardised reals `[B, D]`.
     Real(Tensor<2>),
+    /// Relevance grades `[B]` (ranking).
+    Relevance(Tensor<1>),
     /// No targets (an unlabeled batch).
     None,
 }
@@ -26,6 +28,9 @@ impl Target {
             HostTargets::Real(v) => {
                 let d = v.len() / n.max(1);
                 Target::Real(Tensor::from_data(TensorData::new(v, [n, d]), device))
+            }
+            HostTargets::Relevance(g) => {
+                Target::Relevance(Tensor::from_data(TensorData::new(g, [n]), device))
             }
             HostTargets::None => Target::None,
         }
@@ -53,13 +58,24 @@ impl Target {
         }
     }
 
+    /// The relevance grades. Terms that read them are built only for labelled ranking.
+    pub fn relevance(&self) -> Tensor<1> {
+        match self {
+            Target::Relevance(g) => g.clone(),
+            _ => panic!(
+                "relevance grades read from a batch without them (checked when the term is built)"
+            ),
+        }
+    }
+
     /// The per-batch sum behind the training metric: correct top-1 predictions of `outputs`
-    /// (classes) or their squared errors in standardised units (reals), `[1]`.
+    /// (classes) or their squared errors in standardised units (reals), `[1]`; ranking has no
+    /// training metric (0).
     pub fn batch_sum(&self, outputs: Tensor<2>) -> Tensor<1> {
         match self {
             Target::Class(y) => super::classification::correct(outputs, y.clone()),
             Target::Real(y) => super::regression::squared_error(outputs, y.clone()),
-            Target::None => Tensor::zeros([1], &outputs.device()),
+            Target::Relevance(_) | Target::None => Tensor::zeros([1], &outputs.device()),
         }
     }
 
@@ -68,6 +84,7 @@ impl Target {
         match self {
             Target::Class(y) => Target::Class(y.clone().to_device(device)),
             Target::Real(y) => Target::Real(y.clone().to_device(device)),
+            Target::Relevance(g) => Target::Relevance(g.clone().to_device(device)),
             Target::None => Target::None,
         }
     }

@@ -207,6 +207,8 @@ mod tests {
             train_rmse: None,
             test_rmse: None,
             test_mae: None,
+            test_ndcg: None,
+            test_mrr: None,
             agreement: None,
             peers: Default::default(),
             seconds: 0.0,
@@ -228,6 +230,7 @@ mod tests {
                     .collect(),
             ),
             num_classes: 3,
+            groups: None,
         }
     }
 

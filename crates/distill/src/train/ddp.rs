@@ -178,8 +178,13 @@ impl DataParallel {
     }
 }
 
-/// Splits a batch into `n` contiguous shards of (nearly) equal size.
+/// Splits a batch into `n` contiguous shards of (nearly) equal size. Batches of ranking lists
+/// are not split (a data-parallel ranking plan is refused when it is validated).
 fn split(b: HostBatch, n: usize) -> Vec<HostBatch> {
+    assert!(
+        b.groups.is_none(),
+        "ranking lists are not sharded (refused at validation)"
+    );
     let len = b.len();
     let per = len.div_ceil(n).max(1);
     let sample = b.inputs.len() / len.max(1);
@@ -191,6 +196,7 @@ fn split(b: HostBatch, n: usize) -> Vec<HostBatch> {
                 targets: b.targets.slice(r.clone(), len),
                 indices: b.indices[r.clone()].to_vec(),
                 views: b.views[r].to_vec(),
+                groups: None,
             }
         })
         .collect()
@@ -207,6 +213,7 @@ mod tests {
             targets: crate::data::HostTargets::Class(vec![0, 1, 2, 3, 4, 5]),
             indices: vec![10, 11, 12, 13, 14, 15],
             views: vec![0; 6],
+            groups: None,
         };
         let s = split(b, 2);
         assert_eq!(s[0].indices, vec![10, 11, 12]);

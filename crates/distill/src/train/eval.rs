@@ -7,8 +7,9 @@ use burn::prelude::*;
 use burn::tensor::TensorData;
 
 use super::step::Batch;
-use crate::data::{Augment, Dataset, HostBatch, HostTargets, Loader, Normalization, View};
+use crate::data::{Augment, Dataset, HostBatch, HostTargets, Loader, Normalization, Targets, View};
 use crate::models::Net;
+use crate::tasks::ranking::{ndcg_and_rr, Lists, CUTOFF};
 use crate::tasks::Target;
 
 /// What a model scores on a split.
@@ -22,12 +23,24 @@ pub struct Evaluation {
     pub rmse: Option<f64>,
     /// Mean absolute error in target units (reals).
     pub mae: Option<f64>,
+    /// Mean NDCG@10 over the lists with a relevant candidate (ranking).
+    pub ndcg: Option<f64>,
+    /// Mean reciprocal rank@10 over the same lists (ranking).
+    pub mrr: Option<f64>,
 }
 
 impl Evaluation {
-    /// The headline metric: accuracy, or RMSE.
+    /// The headline metric: accuracy, RMSE, or NDCG@10.
     pub fn primary(&self) -> f64 {
-        self.accuracy.or(self.rmse).unwrap_or(f64::NAN)
+        self.accuracy
+            .or(self.rmse)
+            .or(self.ndcg)
+            .unwrap_or(f64::NAN)
+    }
+
+    /// The task's second metric: MAE (regression) or MRR@10 (ranking).
+    pub fn secondary(&self) -> Option<f64> {
+        self.mae.or(self.mrr)
     }
 
     /// Fraction of samples where both predict the same class.
@@ -54,12 +67,14 @@ pub fn upload(batch: HostBatch, geometry: [usize; 3], device: &Device) -> (Tenso
 pub fn upload_keyed(batch: HostBatch, geometry: [usize; 3], device: &Device) -> Batch {
     let indices = batch.indices.clone();
     let keys = batch.cache_keys();
+    let lists = batch.groups.as_ref().map(|g| Lists::upload(g, device));
     let (x, y) = upload(batch, geometry, device);
     Batch {
         x,
         y,
         indices,
         keys,
+        lists,
     }
 }
 
@@ -86,6 +101,7 @@ pub fn evaluate(
     let geometry = data.geometry();
     let mut predictions = Vec::with_capacity(data.len());
     let (mut correct, mut sq, mut abs, mut count) = (0usize, 0f64, 0f64, 0usize);
+    let (mut scores, mut grades) = (Vec::new(), Vec::new());
     for batch in loader.epoch(0, 2) {
         let targets = batch.targets.clone();
         let (x, _) = upload(batch, geometry, &device);
@@ -99,6 +115,10 @@ pub fn evaluate(
                 }
             }
             HostTargets::None => {}
+            HostTargets::Relevance(g) => {
+                scores.extend(out.into_data().iter::<f32>());
+                grades.extend(g);
+            }
             HostTargets::Real(values) => {
                 // Errors in target units: both sides are standardised with the same mean, so
                 // the error scales by the dimension's standard deviation.
@@ -114,18 +134,40 @@ pub fn evaluate(
         }
     }
     let n = data.len().max(1) as f64;
-    match data.labels() {
-        Some(_) => Evaluation {
+    let none = Evaluation {
+        accuracy: None,
+        predictions: Vec::new(),
+        rmse: None,
+        mae: None,
+        ndcg: None,
+        mrr: None,
+    };
+    match data.targets {
+        Targets::Class(_) => Evaluation {
             accuracy: Some(correct as f64 / n),
             predictions,
-            rmse: None,
-            mae: None,
+            ..none
         },
-        None => Evaluation {
-            accuracy: None,
-            predictions,
+        Targets::Relevance(_) => {
+            // The evaluation batches hold whole lists, in order: score each list.
+            let judged: Vec<(f64, f64)> = data
+                .units()
+                .into_iter()
+                .filter_map(|r| ndcg_and_rr(&scores[r.clone()], &grades[r], CUTOFF))
+                .collect();
+            let mean = |f: fn(&(f64, f64)) -> f64| {
+                judged.iter().map(f).sum::<f64>() / judged.len().max(1) as f64
+            };
+            Evaluation {
+                ndcg: Some(mean(|j| j.0)),
+                mrr: Some(mean(|j| j.1)),
+                ..none
+            }
+        }
+        Targets::Real { .. } | Targets::None(_) => Evaluation {
             rmse: Some((sq / count.max(1) as f64).sqrt()),
             mae: Some(abs / count.max(1) as f64),
+            ..none
         },
     }
 }

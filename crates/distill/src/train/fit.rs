@@ -118,9 +118,10 @@ pub struct JobOutcome {
     pub best_epoch: usize,
     /// The headline test metric after the last epoch.
     pub last: f64,
-    /// Test MAE after the last epoch (regression).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub last_mae: Option<f64>,
+    /// The task's second test metric after the last epoch: MAE (regression) or MRR@10
+    /// (ranking).
+    #[serde(default, alias = "last_mae", skip_serializing_if = "Option::is_none")]
+    pub last_secondary: Option<f64>,
     /// Agreement with the first teacher after the last epoch.
     pub agreement: Option<f64>,
     /// Trainable parameters of the student.
@@ -167,6 +168,8 @@ impl JobOutcome {
                     test_acc: r.test_acc.map(|_| value),
                     test_rmse: r.test_rmse.map(|_| value),
                     test_mae: None,
+                    test_ndcg: None,
+                    test_mrr: None,
                     train_acc: None,
                     train_rmse: None,
                     agreement: None,
@@ -177,7 +180,7 @@ impl JobOutcome {
             best: p.best,
             best_epoch: p.best_epoch,
             last: p.last,
-            last_mae: None,
+            last_secondary: None,
             agreement: None,
             params: p.params,
             peers: Vec::new(),
@@ -528,6 +531,8 @@ impl Prepared<'_> {
                 test_acc: eval.accuracy,
                 test_rmse: eval.rmse,
                 test_mae: eval.mae,
+                test_ndcg: eval.ndcg,
+                test_mrr: eval.mrr,
                 agreement,
                 peers,
                 seconds,
@@ -666,7 +671,7 @@ fn outcome(
         best,
         best_epoch: state.best_epoch,
         last: last.as_ref().map_or(0.0, EpochRecord::primary),
-        last_mae: last.as_ref().and_then(|r| r.test_mae),
+        last_secondary: last.as_ref().and_then(|r| r.test_mae.or(r.test_mrr)),
         agreement: last.and_then(|r| r.agreement),
         params: params[0],
         peers,

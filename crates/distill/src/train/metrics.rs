@@ -37,6 +37,12 @@ pub struct EpochRecord {
     /// Test mean absolute error, in target units (regression).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub test_mae: Option<f64>,
+    /// Test NDCG@10 (ranking).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test_ndcg: Option<f64>,
+    /// Test MRR@10 (ranking).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test_mrr: Option<f64>,
     /// Top-1 agreement with the first teacher on the test set, when there is a teacher.
     pub agreement: Option<f64>,
     /// Test accuracy of each peer of the recipe (its trainable roles after the student).
@@ -47,13 +53,17 @@ pub struct EpochRecord {
 }
 
 impl EpochRecord {
-    /// The task's headline test metric: accuracy (classification) or RMSE (regression).
+    /// The task's headline test metric: accuracy (classification), RMSE (regression) or
+    /// NDCG@10 (ranking).
     pub fn primary(&self) -> f64 {
-        self.test_acc.or(self.test_rmse).unwrap_or(f64::NAN)
+        self.test_acc
+            .or(self.test_rmse)
+            .or(self.test_ndcg)
+            .unwrap_or(f64::NAN)
     }
 
     /// A value of this epoch's headline metric (its own, or a peer's) oriented so that higher
-    /// is better: an accuracy as it is, an RMSE negated.
+    /// is better: an accuracy or an NDCG as it is, an RMSE negated.
     pub fn oriented(&self, value: f64) -> f64 {
         if self.test_acc.is_none() && self.test_rmse.is_some() {
             -value
@@ -64,8 +74,8 @@ impl EpochRecord {
 
     /// The headline metric oriented so that higher is better (what the best checkpoint keeps).
     pub fn score(&self) -> f64 {
-        match (self.test_acc, self.test_rmse) {
-            (None, None) => f64::NEG_INFINITY,
+        match (self.test_acc, self.test_rmse, self.test_ndcg) {
+            (None, None, None) => f64::NEG_INFINITY,
             _ => self.oriented(self.primary()),
         }
     }
@@ -113,6 +123,8 @@ mod tests {
                 train_rmse: None,
                 test_rmse: None,
                 test_mae: None,
+                test_ndcg: None,
+                test_mrr: None,
                 agreement: Some(v),
                 peers: Default::default(),
                 seconds: v,

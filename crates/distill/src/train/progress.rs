@@ -12,12 +12,17 @@ pub fn errln(text: &str) {
     let _ = writeln!(std::io::stderr(), "{text}");
 }
 
-/// An epoch's test metrics for a log line: `87.50%`, or `RMSE 512.3 MAE 301.2`.
+/// An epoch's test metrics for a log line: `87.50%`, `RMSE 512.3 MAE 301.2`, or
+/// `NDCG@10 0.7120 MRR@10 0.6500`.
 pub fn headline(r: &EpochRecord) -> String {
-    match (r.test_acc, r.test_rmse) {
-        (Some(a), _) => format!("{:.2}%", 100.0 * a),
-        (None, Some(e)) => format!("RMSE {e:.4} MAE {:.4}", r.test_mae.unwrap_or(f64::NAN)),
-        (None, None) => "—".into(),
+    match (r.test_acc, r.test_rmse, r.test_ndcg) {
+        (Some(a), _, _) => format!("{:.2}%", 100.0 * a),
+        (None, Some(e), _) => format!("RMSE {e:.4} MAE {:.4}", r.test_mae.unwrap_or(f64::NAN)),
+        (None, None, Some(n)) => format!(
+            "NDCG@10 {n:.4} MRR@10 {:.4}",
+            r.test_mrr.unwrap_or(f64::NAN)
+        ),
+        (None, None, None) => "—".into(),
     }
 }
 
@@ -75,9 +80,10 @@ impl Progress {
         let peers: String = r
             .peers
             .iter()
-            .map(|(name, v)| match r.test_acc {
-                Some(_) => format!(" {name} {:.2}%", 100.0 * v),
-                None => format!(" {name} RMSE {v:.4}"),
+            .map(|(name, v)| match (r.test_acc, r.test_ndcg) {
+                (Some(_), _) => format!(" {name} {:.2}%", 100.0 * v),
+                (None, Some(_)) => format!(" {name} NDCG@10 {v:.4}"),
+                (None, None) => format!(" {name} RMSE {v:.4}"),
             })
             .collect();
         let text = format!(

@@ -12,6 +12,7 @@ use super::clip::clip_global_norm;
 use crate::data::View;
 use crate::knowledge::{Aux, AuxUpdate, Objective, Stage, StepContext, TermWeight};
 use crate::models::{Net, TapShapes, Taps};
+use crate::tasks::ranking::Lists;
 use crate::tasks::Target;
 
 /// Everything trainable in one run: the students and the methods' helper modules, optimised
@@ -75,6 +76,8 @@ pub struct Batch {
     pub indices: Vec<usize>,
     /// Teacher-cache key (sample, augmented view) of each sample.
     pub keys: Vec<CacheKey>,
+    /// The layout of the batch's ranking lists (ranking data only).
+    pub lists: Option<Lists>,
 }
 
 /// Applies the terms' state changes (memory banks) to their helper modules.
@@ -143,6 +146,7 @@ pub fn train_step(
         y,
         indices,
         keys,
+        lists,
     } = batch;
     let student_taps: Vec<_> = trainable
         .students
@@ -167,6 +171,7 @@ pub fn train_step(
         students: &student_taps,
         teachers: &teacher_taps,
         targets: y,
+        lists,
         indices: &indices,
         epoch: at.epoch,
         progress: at.progress,

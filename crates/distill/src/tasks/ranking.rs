@@ -1,0 +1,142 @@
+//! Ranking: every sample is a candidate of one list (a query's documents), the model gives each
+//! a score, and the metrics are NDCG@10 and MRR@10 of the lists ordered by score. Batches hold
+//! whole lists; [`Lists`] lays a batch's per-sample values out as a padded `[lists, longest]`
+//! grid, which is what listwise losses read.
+
+use burn::prelude::*;
+use burn::tensor::TensorData;
+
+use crate::knowledge::{listnet::ListNetConfig, MethodConfig, RoleRef};
+
+/// The cut-off of the reported metrics.
+pub const CUTOFF: usize = 10;
+
+/// ListNet against the relevance grades at weight 1 on `role`.
+pub fn supervised(role: &str) -> Vec<MethodConfig> {
+    vec![MethodConfig::Listnet(ListNetConfig {
+        weight: 1.0,
+        eps: ListNetConfig::default_eps(),
+        student: Some(RoleRef::from(role)),
+    })]
+}
+
+/// The layout of a batch's lists: which sample fills each slot of a `[Q, N]` grid (`Q` lists,
+/// `N` the longest), and which slots are padding.
+#[derive(Debug, Clone)]
+pub struct Lists {
+    slots: Tensor<1, Int>,
+    pad: Tensor<2>,
+    shape: [usize; 2],
+}
+
+impl Lists {
+    /// The layout of consecutive lists of `sizes` samples.
+    pub fn upload(sizes: &[usize], device: &Device) -> Lists {
+        let q = sizes.len();
+        let n = sizes.iter().copied().max().unwrap_or(1).max(1);
+        let mut slots = vec![0i64; q * n];
+        let mut pad = vec![1f32; q * n];
+        let mut start = 0;
+        for (row, &size) in sizes.iter().enumerate() {
+            for k in 0..size {
+                slots[row * n + k] = (start + k) as i64;
+                pad[row * n + k] = 0.0;
+            }
+            start += size;
+        }
+        Lists {
+            slots: Tensor::from_data(TensorData::new(slots, [q * n]), device),
+            pad: Tensor::from_data(TensorData::new(pad, [q, n]), device),
+            shape: [q, n],
+        }
+    }
+
+    /// One value per sample (`[B, 1]` scores, or `[B]` grades as `[B, 1]`) laid out as the
+    /// `[Q, N]` grid; padding slots hold the first sample's value (mask them with [`Self::pad`]).
+    pub fn arrange(&self, per_sample: Tensor<2>) -> Tensor<2> {
+        let [b, d] = per_sample.dims();
+        debug_assert_eq!(d, 1, "one score per sample");
+        per_sample
+            .reshape([b])
+            .select(0, self.slots.clone())
+            .reshape(self.shape)
+    }
+
+    /// `[Q, N]`: 1 at padding slots, 0 at real ones.
+    pub fn pad(&self) -> Tensor<2> {
+        self.pad.clone()
+    }
+
+    /// The same layout on another device.
+    pub fn to_device(&self, device: &Device) -> Lists {
+        Lists {
+            slots: self.slots.clone().to_device(device),
+            pad: self.pad.clone().to_device(device),
+            shape: self.shape,
+        }
+    }
+}
+
+/// NDCG@k and reciprocal rank@k of one list: `scores` order the candidates, `grades` are their
+/// relevance. Gains `2^g − 1`, discounts `1 / log2(rank + 1)` (Järvelin and Kekäläinen; as
+/// allRank and LightGBM); ties in the scores keep the list's order. `None` for a list without
+/// any relevant candidate (its NDCG is undefined; it is left out of the mean, and of the MRR
+/// too, so both average over the same lists).
+pub fn ndcg_and_rr(scores: &[f32], grades: &[f32], k: usize) -> Option<(f64, f64)> {
+    if !grades.iter().any(|&g| g > 0.0) {
+        return None;
+    }
+    let mut order: Vec<usize> = (0..scores.len()).collect();
+    order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]));
+    let gain = |g: f32| 2f64.powf(g as f64) - 1.0;
+    let dcg = |ranked: &mut dyn Iterator<Item = f32>| -> f64 {
+        ranked
+            .take(k)
+            .enumerate()
+            .map(|(r, g)| gain(g) / ((r + 2) as f64).log2())
+            .sum()
+    };
+    let mut ideal: Vec<f32> = grades.to_vec();
+    ideal.sort_by(|a, b| b.total_cmp(a));
+    let ndcg = dcg(&mut order.iter().map(|&i| grades[i])) / dcg(&mut ideal.into_iter());
+    let rr = order
+        .iter()
+        .take(k)
+        .position(|&i| grades[i] > 0.0)
+        .map_or(0.0, |r| 1.0 / (r + 1) as f64);
+    Some((ndcg, rr))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lists_lay_out_samples_with_padding() {
+        let dev = Device::flex();
+        let lists = Lists::upload(&[2, 3, 1], &dev);
+        let scores = Tensor::<2>::from_floats([[1.0], [2.0], [3.0], [4.0], [5.0], [6.0]], &dev);
+        let grid: Vec<f32> = lists.arrange(scores).into_data().iter::<f32>().collect();
+        assert_eq!(grid, vec![1.0, 2.0, 1.0, 3.0, 4.0, 5.0, 6.0, 1.0, 1.0]);
+        let pad: Vec<f32> = lists.pad().into_data().iter::<f32>().collect();
+        assert_eq!(pad, vec![0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 1.0, 1.0]);
+    }
+
+    #[test]
+    fn ndcg_and_reciprocal_rank_by_hand() {
+        // ranked by score: grades 0, 3, 1 → DCG = 0 + 7/log2(3) + 1/log2(4); ideal 3, 1, 0
+        let (ndcg, rr) = ndcg_and_rr(&[0.9, 0.5, 0.1], &[0.0, 3.0, 1.0], 10).unwrap();
+        let dcg = 7.0 / 3f64.log2() + 1.0 / 2.0;
+        let idcg = 7.0 + 1.0 / 3f64.log2();
+        assert!((ndcg - dcg / idcg).abs() < 1e-12, "{ndcg}");
+        assert_eq!(rr, 0.5);
+        // a perfect order scores 1; a list with nothing relevant is left out
+        assert_eq!(
+            ndcg_and_rr(&[3.0, 2.0, 1.0], &[2.0, 1.0, 0.0], 10),
+            Some((1.0, 1.0))
+        );
+        assert_eq!(ndcg_and_rr(&[1.0, 2.0], &[0.0, 0.0], 10), None);
+        // the cut-off: the only relevant candidate ranked below k counts nothing
+        assert_eq!(ndcg_and_rr(&[2.0, 1.0], &[0.0, 1.0], 1), Some((0.0, 0.0)));
+    }
+}
