@@ -486,6 +486,28 @@ def tf_kd(student, target, correct_prob, temperature, multiplier):
     return torch.nn.KLDivLoss()(F.log_softmax(student, dim=1), F.softmax(virtual / temperature, dim=1)) * multiplier
 
 
+# Be Your Own Teacher: luanyunteng/pytorch-be-your-own-teacher train.py, the heads' part of
+# total_loss for two heads (the deepest CE is a separate `ce` term in distill):
+# (1 - alpha) * CE(head) + alpha * kd_loss_function(head, softmax(z / T).detach()) * T^2
+# + beta * feature_loss_function(head feature, final feature.detach()).
+def byot(z1, z2, f1, f2, z, f, target, temperature, alpha, beta):
+    def kd_loss_function(output, target_output):
+        output = output / temperature
+        output_log_softmax = torch.log_softmax(output, dim=1)
+        return -torch.mean(torch.sum(output_log_softmax * target_output, dim=1))
+
+    def feature_loss_function(fea, target_fea):
+        loss = (fea - target_fea) ** 2 * ((fea > 0) | (target_fea > 0)).float()
+        return torch.abs(loss).sum()
+
+    target = target.long()
+    soft = torch.softmax(z / temperature, dim=1).detach()
+    total = 0
+    for zi, fi in ((z1, f1), (z2, f2)):
+        total = total + (1 - alpha) * F.cross_entropy(zi, target) + alpha * kd_loss_function(zi, soft) * temperature**2 + beta * feature_loss_function(fi, f.detach())
+    return total
+
+
 def main():
     r = torch.randn
     fixtures = {
@@ -640,6 +662,11 @@ def main():
     fixtures["tf_kd"] = [
         case("tf_kd_b4_k10_T20", tf_kd, {"student": r(4, 10) * 3, "target": torch.tensor([1.0, 0.0, 9.0, 3.0])}, ["student"], {"correct_prob": 0.99, "temperature": 20.0, "multiplier": 100.0}),
         case("tf_kd_b2_k3_T1", tf_kd, {"student": r(2, 3), "target": torch.tensor([2.0, 2.0])}, ["student"], {"correct_prob": 0.9, "temperature": 1.0, "multiplier": 1.0}),
+    ]
+    # Be Your Own Teacher (issue 10): features with negative entries, so the mask matters.
+    fixtures["byot"] = [
+        case("byot_b4_k5_d3", byot, {"z1": r(4, 5) * 2, "z2": r(4, 5), "f1": r(4, 3), "f2": r(4, 3), "z": r(4, 5) * 3, "f": r(4, 3), "target": torch.tensor([0.0, 4.0, 2.0, 2.0])}, ["z1", "z2", "f1", "f2"], {"temperature": 3.0, "alpha": 0.1, "beta": 1e-6}),
+        case("byot_b2_k3_d2_strong", byot, {"z1": r(2, 3), "z2": r(2, 3), "f1": r(2, 2), "f2": r(2, 2), "z": r(2, 3), "f": r(2, 2), "target": torch.tensor([1.0, 0.0])}, ["z1", "z2", "f1", "f2"], {"temperature": 1.0, "alpha": 0.5, "beta": 0.3}),
     ]
     with open(OUT, "w") as f:
         json.dump(fixtures, f, indent=1)

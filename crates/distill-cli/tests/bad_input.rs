@@ -302,6 +302,44 @@ fn bad_configs_and_data_are_refused_at_validation() {
             TINY.replace(kd, "method = \"dkd\"\nwarmup = -1.0"),
             "dkd.warmup must be ≥ 0",
         ),
+        case(
+            "a view named like the source input",
+            TINY.replace("[train]\n", "[[data.view]]\nname = \"input\"\ndownsample = 2\n[train]\n"),
+            "\"input\" names the source input itself",
+        ),
+        case(
+            "a view that derives nothing",
+            TINY.replace("[train]\n", "[[data.view]]\nname = \"same\"\n[train]\n"),
+            "derives nothing from the input",
+        ),
+        case(
+            "a role reading a view that is not declared",
+            TINY.replace("hidden = [8]\n", "hidden = [8]\nview = \"small\"\n"),
+            "view of student #1",
+        ),
+        case(
+            "a teacher with two sources",
+            TINY.replace(
+                "hidden = [16]\n",
+                "hidden = [16]\ncheckpoint = \"x\"\nfrom = \"kd\"\n",
+            ),
+            "`checkpoint` and `from` both say where the teacher comes from",
+        ),
+        case(
+            "a virtual teacher that is certain",
+            TINY.replace(kd, "method = \"tf-kd\"\ncorrect_prob = 1.0"),
+            "tf-kd.correct_prob must be in (0, 1)",
+        ),
+        case(
+            "BYOT on a tap that does not exist",
+            TINY.replace(kd, "method = \"byot\"\ntaps = [\"stage9\"]"),
+            "stage9",
+        ),
+        case(
+            "a ranking loss in a classification experiment",
+            TINY.replace(kd, "method = \"listnet\""),
+            "applies to task = \"ranking\" only",
+        ),
     ]);
 }
 

@@ -3,6 +3,7 @@
 pub mod ab;
 pub mod at;
 pub mod bounded_regression;
+pub mod byot;
 pub mod cc;
 pub mod ce;
 pub mod connector;
