@@ -336,6 +336,16 @@ fn bad_configs_and_data_are_refused_at_validation() {
             "stage9",
         ),
         case(
+            "CS-KD without class pairs",
+            TINY.replace(kd, "method = \"cs-kd\""),
+            "set class_pairs = true",
+        ),
+        case(
+            "class pairs on unlabeled samples",
+            TINY.replace("hidden = [8]\n", "hidden = [8]\nclass_pairs = true\nlabels = false\n"),
+            "class_pairs pairs samples of the same class",
+        ),
+        case(
             "a ranking loss in a classification experiment",
             TINY.replace(kd, "method = \"listnet\""),
             "applies to task = \"ranking\" only",

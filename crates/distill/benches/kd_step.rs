@@ -149,6 +149,7 @@ fn main() {
         augment: Augment::default(),
         eval_batch: batch,
         views: vec![distill::data::View::source()],
+        class_pairs: false,
     };
     let (mut trainable, objective) = build_trainable(
         &[distill::models::RoleModel {

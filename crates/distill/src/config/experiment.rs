@@ -175,6 +175,10 @@ pub struct StudentConfig {
     /// et al.'s transfer set need not be labelled); terms that read targets are then refused.
     #[serde(default = "yes", skip_serializing_if = "is_yes")]
     pub labels: bool,
+    /// Pair every training sample with another sample of its class, drawn each epoch (the
+    /// batch holds each anchor followed by its partner; what `cs-kd` reads). Default false.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub class_pairs: bool,
     /// Further trainable roles of the recipe, trained jointly with its student by the same
     /// objective (`[[student.peer]]`: mutual learning, online ensembles).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -316,6 +320,9 @@ pub struct StudentPlan {
     /// Whether it trains with the targets (`false`: an unlabeled transfer set).
     #[serde(default = "yes", skip_serializing_if = "is_yes")]
     pub labels: bool,
+    /// Whether each training sample comes with a partner of its class.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub class_pairs: bool,
     /// Further trainable roles, trained jointly with the student.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub peers: Vec<RoleModel>,
@@ -548,6 +555,11 @@ impl ExperimentConfig {
                     model,
                 });
             }
+            if s.class_pairs && (self.task != Task::Classification || !s.labels) {
+                return Err(cfg(format!(
+                    "{role}: class_pairs pairs samples of the same class, so it needs task = \"classification\" and labels = true"
+                )));
+            }
             if s.train_limit == Some(0) {
                 return Err(cfg(format!(
                     "{role}: train_limit = 0 would leave the student no images; give a positive number, or remove it to train on the whole split"
@@ -559,6 +571,7 @@ impl ExperimentConfig {
                 train_limit: s.train_limit,
                 model,
                 labels: s.labels,
+                class_pairs: s.class_pairs,
                 peers,
                 losses: s.loss.clone(),
                 train: self.train.overlay(&s.train).resolve(&role)?,
@@ -631,6 +644,7 @@ impl From<&StudentPlan> for StudentConfig {
             view: written_view(&s.view),
             train_limit: s.train_limit,
             labels: s.labels,
+            class_pairs: s.class_pairs,
             peer: s
                 .peers
                 .iter()

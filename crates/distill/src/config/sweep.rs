@@ -133,6 +133,7 @@ impl SweepConfig {
                             view: None,
                             train_limit: None,
                             labels: true,
+                            class_pairs: false,
                             peer: Vec::new(),
                             loss: r.loss.clone(),
                             train: r.train.clone(),

@@ -4,7 +4,7 @@ use std::sync::mpsc::{sync_channel, Receiver};
 use std::sync::Arc;
 
 use rand::seq::SliceRandom;
-use rand::SeedableRng;
+use rand::{Rng, SeedableRng};
 
 use super::augment::Augment;
 use super::dataset::{Dataset, Inputs, Normalization, Targets};
@@ -75,11 +75,14 @@ impl HostBatch {
 }
 
 /// Produces the batches of one pass over a data set. A batch holds `batch_size` units: samples,
-/// or whole groups when the data set has them (ranking lists: `batch_size` counts lists).
+/// whole groups when the data set has them (ranking lists: `batch_size` counts lists), or, with
+/// class pairs, each sample followed by another sample of its class drawn for the epoch.
 #[derive(Debug, Clone)]
 pub struct Loader {
     data: Arc<Dataset>,
     units: Arc<Vec<std::ops::Range<usize>>>,
+    /// The samples of each class, when every sample is paired with one of its class.
+    classes: Option<Arc<Vec<Vec<usize>>>>,
     norm: Normalization,
     batch_size: usize,
     augment: Augment,
@@ -100,6 +103,7 @@ impl Loader {
     ) -> Self {
         Self {
             units: Arc::new(data.units()),
+            classes: None,
             data,
             norm,
             batch_size: batch_size.max(1),
@@ -109,37 +113,77 @@ impl Loader {
         }
     }
 
+    /// Pairs every sample with another sample of its class, drawn anew each epoch (the batch
+    /// then holds `2 × batch_size` samples: each pair's anchor, then its partner; CS-KD's
+    /// sampler). Needs class labels; a sample alone in its class is its own partner.
+    pub fn with_class_pairs(mut self) -> Self {
+        if let Some(labels) = self.data.labels() {
+            let mut classes = vec![Vec::new(); 256];
+            for (i, &l) in labels.iter().enumerate() {
+                classes[l as usize].push(i);
+            }
+            self.classes = Some(Arc::new(classes));
+        }
+        self
+    }
+
     /// The underlying data set.
     pub fn data(&self) -> &Dataset {
         &self.data
     }
 
     /// Number of batches per epoch (a trailing batch of one sample is dropped when shuffling,
-    /// because batch normalisation cannot train on it; a trailing group is kept).
+    /// because batch normalisation cannot train on it; a trailing group or pair is kept).
     pub fn num_batches(&self) -> usize {
         let n = self.units.len();
         let full = n / self.batch_size;
         let rest = n % self.batch_size;
-        let grouped = self.data.groups.is_some();
+        let grouped = self.data.groups.is_some() || self.classes.is_some();
         full + usize::from(rest > 1 || (rest == 1 && (grouped || !self.shuffle)))
     }
 
-    /// Unit order of an epoch.
-    fn order(&self, epoch: usize) -> Vec<usize> {
+    /// The units of an epoch, in order: the samples of each.
+    fn order(&self, epoch: usize) -> Vec<Vec<usize>> {
         let mut order: Vec<usize> = (0..self.units.len()).collect();
         if self.shuffle {
             let mut rng = rand::rngs::SmallRng::seed_from_u64(mix(self.seed, epoch as u64, 1));
             order.shuffle(&mut rng);
         }
+        let Some(classes) = &self.classes else {
+            return order
+                .iter()
+                .map(|&u| self.units[u].clone().collect())
+                .collect();
+        };
+        let labels = self.data.labels().expect("class pairs need labels");
+        let mut rng = rand::rngs::SmallRng::seed_from_u64(mix(self.seed, epoch as u64, 3));
         order
+            .iter()
+            .map(|&i| {
+                let same = &classes[labels[i] as usize];
+                let partner = if same.len() > 1 {
+                    // another sample of the class, uniformly: draw among n − 1 slots, the
+                    // anchor's own slot standing for the last one
+                    let j = same[rng.random_range(0..same.len() - 1)];
+                    if j == i {
+                        same[same.len() - 1]
+                    } else {
+                        j
+                    }
+                } else {
+                    i
+                };
+                vec![i, partner]
+            })
+            .collect()
     }
 
-    /// Builds batch `b` of an epoch's unit order.
-    fn build(&self, order: &[usize], b: usize, epoch: usize) -> HostBatch {
+    /// Builds batch `b` of an epoch's units.
+    fn build(&self, order: &[Vec<usize>], b: usize, epoch: usize) -> HostBatch {
         let d = &*self.data;
         let start = b * self.batch_size;
         let chosen = &order[start..(start + self.batch_size).min(order.len())];
-        let idx: Vec<usize> = chosen.iter().flat_map(|&u| self.units[u].clone()).collect();
+        let idx: Vec<usize> = chosen.iter().flatten().copied().collect();
         let idx = &idx[..];
         let mut inputs = Vec::with_capacity(idx.len() * d.sample_len());
         let mut views = Vec::with_capacity(idx.len());
@@ -219,10 +263,8 @@ impl Loader {
             targets,
             indices: idx.to_vec(),
             views,
-            groups: d
-                .groups
-                .as_ref()
-                .map(|_| chosen.iter().map(|&u| self.units[u].len()).collect()),
+            groups: (d.groups.is_some() || self.classes.is_some())
+                .then(|| chosen.iter().map(Vec::len).collect()),
         }
     }
 
@@ -310,5 +352,56 @@ mod tests {
         assert_eq!(l.num_batches(), 2);
         let l = Loader::new(tiny(9), norm, 4, Augment::default(), false, 1);
         assert_eq!(l.num_batches(), 3);
+    }
+
+    #[test]
+    fn class_pairs_put_a_sample_of_the_same_class_after_each_anchor() {
+        let n = 12;
+        let data = Arc::new(Dataset {
+            inputs: Inputs::Table {
+                values: (0..n).map(|v| v as f32).collect(),
+                features: 1,
+                names: vec!["x".into()],
+            },
+            // classes 0, 1, 2 four times each, and one class of a single sample
+            targets: Targets::Class(
+                (0..n)
+                    .map(|v| if v == 11 { 3 } else { (v % 3) as u8 })
+                    .collect(),
+            ),
+            num_classes: 4,
+            groups: None,
+        });
+        let norm = Normalization {
+            mean: vec![0.0],
+            std: vec![1.0],
+            target_mean: vec![],
+            target_std: vec![],
+        };
+        let l = Loader::new(data.clone(), norm, 4, Augment::default(), true, 5).with_class_pairs();
+        assert_eq!(l.num_batches(), 3);
+        let labels = data.labels().unwrap();
+        let mut seen = Vec::new();
+        for b in l.epoch(1, 1) {
+            assert_eq!(b.groups, Some(vec![2; b.len() / 2]));
+            for pair in b.indices.chunks(2) {
+                let (i, j) = (pair[0], pair[1]);
+                assert_eq!(labels[i], labels[j]);
+                assert!(i != j || i == 11, "{pair:?}");
+                seen.push(i);
+            }
+        }
+        seen.sort_unstable();
+        assert_eq!(
+            seen,
+            (0..n).collect::<Vec<_>>(),
+            "every sample anchors one pair"
+        );
+        let again: Vec<Vec<usize>> = l.epoch(1, 1).into_iter().map(|b| b.indices).collect();
+        let first: Vec<Vec<usize>> = l.epoch(1, 1).into_iter().map(|b| b.indices).collect();
+        assert_eq!(
+            again, first,
+            "an epoch's pairs depend on the seed and epoch only"
+        );
     }
 }

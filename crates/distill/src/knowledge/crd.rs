@@ -391,6 +391,7 @@ mod tests {
             classes: 4,
             task: crate::tasks::Task::Classification,
             labelled: true,
+            class_pairs: false,
             device: &dev,
             teacher_nets: &[],
             probe: &Vec::new,

@@ -9,9 +9,9 @@ use serde::{Deserialize, Serialize};
 use super::connector::ConvConnector;
 use super::term::{BuildContext, KnowledgeTerm};
 use super::{
-    ab, at, bounded_regression, byot, cc, ce, crd, dist, dkd, ensemble_kd, fitnet, fsp, ft, hidden,
-    kd, kd_ls, kdsvd, listnet, listnet_kd, mse, mt_kd, nst, ofd, output_match, pkt, review, rkd,
-    sp, tf_kd, vid,
+    ab, at, bounded_regression, byot, cc, ce, crd, cs_kd, dist, dkd, ensemble_kd, fitnet, fsp, ft,
+    hidden, kd, kd_ls, kdsvd, listnet, listnet_kd, mse, mt_kd, nst, ofd, output_match, pkt, review,
+    rkd, sp, tf_kd, vid,
 };
 use crate::error::Result;
 
@@ -211,6 +211,7 @@ methods! {
     KdLs => kd_ls::KdLsConfig,
     TfKd => tf_kd::TfKdConfig,
     Byot => byot::ByotConfig { ByotHead: byot::ByotHead },
+    CsKd => cs_kd::CsKdConfig,
     MtKd => mt_kd::MtKdConfig,
     EnsembleKd => ensemble_kd::EnsembleKdConfig,
     Listnet => listnet::ListNetConfig,

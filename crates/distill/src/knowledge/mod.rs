@@ -8,6 +8,7 @@ pub mod cc;
 pub mod ce;
 pub mod connector;
 pub mod crd;
+pub mod cs_kd;
 pub mod defaults;
 pub mod dist;
 pub mod dkd;

@@ -136,6 +136,9 @@ pub struct BuildContext<'a> {
     /// Whether the job's training samples carry their targets (`false`: an unlabeled transfer
     /// set, see `[[student]] labels`).
     pub labelled: bool,
+    /// Whether each training sample comes with a partner of its class (the batch's lists are
+    /// the pairs; see `[[student]] class_pairs`).
+    pub class_pairs: bool,
     /// Device on which trainable parts are created.
     pub device: &'a Device,
     /// The frozen teachers themselves (for methods that read their parameters, as OFD reads the

@@ -79,6 +79,7 @@ pub fn load_data(plan: &Plan) -> Result<DataBundle> {
     let views = resolve_views(&plan.data.view, &train)?;
     Ok(DataBundle {
         views,
+        class_pairs: false,
         train: Arc::new(train),
         test: Arc::new(test),
         norm,

@@ -30,6 +30,8 @@ pub struct Phase {
     pub train_limit: Option<usize>,
     /// Whether the training samples keep their targets (`false`: an unlabeled transfer set).
     pub labels: bool,
+    /// Whether each training sample comes with a partner of its class.
+    pub class_pairs: bool,
     /// Seeds; each trains the roles afresh.
     pub seeds: Vec<u64>,
     /// Whether the phase reads the frozen teachers (all of the plan's, which earlier phases

@@ -38,6 +38,7 @@ pub fn phases(plan: &Plan) -> Vec<Phase> {
             train: t.train.clone(),
             train_limit: None,
             labels: true,
+            class_pairs: false,
             seeds: vec![plan.seeds[0]],
             reads_teachers: false,
             output: PhaseOutput::Teacher(i),
@@ -56,6 +57,7 @@ pub fn phases(plan: &Plan) -> Vec<Phase> {
         train: s.train.clone(),
         train_limit: s.train_limit,
         labels: s.labels,
+        class_pairs: s.class_pairs,
         seeds: plan.seeds.clone(),
         reads_teachers: true,
         output: PhaseOutput::Rows {

@@ -1,7 +1,8 @@
 //! Ranking: every sample is a candidate of one list (a query's documents), the model gives each
 //! a score, and the metrics are NDCG@10 and MRR@10 of the lists ordered by score. Batches hold
 //! whole lists; [`Lists`] lays a batch's per-sample values out as a padded `[lists, longest]`
-//! grid, which is what listwise losses read.
+//! grid, which is what listwise losses read (and picks the members of class pairs, which the
+//! loader forms as lists of two).
 
 use burn::prelude::*;
 use burn::tensor::TensorData;
@@ -62,6 +63,19 @@ impl Lists {
             .reshape(self.shape)
     }
 
+    /// Member `k` of every list, one row each (`[Q, D]` from per-sample `[B, D]`): the anchors
+    /// (`k = 0`) or partners (`k = 1`) of class pairs. Every list must have `k + 1` members.
+    pub fn member(&self, per_sample: Tensor<2>, k: usize) -> Tensor<2> {
+        let [q, n] = self.shape;
+        let rows = self
+            .slots
+            .clone()
+            .reshape([q, n])
+            .slice([0..q, k..k + 1])
+            .reshape([q]);
+        per_sample.select(0, rows)
+    }
+
     /// `[Q, N]`: 1 at padding slots, 0 at real ones.
     pub fn pad(&self) -> Tensor<2> {
         self.pad.clone()
@@ -120,6 +134,10 @@ mod tests {
         assert_eq!(grid, vec![1.0, 2.0, 1.0, 3.0, 4.0, 5.0, 6.0, 1.0, 1.0]);
         let pad: Vec<f32> = lists.pad().into_data().iter::<f32>().collect();
         assert_eq!(pad, vec![0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 1.0, 1.0]);
+        let pairs = Lists::upload(&[2, 2], &dev);
+        let x = Tensor::<2>::from_floats([[1.0, 1.5], [2.0, 2.5], [3.0, 3.5], [4.0, 4.5]], &dev);
+        let second: Vec<f32> = pairs.member(x, 1).into_data().iter::<f32>().collect();
+        assert_eq!(second, vec![2.0, 2.5, 4.0, 4.5]);
     }
 
     #[test]

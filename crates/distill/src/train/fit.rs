@@ -41,6 +41,9 @@ pub struct DataBundle {
     pub eval_batch: usize,
     /// Every view of the samples: the source input, then the declared ones.
     pub views: Vec<View>,
+    /// Whether each training sample comes with a partner of its class (see
+    /// [`Loader::with_class_pairs`]).
+    pub class_pairs: bool,
 }
 
 impl DataBundle {
@@ -48,8 +51,12 @@ impl DataBundle {
     /// when it trains on an unlabeled transfer set.
     /// Sample indices are unchanged, so a teacher cache keyed by index stays valid.
     pub fn for_phase(&self, phase: &crate::schemes::Phase) -> DataBundle {
+        let class_pairs = phase.class_pairs;
         if phase.train_limit.is_none() && phase.labels {
-            return self.clone();
+            return DataBundle {
+                class_pairs,
+                ..self.clone()
+            };
         }
         let mut train = self.train.head(phase.train_limit.unwrap_or(usize::MAX));
         if !phase.labels {
@@ -57,6 +64,7 @@ impl DataBundle {
         }
         DataBundle {
             train: Arc::new(train),
+            class_pairs,
             ..self.clone()
         }
     }
@@ -291,6 +299,7 @@ pub fn build_trainable(
         train_labels: data.train.labels().unwrap_or_default(),
         task: crate::tasks::Task::of(&data.test),
         labelled: data.train.has_targets(),
+        class_pairs: data.class_pairs,
         teacher_uses: Default::default(),
     };
     let mut aux = Vec::new();
@@ -393,7 +402,7 @@ impl Prepared<'_> {
             parallel = Some(dp);
         }
 
-        let loader = Loader::new(
+        let mut loader = Loader::new(
             data.train.clone(),
             data.norm.clone(),
             plan.batch_size,
@@ -401,6 +410,9 @@ impl Prepared<'_> {
             true,
             job.seed,
         );
+        if data.class_pairs {
+            loader = loader.with_class_pairs();
+        }
         let steps = loader.num_batches();
         // Methods with an initialisation stage (AB, FT) train their parts for `init_epochs`
         // first; epochs are numbered per stage, and the run's global epoch counts both.
