@@ -336,6 +336,16 @@ fn bad_configs_and_data_are_refused_at_validation() {
             "stage9",
         ),
         case(
+            "an ensemble of one teacher",
+            format!("{TINY}[[ensemble]]\nname = \"e\"\nteachers = [\"mlp\"]\n"),
+            "averages at least two teachers",
+        ),
+        case(
+            "an ensemble of an unknown teacher",
+            format!("{TINY}[[ensemble]]\nname = \"e\"\nteachers = [\"mlp\", \"mpl\"]\n"),
+            "did you mean 'mlp'",
+        ),
+        case(
             "CS-KD without class pairs",
             TINY.replace(kd, "method = \"cs-kd\""),
             "set class_pairs = true",

@@ -389,6 +389,9 @@ model = "mlp"
 hidden = [16]
 view = "small"
 from = "assistant"
+[[ensemble]]
+name = "big + ta"
+teachers = ["big", "ta"]
 [[student]]
 name = "assistant"
 model = "mlp"
@@ -428,6 +431,7 @@ fn a_recipe_student_teaches_later_recipes_on_another_view() {
         table.contains("| teacher big |")
             && table.contains("| assistant |")
             && table.contains("| student |")
+            && table.contains("| big + ta | mlp+mlp | 28772 |")
             && !table.contains("teacher ta"),
         "{table}"
     );

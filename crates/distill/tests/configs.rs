@@ -84,7 +84,7 @@ fn every_sample_config_runs_at_a_tiny_size() {
         let report =
             run_experiment(&plan, &opts).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         // a row per teacher trained or loaded here (one that is a recipe's student is that
-        // recipe's row), and per trainable role of every recipe
+        // recipe's row), per trainable role of every recipe, and per ensemble
         assert_eq!(
             report.rows.len(),
             plan.teachers.iter().filter(|t| t.from.is_none()).count()
@@ -93,6 +93,7 @@ fn every_sample_config_runs_at_a_tiny_size() {
                     .iter()
                     .map(|s| 1 + s.peers.len())
                     .sum::<usize>()
+                + plan.ensembles.len()
         );
         for f in [
             "resolved.toml",

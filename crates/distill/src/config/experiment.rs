@@ -213,6 +213,17 @@ pub struct PeerConfig {
     pub view: Option<String>,
 }
 
+/// `[[ensemble]]`: a results row for the mean output of several frozen teachers (e.g. the
+/// generations of a born-again chain), evaluated once every phase has run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnsembleConfig {
+    /// Row name.
+    pub name: String,
+    /// The `[[teacher]]` roles whose outputs (logits, predictions or scores) are averaged.
+    pub teachers: Vec<String>,
+}
+
 /// The experiment file as written.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -246,6 +257,9 @@ pub struct ExperimentConfig {
     pub teacher: Vec<TeacherConfig>,
     /// Student recipes.
     pub student: Vec<StudentConfig>,
+    /// Ensembles of frozen teachers, each a results row (`[[ensemble]]`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ensemble: Vec<EnsembleConfig>,
     /// Data-parallel training over several devices of the backend (`[distributed]`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub distributed: Option<DistributedSettings>,
@@ -354,6 +368,9 @@ pub struct Plan {
     pub teachers: Vec<TeacherPlan>,
     /// Students.
     pub students: Vec<StudentPlan>,
+    /// Ensembles of frozen teachers.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ensembles: Vec<EnsembleConfig>,
     /// Devices of a data-parallel run (empty: the backend's default device alone).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub devices: Vec<usize>,
@@ -578,6 +595,36 @@ impl ExperimentConfig {
             });
         }
         check_sources(&teachers, &students)?;
+        for (i, e) in self.ensemble.iter().enumerate() {
+            let what = format!("[[ensemble]] '{}'", e.name);
+            check_role_name(&e.name, &what)?;
+            if e.teachers.len() < 2 {
+                return Err(cfg(format!(
+                    "{what} averages at least two teachers, got {:?}",
+                    e.teachers
+                )));
+            }
+            let names: Vec<&str> = teachers.iter().map(|t| t.name.as_str()).collect();
+            for (k, t) in e.teachers.iter().enumerate() {
+                if !names.contains(&t.as_str()) {
+                    return Err(DistillError::unknown(
+                        format!("teacher of {what}"),
+                        t,
+                        &names,
+                    ));
+                }
+                if e.teachers[..k].contains(t) {
+                    return Err(cfg(format!("{what} lists teacher '{t}' twice")));
+                }
+            }
+            if self.ensemble[..i].iter().any(|o| o.name == e.name)
+                || students.iter().any(|s| s.name == e.name)
+            {
+                return Err(cfg(format!(
+                    "{what}: the row name is taken by another ensemble or a student recipe; give it a distinct name"
+                )));
+            }
+        }
         if self.task == Task::Ranking && self.distributed.is_some() {
             return Err(cfg(
                 "[distributed] does not shard ranking lists yet; remove [distributed] to train the ranking task on one device".into(),
@@ -608,6 +655,7 @@ impl ExperimentConfig {
             data: self.data.clone(),
             teachers,
             students,
+            ensembles: self.ensemble.clone(),
         })
     }
 }
@@ -815,6 +863,7 @@ impl Plan {
             train: TrainConfig::default(),
             teacher: self.teachers.iter().map(TeacherConfig::from).collect(),
             student: self.students.iter().map(StudentConfig::from).collect(),
+            ensemble: self.ensembles.clone(),
             distributed: (!self.devices.is_empty()).then(|| DistributedSettings {
                 devices: self.devices.clone(),
             }),

@@ -153,6 +153,7 @@ impl SweepConfig {
                         train: self.train.clone(),
                         teacher: vec![p.teacher.clone()],
                         student: students,
+                        ensemble: Vec::new(),
                         distributed: None,
                     },
                 ))

@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 use burn::prelude::*;
 
 use crate::config::diff::{differences, RESUMABLE};
+use crate::config::experiment::EnsembleConfig;
 use crate::config::experiment::StudentConfig;
 use crate::config::{ExperimentConfig, Plan, StudentPlan};
 use crate::data::table::{load_csv, CsvSpec};
@@ -19,7 +20,9 @@ use crate::report::{plot_curves, Report, Row};
 use crate::run::device::plan_devices;
 use crate::schemes::{Phase, PhaseOutput};
 use crate::train::checkpoint::{load_model_dir, write_atomic};
-use crate::train::{evaluate, DataBundle, Job, JobOutcome, Progress, Teacher, TeacherCache};
+use crate::train::{
+    evaluate, evaluate_ensemble, DataBundle, Job, JobOutcome, Progress, Teacher, TeacherCache,
+};
 
 /// How to run an experiment.
 #[derive(Clone)]
@@ -468,6 +471,9 @@ pub fn run_experiment(plan: &Plan, opts: &RunOptions) -> Result<Report> {
     }
     let mut all: Vec<Row> = teacher_rows.into_iter().flatten().collect();
     all.extend(rows);
+    for e in &plan.ensembles {
+        all.push(ensemble_row(e, plan, &teachers, &data, &device, opts));
+    }
     let report = Report {
         title: plan.name.clone(),
         metric: plan.task.metric(),
@@ -476,6 +482,54 @@ pub fn run_experiment(plan: &Plan, opts: &RunOptions) -> Result<Report> {
     report.write(&run_dir)?;
     plot_curves(&run_dir.join("curves.svg"), &plan.name, &curves)?;
     Ok(report)
+}
+
+/// The results row of an ensemble of frozen teachers: their mean output on the test split.
+fn ensemble_row(
+    e: &EnsembleConfig,
+    plan: &Plan,
+    teachers: &[Teacher],
+    data: &DataBundle,
+    device: &Device,
+    opts: &RunOptions,
+) -> Row {
+    let members: Vec<&Teacher> = e
+        .teachers
+        .iter()
+        .filter_map(|n| teachers.iter().find(|t| &t.name == n))
+        .collect();
+    let eval = evaluate_ensemble(
+        &members
+            .iter()
+            .map(|t| (&t.net, &t.view))
+            .collect::<Vec<_>>(),
+        &data.test,
+        &data.norm,
+        data.eval_batch,
+        device,
+    );
+    opts.progress.line(&format!(
+        "ensemble {}: test {}",
+        e.name,
+        crate::train::progress::evaluation_line(&eval)
+    ));
+    let params = members
+        .iter()
+        .map(|t| crate::models::net::trainable_params(&t.net))
+        .sum();
+    let model = members
+        .iter()
+        .map(|t| {
+            plan.teachers
+                .iter()
+                .find(|p| p.name == t.name)
+                .map_or("?", |p| p.model.name())
+        })
+        .collect::<Vec<_>>()
+        .join("+");
+    let mut row = Row::teacher(&e.name, &model, params, eval.primary(), None);
+    row.secondary = eval.secondary().map(|m| (m, 0.0));
+    row
 }
 
 /// The folder of a phase's run at `seed`.

@@ -88,8 +88,51 @@ pub fn evaluate(
     batch_size: usize,
     device: &Device,
 ) -> Evaluation {
-    let device = device.clone().without_autodiff();
     let net = net.valid();
+    evaluate_outputs(
+        &|x| net.forward(view.apply(x)).logits,
+        data,
+        norm,
+        batch_size,
+        device,
+    )
+}
+
+/// Evaluates an ensemble: the mean of its members' outputs (logits, real predictions or
+/// scores), each member reading its own view, in inference mode.
+pub fn evaluate_ensemble(
+    members: &[(&Net, &View)],
+    data: &Arc<Dataset>,
+    norm: &Normalization,
+    batch_size: usize,
+    device: &Device,
+) -> Evaluation {
+    let nets: Vec<(Net, &View)> = members.iter().map(|(n, v)| (n.valid(), *v)).collect();
+    evaluate_outputs(
+        &|x| {
+            let outs: Vec<Tensor<2>> = nets
+                .iter()
+                .map(|(n, v)| n.forward(v.apply(x.clone())).logits)
+                .collect();
+            crate::knowledge::ops::mean_of(&outs)
+        },
+        data,
+        norm,
+        batch_size,
+        device,
+    )
+}
+
+/// Evaluates the outputs `forward` gives for batches of source inputs (on a device without
+/// autodiff) against the split's targets.
+fn evaluate_outputs(
+    forward: &dyn Fn(Tensor<4>) -> Tensor<2>,
+    data: &Arc<Dataset>,
+    norm: &Normalization,
+    batch_size: usize,
+    device: &Device,
+) -> Evaluation {
+    let device = device.clone().without_autodiff();
     let loader = Loader::new(
         data.clone(),
         norm.clone(),
@@ -105,7 +148,7 @@ pub fn evaluate(
     for batch in loader.epoch(0, 2) {
         let targets = batch.targets.clone();
         let (x, _) = upload(batch, geometry, &device);
-        let out = net.forward(view.apply(x)).logits;
+        let out = forward(x);
         match targets {
             HostTargets::Class(labels) => {
                 let pred: Vec<i64> = out.argmax(1).into_data().iter::<i64>().collect();

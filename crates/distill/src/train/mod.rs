@@ -16,7 +16,7 @@ pub mod step;
 pub mod store;
 
 pub use cache::{CacheKey, CacheStats, TeacherCache};
-pub use eval::{evaluate, Evaluation};
+pub use eval::{evaluate, evaluate_ensemble, Evaluation};
 pub use fit::{build_trainable, DataBundle, Job, JobOutcome, Prepared, PROBE_BATCH};
 pub use metrics::EpochRecord;
 pub use optim::build_optimizer;

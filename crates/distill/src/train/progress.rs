@@ -26,6 +26,17 @@ pub fn headline(r: &EpochRecord) -> String {
     }
 }
 
+/// A model's test metrics for a log line: `accuracy 87.50%`, `RMSE 512.3, MAE 301.2`, or
+/// `NDCG@10 0.7120, MRR@10 0.6500`.
+pub fn evaluation_line(e: &super::Evaluation) -> String {
+    match (e.accuracy, e.rmse, e.ndcg) {
+        (Some(a), _, _) => format!("accuracy {:.2}%", 100.0 * a),
+        (None, Some(r), _) => format!("RMSE {r:.4}, MAE {:.4}", e.mae.unwrap_or(f64::NAN)),
+        (None, None, Some(n)) => format!("NDCG@10 {n:.4}, MRR@10 {:.4}", e.mrr.unwrap_or(f64::NAN)),
+        (None, None, None) => "—".into(),
+    }
+}
+
 /// How a run reports progress.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Progress {
