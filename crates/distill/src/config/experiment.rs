@@ -720,7 +720,9 @@ fn written_view(v: &str) -> Option<String> {
 }
 
 /// Checks the teachers that recipes train (`from`): the recipe exists, trains a student of the
-/// teacher's architecture and view, and no two teachers come from one recipe.
+/// teacher's architecture, and no two teachers come from one recipe. The teacher may read
+/// another view than the recipe's student did (the same model on another domain), if its
+/// input has the same shape (checked with the data).
 fn check_sources(teachers: &[TeacherPlan], students: &[StudentPlan]) -> Result<()> {
     for (i, t) in teachers.iter().enumerate() {
         let Some(from) = &t.from else { continue };
@@ -733,15 +735,11 @@ fn check_sources(teachers: &[TeacherPlan], students: &[StudentPlan]) -> Result<(
             ));
         };
         let differs = t.model.architecture_differences(&recipe.model);
-        if !differs.is_empty() || t.view != recipe.view {
+        if !differs.is_empty() {
             return Err(DistillError::Config(format!(
                 "teacher '{}' comes from recipe '{from}', whose student differs from the [[teacher]] section ({}); describe the recipe's student there",
                 t.name,
-                if differs.is_empty() {
-                    format!("view \"{}\" vs \"{}\"", t.view, recipe.view)
-                } else {
-                    differs.join("; ")
-                }
+                differs.join("; ")
             )));
         }
         if let Some(other) = teachers[..i].iter().find(|o| o.from.as_ref() == Some(from)) {

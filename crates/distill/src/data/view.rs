@@ -6,7 +6,8 @@
 //! sample: pairing is given by construction.
 
 use burn::prelude::*;
-use burn::tensor::module::adaptive_avg_pool2d;
+use burn::tensor::module::{adaptive_avg_pool2d, interpolate};
+use burn::tensor::ops::{InterpolateMode, InterpolateOptions};
 use burn::tensor::TensorData;
 use serde::{Deserialize, Serialize};
 
@@ -17,7 +18,7 @@ use crate::error::{DistillError, Result};
 pub const SOURCE_VIEW: &str = "input";
 
 /// `[[data.view]]` as written: a name and the transforms deriving it from the source input,
-/// applied in the order `columns`, `grayscale`, `downsample`.
+/// applied in the order `columns`, `grayscale`, `blur`, `downsample`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ViewConfig {
@@ -30,6 +31,11 @@ pub struct ViewConfig {
     /// Average the channels into one grey channel (images only).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub grayscale: bool,
+    /// Average `k × k` pixel blocks and scale back up (nearest), so the image keeps its size but
+    /// loses detail: a degraded domain of the same geometry (images only; `k` must divide the
+    /// height and the width).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blur: Option<usize>,
     /// Average `k × k` pixel blocks: a `k` times lower resolution (images only; `k` must
     /// divide the height and the width).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -45,15 +51,19 @@ impl ViewConfig {
                 self.name
             )));
         }
-        if self.columns.is_none() && !self.grayscale && self.downsample.is_none() {
+        if self.columns.is_none()
+            && !self.grayscale
+            && self.downsample.is_none()
+            && self.blur.is_none()
+        {
             return Err(DistillError::Config(format!(
-                "[[data.view]] '{}' derives nothing from the input; set columns = [...] (tables), grayscale = true or downsample = k (images)",
+                "[[data.view]] '{}' derives nothing from the input; set columns = [...] (tables), grayscale = true, blur = k or downsample = k (images)",
                 self.name
             )));
         }
-        if self.downsample == Some(0) {
+        if self.downsample == Some(0) || self.blur == Some(0) {
             return Err(DistillError::Config(format!(
-                "[[data.view]] '{}': downsample must be at least 1, got 0",
+                "[[data.view]] '{}': downsample and blur must be at least 1, got 0",
                 self.name
             )));
         }
@@ -79,6 +89,9 @@ pub struct View {
     /// Whether the channels are averaged into one.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub grayscale: bool,
+    /// The block size of the blur (`None` or 1: none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blur: Option<usize>,
     /// The block size of the lower resolution (`None` or 1: full resolution).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub downsample: Option<usize>,
@@ -97,13 +110,17 @@ impl View {
             name: SOURCE_VIEW.into(),
             columns: None,
             grayscale: false,
+            blur: None,
             downsample: None,
         }
     }
 
     /// Whether the view is the source input unchanged.
     pub fn is_source(&self) -> bool {
-        self.columns.is_none() && !self.grayscale && self.downsample.is_none_or(|k| k == 1)
+        self.columns.is_none()
+            && !self.grayscale
+            && self.downsample.is_none_or(|k| k == 1)
+            && self.blur.is_none_or(|k| k == 1)
     }
 
     /// Whether two views feed a model the same input (names aside).
@@ -111,6 +128,7 @@ impl View {
         (self.is_source() && other.is_source())
             || (self.columns == other.columns
                 && self.grayscale == other.grayscale
+                && self.blur.unwrap_or(1) == other.blur.unwrap_or(1)
                 && self.downsample.unwrap_or(1) == other.downsample.unwrap_or(1))
     }
 
@@ -184,6 +202,7 @@ impl View {
             name: cfg.name.clone(),
             columns,
             grayscale: cfg.grayscale,
+            blur: cfg.blur,
             downsample: cfg.downsample,
         })
     }
@@ -218,6 +237,13 @@ impl View {
         }
         if self.grayscale {
             x = x.mean_dim(1);
+        }
+        if let Some(k) = self.blur.filter(|&k| k > 1) {
+            let [_, _, h, w] = x.dims();
+            x = interpolate(
+                adaptive_avg_pool2d(x, [h / k, w / k]),
+                InterpolateOptions::new(InterpolateMode::Nearest).with_output_size([h, w]),
+            );
         }
         if let Some(k) = self.downsample.filter(|&k| k > 1) {
             let [_, _, h, w] = x.dims();
@@ -279,6 +305,7 @@ mod tests {
             name: name.into(),
             columns: None,
             grayscale: false,
+            blur: None,
             downsample: None,
         }
     }
@@ -330,6 +357,28 @@ mod tests {
         // grey = mean of (4 or 0), 1, 2 → 7/3 in the top-left block, 1 elsewhere
         assert!((got[0] - 7.0 / 3.0).abs() < 1e-6, "{got:?}");
         assert!(got[1..].iter().all(|g| (g - 1.0).abs() < 1e-6), "{got:?}");
+    }
+
+    #[test]
+    fn a_blurred_view_keeps_the_size_and_averages_blocks() {
+        let v = View::resolve(
+            &ViewConfig {
+                blur: Some(2),
+                ..cfg("blurred")
+            },
+            &image(),
+        )
+        .unwrap();
+        assert_eq!(v.geometry([3, 4, 4]), [3, 4, 4]);
+        let dev = Device::flex();
+        let px: Vec<f32> = (0..16).map(|i| i as f32).collect();
+        let x = Tensor::<4>::from_data(TensorData::new(px, [1, 1, 4, 4]), &dev);
+        let got: Vec<f32> = v.apply(x).into_data().iter::<f32>().collect();
+        // the top-left 2×2 block (0, 1, 4, 5) averages to 2.5 in all four of its pixels
+        for i in [0, 1, 4, 5] {
+            assert_eq!(got[i], 2.5, "{got:?}");
+        }
+        assert_eq!(got[15], 12.5);
     }
 
     #[test]

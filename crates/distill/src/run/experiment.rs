@@ -175,6 +175,24 @@ fn initial_teachers(plan: &Plan, data: &DataBundle, device: &Device) -> Result<V
     let mut teachers = Vec::new();
     for t in &plan.teachers {
         let view = data.view(&t.view)?.clone();
+        if let Some(recipe) = t
+            .from
+            .as_ref()
+            .and_then(|r| plan.students.iter().find(|s| &s.name == r))
+        {
+            let trained = data.view(&recipe.view)?.geometry(geometry);
+            if trained != view.geometry(geometry) {
+                return Err(DistillError::Shape {
+                    context: format!(
+                        "teacher '{}' reads view '{}', but recipe '{}' trains its student on view '{}'",
+                        t.name, t.view, recipe.name, recipe.view
+                    ),
+                    expected: trained.to_vec(),
+                    got: view.geometry(geometry).to_vec(),
+                    fix: "; a model reads inputs of the shape it was trained on: give the teacher a view of that shape".into(),
+                });
+            }
+        }
         let net = match &t.checkpoint {
             Some(ckpt) => {
                 let (net, meta) = load_model_dir(ckpt, &device.clone().without_autodiff())?;
@@ -419,7 +437,18 @@ pub fn run_experiment(plan: &Plan, opts: &RunOptions) -> Result<Report> {
                         &phase_dir(&run_dir, phase, phase.seeds[0]).join("best"),
                         &device.clone().without_autodiff(),
                     )?;
-                    freeze_teacher(plan, i, &mut teachers[i], net, None, &data, &device, opts);
+                    let row =
+                        freeze_teacher(plan, i, &mut teachers[i], net, None, &data, &device, opts);
+                    // The recipe's row already scores its student; a teacher reading another
+                    // view (the same model on another domain) is a new measurement.
+                    let recipe_view = plan
+                        .students
+                        .iter()
+                        .find(|s| plan.teachers[i].from.as_ref() == Some(&s.name))
+                        .map(|s| s.view.as_str());
+                    if recipe_view != Some(plan.teachers[i].view.as_str()) {
+                        teacher_rows[i] = Some(row);
+                    }
                 }
                 if !outcomes.is_empty() {
                     curves.push((
