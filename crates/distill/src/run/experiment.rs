@@ -489,6 +489,9 @@ pub fn run_experiment(plan: &Plan, opts: &RunOptions) -> Result<Report> {
     for (t, plan_t) in teachers.iter().zip(&plan.teachers) {
         if let Some(cache) = &t.cache {
             let stats = cache.lock().unwrap_or_else(|e| e.into_inner()).stats();
+            if stats.hits + stats.misses == 0 {
+                continue; // no recipe read this teacher
+            }
             progress.line(&format!(
                 "teacher {} cache: {} batches served from the cache, {} computed, {:.1} MiB held",
                 plan_t.name,
@@ -538,8 +541,9 @@ fn ensemble_row(
         device,
     );
     opts.progress.line(&format!(
-        "ensemble {}: test {}",
+        "{} (ensemble of {}): test {}",
         e.name,
+        e.teachers.join(", "),
         crate::train::progress::evaluation_line(&eval)
     ));
     let params = members
