@@ -508,6 +508,36 @@ def byot(z1, z2, f1, f2, z, f, target, temperature, alpha, beta):
     return total
 
 
+# Instance relationship graph: Knowledge-Distillation-Zoo kd_losses/irg.py (after the authors'
+# Caffe code), its IRG.forward with squared distances; the teacher's side is constant.
+def irg(fm_s1, fm_s2, feat_s, out_s, fm_t1, fm_t2, feat_t, out_t, w_vert, w_edge, w_tran):
+    eps = 1e-12
+
+    def dist_fms(fm1, fm2):
+        if fm1.size(2) > fm2.size(2):
+            fm1 = F.adaptive_avg_pool2d(fm1, (fm2.size(2), fm2.size(3)))
+        if fm1.size(1) < fm2.size(1):
+            fm2 = (fm2[:, 0::2, :, :] + fm2[:, 1::2, :, :]) / 2.0
+        fm1 = fm1.view(fm1.size(0), -1)
+        fm2 = fm2.view(fm2.size(0), -1)
+        d = torch.sum(torch.pow(fm1 - fm2, 2), dim=-1).clamp(min=eps)
+        return d / d.max()
+
+    def dist(x):
+        x = x.view(x.size(0), -1)
+        sq = x.pow(2).sum(dim=1)
+        d = (sq.unsqueeze(0) + sq.unsqueeze(1) - 2 * torch.mm(x, x.t())).clamp(min=eps)
+        d = d.clone()
+        d[range(len(x)), range(len(x))] = 0
+        return d / d.max()
+
+    fm_t1, fm_t2, feat_t, out_t = fm_t1.detach(), fm_t2.detach(), feat_t.detach(), out_t.detach()
+    vert = F.mse_loss(out_s, out_t)
+    edge = (F.mse_loss(dist(feat_s), dist(feat_t)) + F.mse_loss(dist(fm_s1), dist(fm_t1)) + F.mse_loss(dist(fm_s2), dist(fm_t2))) / 3.0
+    tran = F.mse_loss(dist_fms(fm_s1, fm_s2), dist_fms(fm_t1, fm_t2))
+    return w_vert * vert + w_edge * edge + w_tran * tran
+
+
 def main():
     r = torch.randn
     fixtures = {
@@ -667,6 +697,11 @@ def main():
     fixtures["byot"] = [
         case("byot_b4_k5_d3", byot, {"z1": r(4, 5) * 2, "z2": r(4, 5), "f1": r(4, 3), "f2": r(4, 3), "z": r(4, 5) * 3, "f": r(4, 3), "target": torch.tensor([0.0, 4.0, 2.0, 2.0])}, ["z1", "z2", "f1", "f2"], {"temperature": 3.0, "alpha": 0.1, "beta": 1e-6}),
         case("byot_b2_k3_d2_strong", byot, {"z1": r(2, 3), "z2": r(2, 3), "f1": r(2, 2), "f2": r(2, 2), "z": r(2, 3), "f": r(2, 2), "target": torch.tensor([1.0, 0.0])}, ["z1", "z2", "f1", "f2"], {"temperature": 1.0, "alpha": 0.5, "beta": 0.3}),
+    ]
+    # Instance relationship graph (issue 10): deep maps with twice the channels and half the size.
+    fixtures["irg"] = [
+        case("irg_b4", irg, {"fm_s1": r(4, 2, 4, 4), "fm_s2": r(4, 4, 2, 2), "feat_s": r(4, 5), "out_s": r(4, 3), "fm_t1": r(4, 3, 4, 4) * 2, "fm_t2": r(4, 6, 2, 2), "feat_t": r(4, 7), "out_t": r(4, 3) * 2}, ["fm_s1", "fm_s2", "feat_s", "out_s"], {"w_vert": 0.1, "w_edge": 5.0, "w_tran": 5.0}),
+        case("irg_b3_same_size", irg, {"fm_s1": r(3, 2, 2, 2), "fm_s2": r(3, 2, 2, 2), "feat_s": r(3, 4), "out_s": r(3, 2), "fm_t1": r(3, 4, 2, 2), "fm_t2": r(3, 4, 2, 2), "feat_t": r(3, 4), "out_t": r(3, 2)}, ["fm_s1", "fm_s2", "feat_s", "out_s"], {"w_vert": 1.0, "w_edge": 1.0, "w_tran": 2.0}),
     ]
     with open(OUT, "w") as f:
         json.dump(fixtures, f, indent=1)

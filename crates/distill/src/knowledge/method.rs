@@ -10,8 +10,8 @@ use super::connector::ConvConnector;
 use super::term::{BuildContext, KnowledgeTerm};
 use super::{
     ab, at, bounded_regression, byot, cc, ce, crd, cs_kd, dist, dkd, ensemble_kd, fitnet, fsp, ft,
-    hidden, kd, kd_ls, kdsvd, listnet, listnet_kd, mse, mt_kd, nst, ofd, output_match, pkt, review,
-    rkd, sp, tf_kd, vid,
+    hidden, irg, kd, kd_ls, kdsvd, listnet, listnet_kd, mse, mt_kd, nst, ofd, output_match, pkt,
+    review, rkd, sp, tf_kd, vid,
 };
 use crate::error::Result;
 
@@ -231,6 +231,7 @@ methods! {
     Fsp => fsp::FspConfig,
     Kdsvd => kdsvd::KdsvdConfig,
     Rkd => rkd::RkdConfig,
+    Irg => irg::IrgConfig,
     Cc => cc::CcConfig,
     Vid => vid::VidConfig { Vid: vid::VidRegressor },
     Crd => crd::CrdConfig { CrdMemory: crd::CrdMemory },

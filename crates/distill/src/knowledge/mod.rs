@@ -18,6 +18,7 @@ pub mod fsp;
 pub mod ft;
 pub mod gkd;
 pub mod hidden;
+pub mod irg;
 pub mod kd;
 pub mod kd_ls;
 pub mod kdsvd;
