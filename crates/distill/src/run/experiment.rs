@@ -441,12 +441,7 @@ pub fn run_experiment(plan: &Plan, opts: &RunOptions) -> Result<Report> {
                         freeze_teacher(plan, i, &mut teachers[i], net, None, &data, &device, opts);
                     // The recipe's row already scores its student; a teacher reading another
                     // view (the same model on another domain) is a new measurement.
-                    let recipe_view = plan
-                        .students
-                        .iter()
-                        .find(|s| plan.teachers[i].from.as_ref() == Some(&s.name))
-                        .map(|s| s.view.as_str());
-                    if recipe_view != Some(plan.teachers[i].view.as_str()) {
+                    if plan.teachers[i].view != phase.roles[0].view {
                         teacher_rows[i] = Some(row);
                     }
                 }
@@ -525,15 +520,16 @@ fn ensemble_row(
     device: &Device,
     opts: &RunOptions,
 ) -> Row {
-    let members: Vec<&Teacher> = e
+    // Teachers are in the plan's order; the names were checked when the plan was validated.
+    let members: Vec<usize> = e
         .teachers
         .iter()
-        .filter_map(|n| teachers.iter().find(|t| &t.name == n))
+        .filter_map(|n| plan.teachers.iter().position(|t| &t.name == n))
         .collect();
     let eval = evaluate_ensemble(
         &members
             .iter()
-            .map(|t| (&t.net, &t.view))
+            .map(|&i| (&teachers[i].net, &teachers[i].view))
             .collect::<Vec<_>>(),
         &data.test,
         &data.norm,
@@ -548,16 +544,11 @@ fn ensemble_row(
     ));
     let params = members
         .iter()
-        .map(|t| crate::models::net::trainable_params(&t.net))
+        .map(|&i| crate::models::net::trainable_params(&teachers[i].net))
         .sum();
     let model = members
         .iter()
-        .map(|t| {
-            plan.teachers
-                .iter()
-                .find(|p| p.name == t.name)
-                .map_or("?", |p| p.model.name())
-        })
+        .map(|&i| plan.teachers[i].model.name())
         .collect::<Vec<_>>()
         .join("+");
     let mut row = Row::teacher(&e.name, &model, params, eval.primary(), None);
@@ -598,13 +589,7 @@ fn freeze_teacher(
     opts.progress.line(&format!(
         "teacher {}: test {}",
         t.name,
-        match (eval.accuracy, eval.rmse, eval.ndcg) {
-            (Some(a), _, _) => format!("accuracy {:.2}%", 100.0 * a),
-            (None, Some(e), _) => format!("RMSE {e:.4}, MAE {:.4}", eval.mae.unwrap_or(f64::NAN)),
-            (None, None, Some(n)) =>
-                format!("NDCG@10 {n:.4}, MRR@10 {:.4}", eval.mrr.unwrap_or(f64::NAN)),
-            (None, None, None) => "—".into(),
-        }
+        crate::train::progress::evaluation_line(&eval)
     ));
     let mut row = Row::teacher(
         &teacher_row_name(plan, i),
