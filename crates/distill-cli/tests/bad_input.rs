@@ -360,7 +360,59 @@ fn bad_configs_and_data_are_refused_at_validation() {
             TINY.replace(kd, "method = \"listnet\""),
             "applies to task = \"ranking\" only",
         ),
+        case(
+            "the federated scheme without its section",
+            format!("scheme = \"federated\"\n{TINY}"),
+            "needs a [federated] section",
+        ),
+        case(
+            "a [federated] section under another scheme",
+            format!("{TINY}[federated]\nclients = 4\n"),
+            "applies to scheme = \"federated\"",
+        ),
+        case(
+            "federated with a [[teacher]]",
+            format!("scheme = \"federated\"\n{TINY}[federated]\nclients = 4\n"),
+            "remove the [[teacher]]",
+        ),
+        case(
+            "FedDF without server samples",
+            format!("scheme = \"federated\"\n{}[federated]\nclients = 4\n", fed_student(kd)),
+            "server_samples = 0",
+        ),
+        case(
+            "a zero Dirichlet alpha",
+            format!("scheme = \"federated\"\n{}[federated]\nalpha = 0.0\n", fed_student("")),
+            "federated.alpha must be a positive number",
+        ),
+        case(
+            "participation above 1",
+            format!("scheme = \"federated\"\n{}[federated]\nparticipation = 1.5\n", fed_student("")),
+            "in (0, 1]",
+        ),
+        case(
+            "more clients and server samples than training samples",
+            format!("scheme = \"federated\"\n{}[federated]\nclients = 50\nserver_samples = 60\n", fed_student("")),
+            "lower server_samples or clients",
+        ),
+        case(
+            "FedDF with one client per round (mt-kd needs two teachers)",
+            format!("scheme = \"federated\"\n{}[federated]\nclients = 4\nparticipation = 0.25\nserver_samples = 16\n", fed_student("method = \"mt-kd\"")),
+            "at least two teachers",
+        ),
     ]);
+}
+
+/// TINY's student as the only role of a federated recipe, with `loss` as its server term (none
+/// when empty: FedAvg).
+fn fed_student(loss: &str) -> String {
+    let head = TINY.split("[[teacher]]").next().unwrap();
+    let terms = if loss.is_empty() {
+        "loss = []\n".to_string()
+    } else {
+        format!("[[student.loss]]\n{loss}\n")
+    };
+    format!("{head}[[student]]\nname = \"fed\"\nmodel = \"mlp\"\nhidden = [8]\n{terms}")
 }
 
 /// A trained tiny run (teacher MLP [16]) in `dir`.

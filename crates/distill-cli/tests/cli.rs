@@ -753,3 +753,82 @@ method = "listnet-kd"
         "did you mean 'qid'",
     );
 }
+
+/// FedAvg and FedDF on a tiny non-IID federation: one row each, a curve point and a global model
+/// per round, the working folders removed, an exact resume, and `eval` of the best global model.
+#[test]
+fn federated_rounds_average_distil_and_resume() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = write(
+        tmp.path(),
+        "fed.toml",
+        r#"
+name = "fed"
+seeds = [1]
+scheme = "federated"
+[data]
+train_limit = 240
+test_limit = 100
+[train]
+batch_size = 16
+[federated]
+clients = 4
+rounds = 3
+participation = 0.5
+alpha = 0.5
+server_samples = 40
+local = { epochs = 1, lr = 0.05 }
+[[student]]
+name = "fedavg"
+model = "mlp"
+hidden = [16]
+loss = []
+[[student]]
+name = "feddf"
+model = "mlp"
+hidden = [16]
+train = { optimizer = "adam", lr = 0.001, epochs = 1 }
+[[student.loss]]
+method = "mt-kd"
+temperature = 1.0
+"#,
+    );
+    let out = tmp.path().join("run");
+    let out_s = out.to_string_lossy().into_owned();
+    let (table, log) = ok(&["train", &cfg, "--out", &out_s, "--no-progress"]);
+    assert!(
+        table.contains("| fedavg | mlp |") && table.contains("| feddf | mlp |"),
+        "{table}"
+    );
+    assert!(log.contains("fedavg seed 1 round 3/3: clients "), "{log}");
+    for recipe in ["fedavg", "feddf"] {
+        let seed = out.join("students").join(recipe).join("seed1");
+        let metrics = std::fs::read_to_string(seed.join("metrics.jsonl")).unwrap();
+        assert_eq!(metrics.lines().count(), 3, "{metrics}");
+        for r in 0..=3 {
+            assert!(seed.join(format!("round{r}/global/model.bpk")).is_file());
+        }
+        // only the global models stay: the clients' and the server's fits are removed
+        let left: Vec<String> = std::fs::read_dir(seed.join("round2"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(left, vec!["global".to_string()]);
+        assert!(seed.join("best/model.bpk").is_file());
+    }
+    let feddf = std::fs::read_to_string(out.join("students/feddf/seed1/metrics.jsonl")).unwrap();
+    assert!(feddf.contains("\"server mt-kd\""), "{feddf}");
+
+    // A run stopped after round 2 resumes to the same table.
+    std::fs::remove_dir_all(out.join("students/feddf/seed1/round3")).unwrap();
+    let (again, _) = ok(&["train", &cfg, "--out", &out_s, "--resume", "--no-progress"]);
+    // every column but the wall time, which the rerun round measures anew
+    let scores = |t: &str| -> Vec<String> {
+        let row = t.lines().find(|l| l.starts_with("| feddf")).unwrap();
+        row.split('|').take(7).map(str::to_string).collect()
+    };
+    assert_eq!(scores(&again), scores(&table));
+    let best = out.join("students/fedavg/seed1/best");
+    let (scored, _) = ok(&["eval", &best.to_string_lossy()]);
+    assert!(scored.contains("test accuracy"), "{scored}");
+}

@@ -65,6 +65,11 @@ fn every_sample_config_runs_at_a_tiny_size() {
         for s in &mut cfg.student {
             s.train = Default::default();
         }
+        if let Some(f) = &mut cfg.federated {
+            f.rounds = 2;
+            f.server_samples = f.server_samples.min(50);
+            f.local = Default::default();
+        }
         let tmp = tempfile::tempdir().unwrap();
         if cfg.data.source == DataSource::Csv {
             // The real table is installed by scripts/fetch-data.sh; the test runs the config on

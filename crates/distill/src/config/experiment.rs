@@ -263,6 +263,124 @@ pub struct ExperimentConfig {
     /// Data-parallel training over several devices of the backend (`[distributed]`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub distributed: Option<DistributedSettings>,
+    /// The clients and rounds of `scheme = "federated"` (`[federated]`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub federated: Option<FederatedConfig>,
+}
+
+/// `[federated]`: simulated federated learning in one process (`scheme = "federated"`). The
+/// training split is divided among `clients` (non-IID by a Dirichlet draw over the classes when
+/// `alpha` is set); each round a fraction `participation` of them trains the global model on its
+/// own share with the task's supervised loss (`local`), the server averages their weights by
+/// sample count (FedAvg), and a recipe with terms then distils the clients' ensemble into the
+/// average on the server's unlabeled samples (FedDF).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FederatedConfig {
+    /// Simulated clients (default 10).
+    #[serde(default = "default_clients")]
+    pub clients: usize,
+    /// Communication rounds (default 10).
+    #[serde(default = "default_rounds")]
+    pub rounds: usize,
+    /// Fraction of the clients that train in each round, at least one (default 1).
+    #[serde(default = "default_participation")]
+    pub participation: f64,
+    /// Concentration of the Dirichlet draw of each class's split over the clients (0.1: each
+    /// client holds few classes; 100: close to IID). Absent: an IID split, equal random shares.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alpha: Option<f64>,
+    /// Training samples set aside, before the clients' split, as the server's unlabeled
+    /// distillation set (default 0; FedDF recipes need some).
+    #[serde(default)]
+    pub server_samples: usize,
+    /// Overrides of `[train]` for the clients' local training (e.g. `epochs` per round, `lr`).
+    #[serde(default)]
+    pub local: TrainConfig,
+}
+
+fn default_clients() -> usize {
+    10
+}
+fn default_rounds() -> usize {
+    10
+}
+fn default_participation() -> f64 {
+    1.0
+}
+
+/// Validated `[federated]` settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FederatedPlan {
+    /// Simulated clients.
+    pub clients: usize,
+    /// Communication rounds.
+    pub rounds: usize,
+    /// Fraction of clients per round.
+    pub participation: f64,
+    /// Dirichlet concentration (`None`: IID).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alpha: Option<f64>,
+    /// The server's unlabeled samples.
+    pub server_samples: usize,
+    /// The clients' local training.
+    pub local: TrainPlan,
+}
+
+impl FederatedPlan {
+    /// Clients that train in each round: `round(participation × clients)`, at least one.
+    pub fn per_round(&self) -> usize {
+        ((self.participation * self.clients as f64).round() as usize).clamp(1, self.clients)
+    }
+}
+
+impl FederatedConfig {
+    fn validate(&self, base: &TrainConfig) -> Result<FederatedPlan> {
+        let cfg = |m: String| Err(DistillError::Config(m));
+        if self.clients < 2 {
+            return cfg(format!(
+                "federated.clients must be at least 2, got {}",
+                self.clients
+            ));
+        }
+        if self.rounds == 0 {
+            return cfg("federated.rounds must be at least 1".into());
+        }
+        if !(self.participation > 0.0 && self.participation <= 1.0) {
+            return cfg(format!(
+                "federated.participation is the fraction of clients per round, in (0, 1], got {}",
+                self.participation
+            ));
+        }
+        if let Some(a) = self.alpha {
+            if !(a.is_finite() && a > 0.0) {
+                return cfg(format!(
+                    "federated.alpha must be a positive number (0.1: very non-IID, 100: nearly IID), got {a}; remove it for an IID split"
+                ));
+            }
+        }
+        Ok(FederatedPlan {
+            clients: self.clients,
+            rounds: self.rounds,
+            participation: self.participation,
+            alpha: self.alpha,
+            server_samples: self.server_samples,
+            local: base.overlay(&self.local).resolve("federated.local")?,
+        })
+    }
+}
+
+impl From<&FederatedPlan> for FederatedConfig {
+    fn from(f: &FederatedPlan) -> Self {
+        FederatedConfig {
+            clients: f.clients,
+            rounds: f.rounds,
+            participation: f.participation,
+            alpha: f.alpha,
+            server_samples: f.server_samples,
+            local: TrainConfig::from(&f.local),
+        }
+    }
 }
 
 /// `[distributed]`: data-parallel training with Burn's own distributed support. Each listed
@@ -374,6 +492,9 @@ pub struct Plan {
     /// Devices of a data-parallel run (empty: the backend's default device alone).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub devices: Vec<usize>,
+    /// Clients and rounds of the federated scheme.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub federated: Option<FederatedPlan>,
 }
 
 /// Checks a `[distributed]` section against the backend and the batch sizes.
@@ -533,14 +654,19 @@ impl ExperimentConfig {
                 s.name.as_deref().unwrap_or(&s.model)
             );
             let model = spec.resolve(&role)?;
-            if s.loss.is_empty() {
+            // A federated recipe's terms are the server's distillation; none is plain FedAvg.
+            if s.loss.is_empty() && self.scheme != Scheme::Federated {
                 return Err(cfg(format!(
                     "{role}: add at least one [[student.loss]] term, e.g. method = \"ce\""
                 )));
             }
             let name = s.name.clone().unwrap_or_else(|| {
                 let methods: Vec<&str> = s.loss.iter().map(|l| l.info().name).collect();
-                format!("{}-{}", s.model, methods.join("+"))
+                if methods.is_empty() {
+                    format!("{}-fedavg", s.model)
+                } else {
+                    format!("{}-{}", s.model, methods.join("+"))
+                }
             });
             if students.iter().any(|p| p.name == name) {
                 return Err(cfg(format!(
@@ -644,7 +770,27 @@ impl ExperimentConfig {
             None => Vec::new(),
             Some(d) => check_distributed(d, self.backend, &students)?,
         };
+        let federated = match (&self.federated, self.scheme) {
+            (None, Scheme::Federated) => {
+                return Err(cfg(
+                    "scheme = \"federated\" needs a [federated] section (clients, rounds, participation, alpha, server_samples, local)".into(),
+                ))
+            }
+            (Some(_), s) if s != Scheme::Federated => {
+                return Err(cfg(format!(
+                    "[federated] applies to scheme = \"federated\", but scheme = \"{}\"; set the scheme, or remove the section",
+                    s.info().name
+                )))
+            }
+            (None, _) => None,
+            (Some(f), _) => {
+                let f = f.validate(&self.train)?;
+                check_federated(&f, self, &students)?;
+                Some(f)
+            }
+        };
         Ok(Plan {
+            federated,
             devices,
             name: self.name.clone(),
             seeds: self.seeds.clone(),
@@ -717,6 +863,46 @@ impl From<&StudentPlan> for StudentConfig {
 /// A role's view as written: absent for the source input.
 fn written_view(v: &str) -> Option<String> {
     (!is_source_view(v)).then(|| v.to_string())
+}
+
+/// What the federated scheme does not combine with: its clients are its only teachers, its
+/// recipes train one global model on the whole (split) training set with labels.
+fn check_federated(
+    f: &FederatedPlan,
+    e: &ExperimentConfig,
+    students: &[StudentPlan],
+) -> Result<()> {
+    let cfg = |m: String| Err(DistillError::Config(m));
+    if !e.teacher.is_empty() || !e.ensemble.is_empty() {
+        return cfg("scheme = \"federated\": the clients of each round are the server's teachers; remove the [[teacher]] and [[ensemble]] sections".into());
+    }
+    if e.distributed.is_some() {
+        return cfg("scheme = \"federated\" simulates its clients on one device; remove [distributed]".into());
+    }
+    match e.task {
+        Task::Classification => {}
+        Task::Regression if f.alpha.is_none() => {}
+        Task::Regression => {
+            return cfg("federated.alpha splits the classes over the clients, and a regression task has none; remove alpha for an IID split".into())
+        }
+        Task::Ranking => {
+            return cfg("scheme = \"federated\" does not split ranking lists over clients yet; use task = \"classification\" or \"regression\"".into())
+        }
+    }
+    for s in students {
+        let what = format!("student '{}' (scheme = \"federated\")", s.name);
+        if !s.peers.is_empty() || s.train_limit.is_some() || !s.labels || s.class_pairs {
+            return cfg(format!(
+                "{what}: a federated recipe trains one global model from the clients' labelled shares; remove peer, train_limit, labels and class_pairs"
+            ));
+        }
+        if !s.losses.is_empty() && f.server_samples == 0 {
+            return cfg(format!(
+                "{what}: its terms distil the clients into the global model on the server's unlabeled samples, but federated.server_samples = 0; set it (e.g. 2000), or remove the terms for plain FedAvg"
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Checks the teachers that recipes train (`from`): the recipe exists, trains a student of the
@@ -865,6 +1051,7 @@ impl Plan {
             distributed: (!self.devices.is_empty()).then(|| DistributedSettings {
                 devices: self.devices.clone(),
             }),
+            federated: self.federated.as_ref().map(FederatedConfig::from),
         }
     }
 

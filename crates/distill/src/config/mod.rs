@@ -7,6 +7,7 @@ pub mod sweep;
 
 pub use crate::train::plan::{OptimizerKind, ScheduleKind, TrainConfig, TrainPlan};
 pub use experiment::{
-    Backend, DataConfig, ExperimentConfig, Plan, StudentPlan, TeacherConfig, TeacherPlan,
+    Backend, DataConfig, ExperimentConfig, FederatedConfig, FederatedPlan, Plan, StudentPlan,
+    TeacherConfig, TeacherPlan,
 };
 pub use sweep::{PairConfig, RecipeConfig, SweepConfig};

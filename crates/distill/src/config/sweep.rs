@@ -155,6 +155,7 @@ impl SweepConfig {
                         student: students,
                         ensemble: Vec::new(),
                         distributed: None,
+                        federated: None,
                     },
                 ))
             })

@@ -305,6 +305,58 @@ impl Dataset {
         }
     }
 
+    /// A copy of the samples at `indices`, in that order (a federated client's share). The
+    /// copy has no lists: selecting from a ranking set would split its groups.
+    pub fn select(&self, indices: &[usize]) -> Dataset {
+        let n = self.sample_len();
+        let pick = |values: &[f32], width: usize| -> Vec<f32> {
+            indices
+                .iter()
+                .flat_map(|&i| values[i * width..(i + 1) * width].iter().copied())
+                .collect()
+        };
+        let inputs = match &self.inputs {
+            Inputs::Image {
+                pixels,
+                channels,
+                height,
+                width,
+            } => Inputs::Image {
+                pixels: indices
+                    .iter()
+                    .flat_map(|&i| pixels[i * n..(i + 1) * n].iter().copied())
+                    .collect(),
+                channels: *channels,
+                height: *height,
+                width: *width,
+            },
+            Inputs::Table {
+                values,
+                features,
+                names,
+            } => Inputs::Table {
+                values: pick(values, n),
+                features: *features,
+                names: names.clone(),
+            },
+        };
+        let targets = match &self.targets {
+            Targets::Class(l) => Targets::Class(indices.iter().map(|&i| l[i]).collect()),
+            Targets::Real { values, dims } => Targets::Real {
+                values: pick(values, *dims),
+                dims: *dims,
+            },
+            Targets::Relevance(g) => Targets::Relevance(indices.iter().map(|&i| g[i]).collect()),
+            Targets::None(_) => Targets::None(indices.len()),
+        };
+        Dataset {
+            inputs,
+            targets,
+            num_classes: self.num_classes,
+            groups: None,
+        }
+    }
+
     /// Keeps the first `limit` images (the embedded and Fashion-MNIST files are shuffled, so a
     /// prefix is close to stratified).
     pub fn truncate(mut self, limit: usize) -> Self {
@@ -535,7 +587,14 @@ mod tests {
         assert_eq!(head.len(), 2);
         assert_eq!(head.labels(), ds.clone().truncate(2).labels());
         assert_eq!(ds.head(10).len(), 4);
-        assert_eq!(ds.truncate(2).len(), 2);
+        assert_eq!(ds.clone().truncate(2).len(), 2);
+        // selected samples keep their pixels and labels, in the order asked
+        let picked = ds.select(&[3, 1]);
+        let Inputs::Image { pixels, .. } = &picked.inputs else {
+            panic!("images stay images")
+        };
+        assert_eq!(pixels, &[120, 130, 140, 150, 40, 50, 60, 70]);
+        assert_eq!(picked.labels(), Some(&[0u8, 1][..]));
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! Models: the zoo, each returning logits plus named taps.
 
+pub mod average;
 pub mod cnn;
 pub mod lenet;
 pub mod mlp;
@@ -7,5 +8,6 @@ pub mod net;
 pub mod resnet;
 pub mod taps;
 
+pub use average::average;
 pub use net::{ModelConfig, ModelInfo, ModelSpec, Net, RoleModel, MODELS};
 pub use taps::{Feature, TapShapes, Taps};

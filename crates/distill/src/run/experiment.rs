@@ -258,18 +258,22 @@ pub fn check_plan(
     let mut teachers = initial_teachers(plan, data, device)?;
     let unready: Vec<Option<String>> = teachers.iter().map(|t| t.unready.clone()).collect();
     for phase in plan.scheme.phases(plan) {
-        phase_job(
+        let phase_data = data.for_phase(&phase);
+        let job = phase_job(
             &phase,
             phase.name.clone(),
             PathBuf::new(),
             plan.seeds[0],
             if phase.reads_teachers { &teachers } else { &[] },
-            &data.for_phase(&phase),
+            &phase_data,
             device,
             &[],
             opts,
-        )
-        .prepare()?;
+        );
+        match &phase.federation {
+            Some(f) => crate::schemes::federated::check(f, job)?,
+            None => drop(job.prepare()?),
+        }
         // What the phase trains is ready for the phases after it.
         if let Some(i) = phase.output.teacher() {
             teachers[i].unready = None;
@@ -389,7 +393,11 @@ pub fn run_experiment(plan: &Plan, opts: &RunOptions) -> Result<Report> {
                 &replicas,
                 opts,
             );
-            match job.prepare()?.run() {
+            let result = match &phase.federation {
+                Some(f) => crate::schemes::federated::run(f, job),
+                None => job.prepare()?.run(),
+            };
+            match result {
                 Ok(o) => outcomes.push(o),
                 Err(e @ (DistillError::NonFinite { .. } | DistillError::Collapse { .. }))
                     if opts.keep_going
@@ -638,6 +646,7 @@ fn phase_job<'a>(
         resume: opts.resume,
         interrupt: opts.interrupt.clone(),
         stop_after: None,
+        start: None,
         progress: opts.progress,
     }
 }

@@ -3,13 +3,14 @@
 //! a phase's trained role can be a later phase's frozen teacher. One file plus one line in
 //! [`schemes!`] adds a scheme.
 
+pub mod federated;
 pub mod offline;
 
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::{Plan, TrainPlan};
+use crate::config::{FederatedPlan, Plan, TrainPlan};
 use crate::knowledge::MethodConfig;
 use crate::models::RoleModel;
 
@@ -39,6 +40,10 @@ pub struct Phase {
     pub reads_teachers: bool,
     /// What becomes of the result.
     pub output: PhaseOutput,
+    /// Set when the phase is a federation of fits rather than one: each seed's roles are then
+    /// trained by [`federated::run`] (clients' local fits, averaging, the server's fit under
+    /// `losses`) instead of one fit.
+    pub federation: Option<FederatedPlan>,
 }
 
 /// What a phase's result becomes.
@@ -111,4 +116,5 @@ macro_rules! schemes {
 schemes! {
     #[default]
     Offline => offline,
+    Federated => federated,
 }

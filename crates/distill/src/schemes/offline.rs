@@ -42,6 +42,7 @@ pub fn phases(plan: &Plan) -> Vec<Phase> {
             seeds: vec![plan.seeds[0]],
             reads_teachers: false,
             output: PhaseOutput::Teacher(i),
+            federation: None,
         });
     let distil = plan.students.iter().map(|s| Phase {
         name: s.name.clone(),
@@ -66,6 +67,7 @@ pub fn phases(plan: &Plan) -> Vec<Phase> {
                 .iter()
                 .position(|t| t.from.as_ref() == Some(&s.name)),
         },
+        federation: None,
     });
     pretrain.chain(distil).collect()
 }

@@ -111,6 +111,10 @@ pub struct Job<'a> {
     pub interrupt: Option<Arc<AtomicBool>>,
     /// Stop cleanly after this many completed epochs (budgeted runs, tests of resumption).
     pub stop_after: Option<usize>,
+    /// A model folder (`model.bpk` + `model.json`) whose weights the first role starts from
+    /// instead of its seeded initialisation (a federated round's global model); resuming from
+    /// `dir/last` still takes precedence.
+    pub start: Option<PathBuf>,
     /// How to report progress.
     pub progress: Progress,
 }
@@ -221,6 +225,25 @@ impl<'a> Job<'a> {
             DistillError::Config(m) => DistillError::Config(format!("{}: {m}", self.label)),
             other => other,
         })?;
+        let mut trainable = trainable;
+        if let Some(dir) = &self.start {
+            let (_, meta) =
+                super::checkpoint::load_model_dir(dir, &self.device.clone().without_autodiff())?;
+            let differs = self.roles[0].model.architecture_differences(&meta.config);
+            if !differs.is_empty() {
+                return Err(DistillError::Config(format!(
+                    "{}: the model in {} to start from is another architecture ({})",
+                    self.label,
+                    dir.display(),
+                    differs.join("; ")
+                )));
+            }
+            let weights = resolve_dir(dir)
+                .expect("load_model_dir found the folder")
+                .join("model.bpk");
+            trainable.students[0] =
+                super::checkpoint::load_module(trainable.students[0].clone(), &weights)?;
+        }
         Ok(Prepared {
             trainable,
             objective,
