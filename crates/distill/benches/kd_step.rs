@@ -138,6 +138,7 @@ fn main() {
         groups: None,
     });
     let data = DataBundle {
+        graph: None,
         norm: Normalization {
             mean: vec![0.0; c],
             std: vec![1.0; c],

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::data::{Augment, DataSource, ViewConfig, SOURCE_VIEW};
+use crate::data::{Augment, DataSource, GraphConfig, ViewConfig, SOURCE_VIEW};
 use crate::error::{DistillError, Result};
 use crate::knowledge::{MethodConfig, STUDENT};
 use crate::models::{ModelConfig, ModelSpec, RoleModel};
@@ -74,6 +74,10 @@ pub struct DataConfig {
     /// reads one with `view = "..."`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub view: Vec<ViewConfig>,
+    /// A k-nearest-neighbour graph over the samples of both splits (`[data.graph]`): the data
+    /// become table rows of the node features `x` and their propagations `hop1`, `hop2`, …
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub graph: Option<GraphConfig>,
 }
 
 fn default_eval_batch() -> usize {
@@ -96,6 +100,7 @@ impl Default for DataConfig {
             augment: Augment::default(),
             eval_batch_size: default_eval_batch(),
             view: Vec::new(),
+            graph: None,
         }
     }
 }
@@ -1009,6 +1014,14 @@ impl DataConfig {
                 return cfg(
                     "data.classes and data.dir do not apply to source = \"csv\"; remove them"
                         .into(),
+                );
+            }
+        }
+        if let Some(g) = &self.graph {
+            g.check()?;
+            if self.augment.is_enabled() {
+                return cfg(
+                    "data.augment transforms images, and data.graph turns the samples into table rows of node features; remove one of them".into(),
                 );
             }
         }

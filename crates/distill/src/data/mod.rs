@@ -2,6 +2,7 @@
 
 pub mod augment;
 pub mod dataset;
+pub mod graph;
 pub mod idx;
 pub mod loader;
 pub mod source;
@@ -9,6 +10,7 @@ pub mod table;
 pub mod view;
 
 pub use augment::Augment;
+pub use graph::{GraphConfig, GraphSummary};
 pub use dataset::{Dataset, Inputs, Normalization, Targets};
 pub use loader::{HostBatch, HostTargets, Loader};
 pub use source::DataSource;

@@ -11,9 +11,10 @@ use crate::config::diff::{differences, RESUMABLE};
 use crate::config::experiment::EnsembleConfig;
 use crate::config::experiment::StudentConfig;
 use crate::config::{ExperimentConfig, Plan, StudentPlan};
+use crate::data::graph::graph_tables;
 use crate::data::table::{load_csv, CsvSpec};
 use crate::data::view::resolve_views;
-use crate::data::{DataSource, Dataset};
+use crate::data::{DataSource, Dataset, Inputs};
 use crate::error::{DistillError, Result};
 use crate::models::Net;
 use crate::report::{plot_curves, Report, Row};
@@ -73,6 +74,11 @@ pub fn load_data(plan: &Plan) -> Result<DataBundle> {
     }
     train.check_compatible(&test, "train vs test split")?;
     plan.task.check_data(&train)?;
+    let mut graph = None;
+    if let Some(g) = &plan.data.graph {
+        let (tr, te, summary) = graph_tables(&train, &test, g, &Device::default())?;
+        (train, test, graph) = (tr, te, Some(summary));
+    }
     Dataset::settle_classes(
         &mut train,
         &mut test,
@@ -81,6 +87,7 @@ pub fn load_data(plan: &Plan) -> Result<DataBundle> {
     let norm = train.normalization();
     let views = resolve_views(&plan.data.view, &train)?;
     Ok(DataBundle {
+        graph,
         views,
         class_pairs: false,
         train: Arc::new(train),
@@ -329,6 +336,9 @@ pub fn run_experiment(plan: &Plan, opts: &RunOptions) -> Result<Report> {
         data.train.len(),
         data.test.len(),
         match (data.train.labels(), &data.test.groups) {
+            (Some(_), _) if matches!(data.train.inputs, Inputs::Table { .. }) => {
+                format!("rows of {} features, {classes} classes", geometry[2])
+            }
             (Some(_), _) => format!("images of {geometry:?}, {classes} classes"),
             (None, Some(lists)) => format!(
                 "rows of {} features in lists ({} test lists), graded relevance",
@@ -340,7 +350,10 @@ pub fn run_experiment(plan: &Plan, opts: &RunOptions) -> Result<Report> {
                 geometry[2],
                 if classes == 1 { "" } else { "s" }
             ),
-        },
+        } + &data.graph.as_ref().map_or(String::new(), |g| format!(
+            "; nodes of a k-NN graph ({} nodes, {} edges, {} features per node and hop; {:.1}% of training nodes agree with most of their training neighbours)",
+            g.nodes, g.edges, g.features, 100.0 * g.homophily
+        )),
         run_dir.display()
     ));
 

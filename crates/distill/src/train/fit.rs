@@ -44,6 +44,8 @@ pub struct DataBundle {
     /// Whether each training sample comes with a partner of its class (see
     /// [`Loader::with_class_pairs`]).
     pub class_pairs: bool,
+    /// The graph the samples were turned into, if any (`[data.graph]`).
+    pub graph: Option<crate::data::GraphSummary>,
 }
 
 impl DataBundle {
