@@ -43,3 +43,25 @@ fn indexed_device(backend: Backend, index: usize) -> Result<Device> {
     };
     Ok(device.autodiff())
 }
+
+/// Where CubeCL (the GPU backends' compiler) keeps compiled kernels by default: `target/environment`
+/// of the outermost Cargo project above the working directory, else the user cache folder
+/// (`$XDG_CACHE_HOME/cubecl` or `~/.cache/cubecl`). `None` for the CPU backend.
+pub fn kernel_cache_dir(backend: Backend) -> Option<std::path::PathBuf> {
+    if backend == Backend::Flex {
+        return None;
+    }
+    let cwd = std::env::current_dir().ok();
+    let project = cwd.as_deref().and_then(|d| {
+        d.ancestors()
+            .filter(|a| a.join("Cargo.toml").is_file())
+            .last()
+            .map(|root| root.join("target").join("environment"))
+    });
+    project.or_else(|| {
+        std::env::var_os("XDG_CACHE_HOME")
+            .map(std::path::PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| std::path::Path::new(&h).join(".cache")))
+            .map(|c| c.join("cubecl"))
+    })
+}

@@ -320,6 +320,19 @@ pub fn run_experiment(plan: &Plan, opts: &RunOptions) -> Result<Report> {
     for w in &warnings {
         progress.line(w);
     }
+    if let Some(dir) = crate::run::device::kernel_cache_dir(plan.backend) {
+        let first = !dir.exists();
+        progress.line(&format!(
+            "{}: kernels are compiled on first use and cached in {}{}",
+            format!("{:?}", plan.backend).to_lowercase(),
+            dir.display(),
+            if first {
+                " (none cached yet: the first epochs wait for compilation, a minute or more)"
+            } else {
+                ""
+            }
+        ));
+    }
     let phases = plan.scheme.phases(plan);
     let n = data.train.len();
     for p in &phases {
