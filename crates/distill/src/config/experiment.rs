@@ -882,7 +882,10 @@ fn check_federated(
         return cfg("scheme = \"federated\": the clients of each round are the server's teachers; remove the [[teacher]] and [[ensemble]] sections".into());
     }
     if e.distributed.is_some() {
-        return cfg("scheme = \"federated\" simulates its clients on one device; remove [distributed]".into());
+        return cfg(
+            "scheme = \"federated\" simulates its clients on one device; remove [distributed]"
+                .into(),
+        );
     }
     match e.task {
         Task::Classification => {}

@@ -72,12 +72,15 @@ fn vectors(data: &Dataset) -> Vec<f32> {
 fn features(data: &Dataset, downsample: Option<usize>) -> Result<(Vec<f32>, usize)> {
     let v = vectors(data);
     let d = data.sample_len();
-    let (Some(k), Inputs::Image {
-        channels,
-        height,
-        width,
-        ..
-    }) = (downsample.filter(|&k| k > 1), &data.inputs)
+    let (
+        Some(k),
+        Inputs::Image {
+            channels,
+            height,
+            width,
+            ..
+        },
+    ) = (downsample.filter(|&k| k > 1), &data.inputs)
     else {
         if downsample.is_some_and(|k| k > 1) {
             return Err(DistillError::Config(
@@ -126,7 +129,12 @@ pub fn unit_rows(points: &[f32], d: usize, device: &Device) -> Tensor<2> {
 /// For each row of `queries` (unit rows, `q × d`), the `k` most similar rows of `base` (unit
 /// rows, `n × d`), most similar first, by matrix products in blocks of rows. With `itself`, query
 /// `i` is base row `offset + i` and is not its own neighbour.
-pub fn nearest(queries: &Tensor<2>, base: &Tensor<2>, k: usize, itself: Option<usize>) -> Vec<Vec<usize>> {
+pub fn nearest(
+    queries: &Tensor<2>,
+    base: &Tensor<2>,
+    k: usize,
+    itself: Option<usize>,
+) -> Vec<Vec<usize>> {
     let [q, d] = queries.dims();
     let n = base.dims()[0];
     let k = k.min(n - usize::from(itself.is_some()).min(n));
@@ -234,7 +242,15 @@ pub struct NodeGraph {
 impl NodeGraph {
     /// Builds the graph over `points` (`n × dp`: what similarity is measured on) with node
     /// features `x` (`n × d`) and `hops` propagation steps.
-    pub fn build(points: &[f32], dp: usize, x: Vec<f32>, d: usize, k: usize, hops: usize, device: &Device) -> NodeGraph {
+    pub fn build(
+        points: &[f32],
+        dp: usize,
+        x: Vec<f32>,
+        d: usize,
+        k: usize,
+        hops: usize,
+        device: &Device,
+    ) -> NodeGraph {
         let unit = unit_rows(points, dp, device);
         let adj = symmetric(&nearest(&unit, &unit, k, Some(0)));
         let mut groups = vec![x];
@@ -242,7 +258,13 @@ impl NodeGraph {
             let next = propagate(&adj, groups.last().expect("x"), d);
             groups.push(next);
         }
-        NodeGraph { unit, adj, k, d, hops: groups }
+        NodeGraph {
+            unit,
+            adj,
+            k,
+            d,
+            hops: groups,
+        }
     }
 
     /// Node `i`'s row: `x`, `hop1`, …, concatenated.
@@ -306,7 +328,12 @@ pub fn node_points(data: &Dataset) -> Vec<f32> {
 }
 
 /// Builds the graph over the samples of both splits (see the module documentation).
-pub fn build_graph(train: &Dataset, test: &Dataset, cfg: &GraphConfig, device: &Device) -> Result<NodeGraph> {
+pub fn build_graph(
+    train: &Dataset,
+    test: &Dataset,
+    cfg: &GraphConfig,
+    device: &Device,
+) -> Result<NodeGraph> {
     cfg.check()?;
     if train.groups.is_some() {
         return Err(DistillError::Config(
@@ -317,7 +344,15 @@ pub fn build_graph(train: &Dataset, test: &Dataset, cfg: &GraphConfig, device: &
     points.extend(vectors(test));
     let (mut x, d) = features(train, cfg.feature_downsample)?;
     x.extend(features(test, cfg.feature_downsample)?.0);
-    Ok(NodeGraph::build(&points, train.sample_len(), x, d, cfg.k, cfg.hops, device))
+    Ok(NodeGraph::build(
+        &points,
+        train.sample_len(),
+        x,
+        d,
+        cfg.k,
+        cfg.hops,
+        device,
+    ))
 }
 
 /// Replaces `train` and `test` by graph tables: columns `x`, `hop1`, …, `hop<K>` for every node
@@ -391,7 +426,9 @@ mod tests {
     #[test]
     fn knn_finds_the_nearest_other_points() {
         // Two tight clusters on the axes, and one point between them.
-        let pts = [1.0, 0.0, 0.99, 0.1, 0.98, 0.12, 0.0, 1.0, 0.1, 0.99, 0.7, 0.7];
+        let pts = [
+            1.0, 0.0, 0.99, 0.1, 0.98, 0.12, 0.0, 1.0, 0.1, 0.99, 0.7, 0.7,
+        ];
         let nn = knn(&pts, 2, 2, &Device::default());
         assert_eq!(nn[0], vec![1, 2]);
         assert_eq!(nn[3], vec![4, 5]);
@@ -415,7 +452,9 @@ mod tests {
     fn graph_tables_hold_features_and_hops_per_node() {
         let img = |n: usize, seed: u8| Dataset {
             inputs: Inputs::Image {
-                pixels: (0..n * 16).map(|i| (i as u8).wrapping_mul(37).wrapping_add(seed)).collect(),
+                pixels: (0..n * 16)
+                    .map(|i| (i as u8).wrapping_mul(37).wrapping_add(seed))
+                    .collect(),
                 channels: 1,
                 height: 4,
                 width: 4,
@@ -436,9 +475,14 @@ mod tests {
         let Inputs::Table { names, values, .. } = &tr.inputs else {
             panic!("a table")
         };
-        assert_eq!((names[0].as_str(), names[4].as_str(), names[11].as_str()), ("x=0", "hop1=0", "hop2=3"));
+        assert_eq!(
+            (names[0].as_str(), names[4].as_str(), names[11].as_str()),
+            ("x=0", "hop1=0", "hop2=3")
+        );
         // x is the 2×2 block mean of the first image
-        let first: Vec<f32> = (0..16u8).map(|i| f32::from(i.wrapping_mul(37)) / 255.0).collect();
+        let first: Vec<f32> = (0..16u8)
+            .map(|i| f32::from(i.wrapping_mul(37)) / 255.0)
+            .collect();
         let block = (first[0] + first[1] + first[4] + first[5]) / 4.0;
         assert!((values[0] - block).abs() < 1e-6);
         assert_eq!(tr.labels(), train.labels());
@@ -447,7 +491,9 @@ mod tests {
             feature_downsample: Some(3),
             ..cfg
         };
-        let e = graph_tables(&train, &test, &bad, &Device::default()).unwrap_err().to_string();
+        let e = graph_tables(&train, &test, &bad, &Device::default())
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("must divide"), "{e}");
     }
 
@@ -462,6 +508,11 @@ mod tests {
         let hop1 = 4.0 / 2.0 + g.hops[0][2] / (2.0f32 * 3.0).sqrt();
         let hop2 = hop1 / 2.0 + g.hops[1][2] / (2.0f32 * 3.0).sqrt();
         assert_eq!(rows.len(), 3);
-        assert!((rows[0] - 4.0).abs() < 1e-6 && (rows[1] - hop1).abs() < 1e-5 && (rows[2] - hop2).abs() < 1e-5, "{rows:?}");
+        assert!(
+            (rows[0] - 4.0).abs() < 1e-6
+                && (rows[1] - hop1).abs() < 1e-5
+                && (rows[2] - hop2).abs() < 1e-5,
+            "{rows:?}"
+        );
     }
 }

@@ -10,8 +10,8 @@ pub mod table;
 pub mod view;
 
 pub use augment::Augment;
-pub use graph::{GraphConfig, GraphSummary};
 pub use dataset::{Dataset, Inputs, Normalization, Targets};
+pub use graph::{GraphConfig, GraphSummary};
 pub use loader::{HostBatch, HostTargets, Loader};
 pub use source::DataSource;
 pub use view::{View, ViewConfig, SOURCE_VIEW};

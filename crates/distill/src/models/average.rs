@@ -139,7 +139,10 @@ mod tests {
         assert_eq!(fm.len(), fa.len());
         for ((x, y), m) in fa.iter().zip(&fb).zip(&fm) {
             let want = 0.25 * x + 0.75 * y;
-            assert!((m - want).abs() <= 1e-6 * want.abs().max(1.0), "{m} vs {want}");
+            assert!(
+                (m - want).abs() <= 1e-6 * want.abs().max(1.0),
+                "{m} vs {want}"
+            );
         }
         // One model with all the weight is that model.
         let same = average(&[a.clone(), b], &[2.0, 0.0]).unwrap();
@@ -150,7 +153,9 @@ mod tests {
     fn refuses_other_architectures_and_bad_weights() {
         let device = Device::default();
         let (a, b) = (mlp(5, 1, &device), mlp(6, 1, &device));
-        let e = average(&[a.clone(), b], &[1.0, 1.0]).unwrap_err().to_string();
+        let e = average(&[a.clone(), b], &[1.0, 1.0])
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("one architecture"), "{e}");
         for w in [[0.0, 0.0], [-1.0, 2.0], [f64::NAN, 1.0]] {
             assert!(average(&[a.clone(), a.clone()], &w).is_err());

@@ -120,9 +120,8 @@ pub fn split(train: &Dataset, f: &FederatedPlan, seed: u64) -> Result<Split> {
             for &i in rest {
                 by_class[labels[i] as usize].push(i);
             }
-            let gamma = Gamma::new(alpha, 1.0).map_err(|e| {
-                DistillError::Config(format!("federated.alpha = {alpha}: {e}"))
-            })?;
+            let gamma = Gamma::new(alpha, 1.0)
+                .map_err(|e| DistillError::Config(format!("federated.alpha = {alpha}: {e}")))?;
             let mut tries = 0;
             loop {
                 let mut shares: Vec<Vec<usize>> = vec![Vec::new(); k];
@@ -336,9 +335,11 @@ pub fn run(f: &FederatedPlan, job: Job<'_>) -> Result<JobOutcome> {
     let mut global_dir = job.dir.join("round0").join("global");
     if resolve_dir(&global_dir).is_none() {
         plain.seed(job.seed);
-        let net = role
-            .model
-            .build(view.geometry(data.geometry()), data.train.num_classes, &plain)?;
+        let net = role.model.build(
+            view.geometry(data.geometry()),
+            data.train.num_classes,
+            &plain,
+        )?;
         save_model(&global_dir, &net, &meta, None)?;
     }
     let bar = job.progress.bar(&job.label, f.rounds as u64, 0);
@@ -511,7 +512,7 @@ fn remove_work(round_dir: &Path) -> Result<()> {
             continue;
         }
         std::fs::remove_dir_all(e.path())
-            .map_err(|err| DistillError::io("removing a finished round's folder", &e.path(), err))?;
+            .map_err(|err| DistillError::io("removing a finished round's folder", e.path(), err))?;
     }
     Ok(())
 }
@@ -555,7 +556,12 @@ mod tests {
             let s = split(&train, &f, 7).unwrap();
             assert_eq!(s.server.len(), 40);
             assert_eq!(s.clients.len(), 5);
-            let mut all: Vec<usize> = s.server.iter().chain(s.clients.iter().flatten()).copied().collect();
+            let mut all: Vec<usize> = s
+                .server
+                .iter()
+                .chain(s.clients.iter().flatten())
+                .copied()
+                .collect();
             all.sort_unstable();
             assert_eq!(all, (0..400).collect::<Vec<_>>(), "alpha {alpha:?}");
             assert!(s.clients.iter().all(|c| !c.is_empty()));
@@ -567,7 +573,9 @@ mod tests {
     #[test]
     fn a_small_alpha_gives_each_client_few_classes() {
         let train = data((0..2000).map(|i| (i % 4) as u8).collect());
-        let Targets::Class(labels) = &train.targets else { unreachable!() };
+        let Targets::Class(labels) = &train.targets else {
+            unreachable!()
+        };
         // Mean over clients of the share of the client's most common class.
         let dominance = |alpha| {
             let s = split(&train, &plan(10, alpha, 0), 3).unwrap();
@@ -585,7 +593,10 @@ mod tests {
         };
         let (iid, one, tenth) = (dominance(None), dominance(Some(1.0)), dominance(Some(0.1)));
         assert!(iid < 0.35, "IID shares are balanced: {iid}");
-        assert!(tenth > 0.75 && tenth > one && one > iid, "{tenth} {one} {iid}");
+        assert!(
+            tenth > 0.75 && tenth > one && one > iid,
+            "{tenth} {one} {iid}"
+        );
     }
 
     #[test]

@@ -125,7 +125,7 @@ impl Setup {
             resume: false,
             interrupt: None,
             stop_after: None,
-        start: None,
+            start: None,
             progress: Progress::Quiet,
         }
     }
