@@ -92,4 +92,20 @@ print(f"| {label}{rc} | {m['wall_s']} | {m['peak_mb']} | {acc[0]} | {acc[1]} |")
 PY
 done
 cp "$WORK/q1/results.md" "$OUTDIR/quickstart-cuda-results.md" 2>/dev/null || true
+
+# The data-parallel path on every visible GPU (one device exercises it too): the quickstart
+# recipe, one seed, 2 epochs, through [distributed].
+n=$(nvidia-smi --query-gpu=index --format=csv,noheader | wc -l)
+sed -e 's/^seeds = \[1, 2, 3\]/seeds = [1]/' -e 's/^epochs = 12/epochs = 2/' -e 's/^train = { epochs = 30 }/train = { epochs = 2 }/' "$WORK/cuda.toml" > "$WORK/ddp.toml"
+printf '\n[distributed]\ndevices = [%s]\n' "$(seq -s, 0 $((n - 1)))" >> "$WORK/ddp.toml"
+{
+  echo
+  echo "## [distributed] on $n GPU(s): quickstart recipe, 1 seed, 2 epochs"
+  echo
+  if timeout 300 "$BIN/distill" train "$WORK/ddp.toml" --out "$WORK/ddp" --no-progress > "$WORK/ddp.out" 2>>"$OUTDIR/stderr.log"; then
+    grep '^|' "$WORK/ddp.out"
+  else
+    echo "failed (exit $?); see stderr.log"
+  fi
+} | tee -a "$REPORT"
 tail -5 "$OUTDIR/stderr.log" 2>/dev/null

@@ -438,11 +438,12 @@ pub fn run(f: &FederatedPlan, job: Job<'_>) -> Result<JobOutcome> {
             peers: Default::default(),
             seconds: started.elapsed().as_secs_f64(),
         };
-        save_model(&done_dir, &net, &meta, Some(&record))?;
+        // best/ first: once the round's global model exists, best/ accounts for it.
         if record.score() > best_score {
             best_score = record.score();
             save_model(&job.dir.join("best"), &net, &meta, Some(&record))?;
         }
+        save_model(&done_dir, &net, &meta, Some(&record))?;
         remove_work(&round_dir)?;
         let line = format!(
             "{} round {round}/{}: clients {} ({} samples) test {} [{:.1}s]",
@@ -458,14 +459,7 @@ pub fn run(f: &FederatedPlan, job: Job<'_>) -> Result<JobOutcome> {
             record.seconds
         );
         history.push(record);
-        let lines: Vec<String> = history
-            .iter()
-            .map(|r| serde_json::to_string(r).expect("a record serialises"))
-            .collect();
-        write_atomic(
-            &job.dir.join("metrics.jsonl"),
-            (lines.join("\n") + "\n").as_bytes(),
-        )?;
+        write_metrics(&job.dir, &history)?;
         if bar.is_hidden() {
             job.progress.line(&line);
         } else {
@@ -476,6 +470,9 @@ pub fn run(f: &FederatedPlan, job: Job<'_>) -> Result<JobOutcome> {
         global = Some(net);
     }
     bar.finish();
+    // Again at the end: a run resumed after its last round was written but before its metrics
+    // line was lists every round.
+    write_metrics(&job.dir, &history)?;
     let global = match global {
         Some(n) => n,
         None => load_model_dir(&global_dir, &plain)?.0,
@@ -499,6 +496,18 @@ pub fn run(f: &FederatedPlan, job: Job<'_>) -> Result<JobOutcome> {
         partial: false,
         history,
     })
+}
+
+/// Writes `metrics.jsonl`: one JSON line per finished round.
+fn write_metrics(dir: &Path, history: &[EpochRecord]) -> Result<()> {
+    let lines: Vec<String> = history
+        .iter()
+        .map(|r| serde_json::to_string(r).expect("a record serialises"))
+        .collect();
+    write_atomic(
+        &dir.join("metrics.jsonl"),
+        (lines.join("\n") + "\n").as_bytes(),
+    )
 }
 
 /// Removes a round's working folders (clients, average, server), keeping its global model.
