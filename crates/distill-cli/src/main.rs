@@ -11,8 +11,8 @@ use distill::config::{ExperimentConfig, Plan, SweepConfig};
 use distill::data::DataSource;
 use distill::knowledge::{LIBRARY_LOSSES, METHODS};
 use distill::models::MODELS;
+use distill::run::{merge_sweep, run_sweep_shard, sweep_dir, training_device, Shard};
 use distill::run::{run_experiment, RunOptions};
-use distill::run::{run_sweep, sweep_dir, training_device};
 use distill::train::checkpoint::load_model_dir;
 use distill::train::{errln, evaluate, Progress};
 use distill::DistillError;
@@ -74,6 +74,17 @@ enum Command {
         /// Print the expanded, validated experiments and exit.
         #[arg(long)]
         dump_config: bool,
+        /// Run one slice of the grid, i/n (1 ≤ i ≤ n): the pairs k with k mod n = i − 1, in the
+        /// same pairN/ folders; no table is written (see --merge). For cluster job arrays.
+        #[arg(long, value_name = "I/N", conflicts_with = "merge")]
+        shard: Option<String>,
+        /// Train nothing: build the table from every pair's results, in the sweep folder or the
+        /// --from folders (after a sharded run).
+        #[arg(long)]
+        merge: bool,
+        /// With --merge: further folders holding pairN/ results (slices that did not share one).
+        #[arg(long, value_name = "DIR", requires = "merge")]
+        from: Vec<PathBuf>,
         #[command(flatten)]
         common: Common,
     },
@@ -171,6 +182,9 @@ fn run(cli: Cli) -> Result<()> {
             config,
             out,
             dump_config,
+            shard,
+            merge,
+            from,
             common,
         } => {
             let cfg = SweepConfig::from_file(&config)?;
@@ -181,10 +195,30 @@ fn run(cli: Cli) -> Result<()> {
                 return Ok(());
             }
             let out = sweep_dir(&cfg, out);
+            if merge {
+                let report = merge_sweep(&cfg, &out, &from).with_context(|| {
+                    format!("merging sweep '{}' in {}", cfg.name, out.display())
+                })?;
+                outln!("\n{}", report.markdown());
+                outln!(
+                    "merged; sweep folder {} (results.md/.csv/.json, bars.svg)",
+                    out.display()
+                );
+                return Ok(());
+            }
+            let shard: Option<Shard> = shard.as_deref().map(str::parse).transpose()?;
             let opts = run_options(out.clone(), &common, interrupt_flag());
             let started = std::time::Instant::now();
-            let report = run_sweep(&cfg, &opts)
+            let report = run_sweep_shard(&cfg, &opts, shard)
                 .with_context(|| format!("running sweep '{}' in {}", cfg.name, out.display()))?;
+            if shard.is_some() {
+                outln!(
+                    "slice finished in {:.1} s; its pairs are in {}",
+                    started.elapsed().as_secs_f64(),
+                    out.display()
+                );
+                return Ok(());
+            }
             outln!("\n{}", report.markdown());
             outln!(
                 "finished in {:.1} s; sweep folder {} (sweep.toml, results.md/.csv/.json, bars.svg, pairN/ experiments)",

@@ -832,3 +832,83 @@ temperature = 1.0
     let (scored, _) = ok(&["eval", &best.to_string_lossy()]);
     assert!(scored.contains("test accuracy"), "{scored}");
 }
+
+/// A sweep run as two slices into one folder (a cluster job array), then merged, gives the same
+/// table as the whole sweep; a merge before every slice finished, and a bad slice, are refused.
+#[test]
+fn sharded_sweeps_merge_into_the_whole_table() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sweep = write(
+        tmp.path(),
+        "s.toml",
+        r#"
+name = "s"
+seeds = [1]
+[data]
+train_limit = 160
+test_limit = 80
+[train]
+epochs = 1
+batch_size = 32
+[[pair]]
+name = "wide"
+teacher = { model = "mlp", hidden = [24] }
+student = { model = "mlp", hidden = [6] }
+[[pair]]
+name = "narrow"
+teacher = { model = "mlp", hidden = [12] }
+student = { model = "mlp", hidden = [4] }
+[[pair]]
+name = "tiny"
+teacher = { model = "mlp", hidden = [8] }
+student = { model = "mlp", hidden = [3] }
+[[recipe]]
+name = "KD"
+[[recipe.loss]]
+method = "kd"
+"#,
+    );
+    let whole = tmp.path().join("whole").to_string_lossy().into_owned();
+    let sliced = tmp.path().join("sliced").to_string_lossy().into_owned();
+    let (table, _) = ok(&["sweep", &sweep, "--out", &whole, "--no-progress"]);
+    let (first, _) = ok(&[
+        "sweep",
+        &sweep,
+        "--out",
+        &sliced,
+        "--shard",
+        "1/2",
+        "--resume",
+        "--no-progress",
+    ]);
+    assert!(first.contains("slice finished"), "{first}");
+    let sliced_dir = tmp.path().join("sliced");
+    assert!(sliced_dir.join("pair1").is_dir() && sliced_dir.join("pair3").is_dir());
+    assert!(!sliced_dir.join("pair2").exists() && !sliced_dir.join("results.md").exists());
+    fails_with(&["sweep", &sweep, "--out", &sliced, "--merge"], "pair2");
+    // a slice's script always passes --resume: a first run, then a rerun, both succeed
+    for _ in 0..2 {
+        ok(&[
+            "sweep",
+            &sweep,
+            "--out",
+            &sliced,
+            "--shard",
+            "2/2",
+            "--resume",
+            "--no-progress",
+        ]);
+    }
+    let (merged, _) = ok(&["sweep", &sweep, "--out", &sliced, "--merge"]);
+    // every column but the wall time
+    let scores = |t: &str| -> Vec<Vec<String>> {
+        t.lines()
+            .filter(|l| l.starts_with("| "))
+            .map(|l| l.split('|').take(7).map(str::to_string).collect())
+            .collect()
+    };
+    assert_eq!(scores(&merged), scores(&table));
+    assert!(sliced_dir.join("results.csv").is_file() && sliced_dir.join("bars.svg").is_file());
+    fails_with(&["sweep", &sweep, "--shard", "3/2"], "1 ≤ i ≤ n");
+    fails_with(&["sweep", &sweep, "--shard", "x"], "--shard takes i/n");
+}

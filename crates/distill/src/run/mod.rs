@@ -7,4 +7,4 @@ pub mod sweep;
 
 pub use device::training_device;
 pub use experiment::{check_plan, load_data, run_experiment, RunOptions};
-pub use sweep::{run_sweep, sweep_dir};
+pub use sweep::{merge_sweep, run_sweep, run_sweep_shard, sweep_dir, Shard};
