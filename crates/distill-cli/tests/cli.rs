@@ -909,6 +909,17 @@ method = "kd"
     };
     assert_eq!(scores(&merged), scores(&table));
     assert!(sliced_dir.join("results.csv").is_file() && sliced_dir.join("bars.svg").is_file());
+    let changed = write(
+        tmp.path(),
+        "s2.toml",
+        &std::fs::read_to_string(&sweep)
+            .unwrap()
+            .replace("epochs = 1", "epochs = 2"),
+    );
+    fails_with(
+        &["sweep", &changed, "--out", &sliced, "--merge"],
+        "another sweep file",
+    );
     fails_with(&["sweep", &sweep, "--shard", "3/2"], "1 ≤ i ≤ n");
     fails_with(&["sweep", &sweep, "--shard", "x"], "--shard takes i/n");
 }

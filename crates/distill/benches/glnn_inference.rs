@@ -32,7 +32,10 @@ fn median(mut v: Vec<f64>) -> f64 {
 }
 
 fn main() {
-    let reps: usize = arg("--reps", "20").parse().expect("--reps N");
+    let reps: usize = arg("--reps", "20")
+        .parse::<usize>()
+        .expect("--reps N")
+        .max(1);
     let batches: Vec<usize> = arg("--batch", "1,256")
         .split(',')
         .map(|b| b.parse().expect("--batch N[,N]"))
@@ -67,13 +70,14 @@ fn main() {
         logits.len()
     };
     for &b in &batches {
+        let b = b.clamp(1, test.len());
         let (mut t_gnn, mut t_search, mut t_mlp) = (Vec::new(), Vec::new(), Vec::new());
         for r in 0..reps + 2 {
             let start = (r * b) % (test.len() - b + 1);
             let pts = &points_new[start * dp..(start + b) * dp];
             let xs = &x_new[start * d..(start + b) * d];
             let t0 = Instant::now();
-            let rows = graph.rows_for_new(pts, dp, xs);
+            let rows = graph.rows_for_new(pts, dp, xs).expect("sizes match");
             let t1 = Instant::now();
             forward(&gnn, rows, b, width);
             let t2 = Instant::now();

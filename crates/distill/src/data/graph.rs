@@ -4,7 +4,7 @@
 //!
 //! Every sample of both splits is a node (the transductive setting: test nodes are in the graph
 //! with their features, never their labels). Edges join each node to its `k` most cosine-similar
-//! nodes on the full input, made symmetric, with self-loops; `Â = D^{-1/2} (A + I) D^{-1/2}` as
+//! nodes on the full input (table columns standardised first), made symmetric, with self-loops; `Â = D^{-1/2} (A + I) D^{-1/2}` as
 //! in GCN and SIGN. A node's features `X` are its input, optionally averaged over
 //! `feature_downsample × feature_downsample` pixel blocks (the graph then carries what the
 //! features lost, as links do in citation graphs). The data become table rows of the columns
@@ -60,12 +60,43 @@ impl GraphConfig {
     }
 }
 
-/// Each node's input as a vector of reals (pixels scaled to [0, 1], or table values).
+/// Each node's input as a vector of reals: pixels scaled to [0, 1], or table values.
 fn vectors(data: &Dataset) -> Vec<f32> {
     match &data.inputs {
         Inputs::Image { pixels, .. } => pixels.iter().map(|&p| f32::from(p) / 255.0).collect(),
         Inputs::Table { values, .. } => values.clone(),
     }
+}
+
+/// Per-column mean and standard deviation of `points` (`n × d`).
+fn column_stats(points: &[f32], d: usize) -> (Vec<f32>, Vec<f32>) {
+    let rows = (points.len() / d.max(1)).max(1) as f64;
+    let (mut mean, mut sq) = (vec![0f64; d], vec![0f64; d]);
+    for r in points.chunks(d) {
+        for (j, &v) in r.iter().enumerate() {
+            mean[j] += f64::from(v) / rows;
+            sq[j] += f64::from(v) * f64::from(v) / rows;
+        }
+    }
+    let sd = mean
+        .iter()
+        .zip(&sq)
+        .map(|(m, s)| (s - m * m).max(0.0).sqrt().max(1e-12) as f32)
+        .collect();
+    (mean.into_iter().map(|m| m as f32).collect(), sd)
+}
+
+/// `points` standardised by `stats`, column by column.
+fn standardise(points: &[f32], stats: &(Vec<f32>, Vec<f32>)) -> Vec<f32> {
+    let d = stats.0.len();
+    points
+        .chunks(d)
+        .flat_map(|r| {
+            r.iter()
+                .enumerate()
+                .map(|(j, &v)| (v - stats.0[j]) / stats.1[j])
+        })
+        .collect()
 }
 
 /// Node features: the input, or the images averaged over `k × k` blocks.
@@ -237,11 +268,15 @@ pub struct NodeGraph {
     pub d: usize,
     /// `X`, `ÂX`, …, `Â^K X`, each `n × d` row-major.
     pub hops: Vec<Vec<f32>>,
+    /// Table inputs are compared standardised (so that no column dominates by its scale): the
+    /// columns' mean and standard deviation over the graph's nodes. `None` for images.
+    pub standardise: Option<(Vec<f32>, Vec<f32>)>,
 }
 
 impl NodeGraph {
     /// Builds the graph over `points` (`n × dp`: what similarity is measured on) with node
     /// features `x` (`n × d`) and `hops` propagation steps.
+    #[allow(clippy::too_many_arguments)]
     pub fn build(
         points: &[f32],
         dp: usize,
@@ -249,9 +284,14 @@ impl NodeGraph {
         d: usize,
         k: usize,
         hops: usize,
+        standardise_points: bool,
         device: &Device,
     ) -> NodeGraph {
-        let unit = unit_rows(points, dp, device);
+        let stats = standardise_points.then(|| column_stats(points, dp));
+        let unit = match &stats {
+            Some(s) => unit_rows(&standardise(points, s), dp, device),
+            None => unit_rows(points, dp, device),
+        };
         let adj = symmetric(&nearest(&unit, &unit, k, Some(0)));
         let mut groups = vec![x];
         for _ in 0..hops {
@@ -264,6 +304,7 @@ impl NodeGraph {
             k,
             d,
             hops: groups,
+            standardise: stats,
         }
     }
 
@@ -278,10 +319,23 @@ impl NodeGraph {
     /// graph alone, linked to its `k` most similar nodes (on `points`, `q × dp`), and its hops
     /// are propagated from its neighbours' stored hops. What a GNN needs at inference and a
     /// graph-less MLP does not: a similarity search over every node and a gather of their
-    /// features.
-    pub fn rows_for_new(&self, points: &[f32], dp: usize, x: &[f32]) -> Vec<f32> {
-        let q = points.len() / dp;
-        let queries = unit_rows(points, dp, &self.unit.device());
+    /// features. Hop 1 is exact for the graph with the new node added; later hops are an
+    /// approximation (the neighbours' stored hops are those of the graph without it), the usual
+    /// one for inductive inference with precomputed propagation.
+    pub fn rows_for_new(&self, points: &[f32], dp: usize, x: &[f32]) -> Result<Vec<f32>> {
+        let q = if dp == 0 { 0 } else { points.len() / dp };
+        if dp != self.unit.dims()[1] || points.len() != q * dp || x.len() != q * self.d {
+            return Err(DistillError::Shape {
+                context: "new nodes: similarity inputs, features".into(),
+                expected: vec![q, self.unit.dims()[1], q * self.d],
+                got: vec![q, dp, x.len()],
+                fix: "; give each new node the graph's input size and feature count".into(),
+            });
+        }
+        let queries = match &self.standardise {
+            Some(s) => unit_rows(&standardise(points, s), dp, &self.unit.device()),
+            None => unit_rows(points, dp, &self.unit.device()),
+        };
         let nbrs = nearest(&queries, &self.unit, self.k, None);
         let d = self.d;
         let mut out = Vec::with_capacity(q * d * self.hops.len());
@@ -302,7 +356,7 @@ impl NodeGraph {
                 own = next;
             }
         }
-        out
+        Ok(out)
     }
 
     /// Nodes.
@@ -351,6 +405,7 @@ pub fn build_graph(
         d,
         cfg.k,
         cfg.hops,
+        matches!(train.inputs, Inputs::Table { .. }),
         device,
     ))
 }
@@ -501,9 +556,19 @@ mod tests {
     fn a_new_node_joins_the_graph_by_its_neighbours() {
         // A path 0 - 1 - 2 of one-feature nodes; a new node closest to 2 and 1.
         let points = [1.0, 0.0, 0.8, 0.6, 0.0, 1.0];
-        let g = NodeGraph::build(&points, 2, vec![1.0, 2.0, 3.0], 1, 1, 2, &Device::default());
+        let g = NodeGraph::build(
+            &points,
+            2,
+            vec![1.0, 2.0, 3.0],
+            1,
+            1,
+            2,
+            false,
+            &Device::default(),
+        );
         assert_eq!(g.adj, vec![vec![1], vec![0, 2], vec![1]]);
-        let rows = g.rows_for_new(&[0.1, 1.0], 2, &[4.0]);
+        let rows = g.rows_for_new(&[0.1, 1.0], 2, &[4.0]).unwrap();
+        assert!(g.rows_for_new(&[0.1, 1.0], 2, &[4.0, 5.0]).is_err());
         // joined to node 2 alone (k = 1): degree 2; node 2 has degree 2 (+1 for the new edge)
         let hop1 = 4.0 / 2.0 + g.hops[0][2] / (2.0f32 * 3.0).sqrt();
         let hop2 = hop1 / 2.0 + g.hops[1][2] / (2.0f32 * 3.0).sqrt();

@@ -278,7 +278,7 @@ pub fn check_plan(
             opts,
         );
         match &phase.federation {
-            Some(f) => crate::schemes::federated::check(f, job)?,
+            Some(f) => crate::schemes::federated::check(f, &phase.seeds, job)?,
             None => drop(job.prepare()?),
         }
         // What the phase trains is ready for the phases after it.

@@ -186,10 +186,21 @@ fn combine(cfg: &SweepConfig, reports: Vec<(String, Report)>) -> (Report, Vec<(S
 /// sweep folder `root` or in one of `more` (the slices' folders, when they did not share one),
 /// combined as [`run_sweep`] would have. Refuses while a pair has no results.
 pub fn merge_sweep(cfg: &SweepConfig, root: &Path, more: &[PathBuf]) -> Result<Report> {
-    let pairs = cfg.expand()?;
+    let written = toml::to_string_pretty(cfg).expect("sweep serialises");
+    if std::fs::read_to_string(root.join("sweep.toml")).is_ok_and(|t| t != written) {
+        return Err(DistillError::Config(format!(
+            "--merge: {} holds another sweep file than this one; merge with the file the slices ran",
+            root.display()
+        )));
+    }
+    let pairs: Vec<(String, Plan)> = cfg
+        .expand()?
+        .into_iter()
+        .map(|(name, e)| e.validate().map(|p| (name, p)))
+        .collect::<Result<_>>()?;
     let mut reports = Vec::new();
     let mut missing = Vec::new();
-    for (i, (pair, _)) in pairs.iter().enumerate() {
+    for (i, (pair, plan)) in pairs.iter().enumerate() {
         let name = format!("pair{}", i + 1);
         let found = std::iter::once(root)
             .chain(more.iter().map(PathBuf::as_path))
@@ -198,6 +209,10 @@ pub fn merge_sweep(cfg: &SweepConfig, root: &Path, more: &[PathBuf]) -> Result<R
         match found {
             None => missing.push(name),
             Some(path) => {
+                // The pair's folder must hold this pair's experiment as the file describes it.
+                let dir = path.parent().expect("a pair folder");
+                check_run_dir(dir, true, plan)
+                    .map_err(|e| DistillError::Config(format!("--merge: {name} ({pair}): {e}")))?;
                 let report: Report = std::fs::read(&path)
                     .map_err(|e| DistillError::io("reading", &path, e))
                     .and_then(|b| {

@@ -90,12 +90,12 @@ pub struct Split {
 /// Splits `train` for a federation at `seed`: `server_samples` random samples for the server,
 /// then the rest over the clients, IID (a shuffled, near-equal division) or, with `alpha`, each
 /// class's samples by proportions drawn from Dirichlet(α, …, α). A draw that leaves a client
-/// empty is redrawn (up to 100 times).
+/// fewer than [`MIN_SHARE`] samples is redrawn (up to 100 times).
 pub fn split(train: &Dataset, f: &FederatedPlan, seed: u64) -> Result<Split> {
     let n = train.len();
-    if f.server_samples + f.clients > n {
+    if f.server_samples + MIN_SHARE * f.clients > n {
         return Err(DistillError::Config(format!(
-            "federated: {} training samples cannot give the server {} and each of {} clients at least one; lower server_samples or clients",
+            "federated: {} training samples cannot give the server {} and each of {} clients at least {MIN_SHARE}; lower server_samples or clients",
             n, f.server_samples, f.clients
         )));
     }
@@ -128,7 +128,7 @@ pub fn split(train: &Dataset, f: &FederatedPlan, seed: u64) -> Result<Split> {
                 for members in &by_class {
                     let draws: Vec<f64> = (0..k).map(|_| gamma.sample(&mut rng)).collect();
                     let total: f64 = draws.iter().sum();
-                    // Cut points at the cumulative proportions (all to the largest draw when
+                    // Cut points at the cumulative proportions (all to the first client when
                     // every draw underflowed to zero).
                     let mut cum = 0.0;
                     let mut start = 0;
@@ -147,7 +147,7 @@ pub fn split(train: &Dataset, f: &FederatedPlan, seed: u64) -> Result<Split> {
                         start = end.max(start);
                     }
                 }
-                if shares.iter().all(|s| !s.is_empty()) {
+                if shares.iter().all(|s| s.len() >= MIN_SHARE) {
                     for s in &mut shares {
                         s.shuffle(&mut rng);
                     }
@@ -156,7 +156,7 @@ pub fn split(train: &Dataset, f: &FederatedPlan, seed: u64) -> Result<Split> {
                 tries += 1;
                 if tries == 100 {
                     return Err(DistillError::Config(format!(
-                        "federated: 100 Dirichlet draws with alpha = {alpha} each left a client without samples; raise alpha, lower clients, or use more data"
+                        "federated: 100 Dirichlet draws with alpha = {alpha} each left a client fewer than {MIN_SHARE} samples; raise alpha, lower clients, or use more data"
                     )));
                 }
             }
@@ -164,6 +164,10 @@ pub fn split(train: &Dataset, f: &FederatedPlan, seed: u64) -> Result<Split> {
     };
     Ok(Split { server, clients })
 }
+
+/// The fewest samples a client holds (and the server, when it distils): one sample would make
+/// no batch, and a fit of no steps.
+pub const MIN_SHARE: usize = 2;
 
 /// The clients that train in round `round` (1-based) at `seed`, in increasing order.
 pub fn participants(f: &FederatedPlan, seed: u64, round: usize) -> Vec<usize> {
@@ -213,12 +217,12 @@ fn client_teacher(c: usize, net: Net, job: &Job<'_>) -> Result<Teacher> {
     })
 }
 
-/// The clients' local training plan: the collapse check off (a non-IID share makes a local
-/// model predict few classes by design).
-fn local_plan(f: &FederatedPlan) -> crate::config::TrainPlan {
-    let mut local = f.local.clone();
-    local.stop_on_collapse = false;
-    local
+/// A fit's plan with the collapse check off: a non-IID share makes a local model predict few
+/// classes by design, and an early global model may sit near chance while the server distils.
+fn without_collapse_check(plan: &crate::config::TrainPlan) -> crate::config::TrainPlan {
+    let mut plan = plan.clone();
+    plan.stop_on_collapse = false;
+    plan
 }
 
 /// A fit derived from the federation's job.
@@ -253,12 +257,15 @@ fn sub_job<'a>(
     }
 }
 
-/// Checks a federation before anything is trained: the split, a client's fit, and the server's
-/// fit against stand-in clients (untrained models of the recipe's architecture).
-pub fn check(f: &FederatedPlan, job: Job<'_>) -> Result<()> {
+/// Checks a federation before anything is trained: the split at every seed, a client's fit, and
+/// the server's fit against stand-in clients (untrained models of the recipe's architecture).
+pub fn check(f: &FederatedPlan, seeds: &[u64], job: Job<'_>) -> Result<()> {
+    for &seed in seeds {
+        split(&job.data.train, f, seed)?;
+    }
     let parts = shares(job.data, f, job.seed)?;
     let supervised = Task::of(&job.data.train).supervised(STUDENT);
-    let local = local_plan(f);
+    let local = without_collapse_check(&f.local);
     sub_job(
         &job,
         format!("{} client", job.label),
@@ -274,6 +281,13 @@ pub fn check(f: &FederatedPlan, job: Job<'_>) -> Result<()> {
     if job.losses.is_empty() {
         return Ok(());
     }
+    if f.server_samples < MIN_SHARE {
+        return Err(DistillError::Config(format!(
+            "{}: the server distils on federated.server_samples = {} samples; give it at least {MIN_SHARE} (e.g. 1000)",
+            job.label, f.server_samples
+        )));
+    }
+    let server_plan = without_collapse_check(job.train);
     let view = job.data.view(&job.roles[0].view)?;
     let plain = job.device.clone().without_autodiff();
     let stand_ins = (0..f.per_round())
@@ -292,7 +306,7 @@ pub fn check(f: &FederatedPlan, job: Job<'_>) -> Result<()> {
         PathBuf::new(),
         job.seed,
         job.losses,
-        job.train,
+        &server_plan,
         &stand_ins,
         &parts.server,
         None,
@@ -320,7 +334,8 @@ pub fn run(f: &FederatedPlan, job: Job<'_>) -> Result<JobOutcome> {
     let plain = job.device.clone().without_autodiff();
     let parts = shares(data, f, job.seed)?;
     let supervised = Task::of(&data.train).supervised(STUDENT);
-    let local = local_plan(f);
+    let local = without_collapse_check(&f.local);
+    let server_plan = without_collapse_check(job.train);
     let role = &job.roles[0];
     let view = data.view(&role.view)?.clone();
     let meta = ModelMeta {
@@ -408,7 +423,7 @@ pub fn run(f: &FederatedPlan, job: Job<'_>) -> Result<JobOutcome> {
                 dir.clone(),
                 mix(job.seed, round as u64, 0),
                 job.losses,
-                job.train,
+                &server_plan,
                 &teachers,
                 &parts.server,
                 Some(average_dir),
@@ -438,12 +453,11 @@ pub fn run(f: &FederatedPlan, job: Job<'_>) -> Result<JobOutcome> {
             peers: Default::default(),
             seconds: started.elapsed().as_secs_f64(),
         };
-        // best/ first: once the round's global model exists, best/ accounts for it.
+        save_model(&done_dir, &net, &meta, Some(&record))?;
         if record.score() > best_score {
             best_score = record.score();
             save_model(&job.dir.join("best"), &net, &meta, Some(&record))?;
         }
-        save_model(&done_dir, &net, &meta, Some(&record))?;
         remove_work(&round_dir)?;
         let line = format!(
             "{} round {round}/{}: clients {} ({} samples) test {} [{:.1}s]",
@@ -483,6 +497,18 @@ pub fn run(f: &FederatedPlan, job: Job<'_>) -> Result<JobOutcome> {
         .map(|r| (r.epoch, r.primary()))
         .next()
         .unwrap_or((0, f64::NAN));
+    // A run stopped between a round's global model and best/ left best/ behind: make it the
+    // best finished round's model.
+    let best_dir = job.dir.join("best");
+    let best_round = resolve_dir(&best_dir)
+        .and_then(|d| std::fs::read(d.join("round.json")).ok())
+        .and_then(|b| serde_json::from_slice::<EpochRecord>(&b).ok())
+        .map(|r| r.epoch);
+    if best_epoch > 0 && best_round != Some(best_epoch) {
+        let (net, _) = load_model_dir(&job.dir.join(format!("round{best_epoch}/global")), &plain)?;
+        let record = &history[best_epoch - 1];
+        save_model(&best_dir, &net, &meta, Some(record))?;
+    }
     let last = history.last().cloned();
     Ok(JobOutcome {
         best,
