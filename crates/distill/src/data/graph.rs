@@ -323,7 +323,7 @@ impl NodeGraph {
     /// approximation (the neighbours' stored hops are those of the graph without it), the usual
     /// one for inductive inference with precomputed propagation.
     pub fn rows_for_new(&self, points: &[f32], dp: usize, x: &[f32]) -> Result<Vec<f32>> {
-        let q = if dp == 0 { 0 } else { points.len() / dp };
+        let q = points.len().checked_div(dp).unwrap_or(0);
         if dp != self.unit.dims()[1] || points.len() != q * dp || x.len() != q * self.d {
             return Err(DistillError::Shape {
                 context: "new nodes: similarity inputs, features".into(),
