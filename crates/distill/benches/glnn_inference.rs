@@ -10,21 +10,16 @@
 //! Prints one JSON line per batch size: median milliseconds per batch of each path, the share of
 //! the GNN's time spent finding neighbours and gathering features, and the ratio.
 
+mod common;
+
 use std::time::Instant;
 
+use common::arg;
 use distill::burn::prelude::*;
 use distill::burn::tensor::TensorData;
 use distill::data::graph::{build_graph, node_features, node_points, GraphConfig};
 use distill::data::source::embedded;
 use distill::models::ModelConfig;
-
-fn arg(name: &str, default: &str) -> String {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1).cloned())
-        .unwrap_or_else(|| default.to_string())
-}
 
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);

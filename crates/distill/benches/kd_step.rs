@@ -5,9 +5,12 @@
 //! cargo bench -p distill --bench kd_step -- --pair mlp|resnet [--steps 30] [--warmup 3]
 //! Prints one JSON line: pair, batch, median/mean step milliseconds, peak resident memory (MB).
 
+mod common;
+
 use std::sync::Arc;
 use std::time::Instant;
 
+use common::arg;
 use distill::burn::prelude::*;
 use distill::burn::tensor::{Distribution, TensorData};
 use distill::config::{Backend, TrainConfig};
@@ -20,14 +23,6 @@ use distill::run::training_device;
 use distill::train::{
     build_optimizer, build_trainable, train_step, Batch, DataBundle, StepAt, Teacher,
 };
-
-fn arg(name: &str, default: &str) -> String {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1).cloned())
-        .unwrap_or_else(|| default.to_string())
-}
 
 fn peak_rss_mb() -> f64 {
     std::fs::read_to_string("/proc/self/status")

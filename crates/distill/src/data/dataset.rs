@@ -265,56 +265,22 @@ impl Dataset {
     /// A copy of the first `limit` samples (copying only those), as [`Self::truncate`] keeps.
     pub fn head(&self, limit: usize) -> Dataset {
         let limit = limit.min(self.len());
-        let n = self.sample_len();
-        let inputs = match &self.inputs {
-            Inputs::Image {
-                pixels,
-                channels,
-                height,
-                width,
-            } => Inputs::Image {
-                pixels: pixels[..limit * n].to_vec(),
-                channels: *channels,
-                height: *height,
-                width: *width,
-            },
-            Inputs::Table {
-                values,
-                features,
-                names,
-            } => Inputs::Table {
-                values: values[..limit * n].to_vec(),
-                features: *features,
-                names: names.clone(),
-            },
-        };
-        let targets = match &self.targets {
-            Targets::Class(l) => Targets::Class(l[..limit].to_vec()),
-            Targets::Real { values, dims } => Targets::Real {
-                values: values[..limit * dims].to_vec(),
-                dims: *dims,
-            },
-            Targets::Relevance(g) => Targets::Relevance(g[..limit].to_vec()),
-            Targets::None(_) => Targets::None(limit),
-        };
         Dataset {
-            inputs,
-            targets,
-            num_classes: self.num_classes,
             groups: self.groups_head(limit),
+            ..self.select(&(0..limit).collect::<Vec<_>>())
         }
     }
 
     /// A copy of the samples at `indices`, in that order (a federated client's share). The
     /// copy has no lists: selecting from a ranking set would split its groups.
     pub fn select(&self, indices: &[usize]) -> Dataset {
-        let n = self.sample_len();
-        let pick = |values: &[f32], width: usize| -> Vec<f32> {
+        fn pick<T: Copy>(values: &[T], width: usize, indices: &[usize]) -> Vec<T> {
             indices
                 .iter()
                 .flat_map(|&i| values[i * width..(i + 1) * width].iter().copied())
                 .collect()
-        };
+        }
+        let n = self.sample_len();
         let inputs = match &self.inputs {
             Inputs::Image {
                 pixels,
@@ -322,10 +288,7 @@ impl Dataset {
                 height,
                 width,
             } => Inputs::Image {
-                pixels: indices
-                    .iter()
-                    .flat_map(|&i| pixels[i * n..(i + 1) * n].iter().copied())
-                    .collect(),
+                pixels: pick(pixels, n, indices),
                 channels: *channels,
                 height: *height,
                 width: *width,
@@ -335,18 +298,18 @@ impl Dataset {
                 features,
                 names,
             } => Inputs::Table {
-                values: pick(values, n),
+                values: pick(values, n, indices),
                 features: *features,
                 names: names.clone(),
             },
         };
         let targets = match &self.targets {
-            Targets::Class(l) => Targets::Class(indices.iter().map(|&i| l[i]).collect()),
+            Targets::Class(l) => Targets::Class(pick(l, 1, indices)),
             Targets::Real { values, dims } => Targets::Real {
-                values: pick(values, *dims),
+                values: pick(values, *dims, indices),
                 dims: *dims,
             },
-            Targets::Relevance(g) => Targets::Relevance(indices.iter().map(|&i| g[i]).collect()),
+            Targets::Relevance(g) => Targets::Relevance(pick(g, 1, indices)),
             Targets::None(_) => Targets::None(indices.len()),
         };
         Dataset {

@@ -60,8 +60,9 @@ impl GraphConfig {
     }
 }
 
-/// Each node's input as a vector of reals: pixels scaled to [0, 1], or table values.
-fn vectors(data: &Dataset) -> Vec<f32> {
+/// Each node's input as a vector of reals (what similarity is measured on): pixels scaled to
+/// [0, 1], or table values.
+pub fn node_points(data: &Dataset) -> Vec<f32> {
     match &data.inputs {
         Inputs::Image { pixels, .. } => pixels.iter().map(|&p| f32::from(p) / 255.0).collect(),
         Inputs::Table { values, .. } => values.clone(),
@@ -99,9 +100,10 @@ fn standardise(points: &[f32], stats: &(Vec<f32>, Vec<f32>)) -> Vec<f32> {
         .collect()
 }
 
-/// Node features: the input, or the images averaged over `k × k` blocks.
-fn features(data: &Dataset, downsample: Option<usize>) -> Result<(Vec<f32>, usize)> {
-    let v = vectors(data);
+/// Node features and their count per node: the input, or the images averaged over
+/// `downsample × downsample` blocks.
+pub fn node_features(data: &Dataset, downsample: Option<usize>) -> Result<(Vec<f32>, usize)> {
+    let v = node_points(data);
     let d = data.sample_len();
     let (
         Some(k),
@@ -199,13 +201,6 @@ pub fn nearest(
         }
     }
     out
-}
-
-/// The `k` most cosine-similar other rows of each row of `points` (`n × d`, row-major), most
-/// similar first.
-pub fn knn(points: &[f32], d: usize, k: usize, device: &Device) -> Vec<Vec<usize>> {
-    let unit = unit_rows(points, d, device);
-    nearest(&unit, &unit, k, Some(0))
 }
 
 /// The symmetric neighbourhoods of a k-NN graph (each node's neighbours and the nodes that
@@ -370,17 +365,6 @@ impl NodeGraph {
     }
 }
 
-/// Node features of `data` (its input, or its images averaged over `downsample` blocks) and
-/// their count per node.
-pub fn node_features(data: &Dataset, downsample: Option<usize>) -> Result<(Vec<f32>, usize)> {
-    features(data, downsample)
-}
-
-/// Each sample's input as reals (what similarity is measured on).
-pub fn node_points(data: &Dataset) -> Vec<f32> {
-    vectors(data)
-}
-
 /// Builds the graph over the samples of both splits (see the module documentation).
 pub fn build_graph(
     train: &Dataset,
@@ -394,10 +378,10 @@ pub fn build_graph(
             "data.graph builds a graph over single samples; ranking lists (data.group) are not supported".into(),
         ));
     }
-    let mut points = vectors(train);
-    points.extend(vectors(test));
-    let (mut x, d) = features(train, cfg.feature_downsample)?;
-    x.extend(features(test, cfg.feature_downsample)?.0);
+    let mut points = node_points(train);
+    points.extend(node_points(test));
+    let (mut x, d) = node_features(train, cfg.feature_downsample)?;
+    x.extend(node_features(test, cfg.feature_downsample)?.0);
     Ok(NodeGraph::build(
         &points,
         train.sample_len(),
@@ -484,7 +468,8 @@ mod tests {
         let pts = [
             1.0, 0.0, 0.99, 0.1, 0.98, 0.12, 0.0, 1.0, 0.1, 0.99, 0.7, 0.7,
         ];
-        let nn = knn(&pts, 2, 2, &Device::default());
+        let unit = unit_rows(&pts, 2, &Device::default());
+        let nn = nearest(&unit, &unit, 2, Some(0));
         assert_eq!(nn[0], vec![1, 2]);
         assert_eq!(nn[3], vec![4, 5]);
         assert!(nn.iter().enumerate().all(|(i, r)| !r.contains(&i)));

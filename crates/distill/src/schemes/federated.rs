@@ -360,7 +360,6 @@ pub fn run(f: &FederatedPlan, job: Job<'_>) -> Result<JobOutcome> {
     let bar = job.progress.bar(&job.label, f.rounds as u64, 0);
     let mut history: Vec<EpochRecord> = Vec::new();
     let mut best_score = f64::NEG_INFINITY;
-    let mut global: Option<Net> = None;
     for round in 1..=f.rounds {
         let round_dir = job.dir.join(format!("round{round}"));
         let done_dir = round_dir.join("global");
@@ -481,16 +480,13 @@ pub fn run(f: &FederatedPlan, job: Job<'_>) -> Result<JobOutcome> {
         }
         bar.inc(1);
         global_dir = done_dir;
-        global = Some(net);
     }
     bar.finish();
     // Again at the end: a run resumed after its last round was written but before its metrics
     // line was lists every round.
     write_metrics(&job.dir, &history)?;
-    let global = match global {
-        Some(n) => n,
-        None => load_model_dir(&global_dir, &plain)?.0,
-    };
+    // The final global model (this run's last round, or the finished one a resume found).
+    let (global, _) = load_model_dir(&global_dir, &plain)?;
     let (best_epoch, best) = history
         .iter()
         .filter(|r| r.score() == best_score)

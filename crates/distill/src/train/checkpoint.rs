@@ -130,6 +130,17 @@ pub struct ModelMeta {
 
 /// Loads a model checkpoint folder written by [`model_files`].
 pub fn load_model_dir(dir: &Path, device: &Device) -> Result<(Net, ModelMeta)> {
+    let (dir, meta) = read_model_meta(dir)?;
+    let net = meta
+        .config
+        .build(meta.view.geometry(meta.input), meta.classes, device)?;
+    let net = load_module(net, &dir.join("model.bpk"))?;
+    Ok((net, meta))
+}
+
+/// The folder a model checkpoint resolves to (see [`resolve_dir`]) and its `model.json`,
+/// without reading the weights.
+pub fn read_model_meta(dir: &Path) -> Result<(PathBuf, ModelMeta)> {
     let dir = resolve_dir(dir).ok_or_else(|| DistillError::Checkpoint {
         path: dir.to_path_buf(),
         reason: "no such checkpoint folder (expected a folder holding model.bpk and model.json, e.g. runs/NAME/teachers/TEACHER/best)".into(),
@@ -146,11 +157,7 @@ pub fn load_model_dir(dir: &Path, device: &Device) -> Result<(Net, ModelMeta)> {
                 reason: format!("corrupt: {e}"),
             })
         })?;
-    let net = meta
-        .config
-        .build(meta.view.geometry(meta.input), meta.classes, device)?;
-    let net = load_module(net, &dir.join("model.bpk"))?;
-    Ok((net, meta))
+    Ok((dir, meta))
 }
 
 #[cfg(test)]

@@ -229,8 +229,7 @@ impl<'a> Job<'a> {
         })?;
         let mut trainable = trainable;
         if let Some(dir) = &self.start {
-            let (_, meta) =
-                super::checkpoint::load_model_dir(dir, &self.device.clone().without_autodiff())?;
+            let (folder, meta) = super::checkpoint::read_model_meta(dir)?;
             let differs = self.roles[0].model.architecture_differences(&meta.config);
             if !differs.is_empty() {
                 return Err(DistillError::Config(format!(
@@ -240,11 +239,10 @@ impl<'a> Job<'a> {
                     differs.join("; ")
                 )));
             }
-            let weights = resolve_dir(dir)
-                .expect("load_model_dir found the folder")
-                .join("model.bpk");
-            trainable.students[0] =
-                super::checkpoint::load_module(trainable.students[0].clone(), &weights)?;
+            trainable.students[0] = super::checkpoint::load_module(
+                trainable.students[0].clone(),
+                &folder.join("model.bpk"),
+            )?;
         }
         Ok(Prepared {
             trainable,
