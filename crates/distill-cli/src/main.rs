@@ -99,6 +99,29 @@ enum Command {
         #[arg(long)]
         data_dir: Option<PathBuf>,
     },
+    /// Sample text from a trained language model (a checkpoint folder of a `gpt` role).
+    Generate {
+        /// Checkpoint folder holding model.bpk and model.json.
+        checkpoint: PathBuf,
+        /// Text to continue.
+        #[arg(long)]
+        prompt: String,
+        /// Softmax temperature (0: greedy).
+        #[arg(long, default_value_t = 1.0)]
+        temperature: f64,
+        /// Keep only the k most likely tokens at each step (0: all).
+        #[arg(long, default_value_t = 0)]
+        top_k: usize,
+        /// Keep the most likely tokens up to this probability mass (1: all).
+        #[arg(long, default_value_t = 1.0)]
+        top_p: f64,
+        /// Tokens to generate (prompt plus these must fit the model's context).
+        #[arg(long, default_value_t = 32)]
+        max_tokens: usize,
+        /// Seed of the draws.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+    },
     /// List the distillation methods with their family, citation and required taps.
     Methods,
     /// List the models with their taps and citations.
@@ -232,6 +255,25 @@ fn run(cli: Cli) -> Result<()> {
             data,
             data_dir,
         } => eval(&checkpoint, data, data_dir.as_deref()),
+        Command::Generate {
+            checkpoint,
+            prompt,
+            temperature,
+            top_k,
+            top_p,
+            max_tokens,
+            seed,
+        } => generate(
+            &checkpoint,
+            &prompt,
+            &distill::models::sample::Sampling {
+                temperature,
+                top_k,
+                top_p,
+                max_tokens,
+                seed,
+            },
+        ),
         Command::Methods => {
             outln!("| method | family | description | required taps | citation |\n|---|---|---|---|---|");
             for m in METHODS {
@@ -246,7 +288,7 @@ fn run(cli: Cli) -> Result<()> {
             }
             outln!(
                 "\nLibrary losses (tested, callable from Rust as distill::knowledge::<function>; \
-                 they become methods when language-model, ranking and regression training land):\n"
+                 they become methods when pairwise ranking batches land):\n"
             );
             outln!("| function | family | description | citation |\n|---|---|---|---|");
             for l in LIBRARY_LOSSES {
@@ -325,6 +367,28 @@ fn execute(plan: &Plan, out: PathBuf, common: &Common) -> Result<()> {
         started.elapsed().as_secs_f64(),
         out.display()
     );
+    Ok(())
+}
+
+fn generate(
+    checkpoint: &Path,
+    prompt: &str,
+    sampling: &distill::models::sample::Sampling,
+) -> Result<()> {
+    let device = training_device(distill::config::Backend::Flex)?.without_autodiff();
+    let (net, meta) = load_model_dir(checkpoint, &device)
+        .with_context(|| format!("loading checkpoint {}", checkpoint.display()))?;
+    let (distill::models::Net::Gpt(gpt), Some(tokenizer)) = (&net, meta.tokenizer) else {
+        anyhow::bail!(
+            "{} holds a {} model, not a language model; generate reads the checkpoint of a `gpt` role trained on a text (data.source = \"text\")",
+            checkpoint.display(),
+            meta.config.name()
+        );
+    };
+    let ids = tokenizer.encode(prompt);
+    let out =
+        distill::models::sample::generate(gpt, &ids, sampling, &device).context("sampling")?;
+    outln!("{prompt}{}", tokenizer.decode(&out));
     Ok(())
 }
 

@@ -42,7 +42,8 @@ pub struct DataConfig {
     /// The target column of a CSV file (`csv`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target: Option<String>,
-    /// Fraction of a CSV file's rows held out as the test split (`csv`; default 0.2).
+    /// Fraction of a CSV file's rows held out as the test split (`csv`; default 0.2), or of a
+    /// text's chapters (`text`; default 0.1: every 10th chapter).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub test_fraction: Option<f64>,
     /// Seed of the CSV split's shuffle (`csv`; default 0, the same split for every run).
@@ -53,6 +54,15 @@ pub struct DataConfig {
     /// whole groups.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub group: Option<String>,
+    /// Tokens per window of a text (`text`; default 64): the language models' context.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub context: Option<usize>,
+    /// The text's tokenizer (`text`; default `byte`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tokenizer: Option<crate::data::text::Tokenizer>,
+    /// A line starting with this begins a chapter of a text (`text`; default `CHAPTER`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chapter_marker: Option<String>,
     /// Use only the first N training images.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub train_limit: Option<usize>,
@@ -94,6 +104,9 @@ impl Default for DataConfig {
             test_fraction: None,
             split_seed: None,
             group: None,
+            context: None,
+            tokenizer: None,
+            chapter_marker: None,
             train_limit: None,
             test_limit: None,
             classes: None,
@@ -124,6 +137,15 @@ pub struct TeacherConfig {
     /// LeNet width multiplier.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub width: Option<usize>,
+    /// GPT hidden width.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dim: Option<usize>,
+    /// GPT blocks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub layers: Option<usize>,
+    /// GPT attention heads.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub heads: Option<usize>,
     /// Checkpoint folder (holding `model.bpk` and `model.json`) of an already trained teacher.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub checkpoint: Option<PathBuf>,
@@ -167,6 +189,15 @@ pub struct StudentConfig {
     /// LeNet width multiplier.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub width: Option<usize>,
+    /// GPT hidden width.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dim: Option<usize>,
+    /// GPT blocks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub layers: Option<usize>,
+    /// GPT attention heads.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub heads: Option<usize>,
     /// The view of each sample the role reads (default `input`, the sample itself; see
     /// `[[data.view]]`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -212,6 +243,15 @@ pub struct PeerConfig {
     /// LeNet width multiplier.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub width: Option<usize>,
+    /// GPT hidden width.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dim: Option<usize>,
+    /// GPT blocks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub layers: Option<usize>,
+    /// GPT attention heads.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub heads: Option<usize>,
     /// The view of each sample the role reads (default `input`, the sample itself; see
     /// `[[data.view]]`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -561,6 +601,9 @@ macro_rules! model_table {
                     hidden: self.hidden.clone(),
                     dropout: self.dropout,
                     width: self.width,
+                    dim: self.dim,
+                    layers: self.layers,
+                    heads: self.heads,
                 }
             }
         }
@@ -821,6 +864,9 @@ impl From<&TeacherPlan> for TeacherConfig {
             hidden: m.hidden,
             dropout: m.dropout,
             width: m.width,
+            dim: m.dim,
+            layers: m.layers,
+            heads: m.heads,
             checkpoint: t.checkpoint.clone(),
             from: t.from.clone(),
             view: written_view(&t.view),
@@ -840,6 +886,9 @@ impl From<&StudentPlan> for StudentConfig {
             hidden: m.hidden,
             dropout: m.dropout,
             width: m.width,
+            dim: m.dim,
+            layers: m.layers,
+            heads: m.heads,
             view: written_view(&s.view),
             train_limit: s.train_limit,
             labels: s.labels,
@@ -855,6 +904,9 @@ impl From<&StudentPlan> for StudentConfig {
                         hidden: m.hidden,
                         dropout: m.dropout,
                         width: m.width,
+                        dim: m.dim,
+                        layers: m.layers,
+                        heads: m.heads,
                         view: written_view(&p.view),
                     }
                 })
@@ -893,8 +945,8 @@ fn check_federated(
         Task::Regression => {
             return cfg("federated.alpha splits the classes over the clients, and a regression task has none; remove alpha for an IID split".into())
         }
-        Task::Ranking => {
-            return cfg("scheme = \"federated\" does not split ranking lists over clients yet; use task = \"classification\" or \"regression\"".into())
+        Task::Ranking | Task::Generation => {
+            return cfg(format!("scheme = \"federated\" does not split {} data over clients yet; use task = \"classification\" or \"regression\"", e.task.name()))
         }
     }
     for s in students {
@@ -982,17 +1034,44 @@ impl DataConfig {
             }
         }
         let csv = self.source == DataSource::Csv;
-        for (key, set) in [
-            ("path", self.path.is_some()),
-            ("target", self.target.is_some()),
-            ("test_fraction", self.test_fraction.is_some()),
-            ("split_seed", self.split_seed.is_some()),
-            ("group", self.group.is_some()),
+        let text = self.source == DataSource::Text;
+        for (key, set, applies) in [
+            ("path", self.path.is_some(), csv || text),
+            ("target", self.target.is_some(), csv),
+            ("test_fraction", self.test_fraction.is_some(), csv || text),
+            ("split_seed", self.split_seed.is_some(), csv),
+            ("group", self.group.is_some(), csv),
+            ("context", self.context.is_some(), text),
+            ("tokenizer", self.tokenizer.is_some(), text),
+            ("chapter_marker", self.chapter_marker.is_some(), text),
         ] {
-            if set && !csv {
+            if set && !applies {
+                let sources = if csv || text || !matches!(key, "path" | "test_fraction") {
+                    if matches!(key, "context" | "tokenizer" | "chapter_marker") {
+                        "\"text\""
+                    } else {
+                        "\"csv\""
+                    }
+                } else {
+                    "\"csv\" or \"text\""
+                };
                 return cfg(format!(
-                    "data.{key} applies to source = \"csv\" only; remove it, or set data.source = \"csv\""
+                    "data.{key} applies to source = {sources} only; remove it, or set data.source = {sources}"
                 ));
+            }
+        }
+        if text {
+            if self.path.is_none() {
+                return cfg("data.source = \"text\" needs data.path, the UTF-8 text file (scripts/fetch-data.sh moby-dick installs Moby-Dick)".into());
+            }
+            if self.context.is_some_and(|c| c < 2) {
+                return cfg(format!(
+                    "data.context must be at least 2 tokens, got {}",
+                    self.context.unwrap_or(0)
+                ));
+            }
+            if self.augment.is_enabled() || self.classes.is_some() || self.dir.is_some() {
+                return cfg("data.augment, data.classes and data.dir do not apply to source = \"text\" (its classes are the tokenizer's vocabulary); remove them".into());
             }
         }
         if csv {

@@ -47,6 +47,17 @@ pub enum Inputs {
         /// Feature names (categories as `column=value`).
         names: Vec<String>,
     },
+    /// Token windows, `len × context` token ids (see [`super::text`]). Models read a window as
+    /// a `1 × 1 × context` map of ids (exact in `f32` below 2²⁴), so every model input is
+    /// `[B, C, H, W]`; a language model turns them back into integers for its embedding.
+    Tokens {
+        /// Token ids.
+        ids: Vec<u32>,
+        /// Tokens per window.
+        context: usize,
+        /// How the text became the ids (a model trained on them decodes with it).
+        tokenizer: super::text::Tokenizer,
+    },
 }
 
 /// The target of every sample.
@@ -66,7 +77,19 @@ pub enum Targets {
     /// No target: this many unlabeled samples (a transfer set that only the teachers'
     /// outputs supervise).
     None(usize),
+    /// The next token at every position of a window (language modelling), `len × context`;
+    /// `-100` ([`IGNORE_INDEX`]) marks positions without a target (padding after the end of a
+    /// text), which every loss and metric skips, as in PyTorch and Hugging Face.
+    Tokens {
+        /// Target ids, or `-100`.
+        ids: Vec<i32>,
+        /// Positions per window.
+        context: usize,
+    },
 }
+
+/// The target of a position that has none (`ignore_index` of PyTorch's cross-entropy).
+pub const IGNORE_INDEX: i64 = -100;
 
 impl Targets {
     /// Number of samples.
@@ -76,6 +99,7 @@ impl Targets {
             Targets::Real { values, dims } => values.len() / dims.max(&1),
             Targets::Relevance(g) => g.len(),
             Targets::None(n) => *n,
+            Targets::Tokens { ids, context } => ids.len() / context.max(&1),
         }
     }
 
@@ -91,6 +115,7 @@ impl Targets {
             Targets::Real { .. } => "real values",
             Targets::Relevance(_) => "relevance grades",
             Targets::None(_) => "absent (unlabeled)",
+            Targets::Tokens { .. } => "next tokens",
         }
     }
 }
@@ -132,7 +157,10 @@ impl Dataset {
     pub fn labels(&self) -> Option<&[u8]> {
         match &self.targets {
             Targets::Class(l) => Some(l),
-            Targets::Real { .. } | Targets::Relevance(_) | Targets::None(_) => None,
+            Targets::Real { .. }
+            | Targets::Relevance(_)
+            | Targets::None(_)
+            | Targets::Tokens { .. } => None,
         }
     }
 
@@ -188,6 +216,15 @@ impl Dataset {
                 ..
             } => [*channels, *height, *width],
             Inputs::Table { features, .. } => [1, 1, *features],
+            Inputs::Tokens { context, .. } => [1, 1, *context],
+        }
+    }
+
+    /// The tokenizer of token windows (`None` for images and tables).
+    pub fn tokenizer(&self) -> Option<super::text::Tokenizer> {
+        match &self.inputs {
+            Inputs::Tokens { tokenizer, .. } => Some(*tokenizer),
+            _ => None,
         }
     }
 
@@ -302,6 +339,15 @@ impl Dataset {
                 features: *features,
                 names: names.clone(),
             },
+            Inputs::Tokens {
+                ids,
+                context,
+                tokenizer,
+            } => Inputs::Tokens {
+                ids: pick(ids, n, indices),
+                context: *context,
+                tokenizer: *tokenizer,
+            },
         };
         let targets = match &self.targets {
             Targets::Class(l) => Targets::Class(pick(l, 1, indices)),
@@ -311,6 +357,10 @@ impl Dataset {
             },
             Targets::Relevance(g) => Targets::Relevance(pick(g, 1, indices)),
             Targets::None(_) => Targets::None(indices.len()),
+            Targets::Tokens { ids, context } => Targets::Tokens {
+                ids: pick(ids, *context, indices),
+                context: *context,
+            },
         };
         Dataset {
             inputs,
@@ -328,12 +378,14 @@ impl Dataset {
             match &mut self.inputs {
                 Inputs::Image { pixels, .. } => pixels.truncate(limit * n),
                 Inputs::Table { values, .. } => values.truncate(limit * n),
+                Inputs::Tokens { ids, .. } => ids.truncate(limit * n),
             }
             match &mut self.targets {
                 Targets::Class(l) => l.truncate(limit),
                 Targets::Real { values, dims } => values.truncate(limit * *dims),
                 Targets::Relevance(g) => g.truncate(limit),
                 Targets::None(n) => *n = limit,
+                Targets::Tokens { ids, context } => ids.truncate(limit * *context),
             }
             self.groups = self.groups_head(limit);
         }
@@ -394,11 +446,14 @@ impl Dataset {
                     .enumerate()
                     .map(|(k, &v)| (k % features, v as f64)),
             ),
+            // Token ids are read as they are.
+            Inputs::Tokens { .. } => (vec![0.0], vec![1.0]),
         };
         let (target_mean, target_std) = match &self.targets {
-            Targets::Class(_) | Targets::Relevance(_) | Targets::None(_) => {
-                (Vec::new(), Vec::new())
-            }
+            Targets::Class(_)
+            | Targets::Relevance(_)
+            | Targets::None(_)
+            | Targets::Tokens { .. } => (Vec::new(), Vec::new()),
             Targets::Real { values, dims } => moments(
                 *dims,
                 values

@@ -66,6 +66,7 @@ pub fn node_points(data: &Dataset) -> Vec<f32> {
     match &data.inputs {
         Inputs::Image { pixels, .. } => pixels.iter().map(|&p| f32::from(p) / 255.0).collect(),
         Inputs::Table { values, .. } => values.clone(),
+        Inputs::Tokens { ids, .. } => ids.iter().map(|&t| t as f32).collect(),
     }
 }
 
@@ -402,6 +403,11 @@ pub fn graph_tables(
     cfg: &GraphConfig,
     device: &Device,
 ) -> Result<(Dataset, Dataset, GraphSummary)> {
+    if matches!(train.inputs, Inputs::Tokens { .. }) {
+        return Err(DistillError::Config(
+            "[data.graph] links images or table rows by similarity; token windows of a text have no such features: remove [data.graph]".into(),
+        ));
+    }
     let graph = build_graph(train, test, cfg, device)?;
     let (n_train, n) = (train.len(), graph.len());
     let d = graph.d;

@@ -20,6 +20,8 @@ pub enum HostTargets {
     Relevance(Vec<f32>),
     /// No targets (unlabeled samples).
     None,
+    /// Next-token ids, `n × context`, −100 where a position has none.
+    Tokens(Vec<i64>),
 }
 
 impl HostTargets {
@@ -33,6 +35,10 @@ impl HostTargets {
             }
             HostTargets::Relevance(g) => HostTargets::Relevance(g[range].to_vec()),
             HostTargets::None => HostTargets::None,
+            HostTargets::Tokens(t) => {
+                let l = t.len() / n.max(1);
+                HostTargets::Tokens(t[range.start * l..range.end * l].to_vec())
+            }
         }
     }
 }
@@ -240,6 +246,16 @@ impl Loader {
                     );
                 }
             }
+            Inputs::Tokens { ids, context, .. } => {
+                for &i in idx {
+                    views.push(0);
+                    inputs.extend(
+                        ids[i * context..(i + 1) * context]
+                            .iter()
+                            .map(|&t| t as f32),
+                    );
+                }
+            }
         }
         let targets = match &d.targets {
             Targets::Class(labels) => {
@@ -257,6 +273,15 @@ impl Loader {
                     .collect(),
             ),
             Targets::Relevance(g) => HostTargets::Relevance(idx.iter().map(|&i| g[i]).collect()),
+            Targets::Tokens { ids, context } => HostTargets::Tokens(
+                idx.iter()
+                    .flat_map(|&i| {
+                        ids[i * context..(i + 1) * context]
+                            .iter()
+                            .map(|&t| t as i64)
+                    })
+                    .collect(),
+            ),
         };
         HostBatch {
             inputs,

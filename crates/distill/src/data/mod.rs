@@ -7,10 +7,11 @@ pub mod idx;
 pub mod loader;
 pub mod source;
 pub mod table;
+pub mod text;
 pub mod view;
 
 pub use augment::Augment;
-pub use dataset::{Dataset, Inputs, Normalization, Targets};
+pub use dataset::{Dataset, Inputs, Normalization, Targets, IGNORE_INDEX};
 pub use graph::{GraphConfig, GraphSummary};
 pub use loader::{HostBatch, HostTargets, Loader};
 pub use source::DataSource;

@@ -38,6 +38,9 @@ pub enum DataSource {
     Idx,
     /// A CSV table (`path`, `target`; see [`super::table`]), split into train and test here.
     Csv,
+    /// A UTF-8 text file (`path`; see [`super::text`]) as windows of next-token targets, for
+    /// language models; split into train and test by chapters.
+    Text,
 }
 
 impl DataSource {
@@ -45,7 +48,7 @@ impl DataSource {
     pub fn known_classes(&self) -> Option<usize> {
         match self {
             DataSource::Embedded | DataSource::FashionMnist => Some(FASHION_MNIST_CLASSES.len()),
-            DataSource::Idx | DataSource::Csv => None,
+            DataSource::Idx | DataSource::Csv | DataSource::Text => None,
         }
     }
 
@@ -57,7 +60,7 @@ impl DataSource {
                 load_split(dir.unwrap_or(Path::new(FASHION_MNIST_DIR)), "t10k")
             }
             DataSource::Idx => load_split(self.need_dir(dir)?, "t10k"),
-            DataSource::Csv => Err(csv_needs_spec()),
+            DataSource::Csv | DataSource::Text => Err(csv_needs_spec()),
         }
     }
 
@@ -75,14 +78,14 @@ impl DataSource {
             DataSource::Embedded => embedded(),
             DataSource::FashionMnist => load_idx_dir(dir.unwrap_or(Path::new(FASHION_MNIST_DIR))),
             DataSource::Idx => load_idx_dir(self.need_dir(dir)?),
-            DataSource::Csv => Err(csv_needs_spec()),
+            DataSource::Csv | DataSource::Text => Err(csv_needs_spec()),
         }
     }
 }
 
 fn csv_needs_spec() -> DistillError {
     DistillError::Unsupported(
-        "a CSV table is read with its target column and split (data.path, data.target, data.test_fraction) through data::table::load_csv, not from a folder".into(),
+        "a CSV table or a text file is read from data.path with its settings (data::table::load_csv, data::text::load_text), not from a folder".into(),
     )
 }
 

@@ -147,6 +147,12 @@ impl View {
                         .into(),
                 ))
             }
+            (Some(_), Inputs::Tokens { .. }) => {
+                return Err(bad(
+                    "columns selects table features, but the data are token windows of a text"
+                        .into(),
+                ))
+            }
             (Some(wanted), Inputs::Table { names, .. }) => {
                 let mut kept = Vec::new();
                 for w in wanted {

@@ -14,6 +14,10 @@ use crate::error::{DistillError, Result};
 ///
 /// Formula: `−mean_b log softmax(z_b)[y_b]`, with optional label smoothing ε
 /// (target `(1 − ε)·onehot + ε/K`), as `torch.nn.CrossEntropyLoss(label_smoothing=ε)`.
+///
+/// For generation the rows are a language model's positions and `y` the next tokens; positions
+/// labelled −100 are skipped and the mean runs over the others, as
+/// `CrossEntropyLoss(ignore_index=-100)` and Hugging Face causal LMs compute it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CeConfig {
@@ -39,7 +43,15 @@ pub const INFO: MethodInfo = MethodInfo {
 
 impl CeConfig {
     pub(crate) fn build(&self, ctx: &BuildContext<'_>, _aux: &mut Vec<Aux>) -> Result<Built> {
-        ctx.require_task(crate::tasks::Task::Classification, "ce")?;
+        let tokens = ctx.task == crate::tasks::Task::Generation;
+        ctx.require_task(
+            if tokens {
+                crate::tasks::Task::Generation
+            } else {
+                crate::tasks::Task::Classification
+            },
+            "ce",
+        )?;
         let student = ctx.student(&self.student)?;
         if !(0.0..1.0).contains(&self.label_smoothing) {
             return Err(DistillError::Config(format!(
@@ -57,6 +69,8 @@ impl CeConfig {
             Ce {
                 loss: cfg.init(ctx.device),
                 student,
+                tokens,
+                smoothing: self.label_smoothing,
             },
         ))
     }
@@ -65,11 +79,36 @@ impl CeConfig {
 struct Ce {
     loss: CrossEntropyLoss,
     student: usize,
+    /// Next-token targets with −100 positions (generation) instead of class labels.
+    tokens: bool,
+    smoothing: f64,
+}
+
+/// Cross-entropy of logits `[N, V]` with targets `[N]`, skipping positions labelled −100 (mean
+/// over the others, at least one), with label smoothing `ε`.
+pub fn token_ce(logits: Tensor<2>, targets: Tensor<1, Int>, smoothing: f64) -> Tensor<1> {
+    let [n, _] = logits.dims();
+    let logp = burn::tensor::activation::log_softmax(logits, 1);
+    let valid = targets.clone().greater_equal_elem(0);
+    let index = targets.clamp_min(0).reshape([n, 1]);
+    let nll = logp.clone().gather(1, index).reshape([n]).neg();
+    let per = if smoothing > 0.0 {
+        let uniform = logp.mean_dim(1).reshape([n]).neg();
+        nll.mul_scalar(1.0 - smoothing) + uniform.mul_scalar(smoothing)
+    } else {
+        nll
+    };
+    let mask = valid.float();
+    (per * mask.clone()).sum() / mask.sum().clamp_min(1.0)
 }
 
 impl KnowledgeTerm for Ce {
     fn forward(&self, _aux: &[Aux], ctx: &StepContext<'_>) -> Vec<(String, Tensor<1>)> {
         let logits = ctx.students[self.student].logits.clone();
+        if self.tokens {
+            let loss = token_ce(logits, ctx.targets.tokens(), self.smoothing);
+            return vec![("ce".into(), loss)];
+        }
         let targets = ctx.targets.classes();
         vec![("ce".into(), self.loss.forward(logits, targets))]
     }

@@ -1,13 +1,92 @@
 //! Token-level generalised Jensen-Shannon divergence (GKD), with forward and reverse KL as its
-//! end points — the sequence-level losses of language-model distillation.
-//!
-//! A library loss today: it becomes a trainable method when language-model training lands (it
-//! needs `[batch, length, vocabulary]` logits and a label mask).
+//! end points — the sequence-level losses of language-model distillation. `method = "gkd"`
+//! trains on the data's windows, teacher-forced (TRL's GKD with `lmbda = 0`, off-policy).
 
 use burn::prelude::*;
 use burn::tensor::activation::log_softmax;
+use serde::{Deserialize, Serialize};
 
+use super::method::{Built, MethodInfo};
 use super::ops::token_reduce;
+use super::role::RoleRef;
+use super::sequence::TokenPair;
+use super::term::{BuildContext, KnowledgeTerm, StepContext};
+use super::Aux;
+use crate::error::{DistillError, Result};
+
+/// Catalogue entry.
+pub const INFO: MethodInfo = MethodInfo {
+    name: "gkd",
+    family: "response (sequence)",
+    description: "token-level generalised JSD with β between the next-token distributions; β = 0 forward KL, β = 1 reverse KL; −100 positions skipped",
+    citation: "Agarwal et al., On-Policy Distillation of Language Models (GKD), ICLR 2024; TRL GKDTrainer",
+    taps: "student logits, teacher logits (language models)",
+};
+
+/// `method = "gkd"`: [`generalized_jsd_loss`] of the student's and teacher's next-token logits
+/// at every position that has a target.
+///
+/// # Defaults
+/// β = 0.5, T = 1 (TRL's `GKDConfig`), weight 1.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GkdConfig {
+    /// Weight in the objective (default 1).
+    #[serde(default = "super::defaults::one")]
+    pub weight: f64,
+    /// Interpolation β in `[0, 1]` (default 0.5).
+    #[serde(default = "default_beta")]
+    pub beta: f64,
+    /// Softmax temperature (default 1).
+    #[serde(default = "super::defaults::one")]
+    pub temperature: f64,
+    /// The trainable role the term trains (default: the recipe's `student`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub student: Option<RoleRef>,
+    /// The role it learns from (default: the only `[[teacher]]`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub teacher: Option<RoleRef>,
+}
+
+fn default_beta() -> f64 {
+    0.5
+}
+
+impl GkdConfig {
+    pub(crate) fn build(&self, ctx: &BuildContext<'_>, _aux: &mut Vec<Aux>) -> Result<Built> {
+        if !(0.0..=1.0).contains(&self.beta) {
+            return Err(DistillError::Config(format!(
+                "gkd.beta must be in [0, 1] (0: forward KL, 1: reverse KL), got {}",
+                self.beta
+            )));
+        }
+        let pair = TokenPair::build(ctx, "gkd", &self.student, &self.teacher, self.temperature)?;
+        Ok(Built::new(
+            self.weight,
+            Gkd {
+                pair,
+                beta: self.beta,
+                t: self.temperature,
+            },
+        ))
+    }
+}
+
+struct Gkd {
+    pair: TokenPair,
+    beta: f64,
+    t: f64,
+}
+
+impl KnowledgeTerm for Gkd {
+    fn forward(&self, _aux: &[Aux], ctx: &StepContext<'_>) -> Vec<(String, Tensor<1>)> {
+        let (s, t, labels) = self.pair.read(ctx);
+        vec![(
+            "gkd".into(),
+            generalized_jsd_loss(s, t, Some(labels), self.beta, self.t),
+        )]
+    }
+}
 
 /// Generalised JSD between student and teacher next-token distributions.
 ///

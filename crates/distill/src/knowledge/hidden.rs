@@ -12,6 +12,7 @@ use super::role::RoleRef;
 use super::term::{default_embedding_tap, BuildContext, KnowledgeTerm, Pair, Side, StepContext};
 use super::Aux;
 use crate::error::{DistillError, Result};
+use crate::models::Feature;
 
 /// Catalogue entry.
 pub const INFO: MethodInfo = MethodInfo {
@@ -19,7 +20,7 @@ pub const INFO: MethodInfo = MethodInfo {
     family: "intermediate",
     description: "hidden-state MSE or cosine through a trainable linear projection (student width → teacher width)",
     citation: "Sanh et al., DistilBERT, 2019 (cosine); Jiao et al., TinyBERT, EMNLP 2020 (projected MSE)",
-    taps: "student_tap, teacher_tap: flat (default embedding)",
+    taps: "student_tap, teacher_tap: flat, or sequences of the same length (every position a row; default embedding)",
 };
 
 /// Loss between projected student and teacher states.
@@ -41,7 +42,9 @@ pub enum HiddenLoss {
 /// # Conventions
 /// `torch.nn.MSELoss()` / `torch.nn.CosineEmbeddingLoss()` with target 1 (norms clamped at
 /// 1e-12 here; PyTorch adds 1e-8 inside the square root, a difference below float32 resolution
-/// for non-degenerate states).
+/// for non-degenerate states). Sequence taps `[B, L, D]` (a language model's hidden states) are
+/// matched position by position: each of the `B · L` positions is a row, as TinyBERT and
+/// TextBrewer's hidden-state losses do.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HiddenConfig {
@@ -88,12 +91,17 @@ impl HiddenConfig {
     pub(crate) fn build(&self, ctx: &BuildContext<'_>, aux: &mut Vec<Aux>) -> Result<Built> {
         let student = ctx.student(&self.student)?;
         let teacher = ctx.teacher(&self.teacher)?;
-        let s = ctx.shape(Side::Student(student), &self.student_tap)?;
-        let t = ctx.shape(Side::Teacher(teacher), &self.teacher_tap)?;
+        let mut s = ctx.shape(Side::Student(student), &self.student_tap)?;
+        let mut t = ctx.shape(Side::Teacher(teacher), &self.teacher_tap)?;
+        if s.len() == 3 && t.len() == 3 && s[..2] == t[..2] {
+            // sequences: one row per position
+            s = vec![s[0] * s[1], s[2]];
+            t = vec![t[0] * t[1], t[2]];
+        }
         if s.len() != 2 || t.len() != 2 {
             return Err(DistillError::Shape {
                 context: format!(
-                    "hidden: student tap '{}' vs teacher tap '{}' must be flat [B, D]",
+                    "hidden: student tap '{}' vs teacher tap '{}' must be flat [B, D], or sequences [B, L, D] of the same length",
                     self.student_tap, self.teacher_tap
                 ),
                 expected: t,
@@ -118,6 +126,17 @@ impl HiddenConfig {
     }
 }
 
+/// A flat feature as it is; a sequence `[B, L, D]` as `[B · L, D]`.
+fn rows(f: Feature) -> Tensor<2> {
+    match f {
+        Feature::Seq { x, .. } => {
+            let [b, l, d] = x.dims();
+            x.reshape([b * l, d])
+        }
+        other => other.flat(),
+    }
+}
+
 struct Hidden {
     at: Pair,
     cfg: HiddenConfig,
@@ -127,12 +146,12 @@ struct Hidden {
 impl KnowledgeTerm for Hidden {
     fn forward(&self, aux: &[Aux], ctx: &StepContext<'_>) -> Vec<(String, Tensor<1>)> {
         let c = &self.cfg;
-        let s = ctx.student(self.at.student, &c.student_tap);
+        let s = Feature::Flat(rows(ctx.student(self.at.student, &c.student_tap)));
         let s = match self.projection {
             Some(i) => aux[i].forward(s),
             None => s,
         };
-        let t = ctx.teacher(self.at.teacher, &c.teacher_tap).flat();
+        let t = rows(ctx.teacher(self.at.teacher, &c.teacher_tap));
         vec![("hidden".into(), hidden_loss(s.flat(), t, c.loss))]
     }
 }

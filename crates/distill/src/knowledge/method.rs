@@ -10,8 +10,8 @@ use super::connector::ConvConnector;
 use super::term::{BuildContext, KnowledgeTerm};
 use super::{
     ab, at, bounded_regression, byot, cc, ce, crd, cs_kd, dist, dkd, ensemble_kd, fitnet, fsp, ft,
-    hidden, irg, kd, kd_ls, kdsvd, listnet, listnet_kd, mse, mt_kd, nst, ofd, output_match, pkt,
-    review, rkd, sp, tf_kd, vid,
+    gkd, hidden, irg, kd, kd_ls, kdsvd, listnet, listnet_kd, mse, mt_kd, nst, ofd, output_match,
+    pkt, review, rkd, skew_kl, sp, tf_kd, tvd, vid,
 };
 use crate::error::Result;
 
@@ -46,10 +46,6 @@ pub struct LossInfo {
 
 /// Library losses awaiting their trainers.
 pub const LIBRARY_LOSSES: &[LossInfo] = &[
-    LossInfo { function: "gkd::generalized_jsd_loss", family: "sequence", description: "token-level generalised JSD with β; β = 0 forward KL, β = 1 reverse KL; −100 label mask", citation: "Agarwal et al., On-Policy Distillation of Language Models (GKD), ICLR 2024; TRL" },
-    LossInfo { function: "skew_kl::skew_kl_loss", family: "sequence", description: "α-skewed forward KL, KL(p ‖ αp + (1−α)q), per token", citation: "Ko et al., DistiLLM, ICML 2024" },
-    LossInfo { function: "skew_kl::skew_rkl_loss", family: "sequence", description: "α-skewed reverse KL, KL(q ‖ (1−α)p + αq), per token", citation: "Ko et al., DistiLLM, ICML 2024" },
-    LossInfo { function: "tvd::tvd_loss", family: "sequence", description: "token-level total variation distance", citation: "Wen et al., f-Divergence Minimization for Sequence-Level KD, ACL 2023" },
     LossInfo { function: "margin_mse::margin_mse_loss", family: "ranking", description: "MSE between student and teacher positive-negative score margins", citation: "Hofstätter et al., Improving Efficient Neural Ranking Models with Cross-Architecture KD, 2020" },
 ];
 
@@ -218,6 +214,9 @@ methods! {
     ListnetKd => listnet_kd::ListNetKdConfig,
     BoundedRegression => bounded_regression::BoundedRegressionConfig,
     OutputMatch => output_match::OutputMatchConfig,
+    Gkd => gkd::GkdConfig,
+    SkewKl => skew_kl::SkewKlConfig,
+    Tvd => tvd::TvdConfig,
     Fitnet => fitnet::FitNetConfig,
     Hidden => hidden::HiddenConfig,
     At => at::AtConfig,

@@ -37,6 +37,7 @@ pub mod pkt;
 pub mod review;
 pub mod rkd;
 pub mod role;
+pub mod sequence;
 pub mod skew_kl;
 pub mod sp;
 pub mod term;

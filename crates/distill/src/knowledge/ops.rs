@@ -54,8 +54,7 @@ pub fn kl_batchmean(log_p: Tensor<2>, log_q: Tensor<2>) -> Tensor<1> {
     (log_p.clone().exp() * (log_p - log_q)).sum().div_scalar(b)
 }
 
-/// Label value marking positions to ignore (PyTorch / Hugging Face convention).
-pub const IGNORE_INDEX: i64 = -100;
+pub use crate::data::IGNORE_INDEX;
 
 /// Token-level reduction of a per-token loss `[B, L]`: with labels, positions labelled −100 are
 /// excluded and the sum is divided by the number of valid tokens (at least 1, so a batch with

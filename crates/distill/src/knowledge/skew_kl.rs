@@ -1,13 +1,108 @@
 //! Skewed KL and skewed reverse KL (DistiLLM): KL against a mixture of the two distributions,
 //! which keeps gradients bounded when the student puts little mass where the teacher does.
 //!
-//! Library losses today (token-level, `[batch, length, vocabulary]` logits); they become
-//! trainable methods when language-model training lands.
+//! `method = "skew-kl"` trains a language model on either (`reverse = true`: the skewed reverse
+//! KL), teacher-forced on the data's windows.
 
 use burn::prelude::*;
 use burn::tensor::activation::softmax;
+use serde::{Deserialize, Serialize};
 
+use super::method::{Built, MethodInfo};
 use super::ops::token_reduce;
+use super::role::RoleRef;
+use super::sequence::TokenPair;
+use super::term::{BuildContext, KnowledgeTerm, StepContext};
+use super::Aux;
+use crate::error::{DistillError, Result};
+
+/// Catalogue entry.
+pub const INFO: MethodInfo = MethodInfo {
+    name: "skew-kl",
+    family: "response (sequence)",
+    description: "α-skewed forward KL, KL(p ‖ αp + (1−α)q), or with reverse = true the skewed reverse KL, KL(q ‖ (1−α)p + αq), per token",
+    citation: "Ko et al., DistiLLM: Towards Streamlined Distillation for Large Language Models, ICML 2024",
+    taps: "student logits, teacher logits (language models)",
+};
+
+/// `method = "skew-kl"`: [`skew_kl_loss`], or [`skew_rkl_loss`] with `reverse = true`.
+///
+/// # Defaults
+/// α = 0.1 (DistiLLM), T = 1, weight 1.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SkewKlConfig {
+    /// Weight in the objective (default 1).
+    #[serde(default = "super::defaults::one")]
+    pub weight: f64,
+    /// Skew α in `[0, 1)` (default 0.1).
+    #[serde(default = "default_alpha")]
+    pub alpha: f64,
+    /// The skewed reverse KL instead of the forward one (default false).
+    #[serde(default)]
+    pub reverse: bool,
+    /// Softmax temperature (default 1).
+    #[serde(default = "super::defaults::one")]
+    pub temperature: f64,
+    /// The trainable role the term trains (default: the recipe's `student`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub student: Option<RoleRef>,
+    /// The role it learns from (default: the only `[[teacher]]`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub teacher: Option<RoleRef>,
+}
+
+fn default_alpha() -> f64 {
+    0.1
+}
+
+impl SkewKlConfig {
+    pub(crate) fn build(&self, ctx: &BuildContext<'_>, _aux: &mut Vec<Aux>) -> Result<Built> {
+        if !(0.0..1.0).contains(&self.alpha) {
+            return Err(DistillError::Config(format!(
+                "skew-kl.alpha must be in [0, 1), got {}",
+                self.alpha
+            )));
+        }
+        let pair = TokenPair::build(
+            ctx,
+            "skew-kl",
+            &self.student,
+            &self.teacher,
+            self.temperature,
+        )?;
+        Ok(Built::new(
+            self.weight,
+            SkewKl {
+                pair,
+                alpha: self.alpha,
+                reverse: self.reverse,
+                t: self.temperature,
+            },
+        ))
+    }
+}
+
+struct SkewKl {
+    pair: TokenPair,
+    alpha: f64,
+    reverse: bool,
+    t: f64,
+}
+
+impl KnowledgeTerm for SkewKl {
+    fn forward(&self, _aux: &[Aux], ctx: &StepContext<'_>) -> Vec<(String, Tensor<1>)> {
+        let (s, t, labels) = self.pair.read(ctx);
+        let (name, loss): (&str, Loss) = if self.reverse {
+            ("skew-rkl", skew_rkl_loss)
+        } else {
+            ("skew-kl", skew_kl_loss)
+        };
+        vec![(name.into(), loss(s, t, Some(labels), self.alpha, self.t))]
+    }
+}
+
+type Loss = fn(Tensor<3>, Tensor<3>, Option<Tensor<2, Int>>, f64, f64) -> Tensor<1>;
 
 fn probs(student: Tensor<3>, teacher: Tensor<3>, temperature: f64) -> (Tensor<3>, Tensor<3>) {
     (
@@ -62,8 +157,6 @@ pub fn skew_rkl_loss(
 mod tests {
     use super::*;
     use crate::knowledge::testing::{fixture, grad_of, int_tensor, tensor};
-
-    type Loss = fn(Tensor<3>, Tensor<3>, Option<Tensor<2, Int>>, f64, f64) -> Tensor<1>;
 
     #[test]
     fn values_and_gradients_match_the_published_formulas() {

@@ -177,6 +177,7 @@ impl BuildContext<'_> {
                 Task::Classification => "class labels",
                 Task::Regression => "real targets",
                 Task::Ranking => "relevance grades",
+                Task::Generation => "next-token targets",
             },
             task.name(),
             self.task.name(),
@@ -184,6 +185,7 @@ impl BuildContext<'_> {
                 Task::Regression => "; use `mse` for the supervised term and `output-match` or `bounded-regression` to distil",
                 Task::Classification => "; use `ce` for the supervised term",
                 Task::Ranking => "; use `listnet` for the supervised term and `listnet-kd` to distil",
+                Task::Generation => "; use `ce` for the supervised term and `gkd`, `skew-kl`, `skew-rkl` or `tvd` to distil",
             }
         )))
     }

@@ -2,10 +2,12 @@
 
 pub mod average;
 pub mod cnn;
+pub mod gpt;
 pub mod lenet;
 pub mod mlp;
 pub mod net;
 pub mod resnet;
+pub mod sample;
 pub mod taps;
 
 pub use average::average;

@@ -4,6 +4,7 @@ use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::cnn::Cnn;
+use super::gpt::{Gpt, GptDims};
 use super::lenet::LeNet;
 use super::mlp::Mlp;
 use super::resnet::ResNet;
@@ -23,6 +24,8 @@ pub enum Net {
     ResNet(ResNet),
     /// Plain VGG-style CNN.
     Cnn(Cnn),
+    /// Decoder-only transformer language model.
+    Gpt(Gpt),
 }
 
 impl Net {
@@ -33,6 +36,7 @@ impl Net {
             Net::LeNet(m) => m.forward(x),
             Net::ResNet(m) => m.forward(x),
             Net::Cnn(m) => m.forward(x),
+            Net::Gpt(m) => m.forward(x),
         }
     }
 
@@ -41,7 +45,7 @@ impl Net {
     pub fn bn_before(&self, tap: &str) -> Option<(Vec<f32>, Vec<f32>)> {
         match self {
             Net::ResNet(m) => m.bn_before(tap),
-            Net::Mlp(_) | Net::LeNet(_) | Net::Cnn(_) => None,
+            Net::Mlp(_) | Net::LeNet(_) | Net::Cnn(_) | Net::Gpt(_) => None,
         }
     }
 
@@ -125,6 +129,12 @@ pub const MODELS: &[ModelInfo] = &[
         settings: "hidden = [conv widths] (default [32, 64, 128])",
     },
     ModelInfo {
+        name: "gpt",
+        description: "decoder-only transformer language model (pre-norm GPT-2 blocks, learned positions, 4× GELU MLP), KV-cached decoding; taps block{i}, attn{i}, hidden, embedding; logits per position",
+        citation: "Vaswani et al., NeurIPS 2017; Radford et al., GPT-2, 2019",
+        settings: "dim (default 128), layers (default 4), heads (default 4), dropout",
+    },
+    ModelInfo {
         name: "resnet8",
         description: "CIFAR ResNet, 1 block/stage, filters 16-16-32-64 (78k params at 10 classes)",
         citation: RESNET_CITE,
@@ -197,6 +207,15 @@ pub struct ModelSpec {
     /// LeNet width multiplier (default 1).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub width: Option<usize>,
+    /// GPT hidden width (default 128).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dim: Option<usize>,
+    /// GPT blocks (default 4).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub layers: Option<usize>,
+    /// GPT attention heads (default 4; `dim` must be a multiple).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub heads: Option<usize>,
 }
 
 /// A model architecture with its settings, one variant per architecture: what every role's plan
@@ -225,6 +244,21 @@ pub enum ModelConfig {
         /// Conv widths (default `[32, 64, 128]`).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         hidden: Option<Vec<usize>>,
+    },
+    /// Decoder-only transformer language model.
+    Gpt {
+        /// Hidden width (default 128).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        dim: Option<usize>,
+        /// Blocks (default 4).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        layers: Option<usize>,
+        /// Attention heads (default 4).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        heads: Option<usize>,
+        /// Dropout (default 0).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        dropout: Option<f64>,
     },
     /// CIFAR ResNet-8.
     Resnet8 {},
@@ -270,6 +304,9 @@ impl ModelSpec {
             hidden: None,
             dropout: None,
             width: None,
+            dim: None,
+            layers: None,
+            heads: None,
         }
     }
 
@@ -300,11 +337,39 @@ impl ModelSpec {
         if !has_hidden && self.hidden.is_some() {
             return misplaced("hidden");
         }
-        if self.model != "mlp" && self.dropout.is_some() {
+        if self.model != "mlp" && self.model != "gpt" && self.dropout.is_some() {
             return misplaced("dropout");
         }
         if self.model != "lenet" && self.width.is_some() {
             return misplaced("width");
+        }
+        if self.model != "gpt" {
+            for (field, value) in [
+                ("dim", self.dim),
+                ("layers", self.layers),
+                ("heads", self.heads),
+            ] {
+                if value.is_some() {
+                    return misplaced(field);
+                }
+            }
+        }
+        for (field, value) in [
+            ("dim", self.dim),
+            ("layers", self.layers),
+            ("heads", self.heads),
+        ] {
+            if value == Some(0) {
+                return Err(DistillError::Config(format!(
+                    "{role}: {field} must be at least 1"
+                )));
+            }
+        }
+        let (dim, heads) = (self.dim.unwrap_or(128), self.heads.unwrap_or(4));
+        if self.model == "gpt" && dim % heads != 0 {
+            return Err(DistillError::Config(format!(
+                "{role}: dim = {dim} must be a multiple of heads = {heads} (each head reads dim / heads features)"
+            )));
         }
         if let Some(h) = &self.hidden {
             if h.contains(&0) {
@@ -334,6 +399,12 @@ impl ModelSpec {
             "cnn" => ModelConfig::Cnn {
                 hidden: self.hidden.clone(),
             },
+            "gpt" => ModelConfig::Gpt {
+                dim: self.dim,
+                layers: self.layers,
+                heads: self.heads,
+                dropout: self.dropout,
+            },
             "resnet8" => ModelConfig::Resnet8 {},
             "resnet14" => ModelConfig::Resnet14 {},
             "resnet20" => ModelConfig::Resnet20 {},
@@ -359,6 +430,17 @@ impl From<&ModelConfig> for ModelSpec {
             }
             ModelConfig::Lenet { width } => spec.width = *width,
             ModelConfig::Cnn { hidden } => spec.hidden = hidden.clone(),
+            ModelConfig::Gpt {
+                dim,
+                layers,
+                heads,
+                dropout,
+            } => {
+                spec.dim = *dim;
+                spec.layers = *layers;
+                spec.heads = *heads;
+                spec.dropout = *dropout;
+            }
             _ => {}
         }
         spec
@@ -377,6 +459,7 @@ impl ModelConfig {
             ModelConfig::Mlp { .. } => "mlp",
             ModelConfig::Lenet { .. } => "lenet",
             ModelConfig::Cnn { .. } => "cnn",
+            ModelConfig::Gpt { .. } => "gpt",
             ModelConfig::Resnet8 {} => "resnet8",
             ModelConfig::Resnet14 {} => "resnet14",
             ModelConfig::Resnet20 {} => "resnet20",
@@ -433,7 +516,30 @@ impl ModelConfig {
                 out.push(format!("width: {a} vs {b}"));
             }
         }
+        if let (Some(a), Some(b)) = (self.gpt_sizes(), other.gpt_sizes()) {
+            for (name, x, y) in [("dim", a.0, b.0), ("layers", a.1, b.1), ("heads", a.2, b.2)] {
+                if x != y {
+                    out.push(format!("{name}: {x} vs {y}"));
+                }
+            }
+        }
         out
+    }
+
+    /// A GPT's `(dim, layers, heads)` with the defaults filled in (`None`: not a GPT).
+    fn gpt_sizes(&self) -> Option<(usize, usize, usize)> {
+        match self {
+            ModelConfig::Gpt {
+                dim, layers, heads, ..
+            } => Some((dim.unwrap_or(128), layers.unwrap_or(4), heads.unwrap_or(4))),
+            _ => None,
+        }
+    }
+
+    /// Whether the architecture reads token windows (a language model) rather than images or
+    /// table rows.
+    pub fn reads_tokens(&self) -> bool {
+        matches!(self, ModelConfig::Gpt { .. })
     }
 
     /// Builds the model for `[channels, height, width]` inputs and `classes` outputs.
@@ -447,6 +553,28 @@ impl ModelConfig {
             };
             Net::ResNet(ResNet::new(c, depth, filters, classes, device))
         };
+        if let Some((dim, layers, heads)) = self.gpt_sizes() {
+            if c != 1 || h != 1 || w < 2 {
+                return Err(DistillError::Config(format!(
+                    "gpt is a language model and reads token windows (data.source = \"text\"), got inputs of {c}×{h}×{w}"
+                )));
+            }
+            let dropout = match self {
+                ModelConfig::Gpt { dropout, .. } => dropout.unwrap_or(0.0),
+                _ => 0.0,
+            };
+            return Ok(Net::Gpt(Gpt::new(
+                GptDims {
+                    vocab: classes,
+                    context: w,
+                    dim,
+                    layers,
+                    heads,
+                },
+                dropout,
+                device,
+            )));
+        }
         if !matches!(self, ModelConfig::Mlp { .. }) && (h < 4 || w < 4) {
             return Err(DistillError::Config(format!(
                 "{} is an image model and needs images, got inputs of {h}×{w} (a table is read as 1×1×features: use mlp)",
@@ -480,6 +608,7 @@ impl ModelConfig {
                     device,
                 ))
             }
+            ModelConfig::Gpt { .. } => unreachable!("built above"),
             ModelConfig::Resnet8 {} => resnet(8, false),
             ModelConfig::Resnet14 {} => resnet(14, false),
             ModelConfig::Resnet20 {} => resnet(20, false),
@@ -501,12 +630,16 @@ mod tests {
     fn every_catalogue_model_builds_and_reports_taps() {
         let device = Device::flex();
         for info in MODELS {
-            let net = ModelConfig::named(info.name)
-                .unwrap()
-                .build([1, 28, 28], 10, &device)
-                .unwrap();
-            let shapes = net.tap_shapes([1, 28, 28], &device);
-            assert_eq!(shapes.get("logits"), Some(&[2, 10][..]), "{}", info.name);
+            let config = ModelConfig::named(info.name).unwrap();
+            // a language model reads token windows: two windows of 16 give 32 logit rows
+            let (input, rows) = if config.reads_tokens() {
+                ([1, 1, 16], 32)
+            } else {
+                ([1, 28, 28], 2)
+            };
+            let net = config.build(input, 10, &device).unwrap();
+            let shapes = net.tap_shapes(input, &device);
+            assert_eq!(shapes.get("logits"), Some(&[rows, 10][..]), "{}", info.name);
             assert!(shapes.get("embedding").is_some(), "{}", info.name);
         }
     }

@@ -101,6 +101,8 @@ pub enum Metric {
     Rmse,
     /// Test NDCG@10 (ranking), with the MRR@10 beside it.
     Ndcg,
+    /// Test perplexity (generation), with the next-token accuracy beside it.
+    Perplexity,
 }
 
 impl Metric {
@@ -110,6 +112,7 @@ impl Metric {
             Metric::Accuracy => None,
             Metric::Rmse => Some(("last test MAE", "mae")),
             Metric::Ndcg => Some(("last test MRR@10", "mrr")),
+            Metric::Perplexity => Some(("last test token acc %", "token_acc")),
         }
     }
 }
@@ -173,6 +176,13 @@ impl Report {
             Metric::Accuracy => ("best test acc % | last test acc %".into(), pct),
             Metric::Rmse => ("best test RMSE | last test RMSE".into(), plain),
             Metric::Ndcg => ("best test NDCG@10 | last test NDCG@10".into(), fraction),
+            Metric::Perplexity => ("best test ppl | last test ppl".into(), fraction),
+        };
+        // A perplexity's second metric is an accuracy, shown in %.
+        let second: Format = if matches!(self.metric, Metric::Perplexity) {
+            pct
+        } else {
+            value
         };
         let (header, cols) = match self.metric.secondary() {
             Some((name, _)) => (format!("{header} | {name}"), "---:|"),
@@ -187,7 +197,7 @@ impl Report {
             if self.metric.secondary().is_some() {
                 metrics += &format!(
                     " | {}",
-                    r.secondary.map_or("—".into(), |m| value(m, r.seeds))
+                    r.secondary.map_or("—".into(), |m| second(m, r.seeds))
                 );
             }
             out += &format!(

@@ -13,6 +13,7 @@ use crate::config::experiment::StudentConfig;
 use crate::config::{ExperimentConfig, Plan, StudentPlan};
 use crate::data::graph::graph_tables;
 use crate::data::table::{load_csv, CsvSpec};
+use crate::data::text::{load_text, TextSpec};
 use crate::data::view::resolve_views;
 use crate::data::{DataSource, Dataset, Inputs};
 use crate::error::{DistillError, Result};
@@ -63,6 +64,17 @@ pub fn load_data(plan: &Plan) -> Result<DataBundle> {
             test_fraction: plan.data.test_fraction.unwrap_or(0.2),
             split_seed: plan.data.split_seed.unwrap_or(0),
             group: plan.data.group.as_deref(),
+        })?,
+        (path, _) if plan.data.source == DataSource::Text => load_text(&TextSpec {
+            path: path.as_deref().ok_or_else(|| {
+                DistillError::Config(
+                    "data.source = \"text\" needs data.path, the text file (scripts/fetch-data.sh moby-dick installs Moby-Dick)".into(),
+                )
+            })?,
+            context: plan.data.context.unwrap_or(64),
+            test_fraction: plan.data.test_fraction.unwrap_or(0.1),
+            chapter_marker: plan.data.chapter_marker.as_deref().unwrap_or("CHAPTER"),
+            tokenizer: plan.data.tokenizer.unwrap_or_default(),
         })?,
         _ => plan.data.source.load(plan.data.dir.as_deref())?,
     };
@@ -220,6 +232,18 @@ fn initial_teachers(plan: &Plan, data: &DataBundle, device: &Device) -> Result<V
                         fix: "; train the teacher on this data set, or point data at the one it was trained on".into(),
                     });
                 }
+                if meta.tokenizer != data.train.tokenizer() {
+                    let name = |t: Option<crate::data::text::Tokenizer>| {
+                        t.map_or("none (not a language model)", |t| t.name())
+                    };
+                    return Err(DistillError::Config(format!(
+                        "teacher '{}': checkpoint {} was trained on tokens of tokenizer {}, but the data are tokenized with {}; teacher and student must share the vocabulary: set data.tokenizer to the checkpoint's, or train the teacher on this data",
+                        t.name,
+                        ckpt.display(),
+                        name(meta.tokenizer),
+                        name(data.train.tokenizer())
+                    )));
+                }
                 if !meta.view.same_input(&view) {
                     return Err(DistillError::Config(format!(
                         "teacher '{}': checkpoint {} was trained on view {:?} of the samples, but its [[teacher]] section reads view '{}' ({view:?}); set the section's `view` to a [[data.view]] deriving what the checkpoint read",
@@ -349,6 +373,11 @@ pub fn run_experiment(plan: &Plan, opts: &RunOptions) -> Result<Report> {
         data.train.len(),
         data.test.len(),
         match (data.train.labels(), &data.test.groups) {
+            _ if data.train.tokenizer().is_some() => format!(
+                "windows of {} tokens ({} tokenizer, vocabulary {classes})",
+                geometry[2],
+                data.train.tokenizer().map_or("", |t| t.name())
+            ),
             (Some(_), _) if matches!(data.train.inputs, Inputs::Table { .. }) => {
                 format!("rows of {} features, {classes} classes", geometry[2])
             }

@@ -344,6 +344,7 @@ pub fn run(f: &FederatedPlan, job: Job<'_>) -> Result<JobOutcome> {
         view: view.clone(),
         classes: data.train.num_classes,
         normalization: data.norm.clone(),
+        tokenizer: data.train.tokenizer(),
     };
     std::fs::create_dir_all(&job.dir)
         .map_err(|e| DistillError::io("creating run folder", &job.dir, e))?;
@@ -448,6 +449,8 @@ pub fn run(f: &FederatedPlan, job: Job<'_>) -> Result<JobOutcome> {
             test_mae: eval.mae,
             test_ndcg: eval.ndcg,
             test_mrr: eval.mrr,
+            test_ppl: eval.perplexity,
+            test_token_acc: eval.token_accuracy,
             agreement: None,
             peers: Default::default(),
             seconds: started.elapsed().as_secs_f64(),
@@ -510,7 +513,9 @@ pub fn run(f: &FederatedPlan, job: Job<'_>) -> Result<JobOutcome> {
         best,
         best_epoch,
         last: last.as_ref().map_or(f64::NAN, EpochRecord::primary),
-        last_secondary: last.as_ref().and_then(|r| r.test_mae.or(r.test_mrr)),
+        last_secondary: last
+            .as_ref()
+            .and_then(|r| r.test_mae.or(r.test_mrr).or(r.test_token_acc)),
         agreement: None,
         params: crate::models::net::trainable_params(&global),
         peers: Vec::new(),

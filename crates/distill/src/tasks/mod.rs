@@ -4,6 +4,7 @@
 //! agreement with the teacher, RMSE and MAE, or NDCG@10 and MRR@10).
 
 pub mod classification;
+pub mod generation;
 pub mod ranking;
 pub mod regression;
 pub mod target;
@@ -28,6 +29,9 @@ pub enum Task {
     /// Ranking: lists of candidates (a CSV with `data.group`) with relevance grades; one score
     /// per candidate; NDCG@10 and MRR@10.
     Ranking,
+    /// Generation (language modelling): next-token targets (a text with `data.source = "text"`);
+    /// held-out perplexity, next-token accuracy and agreement with the first teacher.
+    Generation,
 }
 
 impl Task {
@@ -37,6 +41,7 @@ impl Task {
             Task::Classification => classification::supervised(role),
             Task::Regression => regression::supervised(role),
             Task::Ranking => ranking::supervised(role),
+            Task::Generation => generation::supervised(role),
         }
     }
 
@@ -53,6 +58,7 @@ impl Task {
                 Task::Classification => "class labels",
                 Task::Regression => "real values",
                 Task::Ranking => "relevance grades in lists (a CSV file with data.group naming the query column)",
+                Task::Generation => "next-token targets (a text file with data.source = \"text\")",
             },
             data.targets.kind(),
             of_data.name(),
@@ -65,6 +71,7 @@ impl Task {
             Task::Classification => "classification",
             Task::Regression => "regression",
             Task::Ranking => "ranking",
+            Task::Generation => "generation",
         }
     }
 
@@ -74,6 +81,7 @@ impl Task {
             Task::Classification => crate::report::Metric::Accuracy,
             Task::Regression => crate::report::Metric::Rmse,
             Task::Ranking => crate::report::Metric::Ndcg,
+            Task::Generation => crate::report::Metric::Perplexity,
         }
     }
 
@@ -82,6 +90,7 @@ impl Task {
         match data.targets {
             crate::data::Targets::Class(_) => Task::Classification,
             crate::data::Targets::Relevance(_) => Task::Ranking,
+            crate::data::Targets::Tokens { .. } => Task::Generation,
             crate::data::Targets::Real { .. } | crate::data::Targets::None(_) => Task::Regression,
         }
     }

@@ -16,6 +16,9 @@ pub enum Target {
     Relevance(Tensor<1>),
     /// No targets (an unlabeled batch).
     None,
+    /// Next-token ids `[B · L]` (row `b · L + l` is position `l` of window `b`, as a language
+    /// model's logits are laid out), −100 where a position has none.
+    Tokens(Tensor<1, Int>),
 }
 
 impl Target {
@@ -33,6 +36,10 @@ impl Target {
                 Target::Relevance(Tensor::from_data(TensorData::new(g, [n]), device))
             }
             HostTargets::None => Target::None,
+            HostTargets::Tokens(t) => {
+                let len = t.len();
+                Target::Tokens(Tensor::from_data(TensorData::new(t, [len]), device))
+            }
         }
     }
 
@@ -68,14 +75,28 @@ impl Target {
         }
     }
 
+    /// The next-token ids `[B · L]` (−100 at positions without a target). Terms that read them
+    /// are built only for labelled language modelling.
+    pub fn tokens(&self) -> Tensor<1, Int> {
+        match self {
+            Target::Tokens(t) => t.clone(),
+            _ => panic!(
+                "next tokens read from a batch without them (checked when the term is built)"
+            ),
+        }
+    }
+
     /// The per-batch sum behind the training metric: correct top-1 predictions of `outputs`
     /// (classes) or their squared errors in standardised units (reals), `[1]`; ranking has no
-    /// training metric (0).
+    /// training metric (0), nor has language modelling.
     pub fn batch_sum(&self, outputs: Tensor<2>) -> Tensor<1> {
         match self {
             Target::Class(y) => super::classification::correct(outputs, y.clone()),
             Target::Real(y) => super::regression::squared_error(outputs, y.clone()),
-            Target::Relevance(_) | Target::None => Tensor::zeros([1], &outputs.device()),
+            // Language models report held-out perplexity only.
+            Target::Relevance(_) | Target::None | Target::Tokens(_) => {
+                Tensor::zeros([1], &outputs.device())
+            }
         }
     }
 
@@ -86,6 +107,7 @@ impl Target {
             Target::Real(y) => Target::Real(y.clone().to_device(device)),
             Target::Relevance(g) => Target::Relevance(g.clone().to_device(device)),
             Target::None => Target::None,
+            Target::Tokens(t) => Target::Tokens(t.clone().to_device(device)),
         }
     }
 }

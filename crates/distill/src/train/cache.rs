@@ -87,6 +87,17 @@ impl TeacherCache {
                 let s = rows.slots[k] * rows.width;
                 buf.extend_from_slice(&rows.data[s..s + rows.width]);
             }
+            if t == "logits" {
+                // Logits rows per key: one for a classifier, one per position for a language
+                // model (`dims` = [rows, classes]).
+                let classes = *rows.dims.last().expect("logits have a class dimension");
+                let per_key = rows.width / classes.max(1);
+                logits = Some(Tensor::from_data(
+                    TensorData::new(buf, [n * per_key, classes]),
+                    device,
+                ));
+                continue;
+            }
             let feature = match rows.dims.as_slice() {
                 [c, h, w] => Feature::Map(Tensor::from_data(
                     TensorData::new(buf, [n, *c, *h, *w]),
@@ -106,11 +117,7 @@ impl TeacherCache {
                     device,
                 )),
             };
-            if t == "logits" {
-                logits = Some(feature.flat());
-            } else {
-                features.push((t.clone(), feature));
-            }
+            features.push((t.clone(), feature));
         }
         Some(Taps {
             logits: logits.expect("logits are always among the cached taps"),
@@ -135,7 +142,11 @@ impl TeacherCache {
                 }
                 other => other,
             };
-            let shape = f.shape();
+            let mut shape = f.shape();
+            if t == "logits" && shape[0] != keys.len() {
+                // A language model's logits: one row per position of each key's window.
+                shape = vec![keys.len(), shape[0] / keys.len().max(1), shape[1]];
+            }
             let width: usize = shape[1..].iter().product();
             let missing: Vec<usize> = match self.taps.get(t) {
                 Some(r) => (0..keys.len())

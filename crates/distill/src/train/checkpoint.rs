@@ -126,6 +126,10 @@ pub struct ModelMeta {
     pub classes: usize,
     /// Normalisation the model was trained with.
     pub normalization: crate::data::Normalization,
+    /// The tokenizer of the text a language model was trained on (what `distill generate`
+    /// encodes prompts and decodes samples with).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tokenizer: Option<crate::data::text::Tokenizer>,
 }
 
 /// Loads a model checkpoint folder written by [`model_files`].
@@ -195,6 +199,7 @@ mod tests {
                 target_mean: vec![],
                 target_std: vec![],
             },
+            tokenizer: None,
         };
         let dir = tmp.path().join("best");
         write_dir(&dir, &model_files(&net, &meta, &dir).unwrap()).unwrap();

@@ -1,5 +1,6 @@
 //! Batched evaluation of a model on a test split: accuracy and predictions for classes, RMSE and
-//! MAE (in target units) for real targets.
+//! MAE (in target units) for real targets, NDCG@10 and MRR@10 for lists, perplexity and
+//! next-token accuracy for token targets.
 
 use std::sync::Arc;
 
@@ -27,23 +28,31 @@ pub struct Evaluation {
     pub ndcg: Option<f64>,
     /// Mean reciprocal rank@10 over the same lists (ranking).
     pub mrr: Option<f64>,
+    /// Perplexity, `exp` of the mean next-token negative log-likelihood over the positions that
+    /// have a target (generation).
+    pub perplexity: Option<f64>,
+    /// Fraction of those positions whose top-1 prediction is the next token (generation).
+    pub token_accuracy: Option<f64>,
 }
 
 impl Evaluation {
-    /// The headline metric: accuracy, RMSE, or NDCG@10.
+    /// The headline metric: accuracy, RMSE, NDCG@10 or perplexity.
     pub fn primary(&self) -> f64 {
         self.accuracy
             .or(self.rmse)
             .or(self.ndcg)
+            .or(self.perplexity)
             .unwrap_or(f64::NAN)
     }
 
-    /// The task's second metric: MAE (regression) or MRR@10 (ranking).
+    /// The task's second metric: MAE (regression), MRR@10 (ranking) or next-token accuracy
+    /// (generation).
     pub fn secondary(&self) -> Option<f64> {
-        self.mae.or(self.mrr)
+        self.mae.or(self.mrr).or(self.token_accuracy)
     }
 
-    /// Fraction of samples where both predict the same class.
+    /// Fraction of samples (of positions with a target, for a language model) where both
+    /// predict the same class (token).
     pub fn agreement(&self, other: &[usize]) -> f64 {
         let same = self
             .predictions
@@ -145,6 +154,7 @@ fn evaluate_outputs(
     let mut predictions = Vec::with_capacity(data.len());
     let (mut correct, mut sq, mut abs, mut count) = (0usize, 0f64, 0f64, 0usize);
     let (mut scores, mut grades) = (Vec::new(), Vec::new());
+    let (mut nll, mut tokens) = (0f64, 0usize);
     for batch in loader.epoch(0, 2) {
         let targets = batch.targets.clone();
         let (x, _) = upload(batch, geometry, &device);
@@ -158,6 +168,22 @@ fn evaluate_outputs(
                 }
             }
             HostTargets::None => {}
+            HostTargets::Tokens(next) => {
+                let vocab = out.dims()[1];
+                let logits: Vec<f32> = out.into_data().iter::<f32>().collect();
+                let (sum, right, count) =
+                    crate::tasks::generation::nll_and_correct(&logits, vocab, &next);
+                nll += sum;
+                correct += right;
+                tokens += count;
+                predictions.extend(
+                    logits
+                        .chunks_exact(vocab)
+                        .zip(&next)
+                        .filter(|(_, &t)| t >= 0)
+                        .map(|(row, _)| crate::tasks::generation::argmax(row)),
+                );
+            }
             HostTargets::Relevance(g) => {
                 scores.extend(out.into_data().iter::<f32>());
                 grades.extend(g);
@@ -184,6 +210,8 @@ fn evaluate_outputs(
         mae: None,
         ndcg: None,
         mrr: None,
+        perplexity: None,
+        token_accuracy: None,
     };
     match data.targets {
         Targets::Class(_) => Evaluation {
@@ -207,6 +235,12 @@ fn evaluate_outputs(
                 ..none
             }
         }
+        Targets::Tokens { .. } => Evaluation {
+            perplexity: Some((nll / tokens.max(1) as f64).exp()),
+            token_accuracy: Some(correct as f64 / tokens.max(1) as f64),
+            predictions,
+            ..none
+        },
         Targets::Real { .. } | Targets::None(_) => Evaluation {
             rmse: Some((sq / count.max(1) as f64).sqrt()),
             mae: Some(abs / count.max(1) as f64),

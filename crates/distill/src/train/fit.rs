@@ -181,6 +181,8 @@ impl JobOutcome {
                 .map(|(r, &value)| EpochRecord {
                     test_acc: r.test_acc.map(|_| value),
                     test_rmse: r.test_rmse.map(|_| value),
+                    test_ppl: r.test_ppl.map(|_| value),
+                    test_token_acc: None,
                     test_mae: None,
                     test_ndcg: None,
                     test_mrr: None,
@@ -371,6 +373,7 @@ impl Prepared<'_> {
                 view: view.clone(),
                 classes: data.train.num_classes,
                 normalization: data.norm.clone(),
+                tokenizer: data.train.tokenizer(),
             })
             .collect();
         let params: Vec<usize> = trainable
@@ -568,6 +571,8 @@ impl Prepared<'_> {
                 test_mae: eval.mae,
                 test_ndcg: eval.ndcg,
                 test_mrr: eval.mrr,
+                test_ppl: eval.perplexity,
+                test_token_acc: eval.token_accuracy,
                 agreement,
                 peers,
                 seconds,
@@ -643,13 +648,13 @@ fn evaluate_roles(
         .zip(&views[1..])
         .map(|((net, r), view)| (r.name.clone(), eval(net, view).primary()))
         .collect();
-    // Top-1 agreement is a classification metric: regression has no predicted classes. It is
+    // Top-1 agreement needs predicted classes (or tokens): regression has none. It is
     // measured with the first teacher the terms read (or the first teacher, when none is read).
     let agreement = (0..job.teachers.len())
         .find(|&i| !objective.teacher_taps(i).is_empty())
         .or((!job.teachers.is_empty()).then_some(0))
         .map(|i| &job.teachers[i])
-        .filter(|t| student.accuracy.is_some() && !t.test_predictions.is_empty())
+        .filter(|t| !student.predictions.is_empty() && !t.test_predictions.is_empty())
         .map(|t| student.agreement(&t.test_predictions));
     (student, peers, agreement)
 }
@@ -706,7 +711,9 @@ fn outcome(
         best,
         best_epoch: state.best_epoch,
         last: last.as_ref().map_or(0.0, EpochRecord::primary),
-        last_secondary: last.as_ref().and_then(|r| r.test_mae.or(r.test_mrr)),
+        last_secondary: last
+            .as_ref()
+            .and_then(|r| r.test_mae.or(r.test_mrr).or(r.test_token_acc)),
         agreement: last.and_then(|r| r.agreement),
         params: params[0],
         peers,

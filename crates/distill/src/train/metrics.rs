@@ -43,6 +43,12 @@ pub struct EpochRecord {
     /// Test MRR@10 (ranking).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub test_mrr: Option<f64>,
+    /// Test perplexity (generation).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test_ppl: Option<f64>,
+    /// Test next-token accuracy (generation).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test_token_acc: Option<f64>,
     /// Top-1 agreement with the first teacher on the test set, when there is a teacher.
     pub agreement: Option<f64>,
     /// Test accuracy of each peer of the recipe (its trainable roles after the student).
@@ -53,19 +59,20 @@ pub struct EpochRecord {
 }
 
 impl EpochRecord {
-    /// The task's headline test metric: accuracy (classification), RMSE (regression) or
-    /// NDCG@10 (ranking).
+    /// The task's headline test metric: accuracy (classification), RMSE (regression),
+    /// NDCG@10 (ranking) or perplexity (generation).
     pub fn primary(&self) -> f64 {
         self.test_acc
             .or(self.test_rmse)
             .or(self.test_ndcg)
+            .or(self.test_ppl)
             .unwrap_or(f64::NAN)
     }
 
     /// A value of this epoch's headline metric (its own, or a peer's) oriented so that higher
-    /// is better: an accuracy or an NDCG as it is, an RMSE negated.
+    /// is better: an accuracy or an NDCG as it is, an RMSE or a perplexity negated.
     pub fn oriented(&self, value: f64) -> f64 {
-        if self.test_acc.is_none() && self.test_rmse.is_some() {
+        if self.test_acc.is_none() && (self.test_rmse.is_some() || self.test_ppl.is_some()) {
             -value
         } else {
             value
@@ -74,8 +81,8 @@ impl EpochRecord {
 
     /// The headline metric oriented so that higher is better (what the best checkpoint keeps).
     pub fn score(&self) -> f64 {
-        match (self.test_acc, self.test_rmse, self.test_ndcg) {
-            (None, None, None) => f64::NEG_INFINITY,
+        match (self.test_acc, self.test_rmse, self.test_ndcg, self.test_ppl) {
+            (None, None, None, None) => f64::NEG_INFINITY,
             _ => self.oriented(self.primary()),
         }
     }
@@ -125,6 +132,8 @@ mod tests {
                 test_mae: None,
                 test_ndcg: None,
                 test_mrr: None,
+                test_ppl: Some(v),
+                test_token_acc: None,
                 agreement: Some(v),
                 peers: Default::default(),
                 seconds: v,

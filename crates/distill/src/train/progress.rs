@@ -13,8 +13,14 @@ pub fn errln(text: &str) {
 }
 
 /// An epoch's test metrics for a log line: `87.50%`, `RMSE 512.3 MAE 301.2`, or
-/// `NDCG@10 0.7120 MRR@10 0.6500`.
+/// `NDCG@10 0.7120 MRR@10 0.6500`, or `ppl 4.21 token acc 51.20%`.
 pub fn headline(r: &EpochRecord) -> String {
+    if let Some(p) = r.test_ppl {
+        return format!(
+            "ppl {p:.3} token acc {:.2}%",
+            100.0 * r.test_token_acc.unwrap_or(f64::NAN)
+        );
+    }
     match (r.test_acc, r.test_rmse, r.test_ndcg) {
         (Some(a), _, _) => format!("{:.2}%", 100.0 * a),
         (None, Some(e), _) => format!("RMSE {e:.4} MAE {:.4}", r.test_mae.unwrap_or(f64::NAN)),
@@ -27,8 +33,14 @@ pub fn headline(r: &EpochRecord) -> String {
 }
 
 /// A model's test metrics for a log line: `accuracy 87.50%`, `RMSE 512.3, MAE 301.2`, or
-/// `NDCG@10 0.7120, MRR@10 0.6500`.
+/// `NDCG@10 0.7120, MRR@10 0.6500`, or `perplexity 4.21, token accuracy 51.20%`.
 pub fn evaluation_line(e: &super::Evaluation) -> String {
+    if let Some(p) = e.perplexity {
+        return format!(
+            "perplexity {p:.3}, token accuracy {:.2}%",
+            100.0 * e.token_accuracy.unwrap_or(f64::NAN)
+        );
+    }
     match (e.accuracy, e.rmse, e.ndcg) {
         (Some(a), _, _) => format!("accuracy {:.2}%", 100.0 * a),
         (None, Some(r), _) => format!("RMSE {r:.4}, MAE {:.4}", e.mae.unwrap_or(f64::NAN)),
