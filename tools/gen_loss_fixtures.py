@@ -538,6 +538,11 @@ def irg(fm_s1, fm_s2, feat_s, out_s, fm_t1, fm_t2, feat_t, out_t, w_vert, w_edge
     return w_vert * vert + w_edge * edge + w_tran * tran
 
 
+# torch.nn.CrossEntropyLoss(ignore_index=-100, label_smoothing=smoothing), mean reduction
+def token_ce(logits, targets, smoothing):
+    return F.cross_entropy(logits, targets.long(), ignore_index=-100, label_smoothing=smoothing)
+
+
 def main():
     r = torch.randn
     fixtures = {
@@ -702,6 +707,12 @@ def main():
     fixtures["irg"] = [
         case("irg_b4", irg, {"fm_s1": r(4, 2, 4, 4), "fm_s2": r(4, 4, 2, 2), "feat_s": r(4, 5), "out_s": r(4, 3), "fm_t1": r(4, 3, 4, 4) * 2, "fm_t2": r(4, 6, 2, 2), "feat_t": r(4, 7), "out_t": r(4, 3) * 2}, ["fm_s1", "fm_s2", "feat_s", "out_s"], {"w_vert": 0.1, "w_edge": 5.0, "w_tran": 5.0}),
         case("irg_b3_same_size", irg, {"fm_s1": r(3, 2, 2, 2), "fm_s2": r(3, 2, 2, 2), "feat_s": r(3, 4), "out_s": r(3, 2), "fm_t1": r(3, 4, 2, 2), "fm_t2": r(3, 4, 2, 2), "feat_t": r(3, 4), "out_t": r(3, 2)}, ["fm_s1", "fm_s2", "feat_s", "out_s"], {"w_vert": 1.0, "w_edge": 1.0, "w_tran": 2.0}),
+    ]
+    # Next-token cross-entropy of a language model (issue 11): PyTorch's ignore_index = -100 and
+    # label smoothing, the mean over the positions that have a target.
+    fixtures["token_ce"] = [
+        case("token_ce_ignore", token_ce, {"logits": r(6, 9) * 2, "targets": torch.tensor([3.0, -100.0, 0.0, 8.0, -100.0, 5.0])}, ["logits"], {"smoothing": 0.0}),
+        case("token_ce_smooth", token_ce, {"logits": r(4, 5), "targets": torch.tensor([1.0, 4.0, -100.0, 0.0])}, ["logits"], {"smoothing": 0.1}),
     ]
     with open(OUT, "w") as f:
         json.dump(fixtures, f, indent=1)

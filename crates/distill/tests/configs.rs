@@ -35,6 +35,28 @@ fn diamonds_like(rows: usize) -> String {
     out
 }
 
+/// A text of `chapters` chapters under Moby-Dick's headings (`CHAPTER n. Title.`).
+fn book(chapters: usize) -> String {
+    let words = [
+        "whale", "sea", "ship", "Ahab", "harpoon", "white", "deep", "sail",
+    ];
+    let mut out = String::new();
+    for c in 1..=chapters {
+        out += &format!("CHAPTER {c}. The {}.\n\n", words[c % words.len()]);
+        for s in 0..12 {
+            out += &format!(
+                "Call me {} — the {} and the {} of the {}.\n",
+                words[(c + s) % 8],
+                words[(c * s) % 8],
+                words[(s + 3) % 8],
+                words[(c + 2 * s) % 8]
+            );
+        }
+        out.push('\n');
+    }
+    out
+}
+
 #[test]
 fn every_sample_config_runs_at_a_tiny_size() {
     let _serial = serial();
@@ -77,6 +99,13 @@ fn every_sample_config_runs_at_a_tiny_size() {
             let csv = tmp.path().join("table.csv");
             std::fs::write(&csv, diamonds_like(300)).unwrap();
             cfg.data.path = Some(csv);
+        }
+        if cfg.data.source == DataSource::Text {
+            // The real text is installed by scripts/fetch-data.sh; the test reads a generated
+            // book with the same chapter headings.
+            let text = tmp.path().join("book.txt");
+            std::fs::write(&text, book(20)).unwrap();
+            cfg.data.path = Some(text);
         }
         let plan = cfg
             .validate()

@@ -231,8 +231,8 @@ mod tests {
     fn windows_pack_next_tokens_and_pad_with_ignore() {
         let (x, y) = windows(&[vec![1, 2, 3, 4, 5], vec![7], vec![8, 9]], 3);
         // chapter 1: [1 2 3]->[2 3 4], [4 5 0]->[5 -100 -100]; chapter 2 too short;
-        // chapter 3: [8 0 0]->[9 -100 -100]
-        assert_eq!(x, [1, 2, 3, 4, 5, 0, 8, 0, 0]);
+        // chapter 3: [8 9 0]->[9 -100 -100]
+        assert_eq!(x, [1, 2, 3, 4, 5, 0, 8, 9, 0]);
         assert_eq!(y, [2, 3, 4, 5, -100, -100, 9, -100, -100]);
     }
 

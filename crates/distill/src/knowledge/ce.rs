@@ -113,3 +113,31 @@ impl KnowledgeTerm for Ce {
         vec![("ce".into(), self.loss.forward(logits, targets))]
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::knowledge::testing::{fixture, grad_of, int_tensor, tensor};
+
+    #[test]
+    fn token_ce_matches_pytorch_ignore_index_and_smoothing() {
+        let dev = Device::flex().autodiff();
+        for case in fixture("token_ce").cases() {
+            let z = tensor::<2>(case.input("logits"), &dev).require_grad();
+            let y = int_tensor::<1>(case.input("targets"), &dev);
+            let loss = token_ce(z.clone(), y, case.param("smoothing"));
+            case.assert_value(loss.clone());
+            case.assert_grad("logits", grad_of(&loss, &z));
+        }
+    }
+
+    #[test]
+    fn a_batch_without_targets_gives_zero_not_nan() {
+        let dev = Device::flex().autodiff();
+        let z = Tensor::<2>::ones([2, 3], &dev).require_grad();
+        let y = Tensor::<1, Int>::full([2], -100, &dev);
+        let loss = token_ce(z.clone(), y, 0.0);
+        assert_eq!(loss.clone().into_scalar::<f32>(), 0.0);
+        assert!(grad_of(&loss, &z).iter().all(|g| *g == 0.0));
+    }
+}

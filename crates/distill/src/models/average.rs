@@ -111,10 +111,8 @@ mod tests {
     fn mlp(hidden: usize, seed: u64, device: &Device) -> Net {
         device.seed(seed);
         ModelSpec {
-            model: "mlp".into(),
             hidden: Some(vec![hidden]),
-            dropout: None,
-            width: None,
+            ..ModelSpec::named("mlp")
         }
         .resolve("test")
         .unwrap()

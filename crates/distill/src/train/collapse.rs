@@ -209,6 +209,8 @@ mod tests {
             test_mae: None,
             test_ndcg: None,
             test_mrr: None,
+            test_ppl: None,
+            test_token_acc: None,
             agreement: None,
             peers: Default::default(),
             seconds: 0.0,
