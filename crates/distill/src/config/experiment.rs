@@ -54,6 +54,9 @@ pub struct DataConfig {
     /// whole groups.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub group: Option<String>,
+    /// The test split's `.ts` file (`ts`; `path` is the training split's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test_path: Option<PathBuf>,
     /// Tokens per window of a text (`text`; default 64): the language models' context.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub context: Option<usize>,
@@ -104,6 +107,7 @@ impl Default for DataConfig {
             test_fraction: None,
             split_seed: None,
             group: None,
+            test_path: None,
             context: None,
             tokenizer: None,
             chapter_marker: None,
@@ -1035,8 +1039,10 @@ impl DataConfig {
         }
         let csv = self.source == DataSource::Csv;
         let text = self.source == DataSource::Text;
+        let ts = self.source == DataSource::Ts;
         for (key, set, applies) in [
-            ("path", self.path.is_some(), csv || text),
+            ("path", self.path.is_some(), csv || text || ts),
+            ("test_path", self.test_path.is_some(), ts),
             ("target", self.target.is_some(), csv),
             ("test_fraction", self.test_fraction.is_some(), csv || text),
             ("split_seed", self.split_seed.is_some(), csv),
@@ -1046,19 +1052,23 @@ impl DataConfig {
             ("chapter_marker", self.chapter_marker.is_some(), text),
         ] {
             if set && !applies {
-                let sources = if csv || text || !matches!(key, "path" | "test_fraction") {
-                    if matches!(key, "context" | "tokenizer" | "chapter_marker") {
-                        "\"text\""
-                    } else {
-                        "\"csv\""
-                    }
-                } else {
-                    "\"csv\" or \"text\""
+                let sources = match key {
+                    "context" | "tokenizer" | "chapter_marker" => "\"text\"",
+                    "test_path" => "\"ts\"",
+                    "path" => "\"csv\", \"text\" or \"ts\"",
+                    "test_fraction" => "\"csv\" or \"text\"",
+                    _ => "\"csv\"",
                 };
                 return cfg(format!(
                     "data.{key} applies to source = {sources} only; remove it, or set data.source = {sources}"
                 ));
             }
+        }
+        if ts && (self.path.is_none() || self.test_path.is_none()) {
+            return cfg("data.source = \"ts\" needs data.path and data.test_path, the training and test .ts files (scripts/fetch-data.sh japanese-vowels installs Japanese Vowels)".into());
+        }
+        if ts && (self.augment.is_enabled() || self.classes.is_some() || self.dir.is_some()) {
+            return cfg("data.augment, data.classes and data.dir do not apply to source = \"ts\" (its classes are the file's @classLabel); remove them".into());
         }
         if text {
             if self.path.is_none() {

@@ -47,6 +47,19 @@ pub enum Inputs {
         /// Feature names (categories as `column=value`).
         names: Vec<String>,
     },
+    /// Series of frames of different lengths (see [`super::ts`]), zero-padded to `max_len`
+    /// frames. Models read a series as a `1 × max_len × (dims + 1)` map whose last column marks
+    /// the real frames (1) and the padding (0), so every model input is `[B, C, H, W]`.
+    Sequence {
+        /// Values, `len × max_len × dims`, frame-major, zero after a series' end.
+        values: Vec<f32>,
+        /// Real frames of each series.
+        lengths: Vec<usize>,
+        /// Frames of the longest series.
+        max_len: usize,
+        /// Values per frame.
+        dims: usize,
+    },
     /// Token windows, `len × context` token ids (see [`super::text`]). Models read a window as
     /// a `1 × 1 × context` map of ids (exact in `f32` below 2²⁴), so every model input is
     /// `[B, C, H, W]`; a language model turns them back into integers for its embedding.
@@ -217,6 +230,7 @@ impl Dataset {
             } => [*channels, *height, *width],
             Inputs::Table { features, .. } => [1, 1, *features],
             Inputs::Tokens { context, .. } => [1, 1, *context],
+            Inputs::Sequence { max_len, dims, .. } => [1, *max_len, dims + 1],
         }
     }
 
@@ -339,6 +353,17 @@ impl Dataset {
                 features: *features,
                 names: names.clone(),
             },
+            Inputs::Sequence {
+                values,
+                lengths,
+                max_len,
+                dims,
+            } => Inputs::Sequence {
+                values: pick(values, max_len * dims, indices),
+                lengths: pick(lengths, 1, indices),
+                max_len: *max_len,
+                dims: *dims,
+            },
             Inputs::Tokens {
                 ids,
                 context,
@@ -379,6 +404,15 @@ impl Dataset {
                 Inputs::Image { pixels, .. } => pixels.truncate(limit * n),
                 Inputs::Table { values, .. } => values.truncate(limit * n),
                 Inputs::Tokens { ids, .. } => ids.truncate(limit * n),
+                Inputs::Sequence {
+                    values,
+                    lengths,
+                    max_len,
+                    dims,
+                } => {
+                    values.truncate(limit * *max_len * *dims);
+                    lengths.truncate(limit);
+                }
             }
             match &mut self.targets {
                 Targets::Class(l) => l.truncate(limit),
@@ -448,6 +482,27 @@ impl Dataset {
             ),
             // Token ids are read as they are.
             Inputs::Tokens { .. } => (vec![0.0], vec![1.0]),
+            // Per value of a frame over the real frames; the mask column as it is.
+            Inputs::Sequence {
+                values,
+                lengths,
+                max_len,
+                dims,
+            } => {
+                let (mut mean, mut std) = moments(
+                    *dims,
+                    lengths.iter().enumerate().flat_map(|(i, &len)| {
+                        let start = i * max_len * dims;
+                        values[start..start + len * dims]
+                            .iter()
+                            .enumerate()
+                            .map(|(k, &v)| (k % dims, v as f64))
+                    }),
+                );
+                mean.push(0.0);
+                std.push(1.0);
+                (mean, std)
+            }
         };
         let (target_mean, target_std) = match &self.targets {
             Targets::Class(_)

@@ -67,6 +67,7 @@ pub fn node_points(data: &Dataset) -> Vec<f32> {
         Inputs::Image { pixels, .. } => pixels.iter().map(|&p| f32::from(p) / 255.0).collect(),
         Inputs::Table { values, .. } => values.clone(),
         Inputs::Tokens { ids, .. } => ids.iter().map(|&t| t as f32).collect(),
+        Inputs::Sequence { values, .. } => values.clone(),
     }
 }
 
@@ -403,9 +404,12 @@ pub fn graph_tables(
     cfg: &GraphConfig,
     device: &Device,
 ) -> Result<(Dataset, Dataset, GraphSummary)> {
-    if matches!(train.inputs, Inputs::Tokens { .. }) {
+    if matches!(
+        train.inputs,
+        Inputs::Tokens { .. } | Inputs::Sequence { .. }
+    ) {
         return Err(DistillError::Config(
-            "[data.graph] links images or table rows by similarity; token windows of a text have no such features: remove [data.graph]".into(),
+            "[data.graph] links images or table rows by similarity; token windows and series of frames are not supported: remove [data.graph]".into(),
         ));
     }
     let graph = build_graph(train, test, cfg, device)?;

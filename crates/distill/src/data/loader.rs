@@ -246,6 +246,29 @@ impl Loader {
                     );
                 }
             }
+            Inputs::Sequence {
+                values,
+                lengths,
+                max_len,
+                dims,
+            } => {
+                let (l, d) = (*max_len, *dims);
+                for &i in idx {
+                    views.push(0);
+                    let series = &values[i * l * d..(i + 1) * l * d];
+                    for (t, frame) in series.chunks_exact(d).enumerate() {
+                        let real = t < lengths[i];
+                        inputs.extend(
+                            frame
+                                .iter()
+                                .zip(&self.norm.mean)
+                                .zip(&self.norm.std)
+                                .map(|((&v, &m), &s)| if real { (v - m) / s } else { 0.0 }),
+                        );
+                        inputs.push(if real { 1.0 } else { 0.0 });
+                    }
+                }
+            }
             Inputs::Tokens { ids, context, .. } => {
                 for &i in idx {
                     views.push(0);

@@ -8,6 +8,7 @@ pub mod loader;
 pub mod source;
 pub mod table;
 pub mod text;
+pub mod ts;
 pub mod view;
 
 pub use augment::Augment;

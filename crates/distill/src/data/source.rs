@@ -41,6 +41,9 @@ pub enum DataSource {
     /// A UTF-8 text file (`path`; see [`super::text`]) as windows of next-token targets, for
     /// language models; split into train and test by chapters.
     Text,
+    /// A pair of `.ts` time-series files (`path`, `test_path`; see [`super::ts`]): series of
+    /// frames with a class label each, e.g. Japanese Vowels (speaker recognition).
+    Ts,
 }
 
 impl DataSource {
@@ -48,7 +51,7 @@ impl DataSource {
     pub fn known_classes(&self) -> Option<usize> {
         match self {
             DataSource::Embedded | DataSource::FashionMnist => Some(FASHION_MNIST_CLASSES.len()),
-            DataSource::Idx | DataSource::Csv | DataSource::Text => None,
+            DataSource::Idx | DataSource::Csv | DataSource::Text | DataSource::Ts => None,
         }
     }
 
@@ -60,7 +63,7 @@ impl DataSource {
                 load_split(dir.unwrap_or(Path::new(FASHION_MNIST_DIR)), "t10k")
             }
             DataSource::Idx => load_split(self.need_dir(dir)?, "t10k"),
-            DataSource::Csv | DataSource::Text => Err(csv_needs_spec()),
+            DataSource::Csv | DataSource::Text | DataSource::Ts => Err(csv_needs_spec()),
         }
     }
 
@@ -78,14 +81,14 @@ impl DataSource {
             DataSource::Embedded => embedded(),
             DataSource::FashionMnist => load_idx_dir(dir.unwrap_or(Path::new(FASHION_MNIST_DIR))),
             DataSource::Idx => load_idx_dir(self.need_dir(dir)?),
-            DataSource::Csv | DataSource::Text => Err(csv_needs_spec()),
+            DataSource::Csv | DataSource::Text | DataSource::Ts => Err(csv_needs_spec()),
         }
     }
 }
 
 fn csv_needs_spec() -> DistillError {
     DistillError::Unsupported(
-        "a CSV table or a text file is read from data.path with its settings (data::table::load_csv, data::text::load_text), not from a folder".into(),
+        "a CSV table, a text or a .ts pair is read from data.path with its settings (data::table::load_csv, data::text::load_text, data::ts::load_ts), not from a folder".into(),
     )
 }
 

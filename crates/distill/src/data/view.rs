@@ -147,9 +147,9 @@ impl View {
                         .into(),
                 ))
             }
-            (Some(_), Inputs::Tokens { .. }) => {
+            (Some(_), Inputs::Tokens { .. } | Inputs::Sequence { .. }) => {
                 return Err(bad(
-                    "columns selects table features, but the data are token windows of a text"
+                    "columns selects table features, but the data are token windows or series of frames"
                         .into(),
                 ))
             }

@@ -2,7 +2,9 @@
 
 pub mod average;
 pub mod cnn;
+pub mod conv1d;
 pub mod gpt;
+pub mod gru;
 pub mod lenet;
 pub mod mlp;
 pub mod net;

@@ -4,7 +4,9 @@ use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::cnn::Cnn;
+use super::conv1d::Conv1dNet;
 use super::gpt::{Gpt, GptDims};
+use super::gru::GruNet;
 use super::lenet::LeNet;
 use super::mlp::Mlp;
 use super::resnet::ResNet;
@@ -26,6 +28,10 @@ pub enum Net {
     Cnn(Cnn),
     /// Decoder-only transformer language model.
     Gpt(Gpt),
+    /// Recurrent classifier of series of frames.
+    Gru(GruNet),
+    /// 1-D convolutional classifier of series of frames.
+    Conv1d(Conv1dNet),
 }
 
 impl Net {
@@ -37,6 +43,8 @@ impl Net {
             Net::ResNet(m) => m.forward(x),
             Net::Cnn(m) => m.forward(x),
             Net::Gpt(m) => m.forward(x),
+            Net::Gru(m) => m.forward(x),
+            Net::Conv1d(m) => m.forward(x),
         }
     }
 
@@ -45,7 +53,12 @@ impl Net {
     pub fn bn_before(&self, tap: &str) -> Option<(Vec<f32>, Vec<f32>)> {
         match self {
             Net::ResNet(m) => m.bn_before(tap),
-            Net::Mlp(_) | Net::LeNet(_) | Net::Cnn(_) | Net::Gpt(_) => None,
+            Net::Mlp(_)
+            | Net::LeNet(_)
+            | Net::Cnn(_)
+            | Net::Gpt(_)
+            | Net::Gru(_)
+            | Net::Conv1d(_) => None,
         }
     }
 
@@ -133,6 +146,18 @@ pub const MODELS: &[ModelInfo] = &[
         description: "decoder-only transformer language model (pre-norm GPT-2 blocks, learned positions, 4× GELU MLP), KV-cached decoding; taps block{i}, attn{i}, hidden, embedding; logits per position",
         citation: "Vaswani et al., NeurIPS 2017; Radford et al., GPT-2, 2019",
         settings: "dim (default 128), layers (default 4), heads (default 4), dropout",
+    },
+    ModelInfo {
+        name: "gru",
+        description: "stacked GRUs over series of frames (padding masked), mean over the real frames; taps gru{i} (sequences), embedding",
+        citation: "Cho et al., EMNLP 2014",
+        settings: "hidden = [GRU widths] (default [64])",
+    },
+    ModelInfo {
+        name: "conv1d",
+        description: "1-D CNN over series of frames: kernel-3 convolutions + ReLU (padding masked), mean over the real frames; taps conv{i} (sequences), embedding",
+        citation: "Wang, Yan & Oates, Time Series Classification from Scratch with Deep Neural Networks, IJCNN 2017 (FCN-style)",
+        settings: "hidden = [conv widths] (default [32, 32])",
     },
     ModelInfo {
         name: "resnet8",
@@ -260,6 +285,18 @@ pub enum ModelConfig {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         dropout: Option<f64>,
     },
+    /// Stacked GRUs over series of frames.
+    Gru {
+        /// GRU widths (default `[64]`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        hidden: Option<Vec<usize>>,
+    },
+    /// 1-D CNN over series of frames.
+    Conv1d {
+        /// Conv widths (default `[32, 32]`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        hidden: Option<Vec<usize>>,
+    },
     /// CIFAR ResNet-8.
     Resnet8 {},
     /// CIFAR ResNet-14.
@@ -333,7 +370,7 @@ impl ModelSpec {
                     .unwrap_or("no settings")
             )))
         };
-        let has_hidden = self.model == "mlp" || self.model == "cnn";
+        let has_hidden = matches!(self.model.as_str(), "mlp" | "cnn" | "gru" | "conv1d");
         if !has_hidden && self.hidden.is_some() {
             return misplaced("hidden");
         }
@@ -405,6 +442,12 @@ impl ModelSpec {
                 heads: self.heads,
                 dropout: self.dropout,
             },
+            "gru" => ModelConfig::Gru {
+                hidden: self.hidden.clone(),
+            },
+            "conv1d" => ModelConfig::Conv1d {
+                hidden: self.hidden.clone(),
+            },
             "resnet8" => ModelConfig::Resnet8 {},
             "resnet14" => ModelConfig::Resnet14 {},
             "resnet20" => ModelConfig::Resnet20 {},
@@ -429,7 +472,9 @@ impl From<&ModelConfig> for ModelSpec {
                 spec.dropout = *dropout;
             }
             ModelConfig::Lenet { width } => spec.width = *width,
-            ModelConfig::Cnn { hidden } => spec.hidden = hidden.clone(),
+            ModelConfig::Cnn { hidden }
+            | ModelConfig::Gru { hidden }
+            | ModelConfig::Conv1d { hidden } => spec.hidden = hidden.clone(),
             ModelConfig::Gpt {
                 dim,
                 layers,
@@ -460,6 +505,8 @@ impl ModelConfig {
             ModelConfig::Lenet { .. } => "lenet",
             ModelConfig::Cnn { .. } => "cnn",
             ModelConfig::Gpt { .. } => "gpt",
+            ModelConfig::Gru { .. } => "gru",
+            ModelConfig::Conv1d { .. } => "conv1d",
             ModelConfig::Resnet8 {} => "resnet8",
             ModelConfig::Resnet14 {} => "resnet14",
             ModelConfig::Resnet20 {} => "resnet20",
@@ -479,6 +526,8 @@ impl ModelConfig {
             ModelConfig::Cnn { hidden } => {
                 Some(hidden.clone().unwrap_or_else(|| vec![32, 64, 128]))
             }
+            ModelConfig::Gru { hidden } => Some(hidden.clone().unwrap_or_else(|| vec![64])),
+            ModelConfig::Conv1d { hidden } => Some(hidden.clone().unwrap_or_else(|| vec![32, 32])),
             _ => None,
         }
     }
@@ -542,6 +591,12 @@ impl ModelConfig {
         matches!(self, ModelConfig::Gpt { .. })
     }
 
+    /// Whether the architecture reads series of frames with a mask column (see
+    /// [`crate::data::Inputs::Sequence`]).
+    pub fn reads_series(&self) -> bool {
+        matches!(self, ModelConfig::Gru { .. } | ModelConfig::Conv1d { .. })
+    }
+
     /// Builds the model for `[channels, height, width]` inputs and `classes` outputs.
     pub fn build(&self, input: [usize; 3], classes: usize, device: &Device) -> Result<Net> {
         let [c, h, w] = input;
@@ -574,6 +629,19 @@ impl ModelConfig {
                 dropout,
                 device,
             )));
+        }
+        if self.reads_series() {
+            if c != 1 || w < 2 {
+                return Err(DistillError::Config(format!(
+                    "{} reads series of frames (data.source = \"ts\"), got inputs of {c}×{h}×{w}",
+                    self.name()
+                )));
+            }
+            let widths = self.effective_hidden().expect("series models have widths");
+            return Ok(match self {
+                ModelConfig::Gru { .. } => Net::Gru(GruNet::new(w - 1, &widths, classes, device)),
+                _ => Net::Conv1d(Conv1dNet::new(w - 1, &widths, classes, device)),
+            });
         }
         if !matches!(self, ModelConfig::Mlp { .. }) && (h < 4 || w < 4) {
             return Err(DistillError::Config(format!(
@@ -608,7 +676,9 @@ impl ModelConfig {
                     device,
                 ))
             }
-            ModelConfig::Gpt { .. } => unreachable!("built above"),
+            ModelConfig::Gpt { .. } | ModelConfig::Gru { .. } | ModelConfig::Conv1d { .. } => {
+                unreachable!("built above")
+            }
             ModelConfig::Resnet8 {} => resnet(8, false),
             ModelConfig::Resnet14 {} => resnet(14, false),
             ModelConfig::Resnet20 {} => resnet(20, false),
@@ -634,6 +704,8 @@ mod tests {
             // a language model reads token windows: two windows of 16 give 32 logit rows
             let (input, rows) = if config.reads_tokens() {
                 ([1, 1, 16], 32)
+            } else if config.reads_series() {
+                ([1, 29, 13], 2)
             } else {
                 ([1, 28, 28], 2)
             };

@@ -14,6 +14,7 @@ use crate::config::{ExperimentConfig, Plan, StudentPlan};
 use crate::data::graph::graph_tables;
 use crate::data::table::{load_csv, CsvSpec};
 use crate::data::text::{load_text, TextSpec};
+use crate::data::ts::load_ts;
 use crate::data::view::resolve_views;
 use crate::data::{DataSource, Dataset, Inputs};
 use crate::error::{DistillError, Result};
@@ -65,6 +66,12 @@ pub fn load_data(plan: &Plan) -> Result<DataBundle> {
             split_seed: plan.data.split_seed.unwrap_or(0),
             group: plan.data.group.as_deref(),
         })?,
+        (Some(path), _) if plan.data.source == DataSource::Ts => load_ts(
+            path,
+            plan.data.test_path.as_deref().ok_or_else(|| {
+                DistillError::Config("data.source = \"ts\" needs data.test_path".into())
+            })?,
+        )?,
         (path, _) if plan.data.source == DataSource::Text => load_text(&TextSpec {
             path: path.as_deref().ok_or_else(|| {
                 DistillError::Config(
@@ -277,6 +284,47 @@ fn initial_teachers(plan: &Plan, data: &DataBundle, device: &Device) -> Result<V
     Ok(teachers)
 }
 
+/// Refuses a model that cannot read the data's kind of input: a language model needs token
+/// windows, a series model series of frames, and the other models images or table rows.
+fn check_model_inputs(plan: &Plan, data: &Dataset) -> Result<()> {
+    let roles =
+        plan.teachers
+            .iter()
+            .map(|t| (&t.name, &t.model))
+            .chain(plan.students.iter().flat_map(|s| {
+                std::iter::once((&s.name, &s.model))
+                    .chain(s.peers.iter().map(|p| (&p.name, &p.model)))
+            }));
+    let kind = match data.inputs {
+        Inputs::Tokens { .. } => "token windows of a text",
+        Inputs::Sequence { .. } => "series of frames",
+        Inputs::Image { .. } => "images",
+        Inputs::Table { .. } => "table rows",
+    };
+    for (name, model) in roles {
+        let fits = match data.inputs {
+            Inputs::Tokens { .. } => model.reads_tokens(),
+            // an MLP reads a padded series, mask column included, as one flat vector
+            Inputs::Sequence { .. } => model.reads_series() || model.name() == "mlp",
+            Inputs::Image { .. } | Inputs::Table { .. } => {
+                !model.reads_tokens() && !model.reads_series()
+            }
+        };
+        if !fits {
+            return Err(DistillError::Config(format!(
+                "'{name}': model '{}' cannot read {kind}; use {}",
+                model.name(),
+                match data.inputs {
+                    Inputs::Tokens { .. } => "model = \"gpt\" for a text",
+                    Inputs::Sequence { .. } => "model = \"gru\", \"conv1d\" or \"mlp\" for series",
+                    _ => "an image or table model (mlp, lenet, cnn, resnet…), or point [data] at a text (gpt) or .ts files (gru, conv1d)",
+                }
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// Checks every phase of the plan (role names, tap names and shapes, method settings) against
 /// the teachers as described, before anything is trained or written. Returns the teachers: the
 /// loaded ones ready, the others untrained until their phase runs.
@@ -286,6 +334,7 @@ pub fn check_plan(
     device: &Device,
     opts: &RunOptions,
 ) -> Result<Vec<Teacher>> {
+    check_model_inputs(plan, &data.train)?;
     let mut teachers = initial_teachers(plan, data, device)?;
     let unready: Vec<Option<String>> = teachers.iter().map(|t| t.unready.clone()).collect();
     for phase in plan.scheme.phases(plan) {
@@ -377,6 +426,11 @@ pub fn run_experiment(plan: &Plan, opts: &RunOptions) -> Result<Report> {
                 "windows of {} tokens ({} tokenizer, vocabulary {classes})",
                 geometry[2],
                 data.train.tokenizer().map_or("", |t| t.name())
+            ),
+            (Some(_), _) if matches!(data.train.inputs, Inputs::Sequence { .. }) => format!(
+                "series of up to {} frames of {} values, {classes} classes",
+                geometry[1],
+                geometry[2] - 1
             ),
             (Some(_), _) if matches!(data.train.inputs, Inputs::Table { .. }) => {
                 format!("rows of {} features, {classes} classes", geometry[2])
