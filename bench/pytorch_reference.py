@@ -5,9 +5,10 @@ The same work: frozen teacher forward (eval mode, no grad) + student forward/bac
 (momentum 0.9, dampening 0, weight decay 5e-4) update, CE(0.1) + KD(0.9, T=4), random inputs,
 2 threads. Architectures match distill's zoo (RepDistiller's CIFAR ResNets; MLPs with ReLU).
 
-    python3 bench/pytorch_reference.py --pair mlp|cnn|resnet [--steps 30] [--warmup 3]
+    python3 bench/pytorch_reference.py --pair mlp|cnn|resnet|lm [--steps 30] [--warmup 3]
+The lm pair: distill's gpt (4 blocks, width 128 -> 2 blocks, width 64) on 32 windows of 64 bytes, CE 0.1 + GKD 0.9.
 """
-import argparse, json, resource, time
+import argparse, json, math, resource, time
 
 import torch
 import torch.nn as nn
@@ -75,6 +76,37 @@ def cnn(widths, classes, cin=3):
     return nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(c, classes))
 
 
+class GptBlock(nn.Module):
+    """distill's `gpt` block: pre-norm, h + attn(ln1(h)), then h + mlp(ln2(h)), 4x GELU MLP."""
+    def __init__(self, dim, heads):
+        super().__init__()
+        self.ln1, self.ln2 = nn.LayerNorm(dim), nn.LayerNorm(dim)
+        self.attn = nn.MultiheadAttention(dim, heads, batch_first=True)
+        self.fc1, self.fc2 = nn.Linear(dim, 4 * dim), nn.Linear(4 * dim, dim)
+    def forward(self, h, mask):
+        x = self.ln1(h)
+        h = h + self.attn(x, x, x, attn_mask=mask, need_weights=False)[0]
+        return h + self.fc2(F.gelu(self.fc1(self.ln2(h))))
+class Gpt(nn.Module):
+    """distill's `gpt`: token + learned position embeddings, blocks, final norm, linear head."""
+    def __init__(self, vocab, context, dim, layers, heads):
+        super().__init__()
+        self.tok, self.pos = nn.Embedding(vocab, dim), nn.Embedding(context, dim)
+        self.blocks = nn.ModuleList(GptBlock(dim, heads) for _ in range(layers))
+        self.ln_f, self.head = nn.LayerNorm(dim), nn.Linear(dim, vocab)
+    def forward(self, ids):
+        b, l = ids.shape
+        mask = torch.triu(torch.ones(l, l, dtype=torch.bool, device=ids.device), 1)
+        h = self.tok(ids) + self.pos.weight[:l]
+        for blk in self.blocks:
+            h = blk(h, mask)
+        return self.head(self.ln_f(h)).reshape(b * l, -1)
+def gkd_objective(s_logits, t_logits, y, beta=0.5):
+    """CE 0.1 + GKD 0.9 (TRL's generalized JSD, beta 0.5, T 1, mean over tokens), the lm pair's objective."""
+    s, t = F.log_softmax(s_logits, -1), F.log_softmax(t_logits, -1)
+    mix = torch.logsumexp(torch.stack([s + math.log(1 - beta), t + math.log(beta)]), dim=0)
+    jsd = beta * F.kl_div(mix, t, reduction="none", log_target=True) + (1 - beta) * F.kl_div(mix, s, reduction="none", log_target=True)
+    return 0.1 * F.cross_entropy(s_logits, y) + 0.9 * jsd.sum(-1).mean()
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--pair", default="mlp")
@@ -91,6 +123,9 @@ def main():
     elif a.pair == "cnn":
         teacher, student = cnn([64, 64, 128, 128, 256, 256], 10), cnn([32, 64, 128], 10)
         shape, classes = (64, 3, 32, 32), 10
+    elif a.pair == "lm":
+        teacher, student = Gpt(256, 64, 128, 4, 4), Gpt(256, 64, 64, 2, 2)
+        shape, classes = (32, 64), 256
     else:
         teacher = ResNet(32, [32, 64, 128, 256], 100)
         student = ResNet(8, [32, 64, 128, 256], 100)
@@ -101,8 +136,14 @@ def main():
         p.requires_grad_(False)
     student.train()
     opt = torch.optim.SGD(student.parameters(), lr=0.05, momentum=0.9, weight_decay=5e-4)
-    x = torch.randn(*shape, device=a.device)
-    y = torch.arange(shape[0], device=a.device) % classes
+    if a.pair == "lm":
+        x = torch.randint(0, classes, shape, device=a.device)
+        y = torch.randint(0, classes, (shape[0] * shape[1],), device=a.device)
+        objective = gkd_objective
+    else:
+        x = torch.randn(*shape, device=a.device)
+        y = torch.arange(shape[0], device=a.device) % classes
+        objective = kd_objective
     T = 4.0
     times = []
     for i in range(a.warmup + a.steps):
@@ -111,7 +152,7 @@ def main():
             with torch.no_grad():
                 t_logits = teacher(x)
         s_logits = student(x)
-        loss = kd_objective(s_logits, t_logits, y, T)
+        loss = objective(s_logits, t_logits, y) if a.pair == "lm" else objective(s_logits, t_logits, y, T)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

@@ -2,8 +2,9 @@
 # distill vs PyTorch on this machine, in one run, 2 threads each (not part of CI):
 #  1. one offline KD training step (teacher forward + student forward/backward + SGD), median of
 #     STEPS steps, for the MLP pair (784-1200-1200-10 -> 784-256-10, batch 128) and the CNN pair
-#     (6-conv 64-256 ch -> 3-conv 32-128 ch, 3x32x32, batch 64); `--resnet` adds
-#     resnet32x4 -> resnet8x4;
+#     (6-conv 64-256 ch -> 3-conv 32-128 ch, 3x32x32, batch 64) and the language-model pair
+#     (gpt 4 blocks x 128 -> 2 blocks x 64, 32 windows of 64 bytes, CE + GKD; tokens/s =
+#     2048 / step time); `--resnet` adds resnet32x4 -> resnet8x4;
 #  2. a full short Fashion-MNIST distillation run (bench/fullrun/kd.toml: 3 epochs of KD into the
 #     MLP student, data loading, evaluation and checkpoints included), distill with and without
 #     its teacher-output cache vs bench/pytorch_fullrun.py: wall time and peak memory.
@@ -12,7 +13,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 STEPS=30
-PAIRS="mlp cnn"
+PAIRS="mlp cnn lm"
 for a in "$@"; do
   case "$a" in
     --resnet) PAIRS="$PAIRS resnet" ;;

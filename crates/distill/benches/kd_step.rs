@@ -2,7 +2,8 @@
 //! timed over repeated steps on random data. Run through `bench/run.sh`, which also runs the
 //! PyTorch reference (`bench/pytorch_reference.py`) and prints the ratio.
 //!
-//! cargo bench -p distill --bench kd_step -- --pair mlp|resnet [--steps 30] [--warmup 3]
+//! cargo bench -p distill --bench kd_step -- --pair mlp|cnn|resnet|lm [--steps 30] [--warmup 3]
+//! (`lm`: a 4-block GPT teacher and a 2-block student on 64-byte windows, CE 0.1 + GKD 0.9.)
 //! Prints one JSON line: pair, batch, median/mean step milliseconds, peak resident memory (MB).
 
 mod common;
@@ -16,6 +17,7 @@ use distill::burn::tensor::{Distribution, TensorData};
 use distill::config::{Backend, TrainConfig};
 use distill::data::{Augment, Dataset, Inputs, Normalization, Targets};
 use distill::knowledge::ce::CeConfig;
+use distill::knowledge::gkd::GkdConfig;
 use distill::knowledge::kd::KdConfig;
 use distill::knowledge::{MethodConfig, Stage};
 use distill::models::ModelConfig;
@@ -76,8 +78,26 @@ fn main() {
             64,
             10,
         ),
-        other => panic!("unknown --pair {other}: mlp, cnn or resnet"),
+        "lm" => (
+            ModelConfig::Gpt {
+                dim: Some(128),
+                layers: Some(4),
+                heads: Some(4),
+                dropout: None,
+            },
+            ModelConfig::Gpt {
+                dim: Some(64),
+                layers: Some(2),
+                heads: Some(2),
+                dropout: None,
+            },
+            [1, 1, 64],
+            32,
+            256,
+        ),
+        other => panic!("unknown --pair {other}: mlp, cnn, resnet or lm"),
     };
+    let lm = pair == "lm";
     let backend = match arg("--backend", "flex").as_str() {
         "flex" => Backend::Flex,
         "cuda" => Backend::Cuda,
@@ -112,25 +132,51 @@ fn main() {
             label_smoothing: 0.0,
             student: None,
         }),
-        MethodConfig::Kd(KdConfig {
-            weight: 0.9,
-            temperature: 4.0,
-            student: None,
-            teacher: None,
-        }),
+        if lm {
+            MethodConfig::Gkd(GkdConfig {
+                weight: 0.9,
+                beta: 0.5,
+                temperature: 1.0,
+                student: None,
+                teacher: None,
+            })
+        } else {
+            MethodConfig::Kd(KdConfig {
+                weight: 0.9,
+                temperature: 4.0,
+                student: None,
+                teacher: None,
+            })
+        },
     ];
     // The step itself reads random images; the bundle only gives the builder its geometry.
     let [c, h, w] = geometry;
-    let synthetic = Arc::new(Dataset {
-        inputs: Inputs::Image {
-            pixels: vec![0; batch * c * h * w],
-            channels: c,
-            height: h,
-            width: w,
-        },
-        targets: Targets::Class((0..batch).map(|i| (i % classes) as u8).collect()),
-        num_classes: classes,
-        groups: None,
+    let synthetic = Arc::new(if lm {
+        Dataset {
+            inputs: Inputs::Tokens {
+                ids: vec![0; batch * w],
+                context: w,
+                tokenizer: distill::data::text::Tokenizer::Byte,
+            },
+            targets: Targets::Tokens {
+                ids: vec![0; batch * w],
+                context: w,
+            },
+            num_classes: classes,
+            groups: None,
+        }
+    } else {
+        Dataset {
+            inputs: Inputs::Image {
+                pixels: vec![0; batch * c * h * w],
+                channels: c,
+                height: h,
+                width: w,
+            },
+            targets: Targets::Class((0..batch).map(|i| (i % classes) as u8).collect()),
+            num_classes: classes,
+            groups: None,
+        }
     });
     let data = DataBundle {
         graph: None,
@@ -166,9 +212,33 @@ fn main() {
     .resolve("bench")
     .unwrap();
     let mut optim = build_optimizer(&plan);
-    let x = Tensor::<4>::random([batch, c, h, w], Distribution::Normal(0.0, 1.0), &device);
-    let labels: Vec<i64> = (0..batch as i64).map(|i| i % classes as i64).collect();
-    let y = Tensor::<1, Int>::from_data(TensorData::new(labels, [batch]), &device);
+    // Images: standard normal pixels and one label each. Token windows: random byte ids and a
+    // random next byte at every position.
+    let (x, y) = if lm {
+        let ids = Tensor::<4>::random(
+            [batch, c, h, w],
+            Distribution::Uniform(0.0, classes as f64),
+            &device,
+        )
+        .floor();
+        let next = Tensor::<1>::random(
+            [batch * w],
+            Distribution::Uniform(0.0, classes as f64),
+            &device,
+        )
+        .floor()
+        .int();
+        (ids, distill::tasks::Target::Tokens(next))
+    } else {
+        let labels: Vec<i64> = (0..batch as i64).map(|i| i % classes as i64).collect();
+        (
+            Tensor::<4>::random([batch, c, h, w], Distribution::Normal(0.0, 1.0), &device),
+            distill::tasks::Target::Class(Tensor::<1, Int>::from_data(
+                TensorData::new(labels, [batch]),
+                &device,
+            )),
+        )
+    };
     let indices: Vec<usize> = (0..batch).collect();
     let keys: Vec<(u32, u32)> = (0..batch as u32).map(|i| (i, 0)).collect();
     let mut times = Vec::with_capacity(steps);
@@ -181,7 +251,7 @@ fn main() {
             &teachers,
             Batch {
                 x: x.clone(),
-                y: distill::tasks::Target::Class(y.clone()),
+                y: y.clone(),
                 indices: indices.clone(),
                 keys: keys.clone(),
                 lists: None,

@@ -57,6 +57,29 @@ fn book(chapters: usize) -> String {
     out
 }
 
+/// A `.ts` file like Japanese Vowels': `n` series of 7 to 29 frames of 12 values, 9 classes whose
+/// frames differ in level.
+fn vowels(n: usize, seed: usize) -> String {
+    let mut out = String::from("@problemName JapaneseVowels\n@timeStamps false\n@missing false\n@univariate false\n@dimensions 12\n@equalLength false\n@classLabel true 1 2 3 4 5 6 7 8 9\n@data\n");
+    for i in 0..n {
+        let class = i % 9;
+        let frames = 7 + (i * 7 + seed) % 23;
+        let dims: Vec<String> = (0..12)
+            .map(|d| {
+                (0..frames)
+                    .map(|t| {
+                        let noise = ((i * 31 + d * 7 + t * 13 + seed) % 17) as f64 / 17.0;
+                        format!("{:.4}", class as f64 * 0.3 + d as f64 * 0.05 + 0.2 * noise)
+                    })
+                    .collect::<Vec<_>>()
+                    .join(",")
+            })
+            .collect();
+        out += &format!("{}:{}\n", dims.join(":"), class + 1);
+    }
+    out
+}
+
 #[test]
 fn every_sample_config_runs_at_a_tiny_size() {
     let _serial = serial();
@@ -106,6 +129,15 @@ fn every_sample_config_runs_at_a_tiny_size() {
             let text = tmp.path().join("book.txt");
             std::fs::write(&text, book(20)).unwrap();
             cfg.data.path = Some(text);
+        }
+        if cfg.data.source == DataSource::Ts {
+            // The real files are installed by scripts/fetch-data.sh; the test reads generated
+            // ones in the same format (12 values per frame, 7 to 29 frames, 9 speakers).
+            let (train, test) = (tmp.path().join("TRAIN.ts"), tmp.path().join("TEST.ts"));
+            std::fs::write(&train, vowels(90, 1)).unwrap();
+            std::fs::write(&test, vowels(45, 2)).unwrap();
+            cfg.data.path = Some(train);
+            cfg.data.test_path = Some(test);
         }
         let plan = cfg
             .validate()

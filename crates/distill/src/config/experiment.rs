@@ -169,6 +169,11 @@ pub struct TeacherConfig {
     /// every step). Outputs are keyed by sample and augmented view, so results do not change.
     #[serde(default = "default_cache_mb")]
     pub cache_mb: usize,
+    /// Sparse teacher store for a language model: keep each position's `k` most likely tokens
+    /// and the remaining mass instead of its whole logit row (see `train::cache`); lossy, so the
+    /// students train on the stored approximation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache_topk: Option<usize>,
 }
 
 fn default_cache_mb() -> usize {
@@ -483,6 +488,9 @@ pub struct TeacherPlan {
     pub train: TrainPlan,
     /// Teacher-output cache budget in MiB (0: off).
     pub cache_mb: usize,
+    /// Sparse logits: the `k` most likely tokens kept per position.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache_topk: Option<usize>,
 }
 
 /// A validated student recipe.
@@ -695,6 +703,19 @@ impl ExperimentConfig {
                 checkpoint: t.checkpoint.clone(),
                 train: self.train.overlay(&t.train).resolve(&role)?,
                 cache_mb: t.cache_mb,
+                cache_topk: match t.cache_topk {
+                    Some(0) => {
+                        return Err(DistillError::Config(format!(
+                            "{role}: cache_topk must be at least 1 (the most likely tokens kept per position), or left out to keep whole logit rows"
+                        )))
+                    }
+                    Some(_) if t.cache_mb == 0 => {
+                        return Err(DistillError::Config(format!(
+                            "{role}: cache_topk shapes the teacher cache, but cache_mb = 0 turns it off; give the cache a budget"
+                        )))
+                    }
+                    k => k,
+                },
             });
         }
         let mut students: Vec<StudentPlan> = Vec::new();
@@ -876,6 +897,7 @@ impl From<&TeacherPlan> for TeacherConfig {
             view: written_view(&t.view),
             train: TrainConfig::from(&t.train),
             cache_mb: t.cache_mb,
+            cache_topk: t.cache_topk,
         }
     }
 }

@@ -722,7 +722,11 @@ fn freeze_teacher(
         net,
         view: teacher.view.clone(),
         test_predictions: eval.predictions,
-        cache: (t.cache_mb > 0).then(|| Arc::new(Mutex::new(TeacherCache::new(t.cache_mb)))),
+        cache: (t.cache_mb > 0).then(|| {
+            Arc::new(Mutex::new(
+                TeacherCache::new(t.cache_mb).with_topk(t.cache_topk),
+            ))
+        }),
         unready: None,
     };
     row

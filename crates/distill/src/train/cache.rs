@@ -8,8 +8,15 @@
 //! only ever served the outputs of that exact view. Each tap a job's objective reads is stored
 //! as one dense row per key; a batch is served from the cache only when every sample has every
 //! requested tap, otherwise the teacher runs and the missing rows are stored, up to a memory
-//! budget. The row layout (`TapRows`) is the place to add a sparse top-k form for language-model
-//! logits: the key and the lookup do not depend on it.
+//! budget.
+//!
+//! **Sparse logits** (`cache_topk = k`, a language model's sparse teacher store, as DistillKit's
+//! and MiniLLM's offline top-k logits): each logit row is kept as its `k` largest
+//! log-probabilities (with their token ids) plus the log of the remaining mass, `2k + 1` values
+//! instead of the vocabulary's; it is served as log-probabilities with the remaining mass spread
+//! evenly over the other tokens. The store is lossy, so a teacher with it serves the stored form
+//! from the first step on (what it computes is stored, then read back), and every epoch trains on
+//! the same approximation.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -27,8 +34,40 @@ struct TapRows {
     dims: Vec<usize>,
     /// Elements per row.
     width: usize,
+    /// Sparse logits: `k` kept per logit row (each row stored as k ids, k log-probabilities
+    /// and the log of the remaining mass).
+    topk: Option<usize>,
     slots: HashMap<CacheKey, usize>,
     data: Vec<f32>,
+}
+
+/// One logit row as its `k` largest log-probabilities: `[ids…, log-probs…, log rest]`.
+fn sparse_row(row: &[f32], k: usize, out: &mut Vec<f32>) {
+    let max = row.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v)) as f64;
+    let lse = max
+        + row
+            .iter()
+            .map(|&v| (v as f64 - max).exp())
+            .sum::<f64>()
+            .ln();
+    let mut order: Vec<usize> = (0..row.len()).collect();
+    order.sort_by(|&a, &b| row[b].total_cmp(&row[a]).then(a.cmp(&b)));
+    order.truncate(k);
+    let kept: f64 = order.iter().map(|&i| (row[i] as f64 - lse).exp()).sum();
+    out.extend(order.iter().map(|&i| i as f32));
+    out.extend(order.iter().map(|&i| (row[i] as f64 - lse) as f32));
+    out.push((1.0 - kept).max(1e-30).ln() as f32);
+}
+
+/// The log-probabilities a sparse row stands for (the remaining mass spread evenly).
+fn dense_row(stored: &[f32], k: usize, classes: usize, out: &mut Vec<f32>) {
+    let start = out.len();
+    let others = (classes - k).max(1) as f64;
+    let fill = (stored[2 * k] as f64 - others.ln()) as f32;
+    out.resize(start + classes, fill);
+    for j in 0..k {
+        out[start + stored[j] as usize] = stored[k + j];
+    }
 }
 
 /// What the cache did so far.
@@ -46,6 +85,8 @@ pub struct CacheStats {
 #[derive(Debug)]
 pub struct TeacherCache {
     budget: usize,
+    /// Sparse logits: the `k` kept per row (`None`: rows stored whole).
+    topk: Option<usize>,
     taps: BTreeMap<String, TapRows>,
     stats: CacheStats,
 }
@@ -55,9 +96,22 @@ impl TeacherCache {
     pub fn new(budget_mb: usize) -> Self {
         Self {
             budget: budget_mb << 20,
+            topk: None,
             taps: BTreeMap::new(),
             stats: CacheStats::default(),
         }
+    }
+
+    /// Keeps each logit row as its `k` largest log-probabilities and the remaining mass (see
+    /// the module documentation); `k` at least the number of classes keeps rows whole.
+    pub fn with_topk(mut self, k: Option<usize>) -> Self {
+        self.topk = k;
+        self
+    }
+
+    /// Whether what it serves differs from what the teacher computed (sparse logits).
+    pub fn is_lossy(&self) -> bool {
+        self.taps.values().any(|r| r.topk.is_some())
     }
 
     /// Counters so far.
@@ -67,31 +121,50 @@ impl TeacherCache {
 
     /// The requested taps (`"logits"` always among them) of a batch, if all are cached.
     pub fn lookup(&mut self, taps: &[String], keys: &[CacheKey], device: &Device) -> Option<Taps> {
+        let got = self.read(taps, keys, device);
+        if got.is_some() {
+            self.stats.hits += 1;
+        } else {
+            self.stats.misses += 1;
+        }
+        got
+    }
+
+    /// What the cache holds for a batch, without counting a hit or a miss (a lossy store serves
+    /// the batch it just stored this way).
+    pub fn read(&self, taps: &[String], keys: &[CacheKey], device: &Device) -> Option<Taps> {
         let hit = taps.iter().all(|t| {
             self.taps
                 .get(t)
                 .is_some_and(|r| keys.iter().all(|k| r.slots.contains_key(k)))
         });
         if !hit {
-            self.stats.misses += 1;
             return None;
         }
-        self.stats.hits += 1;
         let n = keys.len();
         let mut logits = None;
         let mut features = Vec::new();
         for t in taps {
             let rows = &self.taps[t];
             let mut buf = Vec::with_capacity(n * rows.width);
-            for k in keys {
-                let s = rows.slots[k] * rows.width;
-                buf.extend_from_slice(&rows.data[s..s + rows.width]);
+            for key in keys {
+                let s = rows.slots[key] * rows.width;
+                let stored = &rows.data[s..s + rows.width];
+                match rows.topk {
+                    None => buf.extend_from_slice(stored),
+                    Some(k) => {
+                        let classes = *rows.dims.last().expect("logits have classes");
+                        for row in stored.chunks_exact(2 * k + 1) {
+                            dense_row(row, k, classes, &mut buf);
+                        }
+                    }
+                }
             }
             if t == "logits" {
                 // Logits rows per key: one for a classifier, one per position for a language
                 // model (`dims` = [rows, classes]).
                 let classes = *rows.dims.last().expect("logits have a class dimension");
-                let per_key = rows.width / classes.max(1);
+                let per_key = buf.len() / n.max(1) / classes.max(1);
                 logits = Some(Tensor::from_data(
                     TensorData::new(buf, [n * per_key, classes]),
                     device,
@@ -147,7 +220,12 @@ impl TeacherCache {
                 // A language model's logits: one row per position of each key's window.
                 shape = vec![keys.len(), shape[0] / keys.len().max(1), shape[1]];
             }
-            let width: usize = shape[1..].iter().product();
+            let classes = *shape.last().expect("a tap has dimensions");
+            let topk = self.topk.filter(|&k| t == "logits" && k < classes && k > 0);
+            let width: usize = match topk {
+                Some(k) => shape[1..].iter().product::<usize>() / classes * (2 * k + 1),
+                None => shape[1..].iter().product(),
+            };
             let missing: Vec<usize> = match self.taps.get(t) {
                 Some(r) => (0..keys.len())
                     .filter(|&i| !r.slots.contains_key(&keys[i]))
@@ -158,10 +236,18 @@ impl TeacherCache {
             if missing.is_empty() || self.stats.bytes + bytes > self.budget {
                 continue;
             }
-            let values: Vec<f32> = f.flat().into_data().iter::<f32>().collect();
+            let mut values: Vec<f32> = f.flat().into_data().iter::<f32>().collect();
+            if let Some(k) = topk {
+                let mut sparse = Vec::with_capacity(keys.len() * width);
+                for row in values.chunks_exact(classes) {
+                    sparse_row(row, k, &mut sparse);
+                }
+                values = sparse;
+            }
             let rows = self.taps.entry(t.clone()).or_insert_with(|| TapRows {
                 dims: shape[1..].to_vec(),
                 width,
+                topk,
                 slots: HashMap::new(),
                 data: Vec::new(),
             });
@@ -219,6 +305,59 @@ mod tests {
         assert!(cache.lookup(&wanted, &[(5, 1)], &dev).is_none());
         assert_eq!(cache.stats().hits, 1);
         assert_eq!(cache.stats().bytes, 2 * (2 + 4) * 4);
+    }
+
+    #[test]
+    fn sparse_logits_keep_the_top_k_and_spread_the_rest() {
+        let dev = Device::flex();
+        // two windows (keys) of two positions each, five tokens
+        let rows = [
+            [2.0f32, 1.0, 0.0, -1.0, -2.0],
+            [0.0, 0.0, 3.0, 0.0, 0.0],
+            [1.0, 2.0, 3.0, 4.0, 5.0],
+            [0.5, 0.5, 0.5, 0.5, 0.5],
+        ];
+        let flat: Vec<f32> = rows.iter().flatten().copied().collect();
+        let out = Taps {
+            logits: Tensor::from_data(TensorData::new(flat, [4, 5]), &dev),
+            features: vec![],
+        };
+        let wanted = vec!["logits".to_string()];
+        let keys = [(0, 0), (1, 0)];
+        let mut cache = TeacherCache::new(1).with_topk(Some(2));
+        cache.insert(&wanted, &keys, &out);
+        assert!(cache.is_lossy());
+        // 2 keys × 2 positions × (2 ids + 2 log-probs + 1 rest)
+        assert_eq!(cache.stats().bytes, 2 * 2 * 5 * 4);
+        let got: Vec<f32> = cache
+            .read(&wanted, &keys, &dev)
+            .unwrap()
+            .logits
+            .into_data()
+            .iter::<f32>()
+            .collect();
+        for (row, served) in rows.iter().zip(got.chunks_exact(5)) {
+            let lse = row.iter().map(|v| (*v as f64).exp()).sum::<f64>().ln();
+            let logp: Vec<f64> = row.iter().map(|v| *v as f64 - lse).collect();
+            let mut order: Vec<usize> = (0..5).collect();
+            order.sort_by(|&a, &b| logp[b].total_cmp(&logp[a]).then(a.cmp(&b)));
+            let rest: f64 = order[2..].iter().map(|&i| logp[i].exp()).sum();
+            for i in 0..5 {
+                let want = if order[..2].contains(&i) {
+                    logp[i]
+                } else {
+                    (rest / 3.0).ln()
+                };
+                assert!((served[i] as f64 - want).abs() < 1e-5, "{served:?}");
+            }
+            // the served row is a distribution
+            let mass: f64 = served.iter().map(|v| (*v as f64).exp()).sum();
+            assert!((mass - 1.0).abs() < 1e-5);
+        }
+        // k at least the vocabulary keeps rows whole
+        let mut whole = TeacherCache::new(1).with_topk(Some(5));
+        whole.insert(&wanted, &keys, &out);
+        assert!(!whole.is_lossy());
     }
 
     #[test]
