@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Trains the language-model results (results/lm-moby-dick/experiment.toml, backend = "cuda") on a
 # GPU machine from the binary scripts/build-gpu.sh packed (it builds nothing here), then samples
-# a continuation from every student (seed 1) and the teacher. The text travels beside the
+# a continuation from every student (seed 1) and the teacher; then, in the time left (TOTAL s in
+# all, default 560), the sparse-store comparison (results/lm-moby-dick-sparse). The text travels beside the
 # binary as gpu-dist/moby-dick.txt (scripts/build-gpu.sh copies it there when installed).
 #
 #   bash scripts/gpu-lm.sh [OUTDIR]
@@ -28,6 +29,23 @@ for f in results.md results.csv results.json curves.svg; do
   cp "$WORK/run/$f" "$OUTDIR/" 2>/dev/null
 done
 (cd "$WORK/run" && find . -name metrics.jsonl | while read -r m; do mkdir -p "$OUTDIR/$(dirname "$m")"; cp "$m" "$OUTDIR/$m"; done)
+# Part 2, in the time left: the sparse teacher store against the live teacher, from part 1's
+# teacher checkpoint (results/lm-moby-dick-sparse/experiment.toml).
+left=$(( ${TOTAL:-560} - ($(date +%s) - start) ))
+TEACHER="$WORK/run/teachers/teacher/best"
+if [ -d "$TEACHER" ] && [ "$left" -gt 60 ]; then
+  mkdir -p "$OUTDIR/sparse"
+  sed -e "s|/usr/share/datasets/moby-dick/moby-dick.txt|$PWD/gpu-dist/moby-dick.txt|" -e "s|@TEACHER@|$TEACHER|" \
+    results/lm-moby-dick-sparse/experiment.toml > "$WORK/sparse.toml"
+  timeout "$left" "$BIN/distill" train "$WORK/sparse.toml" --out "$WORK/sparse" --no-progress > "$OUTDIR/sparse/train.log" 2>&1
+  echo "sparse: exit $? after $(( $(date +%s) - start )) s" | tee -a "$OUTDIR/train.log"
+  for f in results.md results.csv results.json curves.svg; do
+    cp "$WORK/sparse/$f" "$OUTDIR/sparse/" 2>/dev/null
+  done
+  cat "$OUTDIR/sparse/results.md" 2>/dev/null
+else
+  echo "sparse: skipped ($left s left)" | tee -a "$OUTDIR/train.log"
+fi
 PROMPT="Call me Ishmael. Some years ago"
 {
   echo "# Samples: \"$PROMPT\" continued by 96 bytes (temperature 0.8, top-k 40, seed 1; seed-1 models)"
