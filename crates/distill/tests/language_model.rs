@@ -159,11 +159,89 @@ fn mismatched_inputs_and_settings_are_config_errors() {
     let e = err(&format!(
         "name = \"x\"\n[data]\ntrain_limit = 64\ntest_limit = 32\n[[student]]\nmodel = \"gpt\"\n[[student.loss]]\nmethod = \"ce\"\n"
     ));
-    assert!(e.contains("language model"), "{e}");
+    assert!(e.contains("cannot read images"), "{e}");
     // a text setting on another source
     let e = err("name = \"x\"\n[data]\ncontext = 16\n[[student]]\nmodel = \"mlp\"\n[[student.loss]]\nmethod = \"ce\"\n");
     assert!(
         e.contains("data.context applies to source = \"text\""),
         "{e}"
     );
+}
+
+#[test]
+fn on_policy_and_sequence_level_students_train_and_repeat_exactly() {
+    let _serial = serial();
+    let tmp = tempfile::tempdir().unwrap();
+    let text = tmp.path().join("book.txt");
+    std::fs::write(&text, book()).unwrap();
+    let toml = config(&text, 64).replace(
+        "[[student]]\nname = \"jsd\"",
+        r#"[[student]]
+name = "on-policy"
+model = "gpt"
+dim = 8
+layers = 1
+heads = 2
+[[student.loss]]
+method = "gkd"
+beta = 0.5
+lmbda = 1.0
+prompt = 4
+[[student]]
+name = "seq-kd"
+model = "gpt"
+dim = 8
+layers = 1
+heads = 2
+[[student.loss]]
+method = "seq-kd"
+[[student]]
+name = "jsd""#,
+    );
+    let run = |dir: &str| {
+        let plan = ExperimentConfig::from_toml(&toml, "lm.toml")
+            .unwrap()
+            .validate()
+            .unwrap();
+        run_experiment(
+            &plan,
+            &RunOptions {
+                run_dir: Some(tmp.path().join(dir)),
+                progress: Progress::Quiet,
+                ..Default::default()
+            },
+        )
+        .unwrap()
+    };
+    let a = run("a");
+    let b = run("b");
+    for name in ["on-policy", "seq-kd"] {
+        let ra = a.row(name).unwrap();
+        let rb = b.row(name).unwrap();
+        assert!(ra.last.0.is_finite() && ra.last.0 < 256.0, "{ra:?}");
+        assert_eq!(
+            ra.last.0, rb.last.0,
+            "{name}: the samples are seeded by the step"
+        );
+    }
+    // two generating terms in one recipe are refused
+    let two = toml.replace(
+        "[[student.loss]]\nmethod = \"seq-kd\"\n",
+        "[[student.loss]]\nmethod = \"seq-kd\"\n[[student.loss]]\nmethod = \"gkd\"\nlmbda = 0.5\n",
+    );
+    let plan = ExperimentConfig::from_toml(&two, "lm.toml")
+        .unwrap()
+        .validate()
+        .unwrap();
+    let e = run_experiment(
+        &plan,
+        &RunOptions {
+            run_dir: Some(tmp.path().join("two")),
+            progress: Progress::Quiet,
+            ..Default::default()
+        },
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("generate the batches"), "{e}");
 }

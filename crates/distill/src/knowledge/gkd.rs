@@ -1,6 +1,8 @@
 //! Token-level generalised Jensen-Shannon divergence (GKD), with forward and reverse KL as its
 //! end points — the sequence-level losses of language-model distillation. `method = "gkd"`
-//! trains on the data's windows, teacher-forced (TRL's GKD with `lmbda = 0`, off-policy).
+//! trains on the data's windows, teacher-forced (off-policy), or with `lmbda > 0` on that
+//! fraction of batches on-policy: windows whose second half the student samples itself, scored
+//! by the teacher (TRL's `GKDTrainer`, λ = `lmbda`).
 
 use burn::prelude::*;
 use burn::tensor::activation::log_softmax;
@@ -9,10 +11,14 @@ use serde::{Deserialize, Serialize};
 use super::method::{Built, MethodInfo};
 use super::ops::token_reduce;
 use super::role::RoleRef;
-use super::sequence::TokenPair;
-use super::term::{BuildContext, KnowledgeTerm, StepContext};
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+
+use super::sequence::{Generation, TokenPair};
+use super::term::{BuildContext, KnowledgeTerm, RewriteContext, Side, StepContext};
 use super::Aux;
 use crate::error::{DistillError, Result};
+use crate::tasks::Target;
 
 /// Catalogue entry.
 pub const INFO: MethodInfo = MethodInfo {
@@ -26,8 +32,16 @@ pub const INFO: MethodInfo = MethodInfo {
 /// `method = "gkd"`: [`generalized_jsd_loss`] of the student's and teacher's next-token logits
 /// at every position that has a target.
 ///
+/// # On-policy
+/// With probability `lmbda` a step's batch is replaced by the student's own continuations: each
+/// window keeps its first `prompt` tokens (default half the context) and the student samples the
+/// rest at `sampling_temperature` (no gradient through the sampling); the loss is then taken
+/// over the generated positions only. The draw and the samples are seeded by the step, so a
+/// resumed run repeats them.
+///
 /// # Defaults
-/// β = 0.5, T = 1 (TRL's `GKDConfig`), weight 1.
+/// β = 0.5, T = 1, `sampling_temperature` = 0.9 (TRL's `GKDConfig`), `lmbda` = 0 (off-policy;
+/// TRL's default is 0.5), weight 1.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GkdConfig {
@@ -40,6 +54,16 @@ pub struct GkdConfig {
     /// Softmax temperature (default 1).
     #[serde(default = "super::defaults::one")]
     pub temperature: f64,
+    /// Fraction λ of batches trained on-policy, in `[0, 1]` (default 0).
+    #[serde(default)]
+    pub lmbda: f64,
+    /// Tokens of each window kept as the prompt of an on-policy continuation (default: half
+    /// the context).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prompt: Option<usize>,
+    /// Temperature of the student's on-policy samples (default 0.9).
+    #[serde(default = "default_sampling_temperature")]
+    pub sampling_temperature: f64,
     /// The trainable role the term trains (default: the recipe's `student`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub student: Option<RoleRef>,
@@ -52,6 +76,10 @@ fn default_beta() -> f64 {
     0.5
 }
 
+fn default_sampling_temperature() -> f64 {
+    0.9
+}
+
 impl GkdConfig {
     pub(crate) fn build(&self, ctx: &BuildContext<'_>, _aux: &mut Vec<Aux>) -> Result<Built> {
         if !(0.0..=1.0).contains(&self.beta) {
@@ -60,13 +88,27 @@ impl GkdConfig {
                 self.beta
             )));
         }
+        if !(0.0..=1.0).contains(&self.lmbda) {
+            return Err(DistillError::Config(format!(
+                "gkd.lmbda is the fraction of on-policy batches, in [0, 1], got {}",
+                self.lmbda
+            )));
+        }
         let pair = TokenPair::build(ctx, "gkd", &self.student, &self.teacher, self.temperature)?;
+        let generation = Generation {
+            prompt: self.prompt,
+            temperature: self.sampling_temperature,
+        };
+        let rows = ctx.shape(Side::Student(pair.student()), "logits")?[0];
+        generation.check("gkd", rows)?;
         Ok(Built::new(
             self.weight,
             Gkd {
                 pair,
                 beta: self.beta,
                 t: self.temperature,
+                lmbda: self.lmbda,
+                generation,
             },
         ))
     }
@@ -76,9 +118,27 @@ struct Gkd {
     pair: TokenPair,
     beta: f64,
     t: f64,
+    lmbda: f64,
+    generation: Generation,
 }
 
 impl KnowledgeTerm for Gkd {
+    fn rewrites_batches(&self) -> bool {
+        self.lmbda > 0.0
+    }
+
+    fn rewrite_batch(&self, ctx: &RewriteContext<'_>) -> Option<(Tensor<4>, Target)> {
+        if self.lmbda == 0.0 {
+            return None;
+        }
+        let mut rng = SmallRng::seed_from_u64(ctx.seed);
+        if rng.random::<f64>() >= self.lmbda {
+            return None;
+        }
+        let student = ctx.students[self.pair.student()].valid();
+        self.generation.batch(&student, ctx.x, &mut rng)
+    }
+
     fn forward(&self, _aux: &[Aux], ctx: &StepContext<'_>) -> Vec<(String, Tensor<1>)> {
         let (s, t, labels) = self.pair.read(ctx);
         vec![(

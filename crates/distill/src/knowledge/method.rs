@@ -11,7 +11,7 @@ use super::term::{BuildContext, KnowledgeTerm};
 use super::{
     ab, at, bounded_regression, byot, cc, ce, crd, cs_kd, dist, dkd, ensemble_kd, fitnet, fsp, ft,
     gkd, hidden, irg, kd, kd_ls, kdsvd, listnet, listnet_kd, mse, mt_kd, nst, ofd, output_match,
-    pkt, review, rkd, skew_kl, sp, tf_kd, tvd, vid,
+    pkt, review, rkd, seq_kd, skew_kl, sp, tf_kd, tvd, vid,
 };
 use crate::error::Result;
 
@@ -217,6 +217,7 @@ methods! {
     Gkd => gkd::GkdConfig,
     SkewKl => skew_kl::SkewKlConfig,
     Tvd => tvd::TvdConfig,
+    SeqKd => seq_kd::SeqKdConfig,
     Fitnet => fitnet::FitNetConfig,
     Hidden => hidden::HiddenConfig,
     At => at::AtConfig,

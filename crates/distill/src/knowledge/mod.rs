@@ -37,6 +37,7 @@ pub mod pkt;
 pub mod review;
 pub mod rkd;
 pub mod role;
+pub mod seq_kd;
 pub mod sequence;
 pub mod skew_kl;
 pub mod sp;
@@ -51,5 +52,6 @@ pub use method::{Aux, Built, LossInfo, MethodConfig, MethodInfo, LIBRARY_LOSSES,
 pub use objective::{Objective, TermWeight};
 pub use role::{RoleRef, STUDENT};
 pub use term::{
-    AuxUpdate, BuildContext, InitStage, KnowledgeTerm, Pair, Side, Stage, StepContext, TermStep,
+    AuxUpdate, BuildContext, InitStage, KnowledgeTerm, Pair, RewriteContext, Side, Stage,
+    StepContext, TermStep,
 };

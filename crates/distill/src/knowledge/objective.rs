@@ -136,6 +136,19 @@ impl Objective {
         })
     }
 
+    /// The batch a term generates for this step, if one does (see
+    /// [`super::KnowledgeTerm::rewrite_batch`]); only in the main stage.
+    pub fn rewrite_batch(
+        &self,
+        stage: Stage,
+        ctx: &super::term::RewriteContext<'_>,
+    ) -> Option<(Tensor<4>, crate::tasks::Target)> {
+        if stage != Stage::Main {
+            return None;
+        }
+        self.terms.iter().find_map(|b| b.term.rewrite_batch(ctx))
+    }
+
     /// Evaluates the terms of the step's stage and their weighted sum.
     pub fn forward(&self, aux: &[Aux], ctx: &StepContext<'_>) -> ObjectiveValue {
         let mut total: Option<Tensor<1>> = None;

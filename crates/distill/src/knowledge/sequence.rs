@@ -6,11 +6,102 @@
 //! batch's windows end to end as one sequence gives the same value as `[B, L, V]`.
 
 use burn::prelude::*;
+use burn::tensor::TensorData;
+use rand::Rng;
+use serde::{Deserialize, Serialize};
 
 use super::role::RoleRef;
 use super::term::{BuildContext, Side, StepContext};
+use crate::data::IGNORE_INDEX;
 use crate::error::{DistillError, Result};
+use crate::models::sample::continue_batch;
+use crate::models::Net;
 use crate::tasks::{Target, Task};
+
+/// Where a generating term's windows come from (on-policy GKD, sequence-level KD): the first
+/// `prompt` tokens of each data window, continued by a model to the window's length at a
+/// sampling temperature.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Generation {
+    /// Tokens of each window kept as the prompt (default: half the context).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prompt: Option<usize>,
+    /// Sampling temperature of the continuations (0: greedy).
+    pub temperature: f64,
+}
+
+impl Generation {
+    /// Checks the settings against the models' context (`rows` logit rows per probe batch of 2
+    /// windows).
+    pub fn check(&self, method: &str, logit_rows: usize) -> Result<()> {
+        let context = logit_rows / 2;
+        if !(self.temperature.is_finite() && self.temperature >= 0.0) {
+            return Err(DistillError::Config(format!(
+                "{method}: the sampling temperature must be ≥ 0 (0: greedy), got {}",
+                self.temperature
+            )));
+        }
+        if let Some(p) = self.prompt {
+            if p == 0 || p >= context {
+                return Err(DistillError::Config(format!(
+                    "{method}.prompt must leave tokens to generate: between 1 and {} for a context of {context}, got {p}",
+                    context - 1
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Windows continued by `net` from the prompts of `x` (`[B, 1, 1, L]` token ids), and their
+    /// targets: the next token at every generated position, −100 over the prompt (whose tokens
+    /// the model did not choose) and at the last position. `None` if `net` is not a language
+    /// model.
+    pub fn batch(
+        &self,
+        net: &Net,
+        x: &Tensor<4>,
+        rng: &mut impl Rng,
+    ) -> Option<(Tensor<4>, Target)> {
+        let Net::Gpt(gpt) = net else { return None };
+        let [b, _, _, l] = x.dims();
+        let p = self.prompt.unwrap_or(l / 2).clamp(1, l - 1);
+        let ids: Vec<i64> = x
+            .clone()
+            .into_data()
+            .iter::<f32>()
+            .map(|v| v as i64)
+            .collect();
+        let prompts: Vec<i64> = ids.chunks_exact(l).flat_map(|w| w[..p].to_vec()).collect();
+        let plain = x.device().without_autodiff();
+        let prompts = Tensor::<1, Int>::from_ints(prompts.as_slice(), &plain).reshape([b, p]);
+        let out: Vec<i64> = continue_batch(gpt, prompts, l - p, self.temperature, rng)
+            .into_data()
+            .iter::<i64>()
+            .collect();
+        let targets: Vec<i64> = out
+            .chunks_exact(l)
+            .flat_map(|w| {
+                (0..l).map(move |j| {
+                    if j + 1 < l && j + 1 >= p {
+                        w[j + 1]
+                    } else {
+                        IGNORE_INDEX
+                    }
+                })
+            })
+            .collect();
+        let inputs: Vec<f32> = out.iter().map(|&t| t as f32).collect();
+        let device = x.device();
+        Some((
+            Tensor::from_data(TensorData::new(inputs, [b, 1, 1, l]), &device),
+            Target::Tokens(Tensor::from_data(
+                TensorData::new(targets, [b * l]),
+                &device,
+            )),
+        ))
+    }
+}
 
 /// The student and teacher of a token-level term, resolved.
 #[derive(Debug, Clone, Copy)]
@@ -49,6 +140,16 @@ impl TokenPair {
             "; teacher and student must share the vocabulary: train both on the same data.tokenizer, and the same data.context",
         )?;
         Ok(Self { student, teacher })
+    }
+
+    /// The trainable role the term trains.
+    pub fn student(&self) -> usize {
+        self.student
+    }
+
+    /// The teacher-side role it learns from.
+    pub fn teacher(&self) -> usize {
+        self.teacher
     }
 
     /// Student logits, teacher logits (`[1, B · L, V]`) and the label mask (`[1, B · L]`; all

@@ -18,6 +18,34 @@ pub enum Stage {
     Main,
 }
 
+/// What a term may rewrite a training batch from, before any forward pass (on-policy and
+/// sequence-level distillation train on windows a model generates): the models and the batch.
+pub struct RewriteContext<'a> {
+    /// The trainable roles, as the optimiser holds them (a term takes `.valid()` of the one it
+    /// samples from).
+    pub students: &'a [crate::models::Net],
+    /// The frozen teachers, in inference mode.
+    pub teachers: &'a [&'a crate::models::Net],
+    /// The batch's source inputs.
+    pub x: &'a Tensor<4>,
+    /// The batch's targets.
+    pub targets: &'a Target,
+    /// A seed that depends only on where the step is in the run (epoch, step, samples), so a
+    /// resumed run draws what an uninterrupted one did.
+    pub seed: u64,
+}
+
+impl RewriteContext<'_> {
+    /// The model behind teacher-side index `i` (see [`BuildContext::teacher`]) in inference
+    /// mode: a trainable role's current weights, or a frozen teacher.
+    pub fn teacher_net(&self, i: usize) -> crate::models::Net {
+        match i.checked_sub(self.students.len()) {
+            None => self.students[i].valid(),
+            Some(j) => self.teachers[j].clone(),
+        }
+    }
+}
+
 /// Everything a knowledge term sees at one training step.
 pub struct StepContext<'a> {
     /// Taps of each trainable role (with gradients), in the order of
@@ -458,6 +486,18 @@ pub trait KnowledgeTerm: Send + Sync {
         _ctx: &StepContext<'_>,
     ) -> Vec<(String, Tensor<1>)> {
         Vec::new()
+    }
+
+    /// A new batch (inputs and targets) to train this step on instead of the data's, when the
+    /// term generates its own (on-policy and sequence-level distillation); `None` keeps the
+    /// data's. At most one term of an objective rewrites batches (checked when it is built).
+    fn rewrite_batch(&self, _ctx: &RewriteContext<'_>) -> Option<(Tensor<4>, Target)> {
+        None
+    }
+
+    /// Whether the term may rewrite batches (see [`Self::rewrite_batch`]).
+    fn rewrites_batches(&self) -> bool {
+        false
     }
 
     /// Whether the term contributes to the main stage (AB does not: after its initialisation

@@ -145,6 +145,46 @@ pub fn generate(gpt: &Gpt, prompt: &[u32], s: &Sampling, device: &Device) -> Res
     Ok(out)
 }
 
+/// Continues each row of `prompts` (`[B, p]` token ids) by `new_tokens` tokens sampled at
+/// `temperature` (0: greedy), all rows at once with the KV cache; returns the whole windows
+/// `[B, p + new_tokens]` (what on-policy and sequence-level distillation train on).
+pub fn continue_batch(
+    gpt: &Gpt,
+    prompts: Tensor<2, Int>,
+    new_tokens: usize,
+    temperature: f64,
+    rng: &mut impl Rng,
+) -> Tensor<2, Int> {
+    let [b, _] = prompts.dims();
+    let device = prompts.device();
+    let s = Sampling {
+        temperature,
+        ..Default::default()
+    };
+    let mut caches = gpt.new_cache();
+    let mut pieces = vec![prompts.clone()];
+    let mut input = prompts;
+    let mut start = 0;
+    for _ in 0..new_tokens {
+        let n = input.dims()[1];
+        let logits = gpt.forward_cached(input, start, &mut caches);
+        let vocab = logits.dims()[2];
+        let last: Vec<f32> = logits
+            .slice([0..b, n - 1..n, 0..vocab])
+            .into_data()
+            .iter::<f32>()
+            .collect();
+        start += n;
+        let next: Vec<i64> = last
+            .chunks_exact(vocab)
+            .map(|row| draw(row, &s, rng) as i64)
+            .collect();
+        input = Tensor::<1, Int>::from_ints(next.as_slice(), &device).reshape([b, 1]);
+        pieces.push(input.clone());
+    }
+    Tensor::cat(pieces, 1)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -213,5 +253,21 @@ mod tests {
             .to_string();
         assert!(e.contains("exceed the model's context of 16"), "{e}");
         assert!(generate(&gpt, &[], &s, &dev).is_err());
+        // a batch continues every row, keeping its prompt; greedy rows agree with `generate`
+        let prompts =
+            Tensor::<1, Int>::from_ints([67, 97, 108, 108, 109, 101], &dev).reshape([2, 3]);
+        let mut rng = rand::rngs::SmallRng::seed_from_u64(1);
+        let out = continue_batch(&gpt, prompts, 5, 0.0, &mut rng);
+        assert_eq!(out.dims(), [2, 8]);
+        let rows: Vec<i64> = out.into_data().iter::<i64>().collect();
+        assert_eq!(&rows[..3], &[67, 97, 108]);
+        let greedy = Sampling {
+            temperature: 0.0,
+            max_tokens: 5,
+            ..Default::default()
+        };
+        let one = generate(&gpt, &[67, 97, 108], &greedy, &dev).unwrap();
+        let got: Vec<u32> = rows[3..8].iter().map(|&t| t as u32).collect();
+        assert_eq!(got, one);
     }
 }

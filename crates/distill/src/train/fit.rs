@@ -332,6 +332,18 @@ pub fn build_trainable(
         .iter()
         .map(|l| l.build(&ctx, &mut aux))
         .collect::<Result<Vec<_>>>()?;
+    let rewriting: Vec<&str> = losses
+        .iter()
+        .zip(&terms)
+        .filter(|(_, b)| b.term.rewrites_batches())
+        .map(|(l, _)| l.info().name)
+        .collect();
+    if rewriting.len() > 1 {
+        return Err(DistillError::Config(format!(
+            "terms {} each generate the batches they train on; a recipe can train on one generator's batches only: keep one of them",
+            rewriting.join(", ")
+        )));
+    }
     let objective =
         Objective::new(terms).with_teacher_taps(teachers.len(), &ctx.teacher_uses.borrow());
     if !objective.has_main_terms() {

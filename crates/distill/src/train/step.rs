@@ -10,7 +10,7 @@ use burn::prelude::*;
 use super::cache::{CacheKey, TeacherCache};
 use super::clip::clip_global_norm;
 use crate::data::View;
-use crate::knowledge::{Aux, AuxUpdate, Objective, Stage, StepContext, TermWeight};
+use crate::knowledge::{Aux, AuxUpdate, Objective, RewriteContext, Stage, StepContext, TermWeight};
 use crate::models::{Net, TapShapes, Taps};
 use crate::tasks::ranking::Lists;
 use crate::tasks::Target;
@@ -154,6 +154,27 @@ pub fn train_step(
         keys,
         lists,
     } = batch;
+    // A term that generates its batches (on-policy, sequence-level KD) replaces the data's; the
+    // teachers then score windows no cache has seen.
+    let frozen: Vec<&Net> = teachers.iter().map(|t| &t.net).collect();
+    let rewritten = objective.rewrite_batch(
+        at.stage,
+        &RewriteContext {
+            students: &trainable.students,
+            teachers: &frozen,
+            x: &x,
+            targets: &y,
+            seed: crate::data::loader::mix(
+                at.epoch as u64,
+                at.progress.to_bits(),
+                indices.first().map_or(0, |&i| i as u64 + 1),
+            ),
+        },
+    );
+    let (x, y, fresh) = match rewritten {
+        Some((x, y)) => (x, y, true),
+        None => (x, y, false),
+    };
     let student_taps: Vec<_> = trainable
         .students
         .iter()
@@ -169,7 +190,13 @@ pub fn train_step(
         let x_plain = x.without_autodiff();
         teacher_taps.extend(teachers.iter().enumerate().map(|(i, t)| {
             let taps = objective.teacher_taps(i);
-            (!taps.is_empty()).then(|| t.outputs(x_plain.clone(), &keys, taps))
+            (!taps.is_empty()).then(|| {
+                if fresh {
+                    t.net.forward(t.view.apply(x_plain.clone()))
+                } else {
+                    t.outputs(x_plain.clone(), &keys, taps)
+                }
+            })
         }));
     }
     let hits = y.batch_sum(student_taps[0].logits.clone().detach());
