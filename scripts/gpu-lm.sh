@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Trains the language-model results (results/lm-moby-dick/experiment.toml, backend = "cuda") on a
 # GPU machine from the binary scripts/build-gpu.sh packed (it builds nothing here), then samples
-# a continuation from every student (seed 1) and the teacher; then, in the time left (TOTAL s in
-# all, default 560), the sparse-store comparison (results/lm-moby-dick-sparse). The text travels beside the
+# a continuation from every student (seed 1) and the teacher; in the time left (TOTAL s in all,
+# default 560) it runs results/lm-moby-dick-sparse and results/lm-moby-dick-generated from the
+# teacher it trained. The text travels beside the
 # binary as gpu-dist/moby-dick.txt (scripts/build-gpu.sh copies it there when installed).
 #
 #   bash scripts/gpu-lm.sh [OUTDIR]
@@ -29,27 +30,30 @@ for f in results.md results.csv results.json curves.svg; do
   cp "$WORK/run/$f" "$OUTDIR/" 2>/dev/null
 done
 (cd "$WORK/run" && find . -name metrics.jsonl | while read -r m; do mkdir -p "$OUTDIR/$(dirname "$m")"; cp "$m" "$OUTDIR/$m"; done)
-# Part 2, in the time left: the sparse teacher store against the live teacher, from part 1's
-# teacher checkpoint (results/lm-moby-dick-sparse/experiment.toml).
-left=$(( ${TOTAL:-560} - ($(date +%s) - start) ))
+# Parts 2 and 3, in the time left (TOTAL s in all), from part 1's teacher checkpoint: the
+# sparse teacher store against the live teacher, then distillation on generated windows
+# (on-policy GKD, sequence-level KD).
 TEACHER="$WORK/run/teachers/teacher/best"
-if [ -d "$TEACHER" ] && [ "$left" -gt 60 ]; then
-  mkdir -p "$OUTDIR/sparse"
+for part in sparse generated; do
+  left=$(( ${TOTAL:-560} - ($(date +%s) - start) ))
+  if [ ! -d "$TEACHER" ] || [ "$left" -lt 60 ]; then
+    echo "$part: skipped ($left s left)" | tee -a "$OUTDIR/train.log"
+    continue
+  fi
+  mkdir -p "$OUTDIR/$part"
   sed -e "s|/usr/share/datasets/moby-dick/moby-dick.txt|$PWD/gpu-dist/moby-dick.txt|" -e "s|@TEACHER@|$TEACHER|" \
-    results/lm-moby-dick-sparse/experiment.toml > "$WORK/sparse.toml"
-  timeout "$left" "$BIN/distill" train "$WORK/sparse.toml" --out "$WORK/sparse" --no-progress > "$OUTDIR/sparse/train.log" 2>&1
-  echo "sparse: exit $? after $(( $(date +%s) - start )) s" | tee -a "$OUTDIR/train.log"
+    "results/lm-moby-dick-$part/experiment.toml" > "$WORK/$part.toml"
+  timeout "$left" "$BIN/distill" train "$WORK/$part.toml" --out "$WORK/$part" --no-progress > "$OUTDIR/$part/train.log" 2>&1
+  echo "$part: exit $? after $(( $(date +%s) - start )) s" | tee -a "$OUTDIR/train.log"
   for f in results.md results.csv results.json curves.svg; do
-    cp "$WORK/sparse/$f" "$OUTDIR/sparse/" 2>/dev/null
+    cp "$WORK/$part/$f" "$OUTDIR/$part/" 2>/dev/null
   done
-  cat "$OUTDIR/sparse/results.md" 2>/dev/null
-else
-  echo "sparse: skipped ($left s left)" | tee -a "$OUTDIR/train.log"
-fi
+  cat "$OUTDIR/$part/results.md" 2>/dev/null
+done
 PROMPT="Call me Ishmael. Some years ago"
 {
   echo "# Samples: \"$PROMPT\" continued by 96 bytes (temperature 0.8, top-k 40, seed 1; seed-1 models)"
-  for dir in "$WORK/run/teachers/"*/best "$WORK/run/students/"*/seed1/last; do
+  for dir in "$WORK/run/teachers/"*/best "$WORK"/{run,generated}/students/*/seed1/last; do
     [ -d "$dir" ] || continue
     name=${dir#"$WORK/run/"}
     echo
