@@ -6,7 +6,14 @@ including reading the IDX files, normalising, a test evaluation after every epoc
 the student. The teacher's weights do not change the work, so it is not loaded from distill's
 checkpoint. 2 threads.
 
-    python3 bench/pytorch_fullrun.py [--epochs 3] [--data /usr/share/datasets/fashion-mnist]
+Three ways a PyTorch user writes the loop (--variant):
+  dataloader   TensorDataset + DataLoader(shuffle=True), the teacher run on every batch;
+  index        batches cut from the tensors by a shuffled index (no DataLoader collation);
+  precomputed  index batching, and the teacher's logits computed once before training (what
+               distill's teacher cache does).
+
+    python3 bench/pytorch_fullrun.py [--epochs 3] [--variant dataloader|index|precomputed]
+                                     [--data /usr/share/datasets/fashion-mnist]
 """
 import argparse, gzip, json, math, os, resource, tempfile, time
 
@@ -29,6 +36,7 @@ def main():
     ap.add_argument("--epochs", type=int, default=3)
     ap.add_argument("--data", default="/usr/share/datasets/fashion-mnist")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--variant", default="dataloader", choices=["dataloader", "index", "precomputed"])
     a = ap.parse_args()
     t0 = time.perf_counter()
     torch.set_num_threads(a.threads)
@@ -40,7 +48,8 @@ def main():
     mean, std = xtr.mean(), xtr.std()
     xtr = torch.from_numpy((xtr - mean) / std).unsqueeze(1)
     xte = torch.from_numpy((xte - mean) / std).unsqueeze(1)
-    train = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(xtr, torch.from_numpy(ytr)), batch_size=128, shuffle=True)
+    ytr_t = torch.from_numpy(ytr)
+    train = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(xtr, ytr_t), batch_size=128, shuffle=True)
     test = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(xte, torch.from_numpy(yte)), batch_size=512)
     teacher, student = mlp([784, 1200, 1200, 10]), mlp([784, 256, 10])
     teacher.eval()
@@ -51,11 +60,27 @@ def main():
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda t: 0.5 * (1 + math.cos(math.pi * min(t / total, 1.0))))
     T = 4.0
     acc = 0.0
+    precomputed = None
+    if a.variant == "precomputed":
+        with torch.no_grad():
+            precomputed = torch.cat([teacher(xtr[i:i + 1024]) for i in range(0, len(xtr), 1024)])
+
+    def batches():
+        if a.variant == "dataloader":
+            for x, y in train:
+                yield x, y, None
+            return
+        order = torch.randperm(len(xtr))
+        for i in range(0, len(order), 128):
+            idx_b = order[i:i + 128]
+            yield xtr[idx_b], ytr_t[idx_b], None if precomputed is None else precomputed[idx_b]
+
     for _ in range(a.epochs):
         student.train()
-        for x, y in train:
-            with torch.no_grad():
-                t_logits = teacher(x)
+        for x, y, t_logits in batches():
+            if t_logits is None:
+                with torch.no_grad():
+                    t_logits = teacher(x)
             s_logits = student(x)
             loss = kd_objective(s_logits, t_logits, y, T)
             opt.zero_grad(set_to_none=True)
@@ -72,7 +97,7 @@ def main():
         with tempfile.TemporaryDirectory() as d:
             torch.save(student.state_dict(), os.path.join(d, "student.pt"))
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-    print(json.dumps({"impl": "pytorch", "torch": torch.__version__, "epochs": a.epochs, "wall_s": round(time.perf_counter() - t0, 2),
+    print(json.dumps({"impl": "pytorch", "variant": a.variant, "torch": torch.__version__, "epochs": a.epochs, "wall_s": round(time.perf_counter() - t0, 2),
                       "peak_mb": round(peak, 1), "test_acc": acc}))
 
 

@@ -7,7 +7,9 @@
 #     2048 / step time); `--resnet` adds resnet32x4 -> resnet8x4;
 #  2. a full short Fashion-MNIST distillation run (bench/fullrun/kd.toml: 3 epochs of KD into the
 #     MLP student, data loading, evaluation and checkpoints included), distill with and without
-#     its teacher-output cache vs bench/pytorch_fullrun.py: wall time and peak memory.
+#     its teacher-output cache vs bench/pytorch_fullrun.py written three ways (DataLoader; index
+#     batching; index batching with the teacher's logits computed once): wall time and peak
+#     memory, ratios against the fastest PyTorch variant.
 # Ratios are distill / PyTorch: below 1 means distill is faster.
 #   bash scripts/bench.sh [STEPS] [--resnet]
 set -euo pipefail
@@ -56,15 +58,19 @@ done
 cached=$(python3 bench/measure.py "distill (teacher cache on)" -- "$BIN" train "$WORK/kd1024.toml" --out "$WORK/kd-cached" --no-progress 2> "$WORK/cached.log")
 uncached=$(python3 bench/measure.py "distill (teacher cache off)" -- "$BIN" train "$WORK/kd0.toml" --out "$WORK/kd-uncached" --no-progress 2> "$WORK/uncached.log")
 grep -h "teacher cache:" "$WORK/cached.log" || true
-torch_run=$(python3 bench/measure.py "pytorch" -- python3 bench/pytorch_fullrun.py --epochs 3)
-python3 - "$cached" "$uncached" "$torch_run" "$WORK" <<'PY'
+torch_dl=$(python3 bench/measure.py "pytorch (DataLoader)" -- python3 bench/pytorch_fullrun.py --epochs 3 --variant dataloader)
+torch_ix=$(python3 bench/measure.py "pytorch (index batches)" -- python3 bench/pytorch_fullrun.py --epochs 3 --variant index)
+torch_pre=$(python3 bench/measure.py "pytorch (index, teacher once)" -- python3 bench/pytorch_fullrun.py --epochs 3 --variant precomputed)
+python3 - "$cached" "$uncached" "$torch_dl" "$torch_ix" "$torch_pre" "$WORK" <<'PY'
 import json, sys
-rows = [json.loads(a) for a in sys.argv[1:4]]
-ref = rows[2]
+rows = [json.loads(a) for a in sys.argv[1:6]]
+# the ratio is against the fastest PyTorch variant
+ref = min(rows[2:], key=lambda r: r["wall_s"])
+print(f"ratios against the fastest PyTorch variant: {ref['label']}")
 acc = {}
 for name, d in (("distill (teacher cache on)", "kd-cached"), ("distill (teacher cache off)", "kd-uncached")):
     try:
-        res = json.load(open(f"{sys.argv[4]}/{d}/results.json"))
+        res = json.load(open(f"{sys.argv[6]}/{d}/results.json"))
         acc[name] = res["rows"][-1]["best"][0]
     except Exception:
         acc[name] = float("nan")
