@@ -137,6 +137,9 @@ fn main() {
                 weight: 0.9,
                 beta: 0.5,
                 temperature: 1.0,
+                lmbda: 0.0,
+                prompt: None,
+                sampling_temperature: 0.9,
                 student: None,
                 teacher: None,
             })
