@@ -156,9 +156,9 @@ fn mismatched_inputs_and_settings_are_config_errors() {
     let e = err(&base.replace("dim = 8", "dim = 9"));
     assert!(e.contains("multiple of heads"), "{e}");
     // a language model on images
-    let e = err(&format!(
-        "name = \"x\"\n[data]\ntrain_limit = 64\ntest_limit = 32\n[[student]]\nmodel = \"gpt\"\n[[student.loss]]\nmethod = \"ce\"\n"
-    ));
+    let e = err(
+        "name = \"x\"\n[data]\ntrain_limit = 64\ntest_limit = 32\n[[student]]\nmodel = \"gpt\"\n[[student.loss]]\nmethod = \"ce\"\n",
+    );
     assert!(e.contains("cannot read images"), "{e}");
     // a text setting on another source
     let e = err("name = \"x\"\n[data]\ncontext = 16\n[[student]]\nmodel = \"mlp\"\n[[student.loss]]\nmethod = \"ce\"\n");

@@ -25,17 +25,11 @@ pub struct Cnn {
 impl Cnn {
     /// A CNN for `channels_in`-channel images with the given conv widths.
     pub fn new(channels_in: usize, widths: &[usize], classes: usize, device: &Device) -> Self {
-        let mut cin = channels_in;
-        let convs = widths
-            .iter()
-            .map(|&c| {
-                let conv = Conv2dConfig::new([cin, c], [3, 3])
-                    .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
-                    .init(device);
-                cin = c;
-                conv
-            })
-            .collect();
+        let (convs, cin) = super::stack(channels_in, widths, |cin, c| {
+            Conv2dConfig::new([cin, c], [3, 3])
+                .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
+                .init(device)
+        });
         let pool_after = (0..widths.len())
             .map(|i| i + 1 == widths.len() || widths[i + 1] != widths[i])
             .collect();

@@ -23,17 +23,11 @@ pub struct Conv1dNet {
 impl Conv1dNet {
     /// Convolutions of `widths` channels over frames of `dims` values, `classes` outputs.
     pub fn new(dims: usize, widths: &[usize], classes: usize, device: &Device) -> Self {
-        let mut width = dims;
-        let convs = widths
-            .iter()
-            .map(|&c| {
-                let conv = Conv1dConfig::new(width, c, 3)
-                    .with_padding(PaddingConfig1d::Explicit(1, 1))
-                    .init(device);
-                width = c;
-                conv
-            })
-            .collect();
+        let (convs, width) = super::stack(dims, widths, |cin, c| {
+            Conv1dConfig::new(cin, c, 3)
+                .with_padding(PaddingConfig1d::Explicit(1, 1))
+                .init(device)
+        });
         Self {
             convs,
             head: LinearConfig::new(width, classes).init(device),

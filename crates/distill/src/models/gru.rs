@@ -30,15 +30,9 @@ pub struct GruNet {
 impl GruNet {
     /// GRUs of `hidden` widths over frames of `dims` values, `classes` outputs.
     pub fn new(dims: usize, hidden: &[usize], classes: usize, device: &Device) -> Self {
-        let mut width = dims;
-        let layers = hidden
-            .iter()
-            .map(|&h| {
-                let g = GruConfig::new(width, h, true).init(device);
-                width = h;
-                g
-            })
-            .collect();
+        let (layers, width) = super::stack(dims, hidden, |cin, h| {
+            GruConfig::new(cin, h, true).init(device)
+        });
         Self {
             layers,
             head: LinearConfig::new(width, classes).init(device),

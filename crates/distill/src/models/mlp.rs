@@ -27,15 +27,9 @@ impl Mlp {
         dropout: f64,
         device: &Device,
     ) -> Self {
-        let mut width = inputs;
-        let layers = hidden
-            .iter()
-            .map(|&h| {
-                let l = LinearConfig::new(width, h).init(device);
-                width = h;
-                l
-            })
-            .collect();
+        let (layers, width) = super::stack(inputs, hidden, |cin, h| {
+            LinearConfig::new(cin, h).init(device)
+        });
         Self {
             hidden: layers,
             dropout: DropoutConfig::new(dropout).init(),

@@ -13,5 +13,24 @@ pub mod sample;
 pub mod taps;
 
 pub use average::average;
+
+/// Layers of the given output widths, each reading the previous one's (the first reads
+/// `inputs`), built by `layer(in, out)`; returns them and the last width.
+pub(crate) fn stack<L>(
+    inputs: usize,
+    widths: &[usize],
+    mut layer: impl FnMut(usize, usize) -> L,
+) -> (Vec<L>, usize) {
+    let mut width = inputs;
+    let layers = widths
+        .iter()
+        .map(|&w| {
+            let l = layer(width, w);
+            width = w;
+            l
+        })
+        .collect();
+    (layers, width)
+}
 pub use net::{ModelConfig, ModelInfo, ModelSpec, Net, RoleModel, MODELS};
 pub use taps::{Feature, TapShapes, Taps};

@@ -55,8 +55,7 @@ impl Sampling {
 
 /// Draws a token from next-token logits after temperature, top-k and top-p filtering.
 pub fn draw(logits: &[f32], s: &Sampling, rng: &mut impl Rng) -> usize {
-    let mut order: Vec<usize> = (0..logits.len()).collect();
-    order.sort_by(|&a, &b| logits[b].total_cmp(&logits[a]).then(a.cmp(&b)));
+    let mut order = crate::tasks::generation::ranked(logits);
     if s.temperature == 0.0 {
         return order[0];
     }

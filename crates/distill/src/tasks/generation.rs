@@ -21,18 +21,28 @@ pub fn nll_and_correct(logits: &[f32], vocab: usize, targets: &[i64]) -> (f64, u
         if t < 0 {
             continue;
         }
-        let max = row.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v)) as f64;
-        let lse = max
-            + row
-                .iter()
-                .map(|&v| (v as f64 - max).exp())
-                .sum::<f64>()
-                .ln();
-        nll += lse - row[t as usize] as f64;
+        nll += log_sum_exp(row) - row[t as usize] as f64;
         correct += usize::from(argmax(row) == t as usize);
         count += 1;
     }
     (nll, correct, count)
+}
+
+/// `ln Σ exp(row)`, computed stably in `f64`.
+pub fn log_sum_exp(row: &[f32]) -> f64 {
+    let max = row.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v)) as f64;
+    max + row
+        .iter()
+        .map(|&v| (v as f64 - max).exp())
+        .sum::<f64>()
+        .ln()
+}
+
+/// The indices of `row` from its largest value to its smallest (ties by index).
+pub fn ranked(row: &[f32]) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..row.len()).collect();
+    order.sort_by(|&a, &b| row[b].total_cmp(&row[a]).then(a.cmp(&b)));
+    order
 }
 
 /// Index of the largest value (the first of ties).

@@ -43,15 +43,8 @@ struct TapRows {
 
 /// One logit row as its `k` largest log-probabilities: `[ids…, log-probs…, log rest]`.
 fn sparse_row(row: &[f32], k: usize, out: &mut Vec<f32>) {
-    let max = row.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v)) as f64;
-    let lse = max
-        + row
-            .iter()
-            .map(|&v| (v as f64 - max).exp())
-            .sum::<f64>()
-            .ln();
-    let mut order: Vec<usize> = (0..row.len()).collect();
-    order.sort_by(|&a, &b| row[b].total_cmp(&row[a]).then(a.cmp(&b)));
+    let lse = crate::tasks::generation::log_sum_exp(row);
+    let mut order = crate::tasks::generation::ranked(row);
     order.truncate(k);
     let kept: f64 = order.iter().map(|&i| (row[i] as f64 - lse).exp()).sum();
     out.extend(order.iter().map(|&i| i as f32));
