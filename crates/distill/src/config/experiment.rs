@@ -709,6 +709,11 @@ impl ExperimentConfig {
                             "{role}: cache_topk must be at least 1 (the most likely tokens kept per position), or left out to keep whole logit rows"
                         )))
                     }
+                    Some(_) if self.task != Task::Generation => {
+                        return Err(DistillError::Config(format!(
+                            "{role}: cache_topk keeps a language model's most likely next tokens and applies to task = \"generation\" only; remove it"
+                        )))
+                    }
                     Some(_) if t.cache_mb == 0 => {
                         return Err(DistillError::Config(format!(
                             "{role}: cache_topk shapes the teacher cache, but cache_mb = 0 turns it off; give the cache a budget"

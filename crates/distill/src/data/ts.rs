@@ -81,6 +81,11 @@ pub fn parse_ts(text: &str, path: &Path) -> Result<TsFile> {
             at("@data before @classLabel true: the header must declare the class labels".into())
         })?;
         let fields: Vec<&str> = line.split(':').collect();
+        if fields.len() < 2 {
+            return Err(at(
+                "a series needs its values and its label, separated by ':'".into(),
+            ));
+        }
         let d = dims.unwrap_or(fields.len() - 1);
         if fields.len() != d + 1 {
             return Err(at(format!(
@@ -224,5 +229,6 @@ mod tests {
         assert!(e(&SMALL.replace("@missing false", "@missing true")).contains("missing values"));
         assert!(e(&SMALL.replace("1,2,3:4,5,6:2", "1,2,3:2")).contains("line 10"));
         assert!(e("@data\n1,2:1\n").contains("@classLabel"));
+        assert!(e("@classLabel true 1 2\n@data\n1\n").contains("separated by ':'"));
     }
 }

@@ -136,7 +136,8 @@ impl KnowledgeTerm for Gkd {
             return None;
         }
         let student = ctx.students[self.pair.student()].valid();
-        self.generation.batch(&student, ctx.x, &mut rng)
+        self.generation
+            .batch(&student, ctx.x, ctx.targets, &mut rng)
     }
 
     fn forward(&self, _aux: &[Aux], ctx: &StepContext<'_>) -> Vec<(String, Tensor<1>)> {

@@ -84,7 +84,8 @@ impl KnowledgeTerm for SeqKd {
     fn rewrite_batch(&self, ctx: &RewriteContext<'_>) -> Option<(Tensor<4>, Target)> {
         let mut rng = SmallRng::seed_from_u64(ctx.seed);
         let teacher = ctx.teacher_net(self.pair.teacher());
-        self.generation.batch(&teacher, ctx.x, &mut rng)
+        self.generation
+            .batch(&teacher, ctx.x, ctx.targets, &mut rng)
     }
 
     fn forward(&self, _aux: &[Aux], ctx: &StepContext<'_>) -> Vec<(String, Tensor<1>)> {

@@ -57,10 +57,15 @@ impl Generation {
     /// targets: the next token at every generated position, −100 over the prompt (whose tokens
     /// the model did not choose) and at the last position. `None` if `net` is not a language
     /// model.
+    ///
+    /// A window whose prompt runs into the padding after its chapter's end (its data targets
+    /// reach −100 within the prompt) keeps no target at all: its continuation would follow
+    /// padding, not text.
     pub fn batch(
         &self,
         net: &Net,
         x: &Tensor<4>,
+        data_targets: &Target,
         rng: &mut impl Rng,
     ) -> Option<(Tensor<4>, Target)> {
         let Net::Gpt(gpt) = net else { return None };
@@ -79,11 +84,22 @@ impl Generation {
             .into_data()
             .iter::<i64>()
             .collect();
+        // input position j is text when j = 0 or position j − 1 has a target
+        let prompt_is_text: Vec<bool> = match data_targets {
+            Target::Tokens(y) if p >= 2 => {
+                let y: Vec<i64> = y.clone().into_data().iter::<i64>().collect();
+                y.chunks_exact(l)
+                    .map(|w| w[p - 2] != IGNORE_INDEX)
+                    .collect()
+            }
+            _ => vec![true; b],
+        };
         let targets: Vec<i64> = out
             .chunks_exact(l)
-            .flat_map(|w| {
+            .zip(&prompt_is_text)
+            .flat_map(|(w, &text)| {
                 (0..l).map(move |j| {
-                    if j + 1 < l && j + 1 >= p {
+                    if text && j + 1 < l && j + 1 >= p {
                         w[j + 1]
                     } else {
                         IGNORE_INDEX

@@ -107,12 +107,13 @@ pub fn generate(gpt: &Gpt, prompt: &[u32], s: &Sampling, device: &Device) -> Res
         ));
     }
     let context = gpt.context();
-    if prompt.len() + s.max_tokens > context {
+    // the model reads the prompt and every sampled token but the last
+    if prompt.len() + s.max_tokens > context + 1 {
         return Err(DistillError::Config(format!(
             "the prompt ({} tokens) and max_tokens ({}) exceed the model's context of {context} tokens; shorten the prompt or lower max_tokens to {}",
             prompt.len(),
             s.max_tokens,
-            context.saturating_sub(prompt.len())
+            (context + 1).saturating_sub(prompt.len())
         )));
     }
     if let Some(&bad) = prompt.iter().find(|&&t| t as usize >= gpt.vocab()) {
@@ -243,8 +244,19 @@ mod tests {
         let b = generate(&gpt, b"Call me".map(u32::from).as_slice(), &s, &dev).unwrap();
         assert_eq!(a, b);
         assert_eq!(a.len(), 8);
+        // 7 prompt tokens + 10 sampled: the model reads 16, its context
+        assert!(generate(
+            &gpt,
+            b"Call me".map(u32::from).as_slice(),
+            &Sampling {
+                max_tokens: 10,
+                ..s
+            },
+            &dev
+        )
+        .is_ok());
         let long = Sampling {
-            max_tokens: 10,
+            max_tokens: 11,
             ..s
         };
         let e = generate(&gpt, b"Call me".map(u32::from).as_slice(), &long, &dev)

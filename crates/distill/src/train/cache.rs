@@ -107,6 +107,33 @@ impl TeacherCache {
         self.taps.values().any(|r| r.topk.is_some())
     }
 
+    /// What a student trains on for a batch the teacher just computed: the stored form when
+    /// the cache is sparse (read back, or, when the budget could not hold the batch, the same
+    /// sparse form computed on the spot, so every window is always seen the same way), the
+    /// teacher's outputs otherwise.
+    pub fn served(&self, taps: &[String], keys: &[CacheKey], out: Taps) -> Taps {
+        let Some(k) = self.topk else { return out };
+        let [rows, classes] = out.logits.dims();
+        if k == 0 || k >= classes {
+            return out;
+        }
+        let device = out.logits.device();
+        if let Some(stored) = self.read(taps, keys, &device) {
+            return stored;
+        }
+        let values: Vec<f32> = out.logits.clone().into_data().iter::<f32>().collect();
+        let (mut sparse, mut dense) = (Vec::new(), Vec::with_capacity(values.len()));
+        for row in values.chunks_exact(classes) {
+            sparse.clear();
+            sparse_row(row, k, &mut sparse);
+            dense_row(&sparse, k, classes, &mut dense);
+        }
+        Taps {
+            logits: Tensor::from_data(TensorData::new(dense, [rows, classes]), &device),
+            ..out
+        }
+    }
+
     /// Counters so far.
     pub fn stats(&self) -> CacheStats {
         self.stats
@@ -347,6 +374,17 @@ mod tests {
             let mass: f64 = served.iter().map(|v| (*v as f64).exp()).sum();
             assert!((mass - 1.0).abs() < 1e-5);
         }
+        // a store whose budget is full serves the same sparse form, computed on the spot
+        let mut full = TeacherCache::new(0).with_topk(Some(2));
+        full.insert(&wanted, &keys, &out);
+        assert_eq!(full.stats().bytes, 0);
+        let on_the_spot: Vec<f32> = full
+            .served(&wanted, &keys, out.clone())
+            .logits
+            .into_data()
+            .iter::<f32>()
+            .collect();
+        assert_eq!(on_the_spot, got);
         // k at least the vocabulary keeps rows whole
         let mut whole = TeacherCache::new(1).with_topk(Some(5));
         whole.insert(&wanted, &keys, &out);

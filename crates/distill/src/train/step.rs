@@ -61,13 +61,8 @@ impl Teacher {
         }
         let out = self.net.forward(self.view.apply(x));
         cache.insert(taps, keys, &out);
-        if cache.is_lossy() {
-            // a sparse store trains on what it stored from the first step on
-            if let Some(stored) = cache.read(taps, keys, &device) {
-                return stored;
-            }
-        }
-        out
+        // a sparse store trains on its stored form from the first step on
+        cache.served(taps, keys, out)
     }
 }
 
