@@ -68,6 +68,19 @@ weight = 0.1
     )
 }
 
+/// Validates an experiment file's text and runs it quietly into `dir`.
+fn run_toml(toml: &str, dir: std::path::PathBuf) -> distill::Result<distill::report::Report> {
+    let plan = ExperimentConfig::from_toml(toml, "lm.toml")?.validate()?;
+    run_experiment(
+        &plan,
+        &RunOptions {
+            run_dir: Some(dir),
+            progress: Progress::Quiet,
+            ..Default::default()
+        },
+    )
+}
+
 #[test]
 fn a_language_model_pair_trains_caches_and_samples() {
     let _serial = serial();
@@ -76,20 +89,8 @@ fn a_language_model_pair_trains_caches_and_samples() {
     std::fs::write(&text, book()).unwrap();
     let mut reports = Vec::new();
     for cache_mb in [0, 64] {
-        let plan = ExperimentConfig::from_toml(&config(&text, cache_mb), "lm.toml")
-            .unwrap()
-            .validate()
-            .unwrap();
         let run = tmp.path().join(format!("run{cache_mb}"));
-        let report = run_experiment(
-            &plan,
-            &RunOptions {
-                run_dir: Some(run.clone()),
-                progress: Progress::Quiet,
-                ..Default::default()
-            },
-        )
-        .unwrap();
+        let report = run_toml(&config(&text, cache_mb), run.clone()).unwrap();
         reports.push((report, run));
     }
     let (plain, run) = &reports[0];
@@ -134,18 +135,7 @@ fn mismatched_inputs_and_settings_are_config_errors() {
     std::fs::write(&text, book()).unwrap();
     let base = config(&text, 0);
     let err = |toml: &str| {
-        ExperimentConfig::from_toml(toml, "lm.toml")
-            .and_then(|c| c.validate())
-            .and_then(|p| {
-                run_experiment(
-                    &p,
-                    &RunOptions {
-                        run_dir: Some(tmp.path().join("bad")),
-                        progress: Progress::Quiet,
-                        ..Default::default()
-                    },
-                )
-            })
+        run_toml(toml, tmp.path().join("bad"))
             .unwrap_err()
             .to_string()
     };
@@ -198,21 +188,7 @@ method = "seq-kd"
 [[student]]
 name = "jsd""#,
     );
-    let run = |dir: &str| {
-        let plan = ExperimentConfig::from_toml(&toml, "lm.toml")
-            .unwrap()
-            .validate()
-            .unwrap();
-        run_experiment(
-            &plan,
-            &RunOptions {
-                run_dir: Some(tmp.path().join(dir)),
-                progress: Progress::Quiet,
-                ..Default::default()
-            },
-        )
-        .unwrap()
-    };
+    let run = |dir: &str| run_toml(&toml, tmp.path().join(dir)).unwrap();
     let a = run("a");
     let b = run("b");
     for name in ["on-policy", "seq-kd"] {
@@ -229,19 +205,8 @@ name = "jsd""#,
         "[[student.loss]]\nmethod = \"seq-kd\"\n",
         "[[student.loss]]\nmethod = \"seq-kd\"\n[[student.loss]]\nmethod = \"gkd\"\nlmbda = 0.5\n",
     );
-    let plan = ExperimentConfig::from_toml(&two, "lm.toml")
-        .unwrap()
-        .validate()
-        .unwrap();
-    let e = run_experiment(
-        &plan,
-        &RunOptions {
-            run_dir: Some(tmp.path().join("two")),
-            progress: Progress::Quiet,
-            ..Default::default()
-        },
-    )
-    .unwrap_err()
-    .to_string();
+    let e = run_toml(&two, tmp.path().join("two"))
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("generate the batches"), "{e}");
 }

@@ -6,7 +6,7 @@ use burn::nn::{Linear, LinearConfig, PaddingConfig1d};
 use burn::prelude::*;
 use burn::tensor::activation::relu;
 
-use super::gru::frames_and_mask;
+use super::gru::{frames_and_mask, pool_and_classify};
 use super::taps::{Feature, Taps};
 
 /// Convolutions of kernel 3 over time (ReLU, padding 1), each output zeroed at the padding
@@ -52,16 +52,7 @@ impl Conv1dNet {
                 },
             ));
         }
-        let pooled = Feature::Seq {
-            x: h.swap_dims(1, 2),
-            mask: Some(mask),
-        }
-        .pooled();
-        features.push(("embedding".into(), Feature::Flat(pooled.clone())));
-        Taps {
-            logits: self.head.forward(pooled),
-            features,
-        }
+        pool_and_classify(h.swap_dims(1, 2), mask, &self.head, features)
     }
 }
 

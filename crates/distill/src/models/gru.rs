@@ -16,6 +16,26 @@ pub fn frames_and_mask(x: Tensor<4>) -> (Tensor<3>, Tensor<2>) {
     (frames, mask)
 }
 
+/// The end of a series model: its last states `[B, L, H]` averaged over the real frames (the
+/// `embedding` tap, appended to `features`), then `head`.
+pub fn pool_and_classify(
+    states: Tensor<3>,
+    mask: Tensor<2>,
+    head: &Linear,
+    mut features: Vec<(String, Feature)>,
+) -> Taps {
+    let pooled = Feature::Seq {
+        x: states,
+        mask: Some(mask),
+    }
+    .pooled();
+    features.push(("embedding".into(), Feature::Flat(pooled.clone())));
+    Taps {
+        logits: head.forward(pooled),
+        features,
+    }
+}
+
 /// Stacked GRUs over the frames (padding after a series' end does not reach its real frames,
 /// which come first), the last layer's states averaged over the real frames, then a linear head.
 ///
@@ -53,15 +73,6 @@ impl GruNet {
                 },
             ));
         }
-        let pooled = Feature::Seq {
-            x: h,
-            mask: Some(mask),
-        }
-        .pooled();
-        features.push(("embedding".into(), Feature::Flat(pooled.clone())));
-        Taps {
-            logits: self.head.forward(pooled),
-            features,
-        }
+        pool_and_classify(h, mask, &self.head, features)
     }
 }
