@@ -1,4 +1,4 @@
-//! What the token-level divergences (`gkd`, `skew-kl`, `skew-rkl`, `tvd`) share as methods: the
+//! What the token-level divergences (`gkd`, `skew-kl`, `tvd`, `seq-kd`) share as methods: the
 //! build-time checks and reading a language model's logits as one `[1, B · L, V]` sequence with
 //! its −100 label mask.
 //!

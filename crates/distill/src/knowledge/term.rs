@@ -213,7 +213,7 @@ impl BuildContext<'_> {
                 Task::Regression => "; use `mse` for the supervised term and `output-match` or `bounded-regression` to distil",
                 Task::Classification => "; use `ce` for the supervised term",
                 Task::Ranking => "; use `listnet` for the supervised term and `listnet-kd` to distil",
-                Task::Generation => "; use `ce` for the supervised term and `gkd`, `skew-kl`, `skew-rkl` or `tvd` to distil",
+                Task::Generation => "; use `ce` for the supervised term and `gkd`, `skew-kl`, `tvd` or `seq-kd` to distil",
             }
         )))
     }

@@ -13,19 +13,25 @@ pub fn supervised(role: &str) -> Vec<MethodConfig> {
     })]
 }
 
-/// Sum of the negative log-likelihoods and the number of correct top-1 predictions of the
-/// positions that have a target, from logits `[N, V]` (row-major) and targets `[N]`.
-pub fn nll_and_correct(logits: &[f32], vocab: usize, targets: &[i64]) -> (f64, usize, usize) {
-    let (mut nll, mut correct, mut count) = (0f64, 0usize, 0usize);
+/// Sum of the negative log-likelihoods, the top-1 prediction of every position that has a
+/// target (in order), and how many of those are right, from logits `[N, V]` (row-major) and
+/// targets `[N]`.
+pub fn nll_and_predictions(
+    logits: &[f32],
+    vocab: usize,
+    targets: &[i64],
+) -> (f64, Vec<usize>, usize) {
+    let (mut nll, mut predictions, mut correct) = (0f64, Vec::new(), 0usize);
     for (row, &t) in logits.chunks_exact(vocab).zip(targets) {
         if t < 0 {
             continue;
         }
         nll += log_sum_exp(row) - row[t as usize] as f64;
-        correct += usize::from(argmax(row) == t as usize);
-        count += 1;
+        let p = argmax(row);
+        correct += usize::from(p == t as usize);
+        predictions.push(p);
     }
-    (nll, correct, count)
+    (nll, predictions, correct)
 }
 
 /// `ln Σ exp(row)`, computed stably in `f64`.
@@ -64,11 +70,11 @@ mod tests {
     fn perplexity_parts_skip_ignored_positions() {
         // uniform over 4 tokens: NLL ln 4 per position; the −100 position is skipped
         let logits = [0.0f32; 12];
-        let (nll, correct, count) = nll_and_correct(&logits, 4, &[0, -100, 3]);
-        assert_eq!(count, 2);
+        let (nll, predictions, correct) = nll_and_predictions(&logits, 4, &[0, -100, 3]);
+        assert_eq!(predictions, [0, 0]);
         assert!((nll - 2.0 * 4f64.ln()).abs() < 1e-12);
         assert_eq!(correct, 1, "ties pick token 0");
-        let (nll, correct, _) = nll_and_correct(&[0.0, 10.0, 0.0, 0.0], 4, &[1]);
+        let (nll, _, correct) = nll_and_predictions(&[0.0, 10.0, 0.0, 0.0], 4, &[1]);
         assert_eq!(correct, 1);
         assert!(nll < 1e-3);
     }

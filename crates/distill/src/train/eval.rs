@@ -171,18 +171,12 @@ fn evaluate_outputs(
             HostTargets::Tokens(next) => {
                 let vocab = out.dims()[1];
                 let logits: Vec<f32> = out.into_data().iter::<f32>().collect();
-                let (sum, right, count) =
-                    crate::tasks::generation::nll_and_correct(&logits, vocab, &next);
+                let (sum, predicted, right) =
+                    crate::tasks::generation::nll_and_predictions(&logits, vocab, &next);
                 nll += sum;
                 correct += right;
-                tokens += count;
-                predictions.extend(
-                    logits
-                        .chunks_exact(vocab)
-                        .zip(&next)
-                        .filter(|(_, &t)| t >= 0)
-                        .map(|(row, _)| crate::tasks::generation::argmax(row)),
-                );
+                tokens += predicted.len();
+                predictions.extend(predicted);
             }
             HostTargets::Relevance(g) => {
                 scores.extend(out.into_data().iter::<f32>());
