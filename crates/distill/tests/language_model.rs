@@ -112,7 +112,10 @@ fn a_language_model_pair_trains_caches_and_samples() {
     // the saved student samples text, seeded, within its context
     let dev = distill::burn::prelude::Device::flex();
     let (net, meta) = load_model_dir(&run.join("students/jsd/seed1/last"), &dev).unwrap();
-    assert_eq!(meta.tokenizer.map(|t| t.name()), Some("byte"));
+    assert_eq!(
+        meta.tokenizer.as_ref().map(|t| t.name()),
+        Some("byte".into())
+    );
     let Net::Gpt(gpt) = net else {
         panic!("a gpt student")
     };
@@ -209,4 +212,89 @@ name = "jsd""#,
         .unwrap_err()
         .to_string();
     assert!(e.contains("generate the batches"), "{e}");
+}
+
+#[test]
+fn a_bpe_tokenizer_is_trained_saved_with_the_model_and_checked_on_teachers() {
+    use distill::data::text::{Bpe, Tokenizer};
+    let _serial = serial();
+    let tmp = tempfile::tempdir().unwrap();
+    let text = tmp.path().join("book.txt");
+    std::fs::write(&text, book()).unwrap();
+    let bpe = |toml: String| {
+        toml.replace(
+            "context = 16\n",
+            "context = 16\ntokenizer = \"bpe\"\nvocab_size = 300\n",
+        )
+    };
+    let run = tmp.path().join("run");
+    let report = run_toml(&bpe(config(&text, 64)), run.clone()).unwrap();
+    assert!(report.rows[1].last.0.is_finite());
+    // the student's checkpoint carries the tokenizer: in model.json and as tokenizer.json
+    let dev = distill::burn::prelude::Device::flex();
+    let ckpt = run.join("students/jsd/seed1/last");
+    let (net, meta) = load_model_dir(&ckpt, &dev).unwrap();
+    let Some(Tokenizer::Bpe(saved)) = &meta.tokenizer else {
+        panic!("a BPE in model.json: {:?}", meta.tokenizer)
+    };
+    let file = std::fs::read_to_string(ckpt.join("tokenizer.json")).unwrap();
+    assert_eq!(**saved, Bpe::from_json(&file).unwrap());
+    assert!(saved.json().contains("\"merges\""));
+    let tk = meta.tokenizer.clone().unwrap();
+    assert_eq!(meta.classes, tk.vocab());
+    assert!(tk.vocab() > 256 && tk.vocab() <= 300, "{}", tk.vocab());
+    let line = "Call me Ishmael, said the 3 sailor — to the sea.";
+    let ids = tk.encode(line);
+    assert!(ids.len() < line.len(), "merges shorten the text: {ids:?}");
+    assert_eq!(tk.decode(&ids), line);
+    let Net::Gpt(gpt) = net else {
+        panic!("a gpt student")
+    };
+    let s = Sampling {
+        max_tokens: 4,
+        seed: 1,
+        ..Default::default()
+    };
+    let out = generate(&gpt, &tk.encode("Call me"), &s, &dev).unwrap();
+    assert!(out.iter().all(|&i| (i as usize) < tk.vocab()));
+    // its teacher serves a second experiment on the same text: the BPE trained there is the
+    // same (training is deterministic); on bytes it is refused, naming both tokenizers
+    let teachers = std::fs::read_dir(run.join("teachers")).unwrap();
+    let teacher = teachers
+        .map(|e| e.unwrap().path().join("best"))
+        .next()
+        .unwrap();
+    let from_teacher = |toml: String| {
+        toml.replace(
+            "cache_mb = 64\n",
+            &format!("cache_mb = 64\ncheckpoint = \"{}\"\n", teacher.display()),
+        )
+    };
+    run_toml(
+        &bpe(from_teacher(config(&text, 64))),
+        tmp.path().join("again"),
+    )
+    .unwrap();
+    let e = run_toml(&from_teacher(config(&text, 64)), tmp.path().join("bytes"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("tokenizer bpe (") && e.contains("tokenized with byte"),
+        "{e}"
+    );
+    // vocab_size without a BPE, or too small for one, is a config error
+    let e = run_toml(
+        &config(&text, 0).replace("context = 16\n", "context = 16\nvocab_size = 300\n"),
+        tmp.path().join("bad"),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("data.tokenizer = \"bpe\""), "{e}");
+    let e = run_toml(
+        &bpe(config(&text, 0)).replace("vocab_size = 300", "vocab_size = 100"),
+        tmp.path().join("bad"),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("must exceed the 256 byte tokens"), "{e}");
 }

@@ -60,9 +60,13 @@ pub struct DataConfig {
     /// Tokens per window of a text (`text`; default 64): the language models' context.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub context: Option<usize>,
-    /// The text's tokenizer (`text`; default `byte`).
+    /// The text's tokenizer (`text`; `byte` (default) or `bpe`, trained on the training
+    /// chapters).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tokenizer: Option<crate::data::text::Tokenizer>,
+    pub tokenizer: Option<crate::data::text::TokenizerKind>,
+    /// Most tokens of a `bpe` tokenizer (default 1024).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vocab_size: Option<usize>,
     /// A line starting with this begins a chapter of a text (`text`; default `CHAPTER`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub chapter_marker: Option<String>,
@@ -110,6 +114,7 @@ impl Default for DataConfig {
             test_path: None,
             context: None,
             tokenizer: None,
+            vocab_size: None,
             chapter_marker: None,
             train_limit: None,
             test_limit: None,
@@ -1076,11 +1081,12 @@ impl DataConfig {
             ("group", self.group.is_some(), csv),
             ("context", self.context.is_some(), text),
             ("tokenizer", self.tokenizer.is_some(), text),
+            ("vocab_size", self.vocab_size.is_some(), text),
             ("chapter_marker", self.chapter_marker.is_some(), text),
         ] {
             if set && !applies {
                 let sources = match key {
-                    "context" | "tokenizer" | "chapter_marker" => "\"text\"",
+                    "context" | "tokenizer" | "vocab_size" | "chapter_marker" => "\"text\"",
                     "test_path" => "\"ts\"",
                     "path" => "\"csv\", \"text\" or \"ts\"",
                     "test_fraction" => "\"csv\" or \"text\"",
@@ -1106,6 +1112,11 @@ impl DataConfig {
                     "data.context must be at least 2 tokens, got {}",
                     self.context.unwrap_or(0)
                 ));
+            }
+            if self.vocab_size.is_some()
+                && self.tokenizer != Some(crate::data::text::TokenizerKind::Bpe)
+            {
+                return cfg("data.vocab_size sizes a BPE tokenizer; set data.tokenizer = \"bpe\", or remove data.vocab_size (the byte tokenizer has 256 tokens)".into());
             }
             if self.augment.is_enabled() || self.classes.is_some() || self.dir.is_some() {
                 return cfg("data.augment, data.classes and data.dir do not apply to source = \"text\" (its classes are the tokenizer's vocabulary); remove them".into());

@@ -237,7 +237,7 @@ impl Dataset {
     /// The tokenizer of token windows (`None` for images and tables).
     pub fn tokenizer(&self) -> Option<super::text::Tokenizer> {
         match &self.inputs {
-            Inputs::Tokens { tokenizer, .. } => Some(*tokenizer),
+            Inputs::Tokens { tokenizer, .. } => Some(tokenizer.clone()),
             _ => None,
         }
     }
@@ -371,7 +371,7 @@ impl Dataset {
             } => Inputs::Tokens {
                 ids: pick(ids, n, indices),
                 context: *context,
-                tokenizer: *tokenizer,
+                tokenizer: tokenizer.clone(),
             },
         };
         let targets = match &self.targets {

@@ -1,6 +1,11 @@
 //! Plain text for language models: chapters, a tokenizer, and fixed-length windows of next-token
 //! targets.
 //!
+//! The tokenizer is bytes (vocabulary 256) or a byte-level BPE trained with the `tokenizers`
+//! crate on the training chapters only (test chapters never shape the vocabulary); a model
+//! trained on it carries it in its checkpoint (`model.json`, and `tokenizer.json` in Hugging
+//! Face's format).
+//!
 //! A text file is cut into chapters at lines that start with a marker (`CHAPTER` by default, the
 //! headings of Moby-Dick); every `k`-th chapter is held out as the test split (`k` from
 //! `test_fraction`), so no window of the test split shares a sentence with training. Each
@@ -10,19 +15,120 @@
 //! boundary.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
 use super::dataset::{Dataset, Inputs, Targets, IGNORE_INDEX};
 use crate::error::{DistillError, Result};
 
-/// How text becomes token ids.
+/// Which tokenizer a text is read with (`data.tokenizer` in configs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
+pub enum TokenizerKind {
+    /// One token per UTF-8 byte (vocabulary 256).
+    #[default]
+    Byte,
+    /// Byte-level BPE trained on the training split (vocabulary `data.vocab_size`).
+    Bpe,
+}
+
+/// How text becomes token ids.
+///
+/// In `model.json` a byte tokenizer is the string `"byte"` and a BPE is `{"bpe": …}` with the
+/// whole Hugging Face `tokenizer.json` inline (so `model.json` alone restores it); a
+/// checkpoint of a BPE model also holds that file as `tokenizer.json`, which Python's
+/// `tokenizers.Tokenizer.from_file` reads.
+#[derive(Debug, Clone, PartialEq, Default)]
 pub enum Tokenizer {
     /// One token per UTF-8 byte (vocabulary 256): no training, no unknown token, any text.
     #[default]
     Byte,
+    /// A byte-level BPE (GPT-2's scheme) from the `tokenizers` crate.
+    Bpe(Arc<Bpe>),
+}
+
+/// A byte-level BPE: every text encodes (its base vocabulary is the 256 bytes), merges learnt
+/// from a corpus with the `tokenizers` crate's trainer.
+#[derive(Debug)]
+pub struct Bpe {
+    inner: tokenizers::Tokenizer,
+    /// The tokenizer's Hugging Face JSON: what is saved, and what two tokenizers compare by.
+    json: String,
+    vocab: usize,
+}
+
+impl PartialEq for Bpe {
+    fn eq(&self, other: &Self) -> bool {
+        self.json == other.json
+    }
+}
+
+fn tokenizer_error(what: &str, e: impl std::fmt::Display) -> DistillError {
+    DistillError::Config(format!("BPE tokenizer: {what}: {e}"))
+}
+
+impl Bpe {
+    /// Trains a byte-level BPE of at most `vocab_size` tokens on `texts` (merges of pairs seen
+    /// at least twice; ties broken by token id, so the same texts give the same tokenizer).
+    pub fn train(texts: &[&str], vocab_size: usize) -> Result<Bpe> {
+        use tokenizers::decoders::byte_level::ByteLevel as ByteLevelDecoder;
+        use tokenizers::models::bpe::{BpeTrainerBuilder, BPE};
+        use tokenizers::models::TrainerWrapper;
+        use tokenizers::pre_tokenizers::byte_level::ByteLevel;
+        let base = ByteLevel::alphabet().len();
+        if vocab_size <= base {
+            return Err(DistillError::Config(format!(
+                "data.vocab_size must exceed the {base} byte tokens a byte-level BPE starts from, got {vocab_size}; use e.g. 1024, or data.tokenizer = \"byte\""
+            )));
+        }
+        let mut trainer: TrainerWrapper = BpeTrainerBuilder::new()
+            .vocab_size(vocab_size)
+            .min_frequency(2)
+            .initial_alphabet(ByteLevel::alphabet().into_iter().collect())
+            .show_progress(false)
+            .build()
+            .into();
+        let mut tk = tokenizers::Tokenizer::new(BPE::default());
+        tk.with_pre_tokenizer(Some(ByteLevel::new(false, true, true)));
+        tk.with_decoder(Some(ByteLevelDecoder::default()));
+        tk.train(&mut trainer, texts.iter())
+            .map_err(|e| tokenizer_error("training", e))?;
+        Self::from_tokenizer(tk)
+    }
+
+    /// A BPE from its Hugging Face `tokenizer.json` text.
+    pub fn from_json(json: &str) -> Result<Bpe> {
+        let tk: tokenizers::Tokenizer = json
+            .parse()
+            .map_err(|e| tokenizer_error("reading tokenizer.json", e))?;
+        Self::from_tokenizer(tk)
+    }
+
+    fn from_tokenizer(tk: tokenizers::Tokenizer) -> Result<Bpe> {
+        let json = tk
+            .to_string(false)
+            .map_err(|e| tokenizer_error("serialising", e))?;
+        let vocab = tk.get_vocab_size(true);
+        Ok(Bpe {
+            inner: tk,
+            json,
+            vocab,
+        })
+    }
+
+    /// The Hugging Face `tokenizer.json` text.
+    pub fn json(&self) -> &str {
+        &self.json
+    }
+
+    /// A short fingerprint of the merges and vocabulary (64-bit FNV-1a of the JSON), to tell
+    /// two BPEs of the same size apart in messages.
+    pub fn fingerprint(&self) -> u64 {
+        self.json.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        })
+    }
 }
 
 impl Tokenizer {
@@ -30,6 +136,7 @@ impl Tokenizer {
     pub fn vocab(&self) -> usize {
         match self {
             Tokenizer::Byte => 256,
+            Tokenizer::Bpe(b) => b.vocab,
         }
     }
 
@@ -37,6 +144,13 @@ impl Tokenizer {
     pub fn encode(&self, text: &str) -> Vec<u32> {
         match self {
             Tokenizer::Byte => text.bytes().map(u32::from).collect(),
+            Tokenizer::Bpe(b) => b
+                .inner
+                .encode(text, false)
+                // a byte-level BPE has a token for every byte: encoding cannot fail
+                .expect("a byte-level BPE encodes any text")
+                .get_ids()
+                .to_vec(),
         }
     }
 
@@ -48,15 +162,80 @@ impl Tokenizer {
                 let bytes: Vec<u8> = ids.iter().map(|&i| i.min(255) as u8).collect();
                 String::from_utf8_lossy(&bytes).into_owned()
             }
+            Tokenizer::Bpe(b) => {
+                let top = b.vocab.saturating_sub(1) as u32;
+                let ids: Vec<u32> = ids.iter().map(|&i| i.min(top)).collect();
+                b.inner
+                    .decode(&ids, false)
+                    .expect("a byte-level BPE decodes its own ids")
+            }
         }
     }
 
-    /// The name in configs and `model.json`.
-    pub fn name(&self) -> &'static str {
+    /// The kind (`data.tokenizer`).
+    pub fn kind(&self) -> TokenizerKind {
         match self {
-            Tokenizer::Byte => "byte",
+            Tokenizer::Byte => TokenizerKind::Byte,
+            Tokenizer::Bpe(_) => TokenizerKind::Bpe,
         }
     }
+
+    /// The name in messages: `byte`, or `bpe` with its vocabulary and fingerprint.
+    pub fn name(&self) -> String {
+        match self {
+            Tokenizer::Byte => "byte".into(),
+            Tokenizer::Bpe(b) => format!("bpe ({} tokens, #{:016x})", b.vocab, b.fingerprint()),
+        }
+    }
+}
+
+impl Serialize for Tokenizer {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        use serde::ser::{Error, SerializeMap};
+        match self {
+            Tokenizer::Byte => s.serialize_str("byte"),
+            Tokenizer::Bpe(b) => {
+                let value: serde_json::Value =
+                    serde_json::from_str(&b.json).map_err(S::Error::custom)?;
+                let mut m = s.serialize_map(Some(1))?;
+                m.serialize_entry("bpe", &value)?;
+                m.end()
+            }
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Tokenizer {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        use serde::de::Error;
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Form {
+            Name(TokenizerKind),
+            Bpe { bpe: serde_json::Value },
+        }
+        match Form::deserialize(d)? {
+            Form::Name(TokenizerKind::Byte) => Ok(Tokenizer::Byte),
+            Form::Name(TokenizerKind::Bpe) => Err(D::Error::custom(
+                "a BPE tokenizer is stored as {\"bpe\": <its tokenizer.json>}, not by name",
+            )),
+            Form::Bpe { bpe } => Bpe::from_json(&bpe.to_string())
+                .map(|b| Tokenizer::Bpe(Arc::new(b)))
+                .map_err(D::Error::custom),
+        }
+    }
+}
+
+/// Bytes of text per target token: the UTF-8 length of the targets (those not
+/// [`IGNORE_INDEX`]) decoded, over their number. Multiplying a per-token cross-entropy by its
+/// inverse gives one per byte, comparable across tokenizers.
+pub fn bytes_per_token(tokenizer: &Tokenizer, targets: &[i32]) -> f64 {
+    let ids: Vec<u32> = targets
+        .iter()
+        .filter(|&&t| t != IGNORE_INDEX as i32)
+        .map(|&t| t as u32)
+        .collect();
+    tokenizer.decode(&ids).len() as f64 / ids.len().max(1) as f64
 }
 
 /// Where a text data set comes from and how it is cut.
@@ -71,7 +250,9 @@ pub struct TextSpec<'a> {
     /// A line that starts with this begins a chapter.
     pub chapter_marker: &'a str,
     /// The tokenizer.
-    pub tokenizer: Tokenizer,
+    pub tokenizer: TokenizerKind,
+    /// Most tokens of a BPE (trained on the training chapters only).
+    pub vocab_size: usize,
 }
 
 /// The chapters of `text`: from each line that starts with `marker` to the next (text before
@@ -167,10 +348,21 @@ pub fn load_text(spec: &TextSpec<'_>) -> Result<(Dataset, Dataset)> {
             ),
         ));
     }
+    let held_out = |i: usize| (i + 1) % every == 0;
+    let tokenizer = match spec.tokenizer {
+        TokenizerKind::Byte => Tokenizer::Byte,
+        TokenizerKind::Bpe => {
+            let train_text: Vec<&str> = (chapters.iter().enumerate())
+                .filter(|(i, _)| !held_out(*i))
+                .map(|(_, c)| *c)
+                .collect();
+            Tokenizer::Bpe(Arc::new(Bpe::train(&train_text, spec.vocab_size)?))
+        }
+    };
     let (mut train, mut test) = (Vec::new(), Vec::new());
     for (i, c) in chapters.iter().enumerate() {
-        let ids = spec.tokenizer.encode(c);
-        if (i + 1) % every == 0 {
+        let ids = tokenizer.encode(c);
+        if held_out(i) {
             test.push(ids);
         } else {
             train.push(ids);
@@ -188,13 +380,13 @@ pub fn load_text(spec: &TextSpec<'_>) -> Result<(Dataset, Dataset)> {
             inputs: Inputs::Tokens {
                 ids: inputs,
                 context: spec.context,
-                tokenizer: spec.tokenizer,
+                tokenizer: tokenizer.clone(),
             },
             targets: Targets::Tokens {
                 ids: targets,
                 context: spec.context,
             },
-            num_classes: spec.tokenizer.vocab(),
+            num_classes: tokenizer.vocab(),
             groups: None,
         })
     };
@@ -250,7 +442,8 @@ mod tests {
             context: 8,
             test_fraction: 0.2,
             chapter_marker: "CHAPTER",
-            tokenizer: Tokenizer::Byte,
+            tokenizer: TokenizerKind::Byte,
+            vocab_size: 0,
         };
         let (train, test) = load_text(&spec).unwrap();
         assert_eq!(train.geometry(), [1, 1, 8]);
@@ -278,5 +471,67 @@ mod tests {
         std::fs::write(&path, "one chapter only").unwrap();
         let e = load_text(&spec).unwrap_err().to_string();
         assert!(e.contains("data.chapter_marker"), "{e}");
+    }
+
+    #[test]
+    fn a_bpe_learns_merges_from_the_training_chapters_only_and_round_trips() {
+        let mut text = String::new();
+        for i in 1..=10 {
+            let word = if i % 5 == 0 { "narwhal" } else { "whale" };
+            text += &format!("CHAPTER {i}.\n\nThe {word} and the {word} again, the {word}.\n");
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("book.txt");
+        std::fs::write(&path, &text).unwrap();
+        let spec = TextSpec {
+            path: &path,
+            context: 8,
+            test_fraction: 0.2,
+            chapter_marker: "CHAPTER",
+            tokenizer: TokenizerKind::Bpe,
+            vocab_size: 280,
+        };
+        let (train, test) = load_text(&spec).unwrap();
+        let tk = train.tokenizer().unwrap();
+        let Tokenizer::Bpe(bpe) = &tk else {
+            panic!("a BPE")
+        };
+        assert_eq!(test.tokenizer().as_ref(), Some(&tk));
+        assert_eq!(train.num_classes, tk.vocab());
+        assert!(tk.vocab() > 256 && tk.vocab() <= 280);
+        // "whale" (training chapters) is merged into one token; "narwhal" only occurs in the
+        // held-out chapters 5 and 10, so it stays in pieces
+        assert_eq!(tk.encode(" whale").len(), 1, "{:?}", tk.encode(" whale"));
+        assert!(tk.encode(" narwhal").len() > 2);
+        // any text round-trips, also characters the corpus never had
+        for s in ["The whale — 日本, \u{1F40B}!\n", "", " \t x"] {
+            assert_eq!(tk.decode(&tk.encode(s)), s);
+        }
+        // training is deterministic, and the JSON form restores the same tokenizer
+        let chapters = chapters(&text, "CHAPTER");
+        let train_text: Vec<&str> = (chapters.iter().enumerate())
+            .filter(|(i, _)| (i + 1) % 5 != 0)
+            .map(|(_, c)| *c)
+            .collect();
+        assert_eq!(Bpe::train(&train_text, 280).unwrap(), **bpe);
+        assert_eq!(Bpe::from_json(bpe.json()).unwrap(), **bpe);
+        let json = serde_json::to_string(&tk).unwrap();
+        assert!(json.starts_with("{\"bpe\":{"), "{json}");
+        assert_eq!(serde_json::from_str::<Tokenizer>(&json).unwrap(), tk);
+        assert_eq!(
+            serde_json::from_str::<Tokenizer>("\"byte\"").unwrap(),
+            Tokenizer::Byte
+        );
+        assert!(serde_json::from_str::<Tokenizer>("\"bpe\"").is_err());
+        assert_ne!(Bpe::train(&train_text, 270).unwrap(), **bpe);
+        let ids: Vec<i32> = tk
+            .encode(" whale whale")
+            .iter()
+            .map(|&i| i as i32)
+            .collect();
+        assert_eq!(bytes_per_token(&tk, &[ids, vec![-100]].concat()), 6.0);
+        assert_eq!(bytes_per_token(&Tokenizer::Byte, &[104, 105, -100]), 1.0);
+        let e = Bpe::train(&train_text, 200).unwrap_err().to_string();
+        assert!(e.contains("data.vocab_size"), "{e}");
     }
 }

@@ -82,6 +82,7 @@ pub fn load_data(plan: &Plan) -> Result<DataBundle> {
             test_fraction: plan.data.test_fraction.unwrap_or(0.1),
             chapter_marker: plan.data.chapter_marker.as_deref().unwrap_or("CHAPTER"),
             tokenizer: plan.data.tokenizer.unwrap_or_default(),
+            vocab_size: plan.data.vocab_size.unwrap_or(1024),
         })?,
         _ => plan.data.source.load(plan.data.dir.as_deref())?,
     };
@@ -231,17 +232,9 @@ fn initial_teachers(plan: &Plan, data: &DataBundle, device: &Device) -> Result<V
                         differs.join("; ")
                     )));
                 }
-                if meta.input != geometry || meta.classes != classes {
-                    return Err(DistillError::Shape {
-                        context: format!("teacher checkpoint {} of '{}' (input geometry + classes) vs data", ckpt.display(), t.name),
-                        expected: [geometry.as_slice(), &[classes]].concat(),
-                        got: [meta.input.as_slice(), &[meta.classes]].concat(),
-                        fix: "; train the teacher on this data set, or point data at the one it was trained on".into(),
-                    });
-                }
                 if meta.tokenizer != data.train.tokenizer() {
                     let name = |t: Option<crate::data::text::Tokenizer>| {
-                        t.map_or("none (not a language model)", |t| t.name())
+                        t.map_or("none (not a language model)".into(), |t| t.name())
                     };
                     return Err(DistillError::Config(format!(
                         "teacher '{}': checkpoint {} was trained on tokens of tokenizer {}, but the data are tokenized with {}; teacher and student must share the vocabulary: set data.tokenizer to the checkpoint's, or train the teacher on this data",
@@ -250,6 +243,14 @@ fn initial_teachers(plan: &Plan, data: &DataBundle, device: &Device) -> Result<V
                         name(meta.tokenizer),
                         name(data.train.tokenizer())
                     )));
+                }
+                if meta.input != geometry || meta.classes != classes {
+                    return Err(DistillError::Shape {
+                        context: format!("teacher checkpoint {} of '{}' (input geometry + classes) vs data", ckpt.display(), t.name),
+                        expected: [geometry.as_slice(), &[classes]].concat(),
+                        got: [meta.input.as_slice(), &[meta.classes]].concat(),
+                        fix: "; train the teacher on this data set, or point data at the one it was trained on".into(),
+                    });
                 }
                 if !meta.view.same_input(&view) {
                     return Err(DistillError::Config(format!(
@@ -422,11 +423,23 @@ pub fn run_experiment(plan: &Plan, opts: &RunOptions) -> Result<Report> {
         data.train.len(),
         data.test.len(),
         match (data.train.labels(), &data.test.groups) {
-            _ if data.train.tokenizer().is_some() => format!(
-                "windows of {} tokens ({} tokenizer, vocabulary {classes})",
-                geometry[2],
-                data.train.tokenizer().map_or("", |t| t.name())
-            ),
+            _ if data.train.tokenizer().is_some() => {
+                let tk = data.train.tokenizer().unwrap_or_default();
+                let per_token = match (&tk, &data.test.targets) {
+                    (crate::data::text::Tokenizer::Bpe(_), crate::data::Targets::Tokens { ids, .. }) => {
+                        format!(
+                            "; {:.3} bytes per test target token (bits per byte = log2(ppl) / that)",
+                            crate::data::text::bytes_per_token(&tk, ids)
+                        )
+                    }
+                    _ => String::new(),
+                };
+                format!(
+                    "windows of {} tokens ({} tokenizer, vocabulary {classes}{per_token})",
+                    geometry[2],
+                    tk.name()
+                )
+            }
             (Some(_), _) if matches!(data.train.inputs, Inputs::Sequence { .. }) => format!(
                 "series of up to {} frames of {} values, {classes} classes",
                 geometry[1],

@@ -97,19 +97,24 @@ pub fn resolve_dir(dst: &Path) -> Option<PathBuf> {
 }
 
 /// Saves a model checkpoint folder: `model.bpk` (weights) and `model.json` (architecture,
-/// classes and input geometry) — everything `distill eval` needs.
+/// classes and input geometry) — everything `distill eval` needs; a language model with a BPE
+/// tokenizer also gets it as `tokenizer.json` (Hugging Face's format) beside them.
 pub fn model_files(
     net: &Net,
     meta: &ModelMeta,
     dir: &Path,
 ) -> Result<Vec<(&'static str, Vec<u8>)>> {
-    Ok(vec![
+    let mut files = vec![
         ("model.bpk", module_bytes(net, &dir.join("model.bpk"))?),
         (
             "model.json",
             serde_json::to_vec_pretty(meta).expect("meta serialises"),
         ),
-    ])
+    ];
+    if let Some(crate::data::text::Tokenizer::Bpe(bpe)) = &meta.tokenizer {
+        files.push(("tokenizer.json", bpe.json().as_bytes().to_vec()));
+    }
+    Ok(files)
 }
 
 /// What is stored next to a model's weights.
