@@ -122,6 +122,44 @@ enum Command {
         #[arg(long, default_value_t = 0)]
         seed: u64,
     },
+    /// Turn a PyTorch state dict (.pth/.pt) or .safetensors file of a zoo architecture into a
+    /// checkpoint folder (RepDistiller's names for the CIFAR ResNets; every tensor must fit).
+    Import {
+        /// The weights file.
+        file: PathBuf,
+        /// Zoo architecture of the file's network (see `distill models`), with its default
+        /// options; --meta describes any other.
+        #[arg(long, required_unless_present = "meta", conflicts_with = "meta")]
+        model: Option<String>,
+        /// Number of classes of its head.
+        #[arg(long, required_unless_present = "meta", conflicts_with = "meta")]
+        classes: Option<usize>,
+        /// A model.json (as `export` writes beside the file) describing the architecture,
+        /// classes, input and normalisation, instead of the flags.
+        #[arg(long, conflicts_with_all = ["input", "mean", "std"])]
+        meta: Option<PathBuf>,
+        /// Input geometry CHANNELS,HEIGHT,WIDTH of the images it reads.
+        #[arg(long, value_delimiter = ',', default_values_t = [3, 32, 32])]
+        input: Vec<usize>,
+        /// Per-channel mean the network's inputs were normalised with (default 0).
+        #[arg(long, value_delimiter = ',')]
+        mean: Vec<f32>,
+        /// Per-channel standard deviation of that normalisation (default 1).
+        #[arg(long, value_delimiter = ',')]
+        std: Vec<f32>,
+        /// Checkpoint folder to write.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Write a checkpoint folder's model as model.safetensors under PyTorch's names (what
+    /// `import` reads; loadable with PyTorch's load_state_dict), beside its model.json.
+    Export {
+        /// Checkpoint folder holding model.bpk and model.json.
+        checkpoint: PathBuf,
+        /// Folder to write.
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// List the distillation methods with their family, citation and required taps.
     Methods,
     /// List the models with their taps and citations.
@@ -274,6 +312,48 @@ fn run(cli: Cli) -> Result<()> {
                 seed,
             },
         ),
+        Command::Import {
+            file,
+            model,
+            classes,
+            meta,
+            input,
+            mean,
+            std,
+            out,
+        } => {
+            let meta = match (meta, model, classes) {
+                (Some(path), _, _) => serde_json::from_slice(
+                    &std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?,
+                )
+                .with_context(|| format!("{} is not a model.json", path.display()))?,
+                (None, Some(model), Some(classes)) => {
+                    import_meta(&model, classes, &input, mean, std)?
+                }
+                _ => anyhow::bail!("import needs --model and --classes, or --meta model.json"),
+            };
+            let device = training_device(distill::config::Backend::Flex)?.without_autodiff();
+            distill::train::checkpoint::import_checkpoint(&file, &meta, &out, &device)
+                .with_context(|| format!("importing {}", file.display()))?;
+            outln!(
+                "wrote checkpoint {} ({}, {} classes, input {:?}); `distill eval` scores it, and a [[teacher]] section reads it with checkpoint = \"{}\"",
+                out.display(),
+                meta.config.name(),
+                meta.classes,
+                meta.input,
+                out.display()
+            );
+            Ok(())
+        }
+        Command::Export { checkpoint, out } => {
+            let device = training_device(distill::config::Backend::Flex)?.without_autodiff();
+            let files = distill::train::checkpoint::export_checkpoint(&checkpoint, &out, &device)
+                .with_context(|| format!("exporting {}", checkpoint.display()))?;
+            for f in files {
+                outln!("wrote {}", f.display());
+            }
+            Ok(())
+        }
         Command::Methods => {
             outln!("| method | family | description | required taps | citation |\n|---|---|---|---|---|");
             for m in METHODS {
@@ -390,6 +470,41 @@ fn generate(
         distill::models::sample::generate(gpt, &ids, sampling, &device).context("sampling")?;
     outln!("{prompt}{}", tokenizer.decode(&out));
     Ok(())
+}
+
+/// The model.json of an imported file from the command line's description.
+fn import_meta(
+    model: &str,
+    classes: usize,
+    input: &[usize],
+    mean: Vec<f32>,
+    std: Vec<f32>,
+) -> Result<distill::train::checkpoint::ModelMeta> {
+    let config =
+        distill::models::ModelConfig::named(model).with_context(|| format!("--model {model}"))?;
+    let &[c, h, w] = input else {
+        anyhow::bail!("--input takes CHANNELS,HEIGHT,WIDTH, got {input:?}");
+    };
+    let per_channel = |v: Vec<f32>, default: f32, flag: &str| -> Result<Vec<f32>> {
+        match v.len() {
+            0 => Ok(vec![default; c]),
+            n if n == c => Ok(v),
+            n => anyhow::bail!("--{flag} needs one value per input channel ({c}), got {n}"),
+        }
+    };
+    Ok(distill::train::checkpoint::ModelMeta {
+        config,
+        input: [c, h, w],
+        view: distill::data::View::source(),
+        classes,
+        normalization: distill::data::Normalization {
+            mean: per_channel(mean, 0.0, "mean")?,
+            std: per_channel(std, 1.0, "std")?,
+            target_mean: vec![],
+            target_std: vec![],
+        },
+        tokenizer: None,
+    })
 }
 
 fn eval(checkpoint: &Path, data: SourceArg, dir: Option<&Path>) -> Result<()> {

@@ -924,3 +924,80 @@ method = "kd"
     fails_with(&["sweep", &sweep, "--shard", "3/2"], "1 ≤ i ≤ n");
     fails_with(&["sweep", &sweep, "--shard", "x"], "--shard takes i/n");
 }
+
+#[test]
+fn export_import_and_a_teacher_read_from_safetensors() {
+    let tmp = tempfile::tempdir().unwrap();
+    let one_seed = TINY.replace("seeds = [1, 2]", "seeds = [1]");
+    let cfg = write(tmp.path(), "tiny.toml", &one_seed);
+    let run = tmp.path().join("run");
+    let (table, _) = ok(&[
+        "train",
+        &cfg,
+        "--out",
+        &run.to_string_lossy(),
+        "--no-progress",
+    ]);
+    // the teacher's name, model, parameters and accuracies (not its epoch: a loaded teacher
+    // has none)
+    let teacher_row = |t: &str| {
+        let row = t.lines().find(|l| l.starts_with("| teacher")).unwrap();
+        row.split('|').take(6).collect::<Vec<_>>().join("|")
+    };
+    let best = run.join("teachers/mlp/best");
+    let (scored, _) = ok(&["eval", &best.to_string_lossy()]);
+    // export: safetensors under PyTorch's names, beside model.json
+    let exported = tmp.path().join("exported");
+    ok(&[
+        "export",
+        &best.to_string_lossy(),
+        "--out",
+        &exported.to_string_lossy(),
+    ]);
+    let file = exported.join("model.safetensors");
+    // import it back as a checkpoint folder, described by the exported model.json: eval
+    // scores it the same
+    let imported = tmp.path().join("imported");
+    ok(&[
+        "import",
+        &file.to_string_lossy(),
+        "--meta",
+        &exported.join("model.json").to_string_lossy(),
+        "--out",
+        &imported.to_string_lossy(),
+    ]);
+    let (again, _) = ok(&["eval", &imported.to_string_lossy()]);
+    let accuracy = |s: &str| s.split("test accuracy").nth(1).unwrap().to_string();
+    assert_eq!(accuracy(&again), accuracy(&scored));
+    // a [[teacher]] section reads the file directly: the same teacher row
+    let from_file = one_seed.replace(
+        "hidden = [32]\n",
+        &format!("hidden = [32]\ncheckpoint = \"{}\"\n", file.display()),
+    );
+    let cfg2 = write(tmp.path(), "from-file.toml", &from_file);
+    let (table2, _) = ok(&[
+        "train",
+        &cfg2,
+        "--out",
+        &tmp.path().join("run2").to_string_lossy(),
+        "--no-progress",
+    ]);
+    assert_eq!(teacher_row(&table2), teacher_row(&table), "{table2}");
+    // a file of another shape is refused, naming the tensors, and writes nothing
+    fails_with(
+        &[
+            "import",
+            &file.to_string_lossy(),
+            "--model",
+            "mlp",
+            "--classes",
+            "7",
+            "--input",
+            "1,28,28",
+            "--out",
+            &tmp.path().join("bad").to_string_lossy(),
+        ],
+        "head.weight: the model expects [256, 7], the file has [32, 10]",
+    );
+    assert!(!tmp.path().join("bad").exists());
+}

@@ -155,7 +155,9 @@ pub struct TeacherConfig {
     /// GPT attention heads.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub heads: Option<usize>,
-    /// Checkpoint folder (holding `model.bpk` and `model.json`) of an already trained teacher.
+    /// Checkpoint folder (holding `model.bpk` and `model.json`) of an already trained teacher,
+    /// or a PyTorch state dict (`.pth`, `.pt`) or `.safetensors` file of the section's
+    /// architecture (RepDistiller's names for the CIFAR ResNets), imported whole.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub checkpoint: Option<PathBuf>,
     /// The `[[student]]` recipe whose trained student becomes this teacher (its first seed's

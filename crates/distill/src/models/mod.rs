@@ -5,6 +5,7 @@ pub mod cnn;
 pub mod conv1d;
 pub mod gpt;
 pub mod gru;
+pub mod interop;
 pub mod lenet;
 pub mod mlp;
 pub mod net;

@@ -597,6 +597,11 @@ impl ModelConfig {
         matches!(self, ModelConfig::Gru { .. } | ModelConfig::Conv1d { .. })
     }
 
+    /// A CIFAR ResNet of RepDistiller's family (`resnet8` … `resnet32x4`).
+    pub fn is_resnet(&self) -> bool {
+        self.name().starts_with("resnet")
+    }
+
     /// Builds the model for `[channels, height, width]` inputs and `classes` outputs.
     pub fn build(&self, input: [usize; 3], classes: usize, device: &Device) -> Result<Net> {
         let [c, h, w] = input;

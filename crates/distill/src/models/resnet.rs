@@ -23,6 +23,26 @@ fn conv(cin: usize, cout: usize, k: usize, stride: usize, device: &Device) -> Co
         .init(device)
 }
 
+/// RepDistiller's (`models/resnet.py`) names for this model's tensors, as rewrites of Burn's
+/// module paths applied in order on export (normalisation `gamma`/`beta` become
+/// `weight`/`bias` and linear weights are transposed by burn-store's PyTorch adapter).
+pub const TO_PYTORCH: &[(&str, &str)] = &[
+    (r"^stages\.0\.", "layer1."),
+    (r"^stages\.1\.", "layer2."),
+    (r"^stages\.2\.", "layer3."),
+    (r"\.shortcut\.conv\.", ".downsample.0."),
+    (r"\.shortcut\.bn\.", ".downsample.1."),
+];
+
+/// The inverse of [`TO_PYTORCH`], applied on import.
+pub const FROM_PYTORCH: &[(&str, &str)] = &[
+    (r"^layer1\.", "stages.0."),
+    (r"^layer2\.", "stages.1."),
+    (r"^layer3\.", "stages.2."),
+    (r"\.downsample\.0\.", ".shortcut.conv."),
+    (r"\.downsample\.1\.", ".shortcut.bn."),
+];
+
 /// 1×1 projection shortcut used when a block changes width or resolution.
 #[derive(Module, Debug)]
 pub struct Shortcut {

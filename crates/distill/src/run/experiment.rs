@@ -221,6 +221,16 @@ fn initial_teachers(plan: &Plan, data: &DataBundle, device: &Device) -> Result<V
             }
         }
         let net = match &t.checkpoint {
+            // someone else's weights: the section's architecture, built for this data, takes
+            // them whole or the import is an error
+            Some(file) if crate::models::interop::Format::of(file).is_some() => {
+                let net = t.model.build(
+                    view.geometry(geometry),
+                    classes,
+                    &device.clone().without_autodiff(),
+                )?;
+                crate::models::interop::import_weights(net, &t.model, file)?
+            }
             Some(ckpt) => {
                 let (net, meta) = load_model_dir(ckpt, &device.clone().without_autodiff())?;
                 let differs = t.model.architecture_differences(&meta.config);

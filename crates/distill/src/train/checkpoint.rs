@@ -169,6 +169,40 @@ pub fn read_model_meta(dir: &Path) -> Result<(PathBuf, ModelMeta)> {
     Ok((dir, meta))
 }
 
+/// Imports the weights of a PyTorch or safetensors `file` (see [`crate::models::interop`]) into
+/// `meta.config` built for `meta.input` and `meta.classes`, and writes them as the checkpoint
+/// folder `dir` (which `distill eval`, `[[teacher]] checkpoint` and `export` read).
+pub fn import_checkpoint(file: &Path, meta: &ModelMeta, dir: &Path, device: &Device) -> Result<()> {
+    let net = meta
+        .config
+        .build(meta.view.geometry(meta.input), meta.classes, device)?;
+    let net = crate::models::interop::import_weights(net, &meta.config, file)?;
+    write_dir(dir, &model_files(&net, meta, dir)?)
+}
+
+/// Writes the model of checkpoint folder `checkpoint` into folder `out` as `model.safetensors`
+/// (PyTorch's names; see [`crate::models::interop::export_safetensors`]) beside a copy of its
+/// `model.json` (and `tokenizer.json`); returns the files written.
+pub fn export_checkpoint(checkpoint: &Path, out: &Path, device: &Device) -> Result<Vec<PathBuf>> {
+    let (net, meta) = load_model_dir(checkpoint, device)?;
+    let mut files = vec![(
+        "model.safetensors",
+        crate::models::interop::export_safetensors(&net, &meta.config)?,
+    )];
+    files.extend(
+        model_files(&net, &meta, out)?
+            .into_iter()
+            .filter(|(name, _)| *name != "model.bpk"),
+    );
+    files
+        .into_iter()
+        .map(|(name, bytes)| {
+            let path = out.join(name);
+            write_atomic(&path, &bytes).map(|()| path)
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

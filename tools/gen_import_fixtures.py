@@ -1,0 +1,137 @@
+#!/usr/bin/env python3
+"""Fixtures for distill's PyTorch/safetensors import and export tests.
+
+    pip install -r tools/requirements.txt
+    python3 tools/gen_import_fixtures.py          # writes crates/distill/fixtures/import/
+    python3 tools/gen_import_fixtures.py --check-export DIR/model.safetensors
+                                                  # loads a `distill export` of the resnet8
+                                                  # fixture into the PyTorch model (strict) and
+                                                  # checks its logits against the fixture's
+
+The model is RepDistiller's CIFAR ResNet (models/resnet.py of HobbitLong/RepDistiller: 3x3
+stem conv + BN + ReLU, three stages of basic blocks, a 1x1 conv + BN shortcut where the shape
+changes, global average pooling, a linear head), written out here from its description.
+Weights and batch-norm statistics are random (seeded); the model runs in eval mode.
+Writes:
+  resnet8.pth           state dict saved by torch.save
+  resnet8.safetensors   the same tensors
+  resnet8-training.pth  the same state dict nested as RepDistiller saves it:
+                        {"epoch": 240, "model": state_dict, "accuracy": 0.0}
+  resnet8.json          two inputs [2, 3, 32, 32] and the logits PyTorch computes for them
+  keys.json             state-dict names and shapes of resnet8 … resnet110, resnet8x4 and
+                        resnet32x4 (10 classes), what an export must write
+"""
+import argparse
+import json
+import os
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
+
+OUT = os.path.join(os.path.dirname(__file__), "..", "crates", "distill", "fixtures", "import")
+
+
+class BasicBlock(nn.Module):
+    def __init__(self, cin, cout, stride):
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(cout)
+        self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(cout)
+        self.downsample = None
+        if stride != 1 or cin != cout:
+            self.downsample = nn.Sequential(
+                nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout)
+            )
+
+    def forward(self, x):
+        out = F.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        res = x if self.downsample is None else self.downsample(x)
+        return F.relu(out + res)
+
+
+class ResNet(nn.Module):
+    def __init__(self, depth, filters, classes=10):
+        super().__init__()
+        n = (depth - 2) // 6
+        self.conv1 = nn.Conv2d(3, filters[0], 3, 1, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(filters[0])
+        cin = filters[0]
+        for s in range(3):
+            blocks = []
+            for b in range(n):
+                blocks.append(BasicBlock(cin, filters[s + 1], 2 if s > 0 and b == 0 else 1))
+                cin = filters[s + 1]
+            setattr(self, f"layer{s + 1}", nn.Sequential(*blocks))
+        self.fc = nn.Linear(filters[3], classes)
+
+    def forward(self, x):
+        x = F.relu(self.bn1(self.conv1(x)))
+        x = self.layer3(self.layer2(self.layer1(x)))
+        return self.fc(x.mean(dim=(2, 3)))
+
+
+ZOO = {
+    **{f"resnet{d}": (d, [16, 16, 32, 64]) for d in (8, 14, 20, 32, 44, 56, 110)},
+    "resnet8x4": (8, [32, 64, 128, 256]),
+    "resnet32x4": (32, [32, 64, 128, 256]),
+}
+
+
+def resnet8():
+    torch.manual_seed(20261128)
+    model = ResNet(*ZOO["resnet8"])
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                # non-trivial statistics and affine terms, so that a swapped or skipped tensor shows
+                m.running_mean.uniform_(-0.5, 0.5)
+                m.running_var.uniform_(0.5, 2.0)
+                m.weight.uniform_(0.5, 1.5)
+                m.bias.uniform_(-0.2, 0.2)
+    return model.eval()
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--check-export")
+    args = ap.parse_args()
+    model = resnet8()
+    if args.check_export:
+        with open(os.path.join(OUT, "resnet8.json")) as f:
+            fx = json.load(f)
+        exported = ResNet(*ZOO["resnet8"]).eval()
+        exported.load_state_dict(load_file(args.check_export), strict=True)
+        x = torch.tensor(fx["inputs"]["data"]).reshape(fx["inputs"]["shape"])
+        got = exported(x)
+        want = torch.tensor(fx["logits"]["data"]).reshape(fx["logits"]["shape"])
+        err = (got - want).abs().max().item()
+        print(f"export loads with strict=True; max |logit difference| = {err:.2e}")
+        raise SystemExit(0 if err <= 1e-4 else 1)
+    os.makedirs(OUT, exist_ok=True)
+    state = model.state_dict()
+    torch.save(state, os.path.join(OUT, "resnet8.pth"))
+    torch.save(
+        {"epoch": 240, "model": state, "accuracy": 0.0}, os.path.join(OUT, "resnet8-training.pth")
+    )
+    save_file({k: v.contiguous() for k, v in state.items()}, os.path.join(OUT, "resnet8.safetensors"))
+    g = torch.Generator().manual_seed(7)
+    x = torch.randn(2, 3, 32, 32, generator=g)
+    with torch.no_grad():
+        logits = model(x)
+    arr = lambda t: {"shape": list(t.shape), "data": [float(v) for v in t.reshape(-1).tolist()]}
+    with open(os.path.join(OUT, "resnet8.json"), "w") as f:
+        json.dump({"model": "resnet8", "inputs": arr(x), "logits": arr(logits)}, f)
+    keys = {
+        name: {k: list(v.shape) for k, v in ResNet(*spec).state_dict().items()}
+        for name, spec in ZOO.items()
+    }
+    with open(os.path.join(OUT, "keys.json"), "w") as f:
+        json.dump(keys, f, indent=0, sort_keys=True)
+
+
+if __name__ == "__main__":
+    main()
