@@ -15,8 +15,9 @@ Weights and batch-norm statistics are random (seeded); the model runs in eval mo
 Writes:
   resnet8.pth           state dict saved by torch.save
   resnet8.safetensors   the same tensors
-  resnet8-training.pth  the same state dict nested as RepDistiller saves it:
-                        {"epoch": 240, "model": state_dict, "accuracy": 0.0}
+  resnet8-training.pth  the same state dict nested as RepDistiller's train_teacher.py saves
+                        it: {"epoch", "model": state_dict, "best_acc", "optimizer": SGD state
+                        with momentum buffers}
   resnet8.json          two inputs [2, 3, 32, 32] and the logits PyTorch computes for them
   keys.json             state-dict names and shapes of resnet8 … resnet110, resnet8x4 and
                         resnet32x4 (10 classes), what an export must write
@@ -114,8 +115,15 @@ def main():
     os.makedirs(OUT, exist_ok=True)
     state = model.state_dict()
     torch.save(state, os.path.join(OUT, "resnet8.pth"))
+    # RepDistiller's train_teacher.py layout, with the SGD momentum buffers of one step at
+    # lr = 0 (weights unchanged; the model is in eval mode, so the statistics are too)
+    opt = torch.optim.SGD(model.parameters(), lr=0.0, momentum=0.9)
+    model(torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(3))).sum().backward()
+    opt.step()
+    opt.zero_grad()
     torch.save(
-        {"epoch": 240, "model": state, "accuracy": 0.0}, os.path.join(OUT, "resnet8-training.pth")
+        {"epoch": 240, "model": state, "best_acc": 0.0, "optimizer": opt.state_dict()},
+        os.path.join(OUT, "resnet8-training.pth"),
     )
     save_file({k: v.contiguous() for k, v in state.items()}, os.path.join(OUT, "resnet8.safetensors"))
     g = torch.Generator().manual_seed(7)

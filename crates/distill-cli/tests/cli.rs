@@ -1000,4 +1000,15 @@ fn export_import_and_a_teacher_read_from_safetensors() {
         "head.weight: the model expects [256, 7], the file has [32, 10]",
     );
     assert!(!tmp.path().join("bad").exists());
+    // a folder that is not a model folder is never replaced
+    fails_with(
+        &[
+            "export",
+            &best.to_string_lossy(),
+            "--out",
+            &tmp.path().to_string_lossy(),
+        ],
+        "is not a model folder",
+    );
+    assert!(tmp.path().join("tiny.toml").is_file());
 }

@@ -282,6 +282,20 @@ fn a_bpe_tokenizer_is_trained_saved_with_the_model_and_checked_on_teachers() {
         e.contains("tokenizer bpe (") && e.contains("tokenized with byte"),
         "{e}"
     );
+    // its weights alone (an export) carry no tokenizer: refused as a teacher
+    let exported = tmp.path().join("exported");
+    distill::train::checkpoint::export_checkpoint(&teacher, &exported, &dev).unwrap();
+    let weights_only = config(&text, 64).replace(
+        "cache_mb = 64\n",
+        &format!(
+            "cache_mb = 64\ncheckpoint = \"{}\"\n",
+            exported.join("model.safetensors").display()
+        ),
+    );
+    let e = run_toml(&bpe(weights_only), tmp.path().join("weights"))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("carries no tokenizer"), "{e}");
     // vocab_size without a BPE, or too small for one, is a config error
     let e = run_toml(
         &config(&text, 0).replace("context = 16\n", "context = 16\nvocab_size = 300\n"),

@@ -97,11 +97,35 @@ impl Bpe {
         Self::from_tokenizer(tk)
     }
 
-    /// A BPE from its Hugging Face `tokenizer.json` text.
+    /// A BPE from its Hugging Face `tokenizer.json` text: a byte-level BPE (BPE model,
+    /// ByteLevel pre-tokenizer) whose ids run from 0 without gaps, as [`Bpe::train`] makes, so
+    /// that every text encodes and every id decodes.
     pub fn from_json(json: &str) -> Result<Bpe> {
+        let value: serde_json::Value =
+            serde_json::from_str(json).map_err(|e| tokenizer_error("reading tokenizer.json", e))?;
+        let kind = |part: &str| value[part]["type"].as_str().unwrap_or("none").to_string();
+        if kind("model") != "BPE" || kind("pre_tokenizer") != "ByteLevel" {
+            return Err(tokenizer_error(
+                "reading tokenizer.json",
+                format!(
+                    "expected a byte-level BPE (model BPE, pre-tokenizer ByteLevel), got model {} with pre-tokenizer {}",
+                    kind("model"),
+                    kind("pre_tokenizer")
+                ),
+            ));
+        }
         let tk: tokenizers::Tokenizer = json
             .parse()
             .map_err(|e| tokenizer_error("reading tokenizer.json", e))?;
+        let vocab = tk.get_vocab(true);
+        let mut ids: Vec<u32> = vocab.values().copied().collect();
+        ids.sort_unstable();
+        if ids.iter().enumerate().any(|(i, &id)| id != i as u32) || vocab.len() < 256 {
+            return Err(tokenizer_error(
+                "reading tokenizer.json",
+                "its token ids are not 0..N without gaps over a 256-byte base",
+            ));
+        }
         Self::from_tokenizer(tk)
     }
 
@@ -523,6 +547,14 @@ mod tests {
             Tokenizer::Byte
         );
         assert!(serde_json::from_str::<Tokenizer>("\"bpe\"").is_err());
+        // another kind of tokenizer, or a BPE with a gap in its ids, is refused
+        let other = bpe.json().replace("\"ByteLevel\"", "\"Whitespace\"");
+        let e = Bpe::from_json(&other).unwrap_err().to_string();
+        assert!(e.contains("expected a byte-level BPE"), "{e}");
+        let gap = bpe.json().replacen("\"!\":0", "\"!\":100000", 1);
+        assert_ne!(gap, bpe.json());
+        let e = Bpe::from_json(&gap).unwrap_err().to_string();
+        assert!(e.contains("without gaps"), "{e}");
         assert_ne!(Bpe::train(&train_text, 270).unwrap(), **bpe);
         let ids: Vec<i32> = tk
             .encode(" whale whale")

@@ -125,16 +125,23 @@ pub fn import_weights(net: Net, config: &ModelConfig, file: &Path) -> Result<Net
         Ok((net, result))
     };
     let (mut loaded, mut result) = try_load(None)?;
-    // A training checkpoint ({"model": state_dict, "epoch": …}) nests the tensors under one key.
+    // A training checkpoint ({"model": state_dict, "optimizer": …, "epoch": …}, as RepDistiller
+    // saves it) nests the tensors under one key: the key under which most tensors fit wins.
     if result.applied.is_empty() && format == Format::Pytorch {
-        let firsts: std::collections::BTreeSet<&str> = result
+        let tops: std::collections::BTreeSet<String> = result
             .unused
             .iter()
             .filter_map(|n| n.split('.').next())
+            .map(str::to_string)
             .collect();
-        if let [top] = firsts.into_iter().collect::<Vec<_>>()[..] {
-            let top = top.to_string();
-            (loaded, result) = try_load(Some(&top))?;
+        for top in tops {
+            // a name's first segment that is no nested dictionary does not read: skip it
+            let Ok((net, nested)) = try_load(Some(&top)) else {
+                continue;
+            };
+            if nested.applied.len() > result.applied.len() {
+                (loaded, result) = (net, nested);
+            }
         }
     }
     let shape = |name: &str| {

@@ -34,8 +34,10 @@ pub const TO_PYTORCH: &[(&str, &str)] = &[
     (r"\.shortcut\.bn\.", ".downsample.1."),
 ];
 
-/// The inverse of [`TO_PYTORCH`], applied on import.
+/// The inverse of [`TO_PYTORCH`], applied on import (also dropping the `module.` prefix of a
+/// model saved from `nn.DataParallel`).
 pub const FROM_PYTORCH: &[(&str, &str)] = &[
+    (r"^module\.", ""),
     (r"^layer1\.", "stages.0."),
     (r"^layer2\.", "stages.1."),
     (r"^layer3\.", "stages.2."),

@@ -224,6 +224,13 @@ fn initial_teachers(plan: &Plan, data: &DataBundle, device: &Device) -> Result<V
             // someone else's weights: the section's architecture, built for this data, takes
             // them whole or the import is an error
             Some(file) if crate::models::interop::Format::of(file).is_some() => {
+                if data.train.tokenizer().is_some() {
+                    return Err(DistillError::Config(format!(
+                        "teacher '{}': a language model's weights file {} carries no tokenizer, so nothing shows its token ids are the data's; point `checkpoint` at a checkpoint folder (model.bpk, model.json with its tokenizer), e.g. one `distill import --meta` wrote",
+                        t.name,
+                        file.display()
+                    )));
+                }
                 let net = t.model.build(
                     view.geometry(geometry),
                     classes,

@@ -169,10 +169,34 @@ pub fn read_model_meta(dir: &Path) -> Result<(PathBuf, ModelMeta)> {
     Ok((dir, meta))
 }
 
+/// Refuses to write a model folder over anything but a model folder: `out` may be absent,
+/// empty, or hold a `model.json` (an earlier import or export, replaced whole).
+fn check_model_folder_target(out: &Path) -> Result<()> {
+    let holds_other = out.exists()
+        && !out.join("model.json").is_file()
+        && std::fs::read_dir(out).map_or(true, |mut d| d.next().is_some());
+    if holds_other {
+        return Err(DistillError::Checkpoint {
+            path: out.to_path_buf(),
+            reason: "exists and is not a model folder (no model.json); it would be replaced: choose a new or empty folder".into(),
+        });
+    }
+    Ok(())
+}
+
 /// Imports the weights of a PyTorch or safetensors `file` (see [`crate::models::interop`]) into
 /// `meta.config` built for `meta.input` and `meta.classes`, and writes them as the checkpoint
 /// folder `dir` (which `distill eval`, `[[teacher]] checkpoint` and `export` read).
 pub fn import_checkpoint(file: &Path, meta: &ModelMeta, dir: &Path, device: &Device) -> Result<()> {
+    if meta.input.contains(&0) || meta.classes == 0 {
+        return Err(DistillError::Config(format!(
+            "importing {}: input {:?} and classes {} must all be at least 1",
+            file.display(),
+            meta.input,
+            meta.classes
+        )));
+    }
+    check_model_folder_target(dir)?;
     let net = meta
         .config
         .build(meta.view.geometry(meta.input), meta.classes, device)?;
@@ -180,10 +204,11 @@ pub fn import_checkpoint(file: &Path, meta: &ModelMeta, dir: &Path, device: &Dev
     write_dir(dir, &model_files(&net, meta, dir)?)
 }
 
-/// Writes the model of checkpoint folder `checkpoint` into folder `out` as `model.safetensors`
-/// (PyTorch's names; see [`crate::models::interop::export_safetensors`]) beside a copy of its
-/// `model.json` (and `tokenizer.json`); returns the files written.
+/// Writes the model of checkpoint folder `checkpoint` as folder `out` (replaced whole):
+/// `model.safetensors` (PyTorch's names; see [`crate::models::interop::export_safetensors`])
+/// beside a copy of its `model.json` (and `tokenizer.json`); returns the files written.
 pub fn export_checkpoint(checkpoint: &Path, out: &Path, device: &Device) -> Result<Vec<PathBuf>> {
+    check_model_folder_target(out)?;
     let (net, meta) = load_model_dir(checkpoint, device)?;
     let mut files = vec![(
         "model.safetensors",
@@ -194,13 +219,8 @@ pub fn export_checkpoint(checkpoint: &Path, out: &Path, device: &Device) -> Resu
             .into_iter()
             .filter(|(name, _)| *name != "model.bpk"),
     );
-    files
-        .into_iter()
-        .map(|(name, bytes)| {
-            let path = out.join(name);
-            write_atomic(&path, &bytes).map(|()| path)
-        })
-        .collect()
+    write_dir(out, &files)?;
+    Ok(files.iter().map(|(name, _)| out.join(name)).collect())
 }
 
 #[cfg(test)]
