@@ -8,7 +8,8 @@
                                                   # fixture into the PyTorch model (strict) and
                                                   # checks its logits against the fixture's
 
-The model is RepDistiller's CIFAR ResNet (models/resnet.py of HobbitLong/RepDistiller: 3x3
+The models are torchvision's MobileNetV2 (checked against the names and shapes of its ImageNet
+weights when scripts/fetch-data.sh mobilenet-v2 installed them) and RepDistiller's CIFAR ResNet (models/resnet.py of HobbitLong/RepDistiller: 3x3
 stem conv + BN + ReLU, three stages of basic blocks, a 1x1 conv + BN shortcut where the shape
 changes, global average pooling, a linear head), written out here from its description.
 Weights and batch-norm statistics are random (seeded); the model runs in eval mode.
@@ -19,8 +20,12 @@ Writes:
                         it: {"epoch", "model": state_dict, "best_acc", "optimizer": SGD state
                         with momentum buffers}
   resnet8.json          two inputs [2, 3, 32, 32] and the logits PyTorch computes for them
-  keys.json             state-dict names and shapes of resnet8 … resnet110, resnet8x4 and
-                        resnet32x4 (10 classes), what an export must write
+  mobilenetv2_x0_25.pth torchvision's MobileNetV2 at width 0.25, 10 classes (random weights),
+                        saved in the legacy non-zip format of torchvision's own weights file
+  mobilenetv2_x0_25.json  the same two inputs and its logits
+  keys.json             state-dict names and shapes of resnet8 … resnet110, resnet8x4,
+                        resnet32x4, mobilenetv2 and mobilenetv2_x0_25 (10 classes), what an
+                        export must write
 """
 import argparse
 import json
@@ -75,6 +80,52 @@ class ResNet(nn.Module):
         return self.fc(x.mean(dim=(2, 3)))
 
 
+def divisible(v, d=8):
+    r = max(d, int(v + d / 2) // d * d)
+    return r + d if r < 0.9 * v else r
+
+
+def conv_bn(cin, cout, k, stride, groups=1, relu=True):
+    layers = [nn.Conv2d(cin, cout, k, stride, (k - 1) // 2, groups=groups, bias=False),
+              nn.BatchNorm2d(cout)]
+    return nn.Sequential(*layers, *([nn.ReLU6()] if relu else []))
+
+
+class InvertedResidual(nn.Module):
+    def __init__(self, cin, cout, stride, t):
+        super().__init__()
+        hidden = cin * t
+        layers = [conv_bn(cin, hidden, 1, 1)] if t != 1 else []
+        layers += [conv_bn(hidden, hidden, 3, stride, groups=hidden),
+                   nn.Conv2d(hidden, cout, 1, 1, 0, bias=False), nn.BatchNorm2d(cout)]
+        self.conv = nn.Sequential(*layers)
+        self.residual = stride == 1 and cin == cout
+
+    def forward(self, x):
+        return x + self.conv(x) if self.residual else self.conv(x)
+
+
+class MobileNetV2(nn.Module):
+    """torchvision's MobileNetV2 (torchvision/models/mobilenetv2.py), same module names."""
+
+    def __init__(self, width=1.0, classes=1000):
+        super().__init__()
+        cin = divisible(32 * width)
+        last = divisible(1280 * max(1.0, width))
+        features = [conv_bn(3, cin, 3, 2)]
+        for t, c, n, s in [(1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2),
+                           (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1)]:
+            for i in range(n):
+                features.append(InvertedResidual(cin, divisible(c * width), s if i == 0 else 1, t))
+                cin = divisible(c * width)
+        features.append(conv_bn(cin, last, 1, 1))
+        self.features = nn.Sequential(*features)
+        self.classifier = nn.Sequential(nn.Dropout(0.2), nn.Linear(last, classes))
+
+    def forward(self, x):
+        return self.classifier(self.features(x).mean(dim=(2, 3)))
+
+
 ZOO = {
     **{f"resnet{d}": (d, [16, 16, 32, 64]) for d in (8, 14, 20, 32, 44, 56, 110)},
     "resnet8x4": (8, [32, 64, 128, 256]),
@@ -82,9 +133,7 @@ ZOO = {
 }
 
 
-def resnet8():
-    torch.manual_seed(20261128)
-    model = ResNet(*ZOO["resnet8"])
+def randomise_bn(model):
     with torch.no_grad():
         for m in model.modules():
             if isinstance(m, nn.BatchNorm2d):
@@ -94,6 +143,16 @@ def resnet8():
                 m.weight.uniform_(0.5, 1.5)
                 m.bias.uniform_(-0.2, 0.2)
     return model.eval()
+
+
+def resnet8():
+    torch.manual_seed(20261128)
+    return randomise_bn(ResNet(*ZOO["resnet8"]))
+
+
+def mobilenet():
+    torch.manual_seed(20261129)
+    return randomise_bn(MobileNetV2(0.25, 10))
 
 
 def main():
@@ -133,10 +192,29 @@ def main():
     arr = lambda t: {"shape": list(t.shape), "data": [float(v) for v in t.reshape(-1).tolist()]}
     with open(os.path.join(OUT, "resnet8.json"), "w") as f:
         json.dump({"model": "resnet8", "inputs": arr(x), "logits": arr(logits)}, f)
+    # MobileNetV2 at width 0.25, saved in the legacy (pre-1.6, non-zip) format that
+    # torchvision's own mobilenet_v2-b0353104.pth uses
+    mnv2 = mobilenet()
+    torch.save(mnv2.state_dict(), os.path.join(OUT, "mobilenetv2_x0_25.pth"),
+               _use_new_zipfile_serialization=False)
+    with torch.no_grad():
+        mlogits = mnv2(x)
+    with open(os.path.join(OUT, "mobilenetv2_x0_25.json"), "w") as f:
+        json.dump({"model": "mobilenetv2_x0_25", "inputs": arr(x), "logits": arr(mlogits)}, f)
     keys = {
         name: {k: list(v.shape) for k, v in ResNet(*spec).state_dict().items()}
         for name, spec in ZOO.items()
     }
+    for name, width in [("mobilenetv2", 1.0), ("mobilenetv2_x0_25", 0.25)]:
+        keys[name] = {k: list(v.shape) for k, v in MobileNetV2(width, 10).state_dict().items()}
+    # the replica has torchvision's names and shapes (when scripts/fetch-data.sh mobilenet-v2
+    # installed the real weights)
+    real = "/usr/share/datasets/mobilenet-v2/mobilenet_v2-b0353104.pth"
+    if os.path.exists(real):
+        want = {k: list(v.shape) for k, v in torch.load(real, weights_only=True).items()}
+        got = {k: list(v.shape) for k, v in MobileNetV2(1.0, 1000).state_dict().items()}
+        assert got == want, "the MobileNetV2 replica differs from torchvision's state dict"
+        print("MobileNetV2 replica: the names and shapes of torchvision's ImageNet weights")
     with open(os.path.join(OUT, "keys.json"), "w") as f:
         json.dump(keys, f, indent=0, sort_keys=True)
 

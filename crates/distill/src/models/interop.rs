@@ -45,22 +45,30 @@ impl Format {
     }
 }
 
-/// The rewrites from PyTorch names to the model's (import) and back (export); models without
-/// a reference PyTorch implementation keep distill's own names in both directions.
-fn key_maps(
-    config: &ModelConfig,
-) -> (
-    &'static [(&'static str, &'static str)],
-    &'static [(&'static str, &'static str)],
-) {
-    if config.is_resnet() {
-        (super::resnet::FROM_PYTORCH, super::resnet::TO_PYTORCH)
-    } else {
-        (&[], &[])
+/// The rewrites from PyTorch names to the model's (import) and back (export), kept beside each
+/// model: RepDistiller's names for the CIFAR ResNets, torchvision's for MobileNetV2; the other
+/// models keep distill's own names in both directions.
+fn key_maps(config: &ModelConfig) -> (Vec<(String, String)>, Vec<(String, String)>) {
+    let owned = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect()
+    };
+    match config {
+        c if c.is_resnet() => (
+            owned(super::resnet::FROM_PYTORCH),
+            owned(super::resnet::TO_PYTORCH),
+        ),
+        ModelConfig::Mobilenetv2 {} | ModelConfig::Mobilenetv2X025 {} => (
+            super::mobilenet::from_pytorch(),
+            super::mobilenet::to_pytorch(),
+        ),
+        _ => (vec![], vec![]),
     }
 }
 
-fn remapper(pairs: &[(&str, &str)]) -> KeyRemapper {
+fn remapper(pairs: &[(String, String)]) -> KeyRemapper {
     KeyRemapper::from_patterns(pairs.to_vec()).expect("the key maps are valid regular expressions")
 }
 
@@ -101,7 +109,10 @@ pub fn import_weights(net: Net, config: &ModelConfig, file: &Path) -> Result<Net
         let result = match format {
             Format::Pytorch => {
                 let mut store = PytorchStore::from_file(file)
-                    .remap(remapper(from))
+                    // the key maps name every index as the file has it (torchvision's
+                    // classifier.1 follows a parameterless dropout at classifier.0)
+                    .map_indices_contiguous(false)
+                    .remap(remapper(&from))
                     .allow_partial(true)
                     // mismatches come back in the result, to be listed below
                     .validate(false);
@@ -115,7 +126,7 @@ pub fn import_weights(net: Net, config: &ModelConfig, file: &Path) -> Result<Net
                 let mut store = SafetensorsStore::from_file(file)
                     .with_from_adapter(PyTorchToBurnAdapter)
                     .skip_enum_variants(true)
-                    .remap(remapper(from))
+                    .remap(remapper(&from))
                     .allow_partial(true)
                     .validate(false);
                 net.load_from(&mut store)
@@ -229,7 +240,7 @@ pub fn export_safetensors(net: &Net, config: &ModelConfig) -> Result<Vec<u8>> {
     let mut store = SafetensorsStore::from_bytes(None)
         .with_to_adapter(BurnToPyTorchAdapter)
         .skip_enum_variants(true)
-        .remap(remapper(to))
+        .remap(remapper(&to))
         .metadata("exported_by", "distill")
         .metadata("model", config.name());
     let err = |e: &dyn std::fmt::Display| {
@@ -269,10 +280,11 @@ mod tests {
             .join(name)
     }
 
-    /// Logits of the resnet8 fixture's inputs, and PyTorch's for them.
-    fn logits_and_reference(net: &Net, dev: &Device) -> (Vec<f32>, Vec<f32>) {
+    /// Logits of a fixture's inputs (`resnet8`, `mobilenetv2_x0_25`), and PyTorch's for them.
+    fn logits_of(model: &str, net: &Net, dev: &Device) -> (Vec<f32>, Vec<f32>) {
         let fx: serde_json::Value =
-            serde_json::from_slice(&std::fs::read(fixture("resnet8.json")).unwrap()).unwrap();
+            serde_json::from_slice(&std::fs::read(fixture(&format!("{model}.json"))).unwrap())
+                .unwrap();
         let floats = |v: &serde_json::Value| -> Vec<f32> {
             v["data"]
                 .as_array()
@@ -284,6 +296,10 @@ mod tests {
         let x = Tensor::<4>::from_data(TensorData::new(floats(&fx["inputs"]), [2, 3, 32, 32]), dev);
         let got = net.forward(x).logits.into_data().iter::<f32>().collect();
         (got, floats(&fx["logits"]))
+    }
+
+    fn logits_and_reference(net: &Net, dev: &Device) -> (Vec<f32>, Vec<f32>) {
+        logits_of("resnet8", net, dev)
     }
 
     fn max_diff(a: &[f32], b: &[f32]) -> f32 {
@@ -310,6 +326,24 @@ mod tests {
             let d = max_diff(&got, &want);
             assert!(d <= 1e-4, "{file}: max |logit difference| {d}");
         }
+    }
+
+    #[test]
+    fn torchvision_mobilenetv2_imports_from_a_legacy_pickle_with_pytorch_logits() {
+        let dev = Device::flex();
+        let config = ModelConfig::named("mobilenetv2_x0_25").unwrap();
+        let net = config.build([3, 32, 32], 10, &dev).unwrap().valid();
+        let net = import_weights(net, &config, &fixture("mobilenetv2_x0_25.pth")).unwrap();
+        let (got, want) = logits_of("mobilenetv2_x0_25", &net, &dev);
+        let d = max_diff(&got, &want);
+        assert!(d <= 1e-4, "max |logit difference| {d}");
+        // and back out under torchvision's names, bit-exact through a second import
+        let tmp = tempfile::tempdir().unwrap();
+        let out = tmp.path().join("m.safetensors");
+        std::fs::write(&out, export_safetensors(&net, &config).unwrap()).unwrap();
+        let fresh = config.build([3, 32, 32], 10, &dev).unwrap().valid();
+        let back = import_weights(fresh, &config, &out).unwrap();
+        assert_eq!(logits_of("mobilenetv2_x0_25", &back, &dev).0, got);
     }
 
     #[test]

@@ -8,6 +8,7 @@ pub mod gru;
 pub mod interop;
 pub mod lenet;
 pub mod mlp;
+pub mod mobilenet;
 pub mod net;
 pub mod resnet;
 pub mod sample;

@@ -9,6 +9,7 @@ use super::gpt::{Gpt, GptDims};
 use super::gru::GruNet;
 use super::lenet::LeNet;
 use super::mlp::Mlp;
+use super::mobilenet::MobileNetV2;
 use super::resnet::ResNet;
 use super::taps::{TapShapes, Taps};
 use crate::error::{DistillError, Result};
@@ -32,6 +33,8 @@ pub enum Net {
     Gru(GruNet),
     /// 1-D convolutional classifier of series of frames.
     Conv1d(Conv1dNet),
+    /// torchvision's MobileNetV2.
+    MobileNetV2(MobileNetV2),
 }
 
 impl Net {
@@ -45,6 +48,7 @@ impl Net {
             Net::Gpt(m) => m.forward(x),
             Net::Gru(m) => m.forward(x),
             Net::Conv1d(m) => m.forward(x),
+            Net::MobileNetV2(m) => m.forward(x),
         }
     }
 
@@ -58,7 +62,8 @@ impl Net {
             | Net::Cnn(_)
             | Net::Gpt(_)
             | Net::Gru(_)
-            | Net::Conv1d(_) => None,
+            | Net::Conv1d(_)
+            | Net::MobileNetV2(_) => None,
         }
     }
 
@@ -213,7 +218,22 @@ pub const MODELS: &[ModelInfo] = &[
         citation: RESNET_CITE,
         settings: "",
     },
+    ModelInfo {
+        name: "mobilenetv2",
+        description: "torchvision's MobileNetV2 (17 inverted residuals, ReLU6, 1280-channel last conv; 3.5M params at 1000 classes), imports torchvision's ImageNet weights; taps stem, stage{1..7}, head, embedding",
+        citation: MOBILENET_CITE,
+        settings: "",
+    },
+    ModelInfo {
+        name: "mobilenetv2_x0_25",
+        description: "MobileNetV2 at width 0.25 (torchvision's width_mult; widths rounded to multiples of 8, last conv 1280)",
+        citation: MOBILENET_CITE,
+        settings: "",
+    },
 ];
+
+const MOBILENET_CITE: &str =
+    "Sandler et al., MobileNetV2: Inverted Residuals and Linear Bottlenecks, CVPR 2018";
 
 /// A model as written in an experiment file: the architecture's name and the settings of any
 /// architecture, flat in the `[[teacher]]`, `[[student]]` and `[[student.peer]]` tables. It is
@@ -315,6 +335,11 @@ pub enum ModelConfig {
     Resnet8x4 {},
     /// CIFAR ResNet-32, ×4 width.
     Resnet32x4 {},
+    /// torchvision's MobileNetV2.
+    Mobilenetv2 {},
+    /// MobileNetV2 at width 0.25.
+    #[serde(rename = "mobilenetv2_x0_25")]
+    Mobilenetv2X025 {},
 }
 
 /// A trainable role of a job: its name (how terms address it), its architecture and the view of
@@ -457,6 +482,8 @@ impl ModelSpec {
             "resnet110" => ModelConfig::Resnet110 {},
             "resnet8x4" => ModelConfig::Resnet8x4 {},
             "resnet32x4" => ModelConfig::Resnet32x4 {},
+            "mobilenetv2" => ModelConfig::Mobilenetv2 {},
+            "mobilenetv2_x0_25" => ModelConfig::Mobilenetv2X025 {},
             other => unreachable!("'{other}' is in the catalogue but has no variant"),
         })
     }
@@ -516,6 +543,8 @@ impl ModelConfig {
             ModelConfig::Resnet110 {} => "resnet110",
             ModelConfig::Resnet8x4 {} => "resnet8x4",
             ModelConfig::Resnet32x4 {} => "resnet32x4",
+            ModelConfig::Mobilenetv2 {} => "mobilenetv2",
+            ModelConfig::Mobilenetv2X025 {} => "mobilenetv2_x0_25",
         }
     }
 
@@ -693,6 +722,12 @@ impl ModelConfig {
             ModelConfig::Resnet110 {} => resnet(110, false),
             ModelConfig::Resnet8x4 {} => resnet(8, true),
             ModelConfig::Resnet32x4 {} => resnet(32, true),
+            ModelConfig::Mobilenetv2 {} => {
+                Net::MobileNetV2(MobileNetV2::new(c, 1.0, classes, device))
+            }
+            ModelConfig::Mobilenetv2X025 {} => {
+                Net::MobileNetV2(MobileNetV2::new(c, 0.25, classes, device))
+            }
         })
     }
 }

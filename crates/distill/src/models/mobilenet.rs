@@ -1,0 +1,253 @@
+//! MobileNetV2 (Sandler et al., CVPR 2018) as torchvision builds it, so that torchvision's
+//! weights (ImageNet, `mobilenet_v2-b0353104.pth`) import under their own names.
+//!
+//! A stride-2 3×3 stem, 17 inverted-residual blocks (1×1 expansion by t, 3×3 depthwise, 1×1
+//! linear projection; a residual add where stride is 1 and the width is kept), a 1×1 conv to
+//! 1280 channels, global average pooling and a linear head; batch norm after every conv, ReLU6
+//! after all but the projections. Widths are multiplied by `width` and rounded to multiples of 8
+//! as torchvision's `_make_divisible` does (the last conv keeps at least 1280).
+//!
+//! Taps: `stem`, `stage{1..7}` (the output of each group of blocks of one width), `head` (the
+//! 1280-channel map) and `embedding` (pooled).
+
+use burn::nn::conv::{Conv2d, Conv2dConfig};
+use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig, PaddingConfig2d};
+use burn::prelude::*;
+
+use super::taps::{Feature, Taps};
+
+/// torchvision's inverted-residual settings: expansion t, width c, blocks n, first stride s.
+const SETTINGS: [(usize, usize, usize, usize); 7] = [
+    (1, 16, 1, 1),
+    (6, 24, 2, 2),
+    (6, 32, 3, 2),
+    (6, 64, 4, 2),
+    (6, 96, 3, 1),
+    (6, 160, 3, 2),
+    (6, 320, 1, 1),
+];
+
+/// `v` rounded to the nearest multiple of 8, never below 8 nor more than 10 % below `v`
+/// (torchvision's `_make_divisible`).
+fn divisible(v: f64) -> usize {
+    let d = 8.0;
+    let mut r = ((v + d / 2.0) / d).floor() * d;
+    r = r.max(d);
+    if r < 0.9 * v {
+        r += d;
+    }
+    r as usize
+}
+
+/// A convolution (no bias) and its batch norm.
+#[derive(Module, Debug)]
+pub struct ConvBn {
+    conv: Conv2d,
+    bn: BatchNorm,
+}
+
+impl ConvBn {
+    fn new(
+        cin: usize,
+        cout: usize,
+        kernel: usize,
+        stride: usize,
+        groups: usize,
+        device: &Device,
+    ) -> Self {
+        let p = (kernel - 1) / 2;
+        Self {
+            conv: Conv2dConfig::new([cin, cout], [kernel, kernel])
+                .with_stride([stride, stride])
+                .with_padding(PaddingConfig2d::Explicit(p, p, p, p))
+                .with_groups(groups)
+                .with_bias(false)
+                .init(device),
+            bn: BatchNormConfig::new(cout).init(device),
+        }
+    }
+
+    fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        self.bn.forward(self.conv.forward(x))
+    }
+}
+
+fn relu6(x: Tensor<4>) -> Tensor<4> {
+    x.clamp(0.0, 6.0)
+}
+
+/// An inverted-residual block: optional 1×1 expansion, 3×3 depthwise, 1×1 linear projection.
+#[derive(Module, Debug)]
+pub struct InvertedResidual {
+    expand: Option<ConvBn>,
+    dw: ConvBn,
+    project: ConvBn,
+    residual: bool,
+}
+
+impl InvertedResidual {
+    fn new(cin: usize, cout: usize, stride: usize, t: usize, device: &Device) -> Self {
+        let hidden = cin * t;
+        Self {
+            expand: (t != 1).then(|| ConvBn::new(cin, hidden, 1, 1, 1, device)),
+            dw: ConvBn::new(hidden, hidden, 3, stride, hidden, device),
+            project: ConvBn::new(hidden, cout, 1, 1, 1, device),
+            residual: stride == 1 && cin == cout,
+        }
+    }
+
+    fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        let mut h = x.clone();
+        if let Some(e) = &self.expand {
+            h = relu6(e.forward(h));
+        }
+        let h = self.project.forward(relu6(self.dw.forward(h)));
+        if self.residual {
+            x + h
+        } else {
+            h
+        }
+    }
+}
+
+/// MobileNetV2 (see the module documentation).
+#[derive(Module, Debug)]
+pub struct MobileNetV2 {
+    stem: ConvBn,
+    blocks: Vec<InvertedResidual>,
+    /// Index of the last block of each of the seven stages.
+    stage_ends: Vec<usize>,
+    head: ConvBn,
+    fc: Linear,
+}
+
+impl MobileNetV2 {
+    /// A MobileNetV2 for `channels`-channel images, widths × `width`, `classes` outputs.
+    pub fn new(channels: usize, width: f64, classes: usize, device: &Device) -> Self {
+        let mut cin = divisible(32.0 * width);
+        let stem = ConvBn::new(channels, cin, 3, 2, 1, device);
+        let (mut blocks, mut stage_ends) = (Vec::new(), Vec::new());
+        for (t, c, n, s) in SETTINGS {
+            let cout = divisible(c as f64 * width);
+            for i in 0..n {
+                blocks.push(InvertedResidual::new(
+                    cin,
+                    cout,
+                    if i == 0 { s } else { 1 },
+                    t,
+                    device,
+                ));
+                cin = cout;
+            }
+            stage_ends.push(blocks.len() - 1);
+        }
+        let last = divisible(1280.0 * width.max(1.0));
+        Self {
+            stem,
+            blocks,
+            stage_ends,
+            head: ConvBn::new(cin, last, 1, 1, 1, device),
+            fc: LinearConfig::new(last, classes).init(device),
+        }
+    }
+
+    /// Logits and taps.
+    pub fn forward(&self, x: Tensor<4>) -> Taps {
+        let mut h = relu6(self.stem.forward(x));
+        let mut features = vec![("stem".to_string(), Feature::Map(h.clone()))];
+        let mut stage = 1;
+        for (i, block) in self.blocks.iter().enumerate() {
+            h = block.forward(h);
+            if self.stage_ends.contains(&i) {
+                features.push((format!("stage{stage}"), Feature::Map(h.clone())));
+                stage += 1;
+            }
+        }
+        let h = relu6(self.head.forward(h));
+        features.push(("head".into(), Feature::Map(h.clone())));
+        let [b, c, _, _] = h.dims();
+        let pooled: Tensor<2> = h.mean_dims(&[2, 3]).reshape([b, c]);
+        features.push(("embedding".into(), Feature::Flat(pooled.clone())));
+        Taps {
+            logits: self.fc.forward(pooled),
+            features,
+        }
+    }
+}
+
+/// torchvision's names for this model's tensors (17 blocks: `features.1` … `features.17`,
+/// stem `features.0`, last conv `features.18`, head `classifier.1`), as rewrites applied in
+/// order on import; the first block has no expansion, so its convs sit one place earlier.
+pub fn from_pytorch() -> Vec<(String, String)> {
+    let mut m: Vec<(String, String)> = [
+        (r"^module\.", ""),
+        (r"^features\.0\.0\.", "stem.conv."),
+        (r"^features\.0\.1\.", "stem.bn."),
+        (r"^features\.18\.0\.", "head.conv."),
+        (r"^features\.18\.1\.", "head.bn."),
+        (r"^classifier\.1\.", "fc."),
+        (r"^features\.1\.conv\.0\.0\.", "blocks.0.dw.conv."),
+        (r"^features\.1\.conv\.0\.1\.", "blocks.0.dw.bn."),
+        (r"^features\.1\.conv\.1\.", "blocks.0.project.conv."),
+        (r"^features\.1\.conv\.2\.", "blocks.0.project.bn."),
+    ]
+    .iter()
+    .map(|(a, b)| (a.to_string(), b.to_string()))
+    .collect();
+    for i in 2..=17 {
+        m.push((format!(r"^features\.{i}\."), format!("blocks.{}.", i - 1)));
+    }
+    for (a, b) in [
+        (r"\.conv\.0\.0\.", ".expand.conv."),
+        (r"\.conv\.0\.1\.", ".expand.bn."),
+        (r"\.conv\.1\.0\.", ".dw.conv."),
+        (r"\.conv\.1\.1\.", ".dw.bn."),
+        (r"\.conv\.2\.", ".project.conv."),
+        (r"\.conv\.3\.", ".project.bn."),
+    ] {
+        m.push((a.to_string(), b.to_string()));
+    }
+    m
+}
+
+/// The inverse of [`from_pytorch`], applied in order on export.
+pub fn to_pytorch() -> Vec<(String, String)> {
+    let mut m: Vec<(String, String)> = [
+        (r"^stem\.conv\.", "features.0.0."),
+        (r"^stem\.bn\.", "features.0.1."),
+        (r"^head\.conv\.", "features.18.0."),
+        (r"^head\.bn\.", "features.18.1."),
+        (r"^fc\.", "classifier.1."),
+        (r"^blocks\.0\.dw\.conv\.", "features.1.conv.0.0."),
+        (r"^blocks\.0\.dw\.bn\.", "features.1.conv.0.1."),
+        (r"^blocks\.0\.project\.conv\.", "features.1.conv.1."),
+        (r"^blocks\.0\.project\.bn\.", "features.1.conv.2."),
+        (r"\.expand\.conv\.", ".conv.0.0."),
+        (r"\.expand\.bn\.", ".conv.0.1."),
+        (r"\.dw\.conv\.", ".conv.1.0."),
+        (r"\.dw\.bn\.", ".conv.1.1."),
+        (r"\.project\.conv\.", ".conv.2."),
+        (r"\.project\.bn\.", ".conv.3."),
+    ]
+    .iter()
+    .map(|(a, b)| (a.to_string(), b.to_string()))
+    .collect();
+    for i in 1..=16 {
+        m.push((format!(r"^blocks\.{i}\."), format!("features.{}.", i + 1)));
+    }
+    m
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn widths_round_as_torchvision_does() {
+        assert_eq!(divisible(32.0), 32);
+        assert_eq!(divisible(32.0 * 0.25), 8);
+        assert_eq!(divisible(24.0 * 0.35), 8);
+        assert_eq!(divisible(96.0 * 0.35), 32);
+        assert_eq!(divisible(1280.0 * 1.4), 1792);
+    }
+}
