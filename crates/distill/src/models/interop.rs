@@ -45,10 +45,13 @@ impl Format {
     }
 }
 
+/// Regex rewrites of tensor names (pattern, replacement), applied in order.
+type KeyMap = Vec<(String, String)>;
+
 /// The rewrites from PyTorch names to the model's (import) and back (export), kept beside each
 /// model: RepDistiller's names for the CIFAR ResNets, torchvision's for MobileNetV2; the other
 /// models keep distill's own names in both directions.
-fn key_maps(config: &ModelConfig) -> (Vec<(String, String)>, Vec<(String, String)>) {
+fn key_maps(config: &ModelConfig) -> (KeyMap, KeyMap) {
     let owned = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
         pairs
             .iter()
