@@ -1011,4 +1011,24 @@ fn export_import_and_a_teacher_read_from_safetensors() {
         "is not a model folder",
     );
     assert!(tmp.path().join("tiny.toml").is_file());
+    // nor a checkpoint folder (exporting over itself), nor a path that names no folder
+    fails_with(
+        &[
+            "export",
+            &best.to_string_lossy(),
+            "--out",
+            &best.to_string_lossy(),
+        ],
+        "holds a checkpoint (model.bpk)",
+    );
+    assert!(best.join("model.bpk").is_file());
+    fails_with(
+        &[
+            "export",
+            &best.to_string_lossy(),
+            "--out",
+            &format!("{}/..", imported.display()),
+        ],
+        "is not a folder name",
+    );
 }

@@ -114,10 +114,28 @@ impl Bpe {
                 ),
             ));
         }
+        let set = |v: &serde_json::Value| !v.is_null();
+        let model = &value["model"];
+        if set(&value["normalizer"]) || set(&model["unk_token"]) || set(&model["dropout"]) {
+            return Err(tokenizer_error(
+                "reading tokenizer.json",
+                "a normalizer, an unknown token or BPE dropout would change or drop text; distill's BPE has none",
+            ));
+        }
         let tk: tokenizers::Tokenizer = json
             .parse()
             .map_err(|e| tokenizer_error("reading tokenizer.json", e))?;
         let vocab = tk.get_vocab(true);
+        use tokenizers::pre_tokenizers::byte_level::ByteLevel;
+        if let Some(c) = ByteLevel::alphabet()
+            .into_iter()
+            .find(|c| !vocab.contains_key(&c.to_string()))
+        {
+            return Err(tokenizer_error(
+                "reading tokenizer.json",
+                format!("byte token {c:?} is missing, so some texts would not encode"),
+            ));
+        }
         let mut ids: Vec<u32> = vocab.values().copied().collect();
         ids.sort_unstable();
         if ids.iter().enumerate().any(|(i, &id)| id != i as u32) || vocab.len() < 256 {
@@ -555,6 +573,16 @@ mod tests {
         assert_ne!(gap, bpe.json());
         let e = Bpe::from_json(&gap).unwrap_err().to_string();
         assert!(e.contains("without gaps"), "{e}");
+        let missing = bpe.json().replacen("\"!\":0", "\"!!\":0", 1);
+        let e = Bpe::from_json(&missing).unwrap_err().to_string();
+        assert!(e.contains("byte token '!' is missing"), "{e}");
+        let e = Bpe::from_json(
+            &bpe.json()
+                .replace("\"unk_token\":null", "\"unk_token\":\"!\""),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("unknown token"), "{e}");
         assert_ne!(Bpe::train(&train_text, 270).unwrap(), **bpe);
         let ids: Vec<i32> = tk
             .encode(" whale whale")

@@ -112,8 +112,8 @@ pub fn import_weights(net: Net, config: &ModelConfig, file: &Path) -> Result<Net
         let result = match format {
             Format::Pytorch => {
                 let mut store = PytorchStore::from_file(file)
-                    // the key maps name every index as the file has it (torchvision's
-                    // classifier.1 follows a parameterless dropout at classifier.0)
+                    // indices stay as the file has them: a file whose layer numbers have
+                    // gaps does not fit a model without them (nothing is renumbered silently)
                     .map_indices_contiguous(false)
                     .remap(remapper(&from))
                     .allow_partial(true)

@@ -5,13 +5,20 @@
 //! linear projection; a residual add where stride is 1 and the width is kept), a 1×1 conv to
 //! 1280 channels, global average pooling and a linear head; batch norm after every conv, ReLU6
 //! after all but the projections. Widths are multiplied by `width` and rounded to multiples of 8
-//! as torchvision's `_make_divisible` does (the last conv keeps at least 1280).
+//! as torchvision's `_make_divisible` does (the last conv keeps at least 1280); dropout 0.2 before
+//! the head in training. Parameters start from Burn's default initialisation, not torchvision's
+//! (which only matters when the model is trained from scratch).
+//!
+//! The methods' default taps (`stage1`…`stage3`) name early stages here (of seven); name the
+//! taps in the config when distilling into or from it.
 //!
 //! Taps: `stem`, `stage{1..7}` (the output of each group of blocks of one width), `head` (the
 //! 1280-channel map) and `embedding` (pooled).
 
 use burn::nn::conv::{Conv2d, Conv2dConfig};
-use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig, PaddingConfig2d};
+use burn::nn::{
+    BatchNorm, BatchNormConfig, Dropout, DropoutConfig, Linear, LinearConfig, PaddingConfig2d,
+};
 use burn::prelude::*;
 
 use super::taps::{Feature, Taps};
@@ -118,6 +125,7 @@ pub struct MobileNetV2 {
     /// Index of the last block of each of the seven stages.
     stage_ends: Vec<usize>,
     head: ConvBn,
+    dropout: Dropout,
     fc: Linear,
 }
 
@@ -147,6 +155,7 @@ impl MobileNetV2 {
             blocks,
             stage_ends,
             head: ConvBn::new(cin, last, 1, 1, 1, device),
+            dropout: DropoutConfig::new(0.2).init(),
             fc: LinearConfig::new(last, classes).init(device),
         }
     }
@@ -169,7 +178,7 @@ impl MobileNetV2 {
         let pooled: Tensor<2> = h.mean_dims(&[2, 3]).reshape([b, c]);
         features.push(("embedding".into(), Feature::Flat(pooled.clone())));
         Taps {
-            logits: self.fc.forward(pooled),
+            logits: self.fc.forward(self.dropout.forward(pooled)),
             features,
         }
     }

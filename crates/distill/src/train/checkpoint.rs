@@ -172,6 +172,12 @@ pub fn read_model_meta(dir: &Path) -> Result<(PathBuf, ModelMeta)> {
 /// Refuses to write a model folder over anything but a model folder: `out` may be absent,
 /// empty, or hold a `model.json` (an earlier import or export, replaced whole).
 fn check_model_folder_target(out: &Path) -> Result<()> {
+    if out.file_name().is_none() {
+        return Err(DistillError::Checkpoint {
+            path: out.to_path_buf(),
+            reason: "is not a folder name (it ends in . or .., or is the root): name the folder to write, e.g. exported/".into(),
+        });
+    }
     let holds_other = out.exists()
         && !out.join("model.json").is_file()
         && std::fs::read_dir(out).map_or(true, |mut d| d.next().is_some());
@@ -209,6 +215,12 @@ pub fn import_checkpoint(file: &Path, meta: &ModelMeta, dir: &Path, device: &Dev
 /// beside a copy of its `model.json` (and `tokenizer.json`); returns the files written.
 pub fn export_checkpoint(checkpoint: &Path, out: &Path, device: &Device) -> Result<Vec<PathBuf>> {
     check_model_folder_target(out)?;
+    if out.join("model.bpk").exists() {
+        return Err(DistillError::Checkpoint {
+            path: out.to_path_buf(),
+            reason: "holds a checkpoint (model.bpk) that the export would replace; export into a new folder".into(),
+        });
+    }
     let (net, meta) = load_model_dir(checkpoint, device)?;
     let mut files = vec![(
         "model.safetensors",
