@@ -193,7 +193,8 @@ def main():
     with open(os.path.join(OUT, "resnet8.json"), "w") as f:
         json.dump({"model": "resnet8", "inputs": arr(x), "logits": arr(logits)}, f)
     # MobileNetV2 at width 0.25, saved in the legacy (pre-1.6, non-zip) format that
-    # torchvision's own mobilenet_v2-b0353104.pth uses
+    # torchvision's own mobilenet_v2-b0353104.pth uses (its bytes differ between runs, as the
+    # format names storages by their memory address; the tensors and the logits do not)
     mnv2 = mobilenet()
     torch.save(mnv2.state_dict(), os.path.join(OUT, "mobilenetv2_x0_25.pth"),
                _use_new_zipfile_serialization=False)
