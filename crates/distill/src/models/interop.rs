@@ -46,22 +46,24 @@ impl Format {
 }
 
 /// Regex rewrites of tensor names (pattern, replacement), applied in order.
-type KeyMap = Vec<(String, String)>;
+pub type KeyMap = Vec<(String, String)>;
+
+/// A [`KeyMap`] of literal pairs.
+pub fn key_map(pairs: &[(&str, &str)]) -> KeyMap {
+    pairs
+        .iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect()
+}
 
 /// The rewrites from PyTorch names to the model's (import) and back (export), kept beside each
 /// model: RepDistiller's names for the CIFAR ResNets, torchvision's for MobileNetV2; the other
 /// models keep distill's own names in both directions.
 fn key_maps(config: &ModelConfig) -> (KeyMap, KeyMap) {
-    let owned = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
-        pairs
-            .iter()
-            .map(|(a, b)| (a.to_string(), b.to_string()))
-            .collect()
-    };
     match config {
         c if c.is_resnet() => (
-            owned(super::resnet::FROM_PYTORCH),
-            owned(super::resnet::TO_PYTORCH),
+            key_map(super::resnet::FROM_PYTORCH),
+            key_map(super::resnet::TO_PYTORCH),
         ),
         ModelConfig::Mobilenetv2 {} | ModelConfig::Mobilenetv2X025 {} => (
             super::mobilenet::from_pytorch(),
@@ -71,7 +73,7 @@ fn key_maps(config: &ModelConfig) -> (KeyMap, KeyMap) {
     }
 }
 
-fn remapper(pairs: &[(String, String)]) -> KeyRemapper {
+fn remapper(pairs: &KeyMap) -> KeyRemapper {
     KeyRemapper::from_patterns(pairs.to_vec()).expect("the key maps are valid regular expressions")
 }
 

@@ -21,6 +21,7 @@ use burn::nn::{
 };
 use burn::prelude::*;
 
+use super::interop::{key_map, KeyMap};
 use super::taps::{Feature, Taps};
 
 /// torchvision's inverted-residual settings: expansion t, width c, blocks n, first stride s.
@@ -187,8 +188,8 @@ impl MobileNetV2 {
 /// torchvision's names for this model's tensors (17 blocks: `features.1` … `features.17`,
 /// stem `features.0`, last conv `features.18`, head `classifier.1`), as rewrites applied in
 /// order on import; the first block has no expansion, so its convs sit one place earlier.
-pub fn from_pytorch() -> Vec<(String, String)> {
-    let mut m: Vec<(String, String)> = [
+pub fn from_pytorch() -> KeyMap {
+    let mut m = key_map(&[
         (r"^module\.", ""),
         (r"^features\.0\.0\.", "stem.conv."),
         (r"^features\.0\.1\.", "stem.bn."),
@@ -199,29 +200,24 @@ pub fn from_pytorch() -> Vec<(String, String)> {
         (r"^features\.1\.conv\.0\.1\.", "blocks.0.dw.bn."),
         (r"^features\.1\.conv\.1\.", "blocks.0.project.conv."),
         (r"^features\.1\.conv\.2\.", "blocks.0.project.bn."),
-    ]
-    .iter()
-    .map(|(a, b)| (a.to_string(), b.to_string()))
-    .collect();
+    ]);
     for i in 2..=17 {
         m.push((format!(r"^features\.{i}\."), format!("blocks.{}.", i - 1)));
     }
-    for (a, b) in [
+    m.extend(key_map(&[
         (r"\.conv\.0\.0\.", ".expand.conv."),
         (r"\.conv\.0\.1\.", ".expand.bn."),
         (r"\.conv\.1\.0\.", ".dw.conv."),
         (r"\.conv\.1\.1\.", ".dw.bn."),
         (r"\.conv\.2\.", ".project.conv."),
         (r"\.conv\.3\.", ".project.bn."),
-    ] {
-        m.push((a.to_string(), b.to_string()));
-    }
+    ]));
     m
 }
 
 /// The inverse of [`from_pytorch`], applied in order on export.
-pub fn to_pytorch() -> Vec<(String, String)> {
-    let mut m: Vec<(String, String)> = [
+pub fn to_pytorch() -> KeyMap {
+    let mut m = key_map(&[
         (r"^stem\.conv\.", "features.0.0."),
         (r"^stem\.bn\.", "features.0.1."),
         (r"^head\.conv\.", "features.18.0."),
@@ -237,10 +233,7 @@ pub fn to_pytorch() -> Vec<(String, String)> {
         (r"\.dw\.bn\.", ".conv.1.1."),
         (r"\.project\.conv\.", ".conv.2."),
         (r"\.project\.bn\.", ".conv.3."),
-    ]
-    .iter()
-    .map(|(a, b)| (a.to_string(), b.to_string()))
-    .collect();
+    ]);
     for i in 1..=16 {
         m.push((format!(r"^blocks\.{i}\."), format!("features.{}.", i + 1)));
     }
