@@ -104,17 +104,22 @@ pub fn model_files(
     meta: &ModelMeta,
     dir: &Path,
 ) -> Result<Vec<(&'static str, Vec<u8>)>> {
-    let mut files = vec![
-        ("model.bpk", module_bytes(net, &dir.join("model.bpk"))?),
-        (
-            "model.json",
-            serde_json::to_vec_pretty(meta).expect("meta serialises"),
-        ),
-    ];
+    let mut files = vec![("model.bpk", module_bytes(net, &dir.join("model.bpk"))?)];
+    files.extend(meta_files(meta));
+    Ok(files)
+}
+
+/// The files that describe a model beside its weights: `model.json`, and `tokenizer.json` for a
+/// language model with a BPE tokenizer.
+fn meta_files(meta: &ModelMeta) -> Vec<(&'static str, Vec<u8>)> {
+    let mut files = vec![(
+        "model.json",
+        serde_json::to_vec_pretty(meta).expect("meta serialises"),
+    )];
     if let Some(crate::data::text::Tokenizer::Bpe(bpe)) = &meta.tokenizer {
         files.push(("tokenizer.json", bpe.json().as_bytes().to_vec()));
     }
-    Ok(files)
+    files
 }
 
 /// What is stored next to a model's weights.
@@ -226,11 +231,7 @@ pub fn export_checkpoint(checkpoint: &Path, out: &Path, device: &Device) -> Resu
         "model.safetensors",
         crate::models::interop::export_safetensors(&net, &meta.config)?,
     )];
-    files.extend(
-        model_files(&net, &meta, out)?
-            .into_iter()
-            .filter(|(name, _)| *name != "model.bpk"),
-    );
+    files.extend(meta_files(&meta));
     write_dir(out, &files)?;
     Ok(files.iter().map(|(name, _)| out.join(name)).collect())
 }
