@@ -67,6 +67,12 @@ pub struct DataConfig {
     /// Most tokens of a `bpe` tokenizer (default 1024).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vocab_size: Option<usize>,
+    /// The Hugging Face `tokenizer.json` of a retrieval set (`retrieval`), e.g. the teacher's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tokenizer_file: Option<PathBuf>,
+    /// Candidates per query of a retrieval set (`retrieval`; default 8).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub list_size: Option<usize>,
     /// A line starting with this begins a chapter of a text (`text`; default `CHAPTER`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub chapter_marker: Option<String>,
@@ -115,6 +121,8 @@ impl Default for DataConfig {
             context: None,
             tokenizer: None,
             vocab_size: None,
+            tokenizer_file: None,
+            list_size: None,
             chapter_marker: None,
             train_limit: None,
             test_limit: None,
@@ -155,6 +163,12 @@ pub struct TeacherConfig {
     /// GPT attention heads.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub heads: Option<usize>,
+    /// BERT vocabulary size (default 30522).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vocab: Option<usize>,
+    /// BERT positions (default 512).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub positions: Option<usize>,
     /// Checkpoint folder (holding `model.bpk` and `model.json`) of an already trained teacher,
     /// or a PyTorch state dict (`.pth`, `.pt`) or `.safetensors` file of the section's
     /// architecture (RepDistiller's names for the CIFAR ResNets), imported whole.
@@ -214,6 +228,12 @@ pub struct StudentConfig {
     /// GPT attention heads.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub heads: Option<usize>,
+    /// BERT vocabulary size (default 30522).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vocab: Option<usize>,
+    /// BERT positions (default 512).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub positions: Option<usize>,
     /// The view of each sample the role reads (default `input`, the sample itself; see
     /// `[[data.view]]`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -268,6 +288,12 @@ pub struct PeerConfig {
     /// GPT attention heads.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub heads: Option<usize>,
+    /// BERT vocabulary size (default 30522).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vocab: Option<usize>,
+    /// BERT positions (default 512).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub positions: Option<usize>,
     /// The view of each sample the role reads (default `input`, the sample itself; see
     /// `[[data.view]]`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -623,6 +649,8 @@ macro_rules! model_table {
                     dim: self.dim,
                     layers: self.layers,
                     heads: self.heads,
+                    vocab: self.vocab,
+                    positions: self.positions,
                 }
             }
         }
@@ -904,6 +932,8 @@ impl From<&TeacherPlan> for TeacherConfig {
             dim: m.dim,
             layers: m.layers,
             heads: m.heads,
+            vocab: m.vocab,
+            positions: m.positions,
             checkpoint: t.checkpoint.clone(),
             from: t.from.clone(),
             view: written_view(&t.view),
@@ -927,6 +957,8 @@ impl From<&StudentPlan> for StudentConfig {
             dim: m.dim,
             layers: m.layers,
             heads: m.heads,
+            vocab: m.vocab,
+            positions: m.positions,
             view: written_view(&s.view),
             train_limit: s.train_limit,
             labels: s.labels,
@@ -945,6 +977,8 @@ impl From<&StudentPlan> for StudentConfig {
                         dim: m.dim,
                         layers: m.layers,
                         heads: m.heads,
+                        vocab: m.vocab,
+                        positions: m.positions,
                         view: written_view(&p.view),
                     }
                 })
@@ -1074,24 +1108,30 @@ impl DataConfig {
         let csv = self.source == DataSource::Csv;
         let text = self.source == DataSource::Text;
         let ts = self.source == DataSource::Ts;
+        let retrieval = self.source == DataSource::Retrieval;
+        let texts = text || retrieval;
         for (key, set, applies) in [
-            ("path", self.path.is_some(), csv || text || ts),
+            ("path", self.path.is_some(), csv || texts || ts),
             ("test_path", self.test_path.is_some(), ts),
             ("target", self.target.is_some(), csv),
-            ("test_fraction", self.test_fraction.is_some(), csv || text),
+            ("test_fraction", self.test_fraction.is_some(), csv || texts),
             ("split_seed", self.split_seed.is_some(), csv),
             ("group", self.group.is_some(), csv),
-            ("context", self.context.is_some(), text),
+            ("context", self.context.is_some(), texts),
             ("tokenizer", self.tokenizer.is_some(), text),
             ("vocab_size", self.vocab_size.is_some(), text),
-            ("chapter_marker", self.chapter_marker.is_some(), text),
+            ("tokenizer_file", self.tokenizer_file.is_some(), retrieval),
+            ("list_size", self.list_size.is_some(), retrieval),
+            ("chapter_marker", self.chapter_marker.is_some(), texts),
         ] {
             if set && !applies {
                 let sources = match key {
-                    "context" | "tokenizer" | "vocab_size" | "chapter_marker" => "\"text\"",
+                    "tokenizer" | "vocab_size" => "\"text\"",
+                    "tokenizer_file" | "list_size" => "\"retrieval\"",
+                    "context" | "chapter_marker" => "\"text\" or \"retrieval\"",
                     "test_path" => "\"ts\"",
-                    "path" => "\"csv\", \"text\" or \"ts\"",
-                    "test_fraction" => "\"csv\" or \"text\"",
+                    "path" => "\"csv\", \"text\", \"retrieval\" or \"ts\"",
+                    "test_fraction" => "\"csv\", \"text\" or \"retrieval\"",
                     _ => "\"csv\"",
                 };
                 return cfg(format!(
@@ -1104,6 +1144,14 @@ impl DataConfig {
         }
         if ts && (self.augment.is_enabled() || self.classes.is_some() || self.dir.is_some()) {
             return cfg("data.augment, data.classes and data.dir do not apply to source = \"ts\" (its classes are the file's @classLabel); remove them".into());
+        }
+        if retrieval {
+            if self.path.is_none() || self.tokenizer_file.is_none() {
+                return cfg("data.source = \"retrieval\" needs data.path, the UTF-8 text, and data.tokenizer_file, the teacher's Hugging Face tokenizer.json (scripts/fetch-data.sh moby-dick and minilm install Moby-Dick and all-MiniLM-L6-v2)".into());
+            }
+            if self.augment.is_enabled() || self.classes.is_some() || self.dir.is_some() {
+                return cfg("data.augment, data.classes and data.dir do not apply to source = \"retrieval\"; remove them".into());
+            }
         }
         if text {
             if self.path.is_none() {

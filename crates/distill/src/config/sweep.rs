@@ -133,6 +133,8 @@ impl SweepConfig {
                             dim: m.dim,
                             layers: m.layers,
                             heads: m.heads,
+                            vocab: m.vocab,
+                            positions: m.positions,
                             view: None,
                             train_limit: None,
                             labels: true,

@@ -71,6 +71,19 @@ pub enum Inputs {
         /// How the text became the ids (a model trained on them decodes with it).
         tokenizer: super::text::Tokenizer,
     },
+    /// (query, passage) pairs of token ids (see [`super::retrieval`]), `len × 2 × len` ids:
+    /// each side `len` tokens, padded with 0. Models read a pair as a `1 × 2 × len` map of
+    /// ids (exact in `f32` below 2²⁴).
+    Pairs {
+        /// Token ids: per sample the query's `len`, then the passage's.
+        ids: Vec<u32>,
+        /// Tokens per side.
+        len: usize,
+        /// The tokenizer's vocabulary size.
+        vocab: usize,
+        /// The tokenizer file, for messages.
+        tokenizer: String,
+    },
 }
 
 /// The target of every sample.
@@ -230,6 +243,7 @@ impl Dataset {
             } => [*channels, *height, *width],
             Inputs::Table { features, .. } => [1, 1, *features],
             Inputs::Tokens { context, .. } => [1, 1, *context],
+            Inputs::Pairs { len, .. } => [1, 2, *len],
             Inputs::Sequence { max_len, dims, .. } => [1, *max_len, dims + 1],
         }
     }
@@ -373,6 +387,17 @@ impl Dataset {
                 context: *context,
                 tokenizer: tokenizer.clone(),
             },
+            Inputs::Pairs {
+                ids,
+                len,
+                vocab,
+                tokenizer,
+            } => Inputs::Pairs {
+                ids: pick(ids, n, indices),
+                len: *len,
+                vocab: *vocab,
+                tokenizer: tokenizer.clone(),
+            },
         };
         let targets = match &self.targets {
             Targets::Class(l) => Targets::Class(pick(l, 1, indices)),
@@ -403,7 +428,9 @@ impl Dataset {
             match &mut self.inputs {
                 Inputs::Image { pixels, .. } => pixels.truncate(limit * n),
                 Inputs::Table { values, .. } => values.truncate(limit * n),
-                Inputs::Tokens { ids, .. } => ids.truncate(limit * n),
+                Inputs::Tokens { ids, .. } | Inputs::Pairs { ids, .. } => {
+                    ids.truncate(limit * n)
+                }
                 Inputs::Sequence {
                     values,
                     lengths,
@@ -481,7 +508,7 @@ impl Dataset {
                     .map(|(k, &v)| (k % features, v as f64)),
             ),
             // Token ids are read as they are.
-            Inputs::Tokens { .. } => (vec![0.0], vec![1.0]),
+            Inputs::Tokens { .. } | Inputs::Pairs { .. } => (vec![0.0], vec![1.0]),
             // Per value of a frame over the real frames; the mask column as it is.
             Inputs::Sequence {
                 values,

@@ -66,7 +66,9 @@ pub fn node_points(data: &Dataset) -> Vec<f32> {
     match &data.inputs {
         Inputs::Image { pixels, .. } => pixels.iter().map(|&p| f32::from(p) / 255.0).collect(),
         Inputs::Table { values, .. } => values.clone(),
-        Inputs::Tokens { ids, .. } => ids.iter().map(|&t| t as f32).collect(),
+        Inputs::Tokens { ids, .. } | Inputs::Pairs { ids, .. } => {
+            ids.iter().map(|&t| t as f32).collect()
+        }
         Inputs::Sequence { values, .. } => values.clone(),
     }
 }
@@ -406,7 +408,7 @@ pub fn graph_tables(
 ) -> Result<(Dataset, Dataset, GraphSummary)> {
     if matches!(
         train.inputs,
-        Inputs::Tokens { .. } | Inputs::Sequence { .. }
+        Inputs::Tokens { .. } | Inputs::Sequence { .. } | Inputs::Pairs { .. }
     ) {
         return Err(DistillError::Config(
             "[data.graph] links images or table rows by similarity; token windows and series of frames are not supported: remove [data.graph]".into(),

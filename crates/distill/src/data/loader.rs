@@ -279,6 +279,17 @@ impl Loader {
                     );
                 }
             }
+            Inputs::Pairs { ids, len, .. } => {
+                let n = 2 * len;
+                for &i in idx {
+                    views.push(0);
+                    inputs.extend(
+                        ids[i * n..(i + 1) * n]
+                            .iter()
+                            .map(|&t| t as f32),
+                    );
+                }
+            }
         }
         let targets = match &d.targets {
             Targets::Class(labels) => {

@@ -5,6 +5,7 @@ pub mod dataset;
 pub mod graph;
 pub mod idx;
 pub mod loader;
+pub mod retrieval;
 pub mod source;
 pub mod table;
 pub mod text;

@@ -44,6 +44,9 @@ pub enum DataSource {
     /// A pair of `.ts` time-series files (`path`, `test_path`; see [`super::ts`]): series of
     /// frames with a class label each, e.g. Japanese Vowels (speaker recognition).
     Ts,
+    /// A UTF-8 text file (`path`) as a passage-retrieval benchmark of re-ranking lists
+    /// (`tokenizer_file`, `list_size`; see [`super::retrieval`]), for bi-encoders.
+    Retrieval,
 }
 
 impl DataSource {
@@ -51,7 +54,11 @@ impl DataSource {
     pub fn known_classes(&self) -> Option<usize> {
         match self {
             DataSource::Embedded | DataSource::FashionMnist => Some(FASHION_MNIST_CLASSES.len()),
-            DataSource::Idx | DataSource::Csv | DataSource::Text | DataSource::Ts => None,
+            DataSource::Idx
+            | DataSource::Csv
+            | DataSource::Text
+            | DataSource::Ts
+            | DataSource::Retrieval => None,
         }
     }
 
@@ -63,7 +70,7 @@ impl DataSource {
                 load_split(dir.unwrap_or(Path::new(FASHION_MNIST_DIR)), "t10k")
             }
             DataSource::Idx => load_split(self.need_dir(dir)?, "t10k"),
-            DataSource::Csv | DataSource::Text | DataSource::Ts => Err(csv_needs_spec()),
+            DataSource::Csv | DataSource::Text | DataSource::Ts | DataSource::Retrieval => Err(csv_needs_spec()),
         }
     }
 
@@ -81,7 +88,7 @@ impl DataSource {
             DataSource::Embedded => embedded(),
             DataSource::FashionMnist => load_idx_dir(dir.unwrap_or(Path::new(FASHION_MNIST_DIR))),
             DataSource::Idx => load_idx_dir(self.need_dir(dir)?),
-            DataSource::Csv | DataSource::Text | DataSource::Ts => Err(csv_needs_spec()),
+            DataSource::Csv | DataSource::Text | DataSource::Ts | DataSource::Retrieval => Err(csv_needs_spec()),
         }
     }
 }

@@ -147,7 +147,7 @@ impl View {
                         .into(),
                 ))
             }
-            (Some(_), Inputs::Tokens { .. } | Inputs::Sequence { .. }) => {
+            (Some(_), Inputs::Tokens { .. } | Inputs::Sequence { .. } | Inputs::Pairs { .. }) => {
                 return Err(bad(
                     "columns selects table features, but the data are token windows or series of frames"
                         .into(),

@@ -57,7 +57,7 @@ pub fn key_map(pairs: &[(&str, &str)]) -> KeyMap {
 }
 
 /// The rewrites from PyTorch names to the model's (import) and back (export), kept beside each
-/// model: RepDistiller's names for the CIFAR ResNets, torchvision's for MobileNetV2; the other
+/// model: RepDistiller's names for the CIFAR ResNets, torchvision's for MobileNetV2, Hugging Face's BertModel for BERT; the other
 /// models keep distill's own names in both directions.
 fn key_maps(config: &ModelConfig) -> (KeyMap, KeyMap) {
     match config {
@@ -69,6 +69,7 @@ fn key_maps(config: &ModelConfig) -> (KeyMap, KeyMap) {
             super::mobilenet::from_pytorch(),
             super::mobilenet::to_pytorch(),
         ),
+        ModelConfig::Bert { .. } => (super::bert::from_pytorch(), super::bert::to_pytorch()),
         _ => (vec![], vec![]),
     }
 }
@@ -84,9 +85,12 @@ fn fail(path: &Path, reason: String) -> DistillError {
     }
 }
 
-/// A counter PyTorch keeps beside each batch norm's statistics, which Burn's has no use for.
-fn is_bn_counter(name: &str) -> bool {
+/// Tensors of a file that the model has no use for and that are not an error to find: the
+/// counter PyTorch keeps beside each batch norm's statistics (Burn's has none), and a BERT
+/// file's position-id buffer and `[CLS]` pooler (see [`super::bert::unused_by_encoder`]).
+fn ignorable(config: &ModelConfig, name: &str) -> bool {
     name.ends_with(".num_batches_tracked")
+        || (config.reads_pairs() && super::bert::unused_by_encoder(name))
 }
 
 /// Loads the weights of `file` into `net` (built from `config` for the data's geometry and
@@ -182,7 +186,7 @@ pub fn import_weights(net: Net, config: &ModelConfig, file: &Path) -> Result<Net
     let unused: Vec<String> = result
         .unused
         .iter()
-        .filter(|n| !is_bn_counter(n))
+        .filter(|n| !ignorable(config, n))
         .cloned()
         .collect();
     let errors: Vec<String> = result

@@ -1,6 +1,7 @@
 //! Models: the zoo, each returning logits plus named taps.
 
 pub mod average;
+pub mod bert;
 pub mod cnn;
 pub mod conv1d;
 pub mod gpt;

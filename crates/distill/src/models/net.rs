@@ -3,6 +3,7 @@
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use super::bert::{Bert, BertDims};
 use super::cnn::Cnn;
 use super::conv1d::Conv1dNet;
 use super::gpt::{Gpt, GptDims};
@@ -35,6 +36,8 @@ pub enum Net {
     Conv1d(Conv1dNet),
     /// torchvision's MobileNetV2.
     MobileNetV2(MobileNetV2),
+    /// BERT sentence encoder (a bi-encoder of query-passage pairs).
+    Bert(Bert),
 }
 
 impl Net {
@@ -49,6 +52,7 @@ impl Net {
             Net::Gru(m) => m.forward(x),
             Net::Conv1d(m) => m.forward(x),
             Net::MobileNetV2(m) => m.forward(x),
+            Net::Bert(m) => m.forward(x),
         }
     }
 
@@ -63,7 +67,8 @@ impl Net {
             | Net::Gpt(_)
             | Net::Gru(_)
             | Net::Conv1d(_)
-            | Net::MobileNetV2(_) => None,
+            | Net::MobileNetV2(_)
+            | Net::Bert(_) => None,
         }
     }
 
@@ -230,7 +235,15 @@ pub const MODELS: &[ModelInfo] = &[
         citation: MOBILENET_CITE,
         settings: "",
     },
+    ModelInfo {
+        name: "bert",
+        description: "BERT sentence encoder (post-norm blocks, 4× GELU feed-forward, mean pooling, L2-normalised) as a bi-encoder of (query, passage) pairs, score = 20 · cosine; imports Hugging Face BertModel weights (all-MiniLM-L6-v2 at the defaults); taps layer{i}, hidden (passage, masked), embedding, query",
+        citation: BERT_CITE,
+        settings: "dim (default 384), layers (default 6), heads (default 12), dropout, vocab (default 30522), positions (default 512)",
+    },
 ];
+
+const BERT_CITE: &str = "Devlin et al., BERT, NAACL 2019; as a sentence encoder, Reimers & Gurevych, Sentence-BERT, EMNLP 2019 (all-MiniLM-L6-v2: Wang et al., MiniLM, NeurIPS 2020)";
 
 const MOBILENET_CITE: &str =
     "Sandler et al., MobileNetV2: Inverted Residuals and Linear Bottlenecks, CVPR 2018";
@@ -261,6 +274,12 @@ pub struct ModelSpec {
     /// GPT attention heads (default 4; `dim` must be a multiple).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub heads: Option<usize>,
+    /// BERT vocabulary size (default 30522, the uncased WordPiece of BERT and MiniLM).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vocab: Option<usize>,
+    /// BERT positions (default 512).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub positions: Option<usize>,
 }
 
 /// A model architecture with its settings, one variant per architecture: what every role's plan
@@ -340,6 +359,27 @@ pub enum ModelConfig {
     /// MobileNetV2 at width 0.25.
     #[serde(rename = "mobilenetv2_x0_25")]
     Mobilenetv2X025 {},
+    /// BERT sentence encoder.
+    Bert {
+        /// Hidden width (default 384).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        dim: Option<usize>,
+        /// Layers (default 6).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        layers: Option<usize>,
+        /// Attention heads (default 12).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        heads: Option<usize>,
+        /// Dropout (default 0).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        dropout: Option<f64>,
+        /// Vocabulary size (default 30522).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        vocab: Option<usize>,
+        /// Positions (default 512).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        positions: Option<usize>,
+    },
 }
 
 /// A trainable role of a job: its name (how terms address it), its architecture and the view of
@@ -369,6 +409,8 @@ impl ModelSpec {
             dim: None,
             layers: None,
             heads: None,
+            vocab: None,
+            positions: None,
         }
     }
 
@@ -399,13 +441,21 @@ impl ModelSpec {
         if !has_hidden && self.hidden.is_some() {
             return misplaced("hidden");
         }
-        if self.model != "mlp" && self.model != "gpt" && self.dropout.is_some() {
+        let transformer = self.model == "gpt" || self.model == "bert";
+        if !matches!(self.model.as_str(), "mlp" | "gpt" | "bert") && self.dropout.is_some() {
             return misplaced("dropout");
         }
         if self.model != "lenet" && self.width.is_some() {
             return misplaced("width");
         }
-        if self.model != "gpt" {
+        if self.model != "bert" {
+            for (field, value) in [("vocab", self.vocab), ("positions", self.positions)] {
+                if value.is_some() {
+                    return misplaced(field);
+                }
+            }
+        }
+        if !transformer {
             for (field, value) in [
                 ("dim", self.dim),
                 ("layers", self.layers),
@@ -420,6 +470,8 @@ impl ModelSpec {
             ("dim", self.dim),
             ("layers", self.layers),
             ("heads", self.heads),
+            ("vocab", self.vocab),
+            ("positions", self.positions),
         ] {
             if value == Some(0) {
                 return Err(DistillError::Config(format!(
@@ -427,8 +479,12 @@ impl ModelSpec {
                 )));
             }
         }
-        let (dim, heads) = (self.dim.unwrap_or(128), self.heads.unwrap_or(4));
-        if self.model == "gpt" && dim % heads != 0 {
+        let (dim, heads) = if self.model == "bert" {
+            (self.dim.unwrap_or(384), self.heads.unwrap_or(12))
+        } else {
+            (self.dim.unwrap_or(128), self.heads.unwrap_or(4))
+        };
+        if transformer && dim % heads != 0 {
             return Err(DistillError::Config(format!(
                 "{role}: dim = {dim} must be a multiple of heads = {heads} (each head reads dim / heads features)"
             )));
@@ -484,6 +540,14 @@ impl ModelSpec {
             "resnet32x4" => ModelConfig::Resnet32x4 {},
             "mobilenetv2" => ModelConfig::Mobilenetv2 {},
             "mobilenetv2_x0_25" => ModelConfig::Mobilenetv2X025 {},
+            "bert" => ModelConfig::Bert {
+                dim: self.dim,
+                layers: self.layers,
+                heads: self.heads,
+                dropout: self.dropout,
+                vocab: self.vocab,
+                positions: self.positions,
+            },
             other => unreachable!("'{other}' is in the catalogue but has no variant"),
         })
     }
@@ -512,6 +576,21 @@ impl From<&ModelConfig> for ModelSpec {
                 spec.layers = *layers;
                 spec.heads = *heads;
                 spec.dropout = *dropout;
+            }
+            ModelConfig::Bert {
+                dim,
+                layers,
+                heads,
+                dropout,
+                vocab,
+                positions,
+            } => {
+                spec.dim = *dim;
+                spec.layers = *layers;
+                spec.heads = *heads;
+                spec.dropout = *dropout;
+                spec.vocab = *vocab;
+                spec.positions = *positions;
             }
             _ => {}
         }
@@ -545,6 +624,7 @@ impl ModelConfig {
             ModelConfig::Resnet32x4 {} => "resnet32x4",
             ModelConfig::Mobilenetv2 {} => "mobilenetv2",
             ModelConfig::Mobilenetv2X025 {} => "mobilenetv2_x0_25",
+            ModelConfig::Bert { .. } => "bert",
         }
     }
 
@@ -614,6 +694,33 @@ impl ModelConfig {
         }
     }
 
+    /// A BERT's sizes with the defaults filled in (`None`: not a BERT).
+    pub fn bert_dims(&self) -> Option<BertDims> {
+        match self {
+            ModelConfig::Bert {
+                dim,
+                layers,
+                heads,
+                vocab,
+                positions,
+                ..
+            } => Some(BertDims {
+                vocab: vocab.unwrap_or(30522),
+                positions: positions.unwrap_or(512),
+                dim: dim.unwrap_or(384),
+                layers: layers.unwrap_or(6),
+                heads: heads.unwrap_or(12),
+            }),
+            _ => None,
+        }
+    }
+
+    /// Whether the architecture reads pairs of token sequences (a bi-encoder; see
+    /// [`crate::data::Inputs::Pairs`]).
+    pub fn reads_pairs(&self) -> bool {
+        matches!(self, ModelConfig::Bert { .. })
+    }
+
     /// Whether the architecture reads token windows (a language model) rather than images or
     /// table rows.
     pub fn reads_tokens(&self) -> bool {
@@ -664,6 +771,19 @@ impl ModelConfig {
                 device,
             )));
         }
+        if let Some(dims) = self.bert_dims() {
+            if c != 1 || !(h == 1 || h == 2) || w > dims.positions {
+                return Err(DistillError::Config(format!(
+                    "bert reads query-passage pairs or texts of at most {} tokens (data.source = \"retrieval\"), got inputs of {c}×{h}×{w}",
+                    dims.positions
+                )));
+            }
+            let dropout = match self {
+                ModelConfig::Bert { dropout, .. } => dropout.unwrap_or(0.0),
+                _ => 0.0,
+            };
+            return Ok(Net::Bert(Bert::new(dims, dropout, device)));
+        }
         if self.reads_series() {
             if c != 1 || w < 2 {
                 return Err(DistillError::Config(format!(
@@ -710,7 +830,10 @@ impl ModelConfig {
                     device,
                 ))
             }
-            ModelConfig::Gpt { .. } | ModelConfig::Gru { .. } | ModelConfig::Conv1d { .. } => {
+            ModelConfig::Gpt { .. }
+            | ModelConfig::Gru { .. }
+            | ModelConfig::Conv1d { .. }
+            | ModelConfig::Bert { .. } => {
                 unreachable!("built above")
             }
             ModelConfig::Resnet8 {} => resnet(8, false),
@@ -742,16 +865,24 @@ mod tests {
         for info in MODELS {
             let config = ModelConfig::named(info.name).unwrap();
             // a language model reads token windows: two windows of 16 give 32 logit rows
-            let (input, rows) = if config.reads_tokens() {
-                ([1, 1, 16], 32)
+            let (input, rows, outputs) = if config.reads_tokens() {
+                ([1, 1, 16], 32, 10)
+            } else if config.reads_pairs() {
+                // a bi-encoder scores each (query, passage) pair
+                ([1, 2, 16], 2, 1)
             } else if config.reads_series() {
-                ([1, 29, 13], 2)
+                ([1, 29, 13], 2, 10)
             } else {
-                ([1, 28, 28], 2)
+                ([1, 28, 28], 2, 10)
             };
             let net = config.build(input, 10, &device).unwrap();
             let shapes = net.tap_shapes(input, &device);
-            assert_eq!(shapes.get("logits"), Some(&[rows, 10][..]), "{}", info.name);
+            assert_eq!(
+                shapes.get("logits"),
+                Some(&[rows, outputs][..]),
+                "{}",
+                info.name
+            );
             assert!(shapes.get("embedding").is_some(), "{}", info.name);
         }
     }

@@ -13,6 +13,7 @@ use crate::config::experiment::StudentConfig;
 use crate::config::{ExperimentConfig, Plan, StudentPlan};
 use crate::data::graph::graph_tables;
 use crate::data::table::{load_csv, CsvSpec};
+use crate::data::retrieval::{load_retrieval, RetrievalSpec};
 use crate::data::text::{load_text, TextSpec};
 use crate::data::ts::load_ts;
 use crate::data::view::resolve_views;
@@ -84,6 +85,20 @@ pub fn load_data(plan: &Plan) -> Result<DataBundle> {
             tokenizer: plan.data.tokenizer.unwrap_or_default(),
             vocab_size: plan.data.vocab_size.unwrap_or(1024),
         })?,
+        (Some(path), _) if plan.data.source == DataSource::Retrieval => {
+            load_retrieval(&RetrievalSpec {
+                path,
+                tokenizer: plan.data.tokenizer_file.as_deref().ok_or_else(|| {
+                    DistillError::Config(
+                        "data.source = \"retrieval\" needs data.tokenizer_file".into(),
+                    )
+                })?,
+                context: plan.data.context.unwrap_or(64),
+                test_fraction: plan.data.test_fraction.unwrap_or(0.1),
+                chapter_marker: plan.data.chapter_marker.as_deref().unwrap_or("CHAPTER"),
+                list_size: plan.data.list_size.unwrap_or(8),
+            })?
+        }
         _ => plan.data.source.load(plan.data.dir.as_deref())?,
     };
     if let Some(n) = plan.data.train_limit {
@@ -315,6 +330,7 @@ fn check_model_inputs(plan: &Plan, data: &Dataset) -> Result<()> {
             }));
     let kind = match data.inputs {
         Inputs::Tokens { .. } => "token windows of a text",
+        Inputs::Pairs { .. } => "query-passage pairs of token ids",
         Inputs::Sequence { .. } => "series of frames",
         Inputs::Image { .. } => "images",
         Inputs::Table { .. } => "table rows",
@@ -322,10 +338,11 @@ fn check_model_inputs(plan: &Plan, data: &Dataset) -> Result<()> {
     for (name, model) in roles {
         let fits = match data.inputs {
             Inputs::Tokens { .. } => model.reads_tokens(),
+            Inputs::Pairs { .. } => model.reads_pairs(),
             // an MLP reads a padded series, mask column included, as one flat vector
             Inputs::Sequence { .. } => model.reads_series() || model.name() == "mlp",
             Inputs::Image { .. } | Inputs::Table { .. } => {
-                !model.reads_tokens() && !model.reads_series()
+                !model.reads_tokens() && !model.reads_series() && !model.reads_pairs()
             }
         };
         if !fits {
@@ -334,6 +351,7 @@ fn check_model_inputs(plan: &Plan, data: &Dataset) -> Result<()> {
                 model.name(),
                 match data.inputs {
                     Inputs::Tokens { .. } => "model = \"gpt\" for a text",
+                    Inputs::Pairs { .. } => "model = \"bert\" for a retrieval set",
                     Inputs::Sequence { .. } => "model = \"gru\", \"conv1d\" or \"mlp\" for series",
                     _ => "an image or table model (mlp, lenet, cnn, resnet…), or point [data] at a text (gpt) or .ts files (gru, conv1d)",
                 }
