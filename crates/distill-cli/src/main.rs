@@ -9,7 +9,7 @@ use anyhow::{Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
 use distill::config::{ExperimentConfig, Plan, SweepConfig};
 use distill::data::DataSource;
-use distill::knowledge::{LIBRARY_LOSSES, METHODS};
+use distill::knowledge::METHODS;
 use distill::models::MODELS;
 use distill::run::{merge_sweep, run_sweep_shard, sweep_dir, training_device, Shard};
 use distill::run::{run_experiment, RunOptions};
@@ -364,20 +364,6 @@ fn run(cli: Cli) -> Result<()> {
                     m.description,
                     m.taps,
                     m.citation
-                );
-            }
-            outln!(
-                "\nLibrary losses (tested, callable from Rust as distill::knowledge::<function>; \
-                 they become methods when pairwise ranking batches land):\n"
-            );
-            outln!("| function | family | description | citation |\n|---|---|---|---|");
-            for l in LIBRARY_LOSSES {
-                outln!(
-                    "| `{}` | {} | {} | {} |",
-                    l.function,
-                    l.family,
-                    l.description,
-                    l.citation
                 );
             }
             Ok(())

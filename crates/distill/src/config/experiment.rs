@@ -869,9 +869,15 @@ impl ExperimentConfig {
                 "[distributed] does not shard ranking lists yet; remove [distributed] to train the ranking task on one device".into(),
             ));
         }
-        if (self.task == Task::Ranking) != self.data.group.is_some() {
+        let lists = self.data.group.is_some() || self.data.source == DataSource::Retrieval;
+        if (self.task == Task::Ranking) != lists {
             return Err(cfg(if self.task == Task::Ranking {
-                "task = \"ranking\" needs lists: a CSV file (data.source = \"csv\") with data.group naming the query column and data.target the relevance grades".into()
+                "task = \"ranking\" needs lists: a CSV file (data.source = \"csv\") with data.group naming the query column and data.target the relevance grades, or a retrieval set (data.source = \"retrieval\")".into()
+            } else if self.data.group.is_none() {
+                format!(
+                    "data.source = \"retrieval\" makes ranking lists, but task = \"{}\"; set task = \"ranking\"",
+                    self.task.name()
+                )
             } else {
                 format!(
                     "data.group makes ranking lists, but task = \"{}\"; set task = \"ranking\", or remove data.group",

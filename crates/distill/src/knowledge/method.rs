@@ -10,7 +10,7 @@ use super::connector::ConvConnector;
 use super::term::{BuildContext, KnowledgeTerm};
 use super::{
     ab, at, bounded_regression, byot, cc, ce, crd, cs_kd, dist, dkd, ensemble_kd, fitnet, fsp, ft,
-    gkd, hidden, irg, kd, kd_ls, kdsvd, listnet, listnet_kd, mse, mt_kd, nst, ofd, output_match,
+    gkd, hidden, irg, kd, kd_ls, kdsvd, listnet, listnet_kd, margin_mse, mse, mt_kd, nst, ofd, output_match,
     pkt, review, rkd, seq_kd, skew_kl, sp, tf_kd, tvd, vid,
 };
 use crate::error::Result;
@@ -29,25 +29,6 @@ pub struct MethodInfo {
     /// Taps the method reads.
     pub taps: &'static str,
 }
-
-/// A loss the library implements and tests whose trainer has not landed yet (sequence, ranking
-/// and regression losses): listed by `distill methods` separately, callable from Rust.
-#[derive(Debug, Clone, Copy)]
-pub struct LossInfo {
-    /// Function name in `distill::knowledge`.
-    pub function: &'static str,
-    /// Family.
-    pub family: &'static str,
-    /// One-line description.
-    pub description: &'static str,
-    /// Paper or reference implementation.
-    pub citation: &'static str,
-}
-
-/// Library losses awaiting their trainers.
-pub const LIBRARY_LOSSES: &[LossInfo] = &[
-    LossInfo { function: "margin_mse::margin_mse_loss", family: "ranking", description: "MSE between student and teacher positive-negative score margins", citation: "Hofstätter et al., Improving Efficient Neural Ranking Models with Cross-Architecture KD, 2020" },
-];
 
 impl MethodConfig {
     /// An unknown tap may be one the user never wrote (a method's default taps): say which taps
@@ -212,6 +193,7 @@ methods! {
     EnsembleKd => ensemble_kd::EnsembleKdConfig,
     Listnet => listnet::ListNetConfig,
     ListnetKd => listnet_kd::ListNetKdConfig,
+    MarginMse => margin_mse::MarginMseConfig,
     BoundedRegression => bounded_regression::BoundedRegressionConfig,
     OutputMatch => output_match::OutputMatchConfig,
     Gkd => gkd::GkdConfig,

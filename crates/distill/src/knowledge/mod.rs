@@ -48,7 +48,7 @@ pub mod tf_kd;
 pub mod tvd;
 pub mod vid;
 
-pub use method::{Aux, Built, LossInfo, MethodConfig, MethodInfo, LIBRARY_LOSSES, METHODS};
+pub use method::{Aux, Built, MethodConfig, MethodInfo, METHODS};
 pub use objective::{Objective, TermWeight};
 pub use role::{RoleRef, STUDENT};
 pub use term::{

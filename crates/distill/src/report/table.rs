@@ -28,6 +28,10 @@ pub struct Row {
     pub best_epoch: f64,
     /// Mean top-1 agreement with the teacher on the test set (last epoch).
     pub agreement: Option<f64>,
+    /// Ranking: NDCG@10 against the teacher's ranking and MRR@10 of its top candidate (last
+    /// epoch), each mean and sample std (this replaces `agreement` in the tables).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vs_teacher: Option<((f64, f64), (f64, f64))>,
     /// Mean training wall time per seed, seconds.
     pub seconds: f64,
 }
@@ -66,6 +70,7 @@ impl Row {
             secondary: outcome.and_then(|o| o.last_secondary).map(|m| (m, 0.0)),
             best_epoch: outcome.map_or(f64::NAN, |o| o.best_epoch as f64),
             agreement: None,
+            vs_teacher: None,
             seconds: outcome.map_or(0.0, |o| o.seconds),
         }
     }
@@ -85,6 +90,13 @@ impl Row {
                 .then(|| mean_std(&col(&|o| o.last_secondary.unwrap_or(f64::NAN)))),
             best_epoch: mean_std(&col(&|o| o.best_epoch as f64)).0,
             agreement: (!agreements.is_empty()).then(|| mean_std(&agreements).0),
+            vs_teacher: (!runs.is_empty() && runs.iter().all(|o| o.teacher_mrr.is_some()))
+                .then(|| {
+                    (
+                        mean_std(&col(&|o| o.agreement.unwrap_or(f64::NAN))),
+                        mean_std(&col(&|o| o.teacher_mrr.unwrap_or(f64::NAN))),
+                    )
+                }),
             seconds: mean_std(&col(&|o| o.seconds)).0,
         }
     }
@@ -188,8 +200,18 @@ impl Report {
             Some((name, _)) => (format!("{header} | {name}"), "---:|"),
             None => (header, ""),
         };
+        // Ranking compares orders with the teacher's: two columns instead of an agreement.
+        let ranking = self.metric == Metric::Ndcg;
+        let (agreement, cols) = if ranking {
+            (
+                "NDCG@10 vs teacher | MRR@10 vs teacher",
+                format!("{cols}---:|"),
+            )
+        } else {
+            ("agreement w/ teacher %", cols.to_string())
+        };
         let mut out = format!(
-            "| {} | model | params | {header} | best epoch | agreement w/ teacher % | wall time / seed |\n|---|---|---:|---:|---:|{cols}---:|---:|---:|\n",
+            "| {} | model | params | {header} | best epoch | {agreement} | wall time / seed |\n|---|---|---:|---:|---:|{cols}---:|---:|---:|\n",
             self.title
         );
         for r in &self.rows {
@@ -210,8 +232,14 @@ impl Report {
                 } else {
                     format!("{:.1}", r.best_epoch)
                 },
-                r.agreement
-                    .map_or("—".into(), |a| format!("{:.2}", 100.0 * a)),
+                if ranking {
+                    r.vs_teacher.map_or("— | —".into(), |(n, m)| {
+                        format!("{} | {}", fraction(n, r.seeds), fraction(m, r.seeds))
+                    })
+                } else {
+                    r.agreement
+                        .map_or("—".into(), |a| format!("{:.2}", 100.0 * a))
+                },
                 if r.seconds.is_finite() {
                     format!("{:.1} s", r.seconds)
                 } else {

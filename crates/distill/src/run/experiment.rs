@@ -308,6 +308,7 @@ fn initial_teachers(plan: &Plan, data: &DataBundle, device: &Device) -> Result<V
             net,
             view,
             test_predictions: vec![],
+            test_scores: vec![],
             cache: None,
             unready: t.from.as_ref().map(|r| {
                 format!("it is the student of recipe '{r}', which trains later (or is this recipe)")
@@ -356,6 +357,16 @@ fn check_model_inputs(plan: &Plan, data: &Dataset) -> Result<()> {
                     _ => "an image or table model (mlp, lenet, cnn, resnet…), or point [data] at a text (gpt) or .ts files (gru, conv1d)",
                 }
             )));
+        }
+        if let (Inputs::Pairs { vocab, tokenizer, .. }, Some(dims)) =
+            (&data.inputs, model.bert_dims())
+        {
+            if dims.vocab != *vocab {
+                return Err(DistillError::Config(format!(
+                    "'{name}': model 'bert' has a vocabulary of {} tokens, but the tokenizer {tokenizer} has {vocab}; set vocab = {vocab} in its section, or point data.tokenizer_file at the model's own tokenizer",
+                    dims.vocab
+                )));
+            }
         }
     }
     Ok(())
@@ -484,6 +495,15 @@ pub fn run_experiment(plan: &Plan, opts: &RunOptions) -> Result<Report> {
                 format!("rows of {} features, {classes} classes", geometry[2])
             }
             (Some(_), _) => format!("images of {geometry:?}, {classes} classes"),
+            (None, Some(lists)) if matches!(data.train.inputs, Inputs::Pairs { .. }) => format!(
+                "(query, passage) pairs of up to {} tokens each in lists ({} test lists), relevance 1 for each query's source passage; tokenizer {}",
+                geometry[2],
+                lists.len(),
+                match &data.train.inputs {
+                    Inputs::Pairs { tokenizer, vocab, .. } => format!("{tokenizer} (vocabulary {vocab})"),
+                    _ => String::new(),
+                }
+            ),
             (None, Some(lists)) => format!(
                 "rows of {} features in lists ({} test lists), graded relevance",
                 geometry[2],
@@ -770,6 +790,7 @@ fn freeze_teacher(
         net,
         view: teacher.view.clone(),
         test_predictions: eval.predictions,
+        test_scores: eval.scores,
         cache: (t.cache_mb > 0).then(|| {
             Arc::new(Mutex::new(
                 TeacherCache::new(t.cache_mb).with_topk(t.cache_topk),

@@ -212,6 +212,7 @@ fn client_teacher(c: usize, net: Net, job: &Job<'_>) -> Result<Teacher> {
         net,
         view,
         test_predictions: Vec::new(),
+        test_scores: Vec::new(),
         cache: None,
         unready: None,
     })
@@ -452,6 +453,7 @@ pub fn run(f: &FederatedPlan, job: Job<'_>) -> Result<JobOutcome> {
             test_ppl: eval.perplexity,
             test_token_acc: eval.token_accuracy,
             agreement: None,
+            teacher_mrr: None,
             peers: Default::default(),
             seconds: started.elapsed().as_secs_f64(),
         };
@@ -517,6 +519,7 @@ pub fn run(f: &FederatedPlan, job: Job<'_>) -> Result<JobOutcome> {
             .as_ref()
             .and_then(|r| r.test_mae.or(r.test_mrr).or(r.test_token_acc)),
         agreement: None,
+        teacher_mrr: None,
         params: crate::models::net::trainable_params(&global),
         peers: Vec::new(),
         seconds: history.iter().map(|r| r.seconds).sum(),

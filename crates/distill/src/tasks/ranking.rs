@@ -121,9 +121,68 @@ pub fn ndcg_and_rr(scores: &[f32], grades: &[f32], k: usize) -> Option<(f64, f64
     Some((ndcg, rr))
 }
 
+/// The relevance grade the teacher's ranking gives a candidate at its 1-based `rank` in the
+/// teacher's order: 3 for the top one, 2 for ranks 2–3, 1 for ranks 4–10, 0 below.
+pub fn teacher_grade(rank: usize) -> f32 {
+    match rank {
+        1 => 3.0,
+        2..=3 => 2.0,
+        4..=CUTOFF => 1.0,
+        _ => 0.0,
+    }
+}
+
+/// How closely a student's ranking follows a teacher's, over lists `units` of per-sample
+/// scores: the mean NDCG@10 of the student's order with the grades [`teacher_grade`] derives
+/// from the teacher's order, and the mean reciprocal rank@10, in the student's order, of the
+/// teacher's top candidate. Ties in the teacher's scores keep the list's order.
+pub fn against_teacher(
+    student: &[f32],
+    teacher: &[f32],
+    units: &[std::ops::Range<usize>],
+) -> Option<(f64, f64)> {
+    if student.len() != teacher.len() || units.is_empty() {
+        return None;
+    }
+    let mut sums = (0.0, 0.0);
+    for r in units {
+        let t = &teacher[r.clone()];
+        let mut order: Vec<usize> = (0..t.len()).collect();
+        order.sort_by(|&a, &b| t[b].total_cmp(&t[a]));
+        let mut grades = vec![0f32; t.len()];
+        for (rank, &i) in order.iter().enumerate() {
+            grades[i] = teacher_grade(rank + 1);
+        }
+        let (ndcg, _) = ndcg_and_rr(&student[r.clone()], &grades, CUTOFF)?;
+        // the reciprocal rank of the teacher's top candidate alone
+        let top: Vec<f32> = (0..t.len())
+            .map(|i| if i == order[0] { 1.0 } else { 0.0 })
+            .collect();
+        let (_, rr) = ndcg_and_rr(&student[r.clone()], &top, CUTOFF)?;
+        sums.0 += ndcg;
+        sums.1 += rr;
+    }
+    let n = units.len() as f64;
+    Some((sums.0 / n, sums.1 / n))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn agreement_with_the_teacher_ranks_by_its_order() {
+        // two lists; the student orders the first as the teacher, the second reversed
+        let teacher = [3.0, 2.0, 1.0, 0.1, 0.2, 0.3];
+        let student = [0.9, 0.5, 0.1, 0.9, 0.5, 0.1];
+        let (ndcg, mrr) = against_teacher(&student, &teacher, &[0..3, 3..6]).unwrap();
+        // list 2: teacher grades (by rank) 1, 2, 3 for candidates 3, 4, 5; student order 3, 4, 5
+        let dcg = 1.0 + 3.0 / 3f64.log2() + 7.0 / 2.0;
+        let idcg = 7.0 + 3.0 / 3f64.log2() + 1.0 / 2.0;
+        assert!((ndcg - (1.0 + dcg / idcg) / 2.0).abs() < 1e-12, "{ndcg}");
+        assert!((mrr - (1.0 + 1.0 / 3.0) / 2.0).abs() < 1e-12, "{mrr}");
+        assert_eq!(teacher_grade(11), 0.0);
+    }
 
     #[test]
     fn lists_lay_out_samples_with_padding() {

@@ -28,6 +28,8 @@ pub struct Evaluation {
     pub ndcg: Option<f64>,
     /// Mean reciprocal rank@10 over the same lists (ranking).
     pub mrr: Option<f64>,
+    /// Each sample's score, in data set order (ranking; empty otherwise).
+    pub scores: Vec<f32>,
     /// Perplexity, `exp` of the mean next-token negative log-likelihood over the positions that
     /// have a target (generation).
     pub perplexity: Option<f64>,
@@ -204,6 +206,7 @@ fn evaluate_outputs(
         mae: None,
         ndcg: None,
         mrr: None,
+        scores: Vec::new(),
         perplexity: None,
         token_accuracy: None,
     };
@@ -226,6 +229,7 @@ fn evaluate_outputs(
             Evaluation {
                 ndcg: Some(mean(|j| j.0)),
                 mrr: Some(mean(|j| j.1)),
+                scores,
                 ..none
             }
         }

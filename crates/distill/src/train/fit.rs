@@ -14,6 +14,7 @@ use super::checkpoint::{resolve_dir, ModelMeta};
 use super::collapse::{Collapse, CollapseWatch, TermShare};
 use super::ddp::DataParallel;
 use super::eval::{evaluate, upload, upload_keyed, Evaluation};
+use crate::tasks::ranking::against_teacher;
 use super::metrics::EpochRecord;
 use super::optim::build_optimizer;
 use super::progress::Progress;
@@ -136,8 +137,12 @@ pub struct JobOutcome {
     /// (ranking).
     #[serde(default, alias = "last_mae", skip_serializing_if = "Option::is_none")]
     pub last_secondary: Option<f64>,
-    /// Agreement with the first teacher after the last epoch.
+    /// Agreement with the first teacher after the last epoch (ranking: NDCG@10 against the
+    /// teacher's ranking).
     pub agreement: Option<f64>,
+    /// The MRR@10 of the teacher's top candidate after the last epoch (ranking).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub teacher_mrr: Option<f64>,
     /// Trainable parameters of the student.
     pub params: usize,
     /// The peers' results (trainable roles after the first), in the recipe's order.
@@ -189,6 +194,7 @@ impl JobOutcome {
                     train_acc: None,
                     train_rmse: None,
                     agreement: None,
+                    teacher_mrr: None,
                     peers: BTreeMap::new(),
                     ..r.clone()
                 })
@@ -198,6 +204,7 @@ impl JobOutcome {
             last: p.last,
             last_secondary: None,
             agreement: None,
+            teacher_mrr: None,
             params: p.params,
             peers: Vec::new(),
             seconds: self.seconds,
@@ -551,7 +558,8 @@ impl Prepared<'_> {
                 seen += samples;
                 bar.inc(1);
             }
-            let (eval, peers, agreement) = evaluate_roles(&trainable, &objective, &job);
+            let (eval, peers, (agreement, teacher_mrr)) =
+                evaluate_roles(&trainable, &objective, &job);
             let seconds = started.elapsed().as_secs_f64();
             state.seconds += seconds;
             let weighted: Vec<TermShare> = sums
@@ -586,6 +594,7 @@ impl Prepared<'_> {
                 test_ppl: eval.perplexity,
                 test_token_acc: eval.token_accuracy,
                 agreement,
+                teacher_mrr,
                 peers,
                 seconds,
             };
@@ -640,7 +649,11 @@ fn evaluate_roles(
     trainable: &Trainable,
     objective: &Objective,
     job: &Job<'_>,
-) -> (Evaluation, BTreeMap<String, f64>, Option<f64>) {
+) -> (
+    Evaluation,
+    BTreeMap<String, f64>,
+    (Option<f64>, Option<f64>),
+) {
     let data = job.data;
     let views = objective.views();
     let eval = |net, view| {
@@ -662,12 +675,24 @@ fn evaluate_roles(
         .collect();
     // Top-1 agreement needs predicted classes (or tokens): regression has none. It is
     // measured with the first teacher the terms read (or the first teacher, when none is read).
-    let agreement = (0..job.teachers.len())
+    // Ranking measures how the student's order follows the teacher's: NDCG@10 with grades from
+    // the teacher's order, and the MRR@10 of the teacher's top candidate.
+    let teacher = (0..job.teachers.len())
         .find(|&i| !objective.teacher_taps(i).is_empty())
         .or((!job.teachers.is_empty()).then_some(0))
-        .map(|i| &job.teachers[i])
-        .filter(|t| !student.predictions.is_empty() && !t.test_predictions.is_empty())
-        .map(|t| student.agreement(&t.test_predictions));
+        .map(|i| &job.teachers[i]);
+    let agreement = match teacher {
+        Some(t) if !student.predictions.is_empty() && !t.test_predictions.is_empty() => {
+            (Some(student.agreement(&t.test_predictions)), None)
+        }
+        Some(t) if !student.scores.is_empty() && !t.test_scores.is_empty() => {
+            match against_teacher(&student.scores, &t.test_scores, &data.test.units()) {
+                Some((ndcg, mrr)) => (Some(ndcg), Some(mrr)),
+                None => (None, None),
+            }
+        }
+        _ => (None, None),
+    };
     (student, peers, agreement)
 }
 
@@ -726,7 +751,8 @@ fn outcome(
         last_secondary: last
             .as_ref()
             .and_then(|r| r.test_mae.or(r.test_mrr).or(r.test_token_acc)),
-        agreement: last.and_then(|r| r.agreement),
+        agreement: last.as_ref().and_then(|r| r.agreement),
+        teacher_mrr: last.as_ref().and_then(|r| r.teacher_mrr),
         params: params[0],
         peers,
         seconds: state.seconds,

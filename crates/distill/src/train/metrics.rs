@@ -49,8 +49,12 @@ pub struct EpochRecord {
     /// Test next-token accuracy (generation).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub test_token_acc: Option<f64>,
-    /// Top-1 agreement with the first teacher on the test set, when there is a teacher.
+    /// Top-1 agreement with the first teacher on the test set, when there is a teacher
+    /// (ranking: NDCG@10 against the teacher's ranking).
     pub agreement: Option<f64>,
+    /// MRR@10 of the teacher's top candidate in the student's ranking (ranking).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub teacher_mrr: Option<f64>,
     /// Test accuracy of each peer of the recipe (its trainable roles after the student).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub peers: BTreeMap<String, f64>,

@@ -91,10 +91,11 @@ impl Progress {
             return;
         }
         let terms: Vec<String> = r.terms.iter().map(|(k, v)| format!("{k} {v:.4}")).collect();
-        let agree = r
-            .agreement
-            .map(|a| format!(" agree {:.2}%", 100.0 * a))
-            .unwrap_or_default();
+        let agree = match (r.agreement, r.teacher_mrr) {
+            (Some(n), Some(m)) => format!(" vs teacher NDCG@10 {n:.4} MRR@10 {m:.4}"),
+            (Some(a), None) => format!(" agree {:.2}%", 100.0 * a),
+            _ => String::new(),
+        };
         let train = match (r.train_acc, r.train_rmse) {
             (Some(a), _) => format!("{:.2}%", 100.0 * a),
             (None, Some(e)) => format!("RMSE {e:.4}σ"),

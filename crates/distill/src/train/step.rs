@@ -39,6 +39,8 @@ pub struct Teacher {
     pub view: View,
     /// Its predictions on the test set (for the agreement metric).
     pub test_predictions: Vec<usize>,
+    /// Its scores of the test set's candidates (ranking: the agreement of rankings).
+    pub test_scores: Vec<f32>,
     /// Cache of its outputs, shared by every job that distils from it (`None`: always run it).
     pub cache: Option<Arc<Mutex<TeacherCache>>>,
     /// Why it cannot be read yet, if it is trained by a later phase (its `net` is then an
