@@ -117,6 +117,7 @@ fn main() {
         net: tnet,
         view: distill::data::View::source(),
         test_predictions: vec![],
+        test_scores: vec![],
         // `--cached`: the teacher's outputs come from distill's cache after the first step
         // (the batch repeats), so the step is the student's work alone.
         cache: (arg("--cached", "no") == "yes").then(|| {

@@ -3,6 +3,7 @@
 mod common;
 
 use common::serial;
+use std::path::Path;
 
 use distill::config::ExperimentConfig;
 use distill::data::DataSource;
@@ -129,6 +130,22 @@ fn every_sample_config_runs_at_a_tiny_size() {
             let text = tmp.path().join("book.txt");
             std::fs::write(&text, book(20)).unwrap();
             cfg.data.path = Some(text);
+        }
+        if cfg.data.source == DataSource::Retrieval {
+            // The real text, tokenizer and MiniLM are installed by scripts/fetch-data.sh; the
+            // test reads a generated book with MiniLM's tokenizer (a fixture) and a tiny BERT
+            // teacher of random weights (the parity fixture) in MiniLM's place.
+            let text = tmp.path().join("book.txt");
+            std::fs::write(&text, book(40)).unwrap();
+            cfg.data.path = Some(text);
+            let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/bert");
+            cfg.data.tokenizer_file = Some(fixtures.join("tokenizer.json"));
+            cfg.data.list_size = Some(4);
+            cfg.data.context = Some(32);
+            for t in &mut cfg.teacher {
+                t.checkpoint = Some(fixtures.join("model.safetensors"));
+                (t.dim, t.layers, t.heads, t.positions) = (Some(8), Some(2), Some(2), Some(64));
+            }
         }
         if cfg.data.source == DataSource::Ts {
             // The real files are installed by scripts/fetch-data.sh; the test reads generated

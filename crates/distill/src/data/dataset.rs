@@ -423,14 +423,26 @@ impl Dataset {
     /// Keeps the first `limit` images (the embedded and Fashion-MNIST files are shuffled, so a
     /// prefix is close to stratified).
     pub fn truncate(mut self, limit: usize) -> Self {
+        // lists stay whole: as many whole lists as fit, at least one
+        let limit = match &self.groups {
+            Some(sizes) => {
+                let mut kept = 0;
+                for &n in sizes {
+                    if kept + n > limit && kept > 0 {
+                        break;
+                    }
+                    kept += n;
+                }
+                kept
+            }
+            None => limit,
+        };
         if limit < self.len() {
             let n = self.sample_len();
             match &mut self.inputs {
                 Inputs::Image { pixels, .. } => pixels.truncate(limit * n),
                 Inputs::Table { values, .. } => values.truncate(limit * n),
-                Inputs::Tokens { ids, .. } | Inputs::Pairs { ids, .. } => {
-                    ids.truncate(limit * n)
-                }
+                Inputs::Tokens { ids, .. } | Inputs::Pairs { ids, .. } => ids.truncate(limit * n),
                 Inputs::Sequence {
                     values,
                     lengths,

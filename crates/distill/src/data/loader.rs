@@ -283,11 +283,7 @@ impl Loader {
                 let n = 2 * len;
                 for &i in idx {
                     views.push(0);
-                    inputs.extend(
-                        ids[i * n..(i + 1) * n]
-                            .iter()
-                            .map(|&t| t as f32),
-                    );
+                    inputs.extend(ids[i * n..(i + 1) * n].iter().map(|&t| t as f32));
                 }
             }
         }

@@ -10,10 +10,11 @@
 //!   [`QUERY_WORDS`] words (the `i mod n`-th such sentence of passage `i`), which is then
 //!   removed from the passage (ICT: the query cannot be found by matching it word for word).
 //! - Each query's list holds its source passage (relevance 1) and `list_size − 1` other
-//!   passages of its split (relevance 0): half of them the passages nearest the source in its
-//!   chapter (same topic, the hard negatives), the rest drawn from other chapters with a fixed
-//!   seed. The list's order is shuffled with a fixed seed, so that a model scoring every
-//!   candidate alike gains nothing from where the source sits.
+//!   passages of its split (relevance 0): the [`NEIGHBOURS`] passages beside the source in its
+//!   chapter (same scene, the hard negatives; at most half the list), the rest drawn from other
+//!   chapters with a fixed seed. The list's order is shuffled with a fixed seed, so that a model scoring every
+//!   candidate alike gains nothing from where the source sits; so is the order of the lists,
+//!   so that the first lists (`data.train_limit`) come from the whole text.
 //!
 //! A sample is one (query, candidate) pair of token ids, each side `[CLS] … [SEP]` truncated to
 //! `context` tokens and padded with 0 (`[PAD]`), laid out as a `[1, 2, context]` map (see
@@ -37,6 +38,8 @@ use crate::error::{DistillError, Result};
 pub const PASSAGE_WORDS: usize = 60;
 /// The fewest words of a query sentence.
 pub const QUERY_WORDS: usize = 6;
+/// The most negatives of a list taken from beside its source passage in the same chapter.
+pub const NEIGHBOURS: usize = 2;
 
 /// Where a retrieval benchmark comes from and how it is cut.
 #[derive(Debug, Clone, PartialEq)]
@@ -181,6 +184,12 @@ pub fn load_retrieval(spec: &RetrievalSpec<'_>) -> Result<(Dataset, Dataset)> {
             spec.context
         )));
     }
+    if !(spec.test_fraction > 0.0 && spec.test_fraction < 1.0) {
+        return Err(DistillError::Config(format!(
+            "data.test_fraction must be in (0, 1), got {}",
+            spec.test_fraction
+        )));
+    }
     if spec.list_size < 2 {
         return Err(DistillError::Config(format!(
             "data.list_size must be at least 2 (the source passage and a negative), got {}",
@@ -238,20 +247,23 @@ pub fn load_retrieval(spec: &RetrievalSpec<'_>) -> Result<(Dataset, Dataset)> {
             .map(|(t, _)| tokenizer.encode(t))
             .collect::<Result<_>>()?;
         let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+        // lists in a shuffled order, so that a prefix (data.train_limit) spans the whole text
+        let mut queries = split.queries.clone();
+        queries.shuffle(&mut rng);
         let (mut ids, mut grades, mut sizes) = (Vec::new(), Vec::new(), Vec::new());
         let l = spec.context;
         let push = |row: &[u32], ids: &mut Vec<u32>| {
             ids.extend(row.iter().take(l));
             ids.extend(std::iter::repeat_n(0, l - row.len().min(l)));
         };
-        for (query, source) in &split.queries {
+        for (query, source) in &queries {
             let chapter = split.passages[*source].1;
             // the source's neighbours in its chapter, nearest first
             let mut list = vec![*source];
             let n = split.passages.len();
             let in_chapter = |p: usize| split.passages[p].1 == chapter;
             let mut d = 1;
-            while list.len() <= others / 2 {
+            while list.len() <= NEIGHBOURS.min(others / 2) {
                 let (before, after) = (source.checked_sub(d), Some(source + d).filter(|&p| p < n));
                 let near: Vec<usize> = [before, after]
                     .into_iter()
@@ -262,7 +274,7 @@ pub fn load_retrieval(spec: &RetrievalSpec<'_>) -> Result<(Dataset, Dataset)> {
                     break; // both sides have left the chapter
                 }
                 for p in near {
-                    if list.len() <= others / 2 {
+                    if list.len() <= NEIGHBOURS.min(others / 2) {
                         list.push(p);
                     }
                 }

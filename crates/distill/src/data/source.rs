@@ -70,7 +70,9 @@ impl DataSource {
                 load_split(dir.unwrap_or(Path::new(FASHION_MNIST_DIR)), "t10k")
             }
             DataSource::Idx => load_split(self.need_dir(dir)?, "t10k"),
-            DataSource::Csv | DataSource::Text | DataSource::Ts | DataSource::Retrieval => Err(csv_needs_spec()),
+            DataSource::Csv | DataSource::Text | DataSource::Ts | DataSource::Retrieval => {
+                Err(csv_needs_spec())
+            }
         }
     }
 
@@ -88,7 +90,9 @@ impl DataSource {
             DataSource::Embedded => embedded(),
             DataSource::FashionMnist => load_idx_dir(dir.unwrap_or(Path::new(FASHION_MNIST_DIR))),
             DataSource::Idx => load_idx_dir(self.need_dir(dir)?),
-            DataSource::Csv | DataSource::Text | DataSource::Ts | DataSource::Retrieval => Err(csv_needs_spec()),
+            DataSource::Csv | DataSource::Text | DataSource::Ts | DataSource::Retrieval => {
+                Err(csv_needs_spec())
+            }
         }
     }
 }

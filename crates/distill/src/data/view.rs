@@ -187,9 +187,9 @@ impl View {
                 Some(kept)
             }
         };
-        if !image && (cfg.grayscale || cfg.downsample.is_some()) {
+        if !image && (cfg.grayscale || cfg.downsample.is_some() || cfg.blur.is_some()) {
             return Err(bad(
-                "grayscale and downsample transform images, but the data are table rows; use columns"
+                "grayscale, blur and downsample transform images, but the data are not images (table rows take columns; token ids and series take no view)"
                     .into(),
             ));
         }

@@ -60,10 +60,7 @@ impl KnowledgeTerm for MarginMse {
         let g = ctx.targets.relevance();
         let b = g.dims()[0];
         let g = lists.arrange(g.reshape([b, 1]));
-        vec![(
-            "margin-mse".into(),
-            margin_mse_lists(s, t, g, lists.pad()),
-        )]
+        vec![("margin-mse".into(), margin_mse_lists(s, t, g, lists.pad()))]
     }
 }
 
@@ -87,7 +84,11 @@ pub fn margin_mse_lists(
     let t_p = teacher.clone().gather(1, anchor);
     let diff = (s_p - student) - (t_p - teacher);
     // every real slot but the anchor (whose difference is 0) is one triple
-    let triples = keep.clone().sum().sub_scalar(keep.dims()[0] as f64).clamp_min(1.0);
+    let triples = keep
+        .clone()
+        .sum()
+        .sub_scalar(keep.dims()[0] as f64)
+        .clamp_min(1.0);
     (diff.powi_scalar(2) * keep).sum() / triples
 }
 
@@ -149,15 +150,11 @@ mod tests {
         let grades = Tensor::<2>::from_floats([[0.0, 2.0, 1.0], [1.0, 0.0, 5.0]], &dev);
         let pad = Tensor::<2>::from_floats([[0.0, 0.0, 0.0], [0.0, 0.0, 1.0]], &dev);
         let sl = Tensor::<2>::from_floats(s, &dev).require_grad();
-        let loss = margin_mse_lists(
-            sl.clone(),
-            Tensor::from_floats(t, &dev),
-            grades,
-            pad,
-        );
+        let loss = margin_mse_lists(sl.clone(), Tensor::from_floats(t, &dev), grades, pad);
         // the triples (p, j): (1, 0), (1, 2) of list 1 and (0, 1) of list 2
-        let st = Tensor::<1>::from_floats([s[0][1], s[0][1], s[1][0], s[0][0], s[0][2], s[1][1]], &dev)
-            .require_grad();
+        let st =
+            Tensor::<1>::from_floats([s[0][1], s[0][1], s[1][0], s[0][0], s[0][2], s[1][1]], &dev)
+                .require_grad();
         let pos = st.clone().slice([0..3]);
         let neg = st.clone().slice([3..6]);
         let want = margin_mse_loss(
@@ -166,7 +163,10 @@ mod tests {
             Tensor::from_floats([t[0][1], t[0][1], t[1][0]], &dev),
             Tensor::from_floats([t[0][0], t[0][2], t[1][1]], &dev),
         );
-        let (a, b) = (loss.clone().into_scalar::<f32>(), want.clone().into_scalar::<f32>());
+        let (a, b) = (
+            loss.clone().into_scalar::<f32>(),
+            want.clone().into_scalar::<f32>(),
+        );
         assert!((a - b).abs() < 1e-6, "{a} vs {b}");
         let g = grad_of(&loss, &sl);
         let gt = grad_of(&want, &st);

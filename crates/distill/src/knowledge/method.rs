@@ -10,8 +10,8 @@ use super::connector::ConvConnector;
 use super::term::{BuildContext, KnowledgeTerm};
 use super::{
     ab, at, bounded_regression, byot, cc, ce, crd, cs_kd, dist, dkd, ensemble_kd, fitnet, fsp, ft,
-    gkd, hidden, irg, kd, kd_ls, kdsvd, listnet, listnet_kd, margin_mse, mse, mt_kd, nst, ofd, output_match,
-    pkt, review, rkd, seq_kd, skew_kl, sp, tf_kd, tvd, vid,
+    gkd, hidden, irg, kd, kd_ls, kdsvd, listnet, listnet_kd, margin_mse, mse, mt_kd, nst, ofd,
+    output_match, pkt, review, rkd, seq_kd, skew_kl, sp, tf_kd, tvd, vid,
 };
 use crate::error::Result;
 

@@ -196,7 +196,11 @@ impl Bert {
             [b, c, s, l]
         );
         let ids = x.int();
-        let segment = |k: usize| ids.clone().slice([0..b, 0..1, k..k + 1, 0..l]).reshape([b, l]);
+        let segment = |k: usize| {
+            ids.clone()
+                .slice([0..b, 0..1, k..k + 1, 0..l])
+                .reshape([b, l])
+        };
         let text = self.encode(segment(s - 1));
         let mut features: Vec<(String, Feature)> = text
             .layers
@@ -274,7 +278,10 @@ pub fn from_pytorch() -> KeyMap {
             r"^encoder\.layer\.([0-9]+)\.intermediate\.dense\.",
             "layers.$1.ffn_in.",
         ),
-        (r"^encoder\.layer\.([0-9]+)\.output\.dense\.", "layers.$1.ffn_out."),
+        (
+            r"^encoder\.layer\.([0-9]+)\.output\.dense\.",
+            "layers.$1.ffn_out.",
+        ),
         (
             r"^encoder\.layer\.([0-9]+)\.output\.LayerNorm\.",
             "layers.$1.ffn_norm.",
@@ -305,7 +312,10 @@ pub fn to_pytorch() -> KeyMap {
             r"^layers\.([0-9]+)\.ffn_in\.",
             "encoder.layer.$1.intermediate.dense.",
         ),
-        (r"^layers\.([0-9]+)\.ffn_out\.", "encoder.layer.$1.output.dense."),
+        (
+            r"^layers\.([0-9]+)\.ffn_out\.",
+            "encoder.layer.$1.output.dense.",
+        ),
         (
             r"^layers\.([0-9]+)\.ffn_norm\.",
             "encoder.layer.$1.output.LayerNorm.",
@@ -314,9 +324,11 @@ pub fn to_pytorch() -> KeyMap {
 }
 
 /// Tensors of a Hugging Face BERT file that a sentence encoder has no use for: the position-id
-/// buffer and the `[CLS]` pooler (sentence-transformers pools by the mean instead).
+/// and token-type-id buffers (older transformers saved them) and the `[CLS]` pooler (sentence-transformers pools by the mean instead).
 pub fn unused_by_encoder(name: &str) -> bool {
-    name == "embeddings.position_ids" || name.starts_with("pooler.")
+    name == "embeddings.position_ids"
+        || name == "embeddings.token_type_ids"
+        || name.starts_with("pooler.")
 }
 
 #[cfg(test)]
@@ -476,7 +488,11 @@ mod tests {
         for k in 1..ids.len() {
             let cos: f32 = single[0].iter().zip(&single[k]).map(|(a, b)| a * b).sum();
             let want = cos * SCORE_SCALE as f32;
-            assert!((scores[k - 1] - want).abs() < 1e-4, "{} vs {want}", scores[k - 1]);
+            assert!(
+                (scores[k - 1] - want).abs() < 1e-4,
+                "{} vs {want}",
+                scores[k - 1]
+            );
         }
     }
 
@@ -500,7 +516,11 @@ mod tests {
         want.sort();
         assert_eq!(names, want);
         for n in &names {
-            assert_eq!(st.tensor(n).unwrap().data(), original.tensor(n).unwrap().data(), "{n}");
+            assert_eq!(
+                st.tensor(n).unwrap().data(),
+                original.tensor(n).unwrap().data(),
+                "{n}"
+            );
         }
     }
 }

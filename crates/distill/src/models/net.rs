@@ -674,6 +674,19 @@ impl ModelConfig {
                 out.push(format!("width: {a} vs {b}"));
             }
         }
+        if let (Some(a), Some(b)) = (self.bert_dims(), other.bert_dims()) {
+            for (name, x, y) in [
+                ("dim", a.dim, b.dim),
+                ("layers", a.layers, b.layers),
+                ("heads", a.heads, b.heads),
+                ("vocab", a.vocab, b.vocab),
+                ("positions", a.positions, b.positions),
+            ] {
+                if x != y {
+                    out.push(format!("{name}: {x} vs {y}"));
+                }
+            }
+        }
         if let (Some(a), Some(b)) = (self.gpt_sizes(), other.gpt_sizes()) {
             for (name, x, y) in [("dim", a.0, b.0), ("layers", a.1, b.1), ("heads", a.2, b.2)] {
                 if x != y {
@@ -958,6 +971,16 @@ mod tests {
                 .architecture_differences(&mlp),
             ["model: \"lenet\" vs \"mlp\""]
         );
+        // BERT sizes, defaults filled in
+        let bert = ModelConfig::named("bert").unwrap();
+        let small = ModelSpec {
+            dim: Some(128),
+            vocab: Some(30522),
+            ..ModelSpec::named("bert")
+        }
+        .resolve("test")
+        .unwrap();
+        assert_eq!(bert.architecture_differences(&small), ["dim: 384 vs 128"]);
         // dropout does not change the weights a checkpoint holds
         let dropped = ModelConfig::Mlp {
             hidden: None,

@@ -90,13 +90,14 @@ impl Row {
                 .then(|| mean_std(&col(&|o| o.last_secondary.unwrap_or(f64::NAN)))),
             best_epoch: mean_std(&col(&|o| o.best_epoch as f64)).0,
             agreement: (!agreements.is_empty()).then(|| mean_std(&agreements).0),
-            vs_teacher: (!runs.is_empty() && runs.iter().all(|o| o.teacher_mrr.is_some()))
-                .then(|| {
+            vs_teacher: (!runs.is_empty() && runs.iter().all(|o| o.teacher_mrr.is_some())).then(
+                || {
                     (
                         mean_std(&col(&|o| o.agreement.unwrap_or(f64::NAN))),
                         mean_std(&col(&|o| o.teacher_mrr.unwrap_or(f64::NAN))),
                     )
-                }),
+                },
+            ),
             seconds: mean_std(&col(&|o| o.seconds)).0,
         }
     }
@@ -256,6 +257,11 @@ impl Report {
         if let Some((_, key)) = self.metric.secondary() {
             out += &format!(",{key}_mean,{key}_std");
         }
+        let ranking = self.metric == Metric::Ndcg;
+        if ranking {
+            out +=
+                ",vs_teacher_ndcg_mean,vs_teacher_ndcg_std,vs_teacher_mrr_mean,vs_teacher_mrr_std";
+        }
         out.push('\n');
         for r in &self.rows {
             out += &format!(
@@ -269,12 +275,20 @@ impl Report {
                 r.last.0,
                 r.last.1,
                 r.best_epoch,
-                r.agreement.map_or(String::new(), |a| format!("{a:.6}")),
+                r.agreement
+                    .filter(|_| !ranking)
+                    .map_or(String::new(), |a| format!("{a:.6}")),
                 r.seconds
             );
             if self.metric.secondary().is_some() {
                 let (m, s) = r.secondary.unwrap_or((f64::NAN, f64::NAN));
                 out += &format!(",{m:.6},{s:.6}");
+            }
+            if ranking {
+                match r.vs_teacher {
+                    Some(((n, ns), (m, ms))) => out += &format!(",{n:.6},{ns:.6},{m:.6},{ms:.6}"),
+                    None => out += ",,,,",
+                }
             }
             out.push('\n');
         }

@@ -12,8 +12,8 @@ use crate::config::experiment::EnsembleConfig;
 use crate::config::experiment::StudentConfig;
 use crate::config::{ExperimentConfig, Plan, StudentPlan};
 use crate::data::graph::graph_tables;
-use crate::data::table::{load_csv, CsvSpec};
 use crate::data::retrieval::{load_retrieval, RetrievalSpec};
+use crate::data::table::{load_csv, CsvSpec};
 use crate::data::text::{load_text, TextSpec};
 use crate::data::ts::load_ts;
 use crate::data::view::resolve_views;
@@ -358,8 +358,12 @@ fn check_model_inputs(plan: &Plan, data: &Dataset) -> Result<()> {
                 }
             )));
         }
-        if let (Inputs::Pairs { vocab, tokenizer, .. }, Some(dims)) =
-            (&data.inputs, model.bert_dims())
+        if let (
+            Inputs::Pairs {
+                vocab, tokenizer, ..
+            },
+            Some(dims),
+        ) = (&data.inputs, model.bert_dims())
         {
             if dims.vocab != *vocab {
                 return Err(DistillError::Config(format!(

@@ -172,16 +172,25 @@ mod tests {
 
     #[test]
     fn agreement_with_the_teacher_ranks_by_its_order() {
-        // two lists; the student orders the first as the teacher, the second reversed
-        let teacher = [3.0, 2.0, 1.0, 0.1, 0.2, 0.3];
-        let student = [0.9, 0.5, 0.1, 0.9, 0.5, 0.1];
-        let (ndcg, mrr) = against_teacher(&student, &teacher, &[0..3, 3..6]).unwrap();
-        // list 2: teacher grades (by rank) 1, 2, 3 for candidates 3, 4, 5; student order 3, 4, 5
-        let dcg = 1.0 + 3.0 / 3f64.log2() + 7.0 / 2.0;
-        let idcg = 7.0 + 3.0 / 3f64.log2() + 1.0 / 2.0;
+        // two lists: the student orders the first (3 candidates) as the teacher, the second
+        // (5 candidates) in reverse
+        let teacher = [3.0, 2.0, 1.0, 5.0, 4.0, 3.0, 2.0, 1.0];
+        let student = [0.9, 0.5, 0.1, 1.0, 2.0, 3.0, 4.0, 5.0];
+        let (ndcg, mrr) = against_teacher(&student, &teacher, &[0..3, 3..8]).unwrap();
+        // list 2: the teacher's ranks 1..5 grade its candidates 3, 2, 2, 1, 1; the student
+        // ranks them last to first, so its order reads the grades 1, 1, 2, 2, 3
+        let log = |r: f64| (r + 1.0).log2();
+        let dcg =
+            1.0 / log(1.0) + 1.0 / log(2.0) + 3.0 / log(3.0) + 3.0 / log(4.0) + 7.0 / log(5.0);
+        let idcg =
+            7.0 / log(1.0) + 3.0 / log(2.0) + 3.0 / log(3.0) + 1.0 / log(4.0) + 1.0 / log(5.0);
         assert!((ndcg - (1.0 + dcg / idcg) / 2.0).abs() < 1e-12, "{ndcg}");
-        assert!((mrr - (1.0 + 1.0 / 3.0) / 2.0).abs() < 1e-12, "{mrr}");
-        assert_eq!(teacher_grade(11), 0.0);
+        // the teacher's top candidate: first in list 1, fifth in list 2
+        assert!((mrr - (1.0 + 1.0 / 5.0) / 2.0).abs() < 1e-12, "{mrr}");
+        assert_eq!(
+            (1..=11).map(teacher_grade).collect::<Vec<_>>(),
+            [3.0, 2.0, 2.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 0.0]
+        );
     }
 
     #[test]

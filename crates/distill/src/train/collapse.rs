@@ -212,6 +212,7 @@ mod tests {
             test_ppl: None,
             test_token_acc: None,
             agreement: None,
+            teacher_mrr: None,
             peers: Default::default(),
             seconds: 0.0,
         }

@@ -14,7 +14,6 @@ use super::checkpoint::{resolve_dir, ModelMeta};
 use super::collapse::{Collapse, CollapseWatch, TermShare};
 use super::ddp::DataParallel;
 use super::eval::{evaluate, upload, upload_keyed, Evaluation};
-use crate::tasks::ranking::against_teacher;
 use super::metrics::EpochRecord;
 use super::optim::build_optimizer;
 use super::progress::Progress;
@@ -26,6 +25,7 @@ use crate::data::{Augment, Dataset, Loader, Normalization, View};
 use crate::error::{DistillError, Result};
 use crate::knowledge::{BuildContext, InitStage, MethodConfig, Objective, Stage, TermWeight};
 use crate::models::{Net, RoleModel, TapShapes};
+use crate::tasks::ranking::against_teacher;
 
 /// The data a run uses.
 #[derive(Clone)]

@@ -139,6 +139,7 @@ mod tests {
                 test_ppl: Some(v),
                 test_token_acc: None,
                 agreement: Some(v),
+                teacher_mrr: None,
                 peers: Default::default(),
                 seconds: v,
             };

@@ -88,6 +88,7 @@ impl Setup {
             net,
             view: View::source(),
             test_predictions: eval.predictions,
+            test_scores: eval.scores,
             cache: None,
             unready: None,
         };
