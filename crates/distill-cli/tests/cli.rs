@@ -614,7 +614,7 @@ method = "output-match"
                 &cfg.replace("columns = [\"a\", \"kind\"]", "grayscale = true"),
             ),
         ],
-        "use columns",
+        "table rows take columns",
     );
 }
 
@@ -723,8 +723,12 @@ method = "listnet-kd"
         "{log}"
     );
     let csv = std::fs::read_to_string(out.join("results.csv")).unwrap();
+    // the ranking metrics against the teacher's ranking, mean and std over seeds
     assert!(
-        csv.lines().next().unwrap().ends_with(",mrr_mean,mrr_std"),
+        csv.lines()
+            .next()
+            .unwrap()
+            .ends_with(",mrr_mean,mrr_std,vs_teacher_ndcg_mean,vs_teacher_ndcg_std,vs_teacher_mrr_mean,vs_teacher_mrr_std"),
         "{csv}"
     );
 

@@ -418,7 +418,7 @@ mod tests {
         )
         .unwrap_err()
         .to_string();
-        assert!(e.contains("use columns"), "{e}");
+        assert!(e.contains("table rows take columns"), "{e}");
         assert!(cfg("v").validate().is_err());
         assert!(cfg("input").validate().is_err());
     }

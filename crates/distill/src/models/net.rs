@@ -975,12 +975,16 @@ mod tests {
         let bert = ModelConfig::named("bert").unwrap();
         let small = ModelSpec {
             dim: Some(128),
+            heads: Some(4),
             vocab: Some(30522),
             ..ModelSpec::named("bert")
         }
         .resolve("test")
         .unwrap();
-        assert_eq!(bert.architecture_differences(&small), ["dim: 384 vs 128"]);
+        assert_eq!(
+            bert.architecture_differences(&small),
+            ["dim: 384 vs 128", "heads: 12 vs 4"]
+        );
         // dropout does not change the weights a checkpoint holds
         let dropped = ModelConfig::Mlp {
             hidden: None,
