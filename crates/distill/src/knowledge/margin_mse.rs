@@ -155,8 +155,8 @@ mod tests {
         let st =
             Tensor::<1>::from_floats([s[0][1], s[0][1], s[1][0], s[0][0], s[0][2], s[1][1]], &dev)
                 .require_grad();
-        let pos = st.clone().slice([0..3]);
-        let neg = st.clone().slice([3..6]);
+        let pos = st.clone().narrow(0, 0, 3);
+        let neg = st.clone().narrow(0, 3, 3);
         let want = margin_mse_loss(
             pos,
             neg,

@@ -643,17 +643,17 @@ impl Prepared<'_> {
     }
 }
 
+/// How the student agrees with the teacher: top-1 agreement (or, ranking, NDCG@10 against the
+/// teacher's ranking), and the MRR@10 of the teacher's top candidate (ranking).
+type TeacherAgreement = (Option<f64>, Option<f64>);
+
 /// Evaluates every trainable role on the test split: the recipe's student (with its agreement
 /// with the first teacher it reads, for classification) and each peer's headline metric.
 fn evaluate_roles(
     trainable: &Trainable,
     objective: &Objective,
     job: &Job<'_>,
-) -> (
-    Evaluation,
-    BTreeMap<String, f64>,
-    (Option<f64>, Option<f64>),
-) {
+) -> (Evaluation, BTreeMap<String, f64>, TeacherAgreement) {
     let data = job.data;
     let views = objective.views();
     let eval = |net, view| {
