@@ -31,7 +31,7 @@ use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 
 use super::dataset::{Dataset, Inputs, Targets};
-use super::text::chapters;
+use super::text::split_chapters;
 use crate::error::{DistillError, Result};
 
 /// The most words of a passage.
@@ -93,7 +93,7 @@ struct Split {
     queries: Vec<(String, usize)>,
 }
 
-fn build_split(chapters: &[&str]) -> Split {
+fn build_split(chapters: &[String]) -> Split {
     let mut split = Split {
         passages: Vec::new(),
         queries: Vec::new(),
@@ -184,12 +184,6 @@ pub fn load_retrieval(spec: &RetrievalSpec<'_>) -> Result<(Dataset, Dataset)> {
             spec.context
         )));
     }
-    if !(spec.test_fraction > 0.0 && spec.test_fraction < 1.0) {
-        return Err(DistillError::Config(format!(
-            "data.test_fraction must be in (0, 1), got {}",
-            spec.test_fraction
-        )));
-    }
     if spec.list_size < 2 {
         return Err(DistillError::Config(format!(
             "data.list_size must be at least 2 (the source passage and a negative), got {}",
@@ -197,37 +191,8 @@ pub fn load_retrieval(spec: &RetrievalSpec<'_>) -> Result<(Dataset, Dataset)> {
         )));
     }
     let tokenizer = PairTokenizer::from_file(spec.tokenizer, spec.context)?;
-    let bytes = std::fs::read(path).map_err(|e| DistillError::io("reading", path, e))?;
-    let text = String::from_utf8(bytes).map_err(|e| {
-        bad(
-            path,
-            format!(
-                "not UTF-8 text (first bad byte at offset {}); convert the file to UTF-8",
-                e.utf8_error().valid_up_to()
-            ),
-        )
-    })?;
-    let chapters = chapters(&text, spec.chapter_marker);
-    let every = (1.0 / spec.test_fraction).round().max(2.0) as usize;
-    if chapters.len() < every {
-        return Err(bad(
-            path,
-            format!(
-                "{} chapter(s) (lines starting with {:?}) cannot hold out every {every}-th chapter as the test split; use a longer text, or set data.chapter_marker to the text's chapter headings",
-                chapters.len(),
-                spec.chapter_marker
-            ),
-        ));
-    }
-    let (mut train, mut test) = (Vec::new(), Vec::new());
-    for (i, c) in chapters.iter().enumerate() {
-        if (i + 1) % every == 0 {
-            test.push(*c);
-        } else {
-            train.push(*c);
-        }
-    }
-    let make = |chapters: &[&str], name: &str, seed: u64| -> Result<Dataset> {
+    let (train, test) = split_chapters(path, spec.chapter_marker, spec.test_fraction)?;
+    let make = |chapters: &[String], name: &str, seed: u64| -> Result<Dataset> {
         let split = build_split(chapters);
         let others = spec.list_size - 1;
         if split.passages.len() < spec.list_size || split.queries.is_empty() {

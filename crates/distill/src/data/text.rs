@@ -353,9 +353,18 @@ fn bad(path: &Path, reason: String) -> DistillError {
     }
 }
 
-/// Loads a text file as train and test windows (see the module documentation).
-pub fn load_text(spec: &TextSpec<'_>) -> Result<(Dataset, Dataset)> {
-    let path = spec.path;
+/// Reads a UTF-8 text file and cuts it into [`chapters`] at lines starting with `marker`, every
+/// `round(1 / test_fraction)`-th held out: the training and the held-out chapters, in order.
+pub fn split_chapters(
+    path: &Path,
+    marker: &str,
+    test_fraction: f64,
+) -> Result<(Vec<String>, Vec<String>)> {
+    if !(test_fraction > 0.0 && test_fraction < 1.0) {
+        return Err(DistillError::Config(format!(
+            "data.test_fraction must be in (0, 1), got {test_fraction}"
+        )));
+    }
     let bytes = std::fs::read(path).map_err(|e| DistillError::io("reading", path, e))?;
     let text = String::from_utf8(bytes).map_err(|e| {
         bad(
@@ -366,50 +375,49 @@ pub fn load_text(spec: &TextSpec<'_>) -> Result<(Dataset, Dataset)> {
             ),
         )
     })?;
+    let chapters = chapters(&text, marker);
+    let every = (1.0 / test_fraction).round().max(2.0) as usize;
+    if chapters.len() < every {
+        return Err(bad(
+            path,
+            format!(
+                "{} chapter(s) (lines starting with {marker:?}) cannot hold out every {every}-th chapter as the test split; use a longer text, set data.chapter_marker to the text's chapter headings, or raise data.test_fraction",
+                chapters.len(),
+            ),
+        ));
+    }
+    let (mut train, mut test) = (Vec::new(), Vec::new());
+    for (i, c) in chapters.into_iter().enumerate() {
+        if (i + 1) % every == 0 {
+            test.push(c.to_string());
+        } else {
+            train.push(c.to_string());
+        }
+    }
+    Ok((train, test))
+}
+
+/// Loads a text file as train and test windows (see the module documentation).
+pub fn load_text(spec: &TextSpec<'_>) -> Result<(Dataset, Dataset)> {
+    let path = spec.path;
     if spec.context < 2 {
         return Err(DistillError::Config(format!(
             "data.context must be at least 2 tokens, got {}",
             spec.context
         )));
     }
-    if !(spec.test_fraction > 0.0 && spec.test_fraction < 1.0) {
-        return Err(DistillError::Config(format!(
-            "data.test_fraction must be in (0, 1), got {}",
-            spec.test_fraction
-        )));
-    }
-    let chapters = chapters(&text, spec.chapter_marker);
-    let every = (1.0 / spec.test_fraction).round().max(2.0) as usize;
-    if chapters.len() < every {
-        return Err(bad(
-            path,
-            format!(
-                "{} chapter(s) (lines starting with {:?}) cannot hold out every {every}-th chapter as the test split; use a longer text, set data.chapter_marker to the text's chapter headings, or raise data.test_fraction",
-                chapters.len(),
-                spec.chapter_marker
-            ),
-        ));
-    }
-    let held_out = |i: usize| (i + 1) % every == 0;
+    let (train_text, test_text) = split_chapters(path, spec.chapter_marker, spec.test_fraction)?;
     let tokenizer = match spec.tokenizer {
         TokenizerKind::Byte => Tokenizer::Byte,
         TokenizerKind::Bpe => {
-            let train_text: Vec<&str> = (chapters.iter().enumerate())
-                .filter(|(i, _)| !held_out(*i))
-                .map(|(_, c)| *c)
-                .collect();
+            let train_text: Vec<&str> = train_text.iter().map(String::as_str).collect();
             Tokenizer::Bpe(Arc::new(Bpe::train(&train_text, spec.vocab_size)?))
         }
     };
-    let (mut train, mut test) = (Vec::new(), Vec::new());
-    for (i, c) in chapters.iter().enumerate() {
-        let ids = tokenizer.encode(c);
-        if held_out(i) {
-            test.push(ids);
-        } else {
-            train.push(ids);
-        }
-    }
+    let encode = |chapters: &[String]| -> Vec<Vec<u32>> {
+        chapters.iter().map(|c| tokenizer.encode(c)).collect()
+    };
+    let (train, test) = (encode(&train_text), encode(&test_text));
     let split = |ids: &[Vec<u32>], name: &str| -> Result<Dataset> {
         let (inputs, targets) = windows(ids, spec.context);
         if inputs.is_empty() {
