@@ -111,6 +111,15 @@ pub fn grad_of<const D: usize>(loss: &Tensor<1>, x: &Tensor<D>) -> Vec<f32> {
         .collect()
 }
 
+/// The largest absolute difference between two equally long vectors.
+pub fn max_diff(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
+}
+
 /// Integer labels stored as floats in the fixture.
 pub fn labels(a: &Array, device: &Device) -> Tensor<1, Int> {
     let v: Vec<i64> = a.data.iter().map(|&v| v as i64).collect();

@@ -337,6 +337,7 @@ mod tests {
 
     use super::*;
     use crate::data::retrieval::PairTokenizer;
+    use crate::knowledge::testing::max_diff;
     use crate::models::interop::{export_safetensors, import_weights};
     use crate::models::{ModelConfig, Net};
 
@@ -390,14 +391,6 @@ mod tests {
                     .collect()
             })
             .collect()
-    }
-
-    fn max_diff(a: &[f32], b: &[f32]) -> f32 {
-        assert_eq!(a.len(), b.len());
-        a.iter()
-            .zip(b)
-            .map(|(x, y)| (x - y).abs())
-            .fold(0.0, f32::max)
     }
 
     /// Tokenizes the fixture's sentences as sentence-transformers did, then checks the model's

@@ -281,6 +281,7 @@ pub fn export_safetensors(net: &Net, config: &ModelConfig) -> Result<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::knowledge::testing::max_diff;
     use burn::prelude::*;
 
     fn fixture(name: &str) -> std::path::PathBuf {
@@ -309,14 +310,6 @@ mod tests {
 
     fn logits_and_reference(net: &Net, dev: &Device) -> (Vec<f32>, Vec<f32>) {
         logits_of("resnet8", net, dev)
-    }
-
-    fn max_diff(a: &[f32], b: &[f32]) -> f32 {
-        assert_eq!(a.len(), b.len());
-        a.iter()
-            .zip(b)
-            .map(|(x, y)| (x - y).abs())
-            .fold(0.0, f32::max)
     }
 
     fn resnet8(dev: &Device) -> (ModelConfig, Net) {
