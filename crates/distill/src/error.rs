@@ -115,6 +115,14 @@ impl DistillError {
         }
     }
 
+    /// Builds a [`DistillError::BadData`] error: what is wrong with the file at `path`.
+    pub fn bad_data(path: impl Into<PathBuf>, reason: String) -> Self {
+        Self::BadData {
+            path: path.into(),
+            reason,
+        }
+    }
+
     /// Builds an [`DistillError::Unknown`] error with a closest-match suggestion.
     pub fn unknown(kind: impl Into<String>, name: &str, known: &[&str]) -> Self {
         let hint = crate::suggest::suggest(name, known)

@@ -12,9 +12,9 @@
 //! - Each query's list holds its source passage (relevance 1) and `list_size − 1` other
 //!   passages of its split (relevance 0): the [`NEIGHBOURS`] passages beside the source in its
 //!   chapter (same scene, the hard negatives; at most half the list), the rest drawn from other
-//!   chapters with a fixed seed. The list's order is shuffled with a fixed seed, so that a model scoring every
-//!   candidate alike gains nothing from where the source sits; so is the order of the lists,
-//!   so that the first lists (`data.train_limit`) come from the whole text.
+//!   chapters with a fixed seed. The list's order is shuffled with a fixed seed, so that a
+//!   model scoring every candidate alike gains nothing from where the source sits; so is the
+//!   order of the lists, so that the first lists (`data.train_limit`) come from the whole text.
 //!
 //! A sample is one (query, candidate) pair of token ids, each side `[CLS] … [SEP]` truncated to
 //! `context` tokens and padded with 0 (`[PAD]`), laid out as a `[1, 2, context]` map (see
@@ -56,13 +56,6 @@ pub struct RetrievalSpec<'a> {
     pub chapter_marker: &'a str,
     /// Candidates per query.
     pub list_size: usize,
-}
-
-fn bad(path: &Path, reason: String) -> DistillError {
-    DistillError::BadData {
-        path: path.to_path_buf(),
-        reason,
-    }
 }
 
 /// The sentences of a chapter: its paragraphs (split at blank lines) with white space collapsed,
@@ -137,13 +130,13 @@ impl PairTokenizer {
     /// `context` tokens.
     pub fn from_file(path: &Path, context: usize) -> Result<PairTokenizer> {
         let mut inner = tokenizers::Tokenizer::from_file(path).map_err(|e| {
-            bad(
+            DistillError::bad_data(
                 path,
                 format!("cannot read as a Hugging Face tokenizer.json: {e} (scripts/fetch-data.sh minilm installs all-MiniLM-L6-v2's)"),
             )
         })?;
         if inner.token_to_id("[PAD]") != Some(0) {
-            return Err(bad(
+            return Err(DistillError::bad_data(
                 path,
                 "its [PAD] token is not id 0; a retrieval set pads with id 0, as BERT's WordPiece vocabularies do".into(),
             ));
@@ -153,7 +146,7 @@ impl PairTokenizer {
                 max_length: context,
                 ..Default::default()
             }))
-            .map_err(|e| bad(path, format!("setting truncation: {e}")))?
+            .map_err(|e| DistillError::bad_data(path, format!("setting truncation: {e}")))?
             .with_padding(None);
         Ok(PairTokenizer {
             inner,
@@ -193,10 +186,11 @@ pub fn load_retrieval(spec: &RetrievalSpec<'_>) -> Result<(Dataset, Dataset)> {
     let tokenizer = PairTokenizer::from_file(spec.tokenizer, spec.context)?;
     let (train, test) = split_chapters(path, spec.chapter_marker, spec.test_fraction)?;
     let make = |chapters: &[String], name: &str, seed: u64| -> Result<Dataset> {
-        let split = build_split(chapters);
-        let others = spec.list_size - 1;
+        let mut split = build_split(chapters);
+        // the list's source and its neighbours, at most half of the list
+        let near_slots = 1 + NEIGHBOURS.min((spec.list_size - 1) / 2);
         if split.passages.len() < spec.list_size || split.queries.is_empty() {
-            return Err(bad(
+            return Err(DistillError::bad_data(
                 path,
                 format!(
                     "the {name} chapters give {} passage(s) and {} query(ies); a list needs {} passages",
@@ -213,22 +207,25 @@ pub fn load_retrieval(spec: &RetrievalSpec<'_>) -> Result<(Dataset, Dataset)> {
             .collect::<Result<_>>()?;
         let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
         // lists in a shuffled order, so that a prefix (data.train_limit) spans the whole text
-        let mut queries = split.queries.clone();
-        queries.shuffle(&mut rng);
+        split.queries.shuffle(&mut rng);
+        let n = split.passages.len();
+        let mut chapter_sizes = vec![0; chapters.len()];
+        for (_, c) in &split.passages {
+            chapter_sizes[*c] += 1;
+        }
         let (mut ids, mut grades, mut sizes) = (Vec::new(), Vec::new(), Vec::new());
         let l = spec.context;
         let push = |row: &[u32], ids: &mut Vec<u32>| {
             ids.extend(row.iter().take(l));
             ids.extend(std::iter::repeat_n(0, l - row.len().min(l)));
         };
-        for (query, source) in &queries {
+        for (query, source) in &split.queries {
             let chapter = split.passages[*source].1;
             // the source's neighbours in its chapter, nearest first
             let mut list = vec![*source];
-            let n = split.passages.len();
             let in_chapter = |p: usize| split.passages[p].1 == chapter;
             let mut d = 1;
-            while list.len() <= NEIGHBOURS.min(others / 2) {
+            while list.len() < near_slots {
                 let (before, after) = (source.checked_sub(d), Some(source + d).filter(|&p| p < n));
                 let near: Vec<usize> = [before, after]
                     .into_iter()
@@ -239,14 +236,14 @@ pub fn load_retrieval(spec: &RetrievalSpec<'_>) -> Result<(Dataset, Dataset)> {
                     break; // both sides have left the chapter
                 }
                 for p in near {
-                    if list.len() <= NEIGHBOURS.min(others / 2) {
+                    if list.len() < near_slots {
                         list.push(p);
                     }
                 }
                 d += 1;
             }
             // the rest from other chapters (from the source's own where too few are left)
-            let outside = (0..n).filter(|&p| !in_chapter(p)).count();
+            let outside = n - chapter_sizes[chapter];
             let from_outside = outside >= spec.list_size - list.len();
             while list.len() < spec.list_size {
                 let p = rng.random_range(0..n);

@@ -346,13 +346,6 @@ pub fn windows(chapters: &[Vec<u32>], context: usize) -> (Vec<u32>, Vec<i32>) {
     (inputs, targets)
 }
 
-fn bad(path: &Path, reason: String) -> DistillError {
-    DistillError::BadData {
-        path: path.to_path_buf(),
-        reason,
-    }
-}
-
 /// Reads a UTF-8 text file and cuts it into [`chapters`] at lines starting with `marker`, every
 /// `round(1 / test_fraction)`-th held out: the training and the held-out chapters, in order.
 pub fn split_chapters(
@@ -367,7 +360,7 @@ pub fn split_chapters(
     }
     let bytes = std::fs::read(path).map_err(|e| DistillError::io("reading", path, e))?;
     let text = String::from_utf8(bytes).map_err(|e| {
-        bad(
+        DistillError::bad_data(
             path,
             format!(
                 "not UTF-8 text (first bad byte at offset {}); convert the file to UTF-8",
@@ -378,7 +371,7 @@ pub fn split_chapters(
     let chapters = chapters(&text, marker);
     let every = (1.0 / test_fraction).round().max(2.0) as usize;
     if chapters.len() < every {
-        return Err(bad(
+        return Err(DistillError::bad_data(
             path,
             format!(
                 "{} chapter(s) (lines starting with {marker:?}) cannot hold out every {every}-th chapter as the test split; use a longer text, set data.chapter_marker to the text's chapter headings, or raise data.test_fraction",
@@ -421,7 +414,7 @@ pub fn load_text(spec: &TextSpec<'_>) -> Result<(Dataset, Dataset)> {
     let split = |ids: &[Vec<u32>], name: &str| -> Result<Dataset> {
         let (inputs, targets) = windows(ids, spec.context);
         if inputs.is_empty() {
-            return Err(bad(
+            return Err(DistillError::bad_data(
                 path,
                 format!("the {name} chapters hold no window of two tokens or more"),
             ));

@@ -23,13 +23,6 @@ pub struct TsFile {
     pub classes: Vec<u8>,
 }
 
-fn bad(path: &Path, reason: String) -> DistillError {
-    DistillError::BadData {
-        path: path.to_path_buf(),
-        reason,
-    }
-}
-
 /// Parses the text of a `.ts` file (classification: `@classLabel true`).
 pub fn parse_ts(text: &str, path: &Path) -> Result<TsFile> {
     let mut dims = None;
@@ -38,7 +31,8 @@ pub fn parse_ts(text: &str, path: &Path) -> Result<TsFile> {
     let (mut series, mut classes) = (Vec::new(), Vec::new());
     for (no, raw) in text.lines().enumerate() {
         let line = raw.trim();
-        let at = |reason: String| bad(path, format!("line {}: {reason}", no + 1));
+        let at =
+            |reason: String| DistillError::bad_data(path, format!("line {}: {reason}", no + 1));
         if line.is_empty() || line.starts_with('#') {
             continue;
         }
@@ -132,9 +126,10 @@ pub fn parse_ts(text: &str, path: &Path) -> Result<TsFile> {
         classes.push(class as u8);
         dims = Some(d);
     }
-    let labels = labels.ok_or_else(|| bad(path, "no @classLabel true header".into()))?;
+    let labels =
+        labels.ok_or_else(|| DistillError::bad_data(path, "no @classLabel true header".into()))?;
     if series.is_empty() {
-        return Err(bad(path, "no series after @data".into()));
+        return Err(DistillError::bad_data(path, "no series after @data".into()));
     }
     Ok(TsFile {
         dims: dims.unwrap_or(1),
@@ -154,7 +149,7 @@ pub fn read_ts(path: &Path) -> Result<TsFile> {
 pub fn load_ts(train: &Path, test: &Path) -> Result<(Dataset, Dataset)> {
     let (a, b) = (read_ts(train)?, read_ts(test)?);
     if a.dims != b.dims || a.labels != b.labels {
-        return Err(bad(
+        return Err(DistillError::bad_data(
             test,
             format!(
                 "the test file has {} dimensions and labels [{}], the training file {} and [{}]; give the two files of one problem",
