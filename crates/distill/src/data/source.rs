@@ -1,11 +1,13 @@
-//! Where a run's data comes from: the embedded subset, the installed Fashion-MNIST, or any folder
-//! of IDX files.
+//! Where a run's data comes from: the embedded subset, the installed Fashion-MNIST, any folder
+//! of IDX files, CIFAR-10/100's binary batches, or an image folder.
 
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use super::cifar::{load_cifar, load_cifar_test, Cifar};
 use super::dataset::Dataset;
+use super::folder::{load_image_folder, load_image_folder_test};
 use crate::error::{DistillError, Result};
 
 /// Standard install path of Debian's `dataset-fashion-mnist` package.
@@ -36,6 +38,13 @@ pub enum DataSource {
     FashionMnist,
     /// Any MNIST-style folder of `{train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz]` files in `dir`.
     Idx,
+    /// CIFAR-10's binary batches in `dir` (see [`super::cifar`]).
+    Cifar10,
+    /// CIFAR-100's binary files in `dir` (fine labels; see [`super::cifar`]).
+    Cifar100,
+    /// An image folder `dir` of `train/<class>/` and `test/<class>/` (or `val/<class>/`) PNG or
+    /// JPEG files, torchvision's `ImageFolder` layout (see [`super::folder`]).
+    ImageFolder,
     /// A CSV table (`path`, `target`; see [`super::table`]), split into train and test here.
     Csv,
     /// A UTF-8 text file (`path`; see [`super::text`]) as windows of next-token targets, for
@@ -54,7 +63,10 @@ impl DataSource {
     pub fn known_classes(&self) -> Option<usize> {
         match self {
             DataSource::Embedded | DataSource::FashionMnist => Some(FASHION_MNIST_CLASSES.len()),
+            DataSource::Cifar10 => Some(Cifar::Ten.classes()),
+            DataSource::Cifar100 => Some(Cifar::Hundred.classes()),
             DataSource::Idx
+            | DataSource::ImageFolder
             | DataSource::Csv
             | DataSource::Text
             | DataSource::Ts
@@ -62,14 +74,39 @@ impl DataSource {
         }
     }
 
-    /// Loads the test split alone (what `distill eval` scores on).
-    pub fn load_test(&self, dir: Option<&Path>) -> Result<Dataset> {
+    /// Whether the source is images (an unlabeled transfer set can be made of them).
+    pub fn is_images(&self) -> bool {
+        matches!(
+            self,
+            DataSource::Embedded
+                | DataSource::FashionMnist
+                | DataSource::Idx
+                | DataSource::Cifar10
+                | DataSource::Cifar100
+                | DataSource::ImageFolder
+        )
+    }
+
+    /// Whether the source reads its files from `data.dir` and needs it.
+    pub fn needs_dir(&self) -> bool {
+        matches!(
+            self,
+            DataSource::Idx | DataSource::Cifar10 | DataSource::Cifar100 | DataSource::ImageFolder
+        )
+    }
+
+    /// Loads the test split alone (what `distill eval` scores on); an image folder's images are
+    /// resized to `size` (`[height, width]`) if given.
+    pub fn load_test(&self, dir: Option<&Path>, size: Option<[usize; 2]>) -> Result<Dataset> {
         match self {
             DataSource::Embedded => embedded_test(),
             DataSource::FashionMnist => {
                 load_split(dir.unwrap_or(Path::new(FASHION_MNIST_DIR)), "t10k")
             }
             DataSource::Idx => load_split(self.need_dir(dir)?, "t10k"),
+            DataSource::Cifar10 => load_cifar_test(Cifar::Ten, self.need_dir(dir)?),
+            DataSource::Cifar100 => load_cifar_test(Cifar::Hundred, self.need_dir(dir)?),
+            DataSource::ImageFolder => load_image_folder_test(self.need_dir(dir)?, size),
             DataSource::Csv | DataSource::Text | DataSource::Ts | DataSource::Retrieval => {
                 Err(csv_needs_spec())
             }
@@ -78,18 +115,45 @@ impl DataSource {
 
     fn need_dir<'a>(&self, dir: Option<&'a Path>) -> Result<&'a Path> {
         dir.ok_or_else(|| {
-            DistillError::Config(
-                "data.source = \"idx\" needs data.dir, the folder holding the IDX files".into(),
-            )
+            DistillError::Config(format!(
+                "data.source = \"{}\" needs data.dir, the folder holding {}",
+                self.name(),
+                match self {
+                    DataSource::Cifar10 => "CIFAR-10's binary batches (cifar-10-batches-bin)",
+                    DataSource::Cifar100 => "CIFAR-100's binary files (cifar-100-binary)",
+                    DataSource::ImageFolder => "train/<class>/ and test/<class>/ image folders",
+                    _ => "the IDX files",
+                }
+            ))
         })
     }
 
-    /// Loads the train and test splits.
-    pub fn load(&self, dir: Option<&Path>) -> Result<(Dataset, Dataset)> {
+    /// The name in experiment files.
+    pub fn name(&self) -> &'static str {
+        match self {
+            DataSource::Embedded => "embedded",
+            DataSource::FashionMnist => "fashion-mnist",
+            DataSource::Idx => "idx",
+            DataSource::Cifar10 => "cifar10",
+            DataSource::Cifar100 => "cifar100",
+            DataSource::ImageFolder => "image-folder",
+            DataSource::Csv => "csv",
+            DataSource::Text => "text",
+            DataSource::Ts => "ts",
+            DataSource::Retrieval => "retrieval",
+        }
+    }
+
+    /// Loads the train and test splits; an image folder's images are resized to `size`
+    /// (`[height, width]`) if given.
+    pub fn load(&self, dir: Option<&Path>, size: Option<[usize; 2]>) -> Result<(Dataset, Dataset)> {
         match self {
             DataSource::Embedded => embedded(),
             DataSource::FashionMnist => load_idx_dir(dir.unwrap_or(Path::new(FASHION_MNIST_DIR))),
             DataSource::Idx => load_idx_dir(self.need_dir(dir)?),
+            DataSource::Cifar10 => load_cifar(Cifar::Ten, self.need_dir(dir)?),
+            DataSource::Cifar100 => load_cifar(Cifar::Hundred, self.need_dir(dir)?),
+            DataSource::ImageFolder => load_image_folder(self.need_dir(dir)?, size),
             DataSource::Csv | DataSource::Text | DataSource::Ts | DataSource::Retrieval => {
                 Err(csv_needs_spec())
             }
@@ -171,7 +235,7 @@ mod tests {
 
     #[test]
     fn idx_source_needs_a_dir() {
-        let err = DataSource::Idx.load(None).unwrap_err().to_string();
+        let err = DataSource::Idx.load(None, None).unwrap_err().to_string();
         assert!(err.contains("data.dir"), "{err}");
     }
 }

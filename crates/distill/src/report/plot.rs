@@ -30,11 +30,26 @@ pub fn plot_curves(
             .titled(title, ("sans-serif", 22))
             .map_err(|e| err(e.to_string()))?;
         let (left, right) = root.split_horizontally(550);
-        // Accuracy in % (classification), or RMSE in target units (regression).
-        let accuracy = series
-            .iter()
-            .flat_map(|(_, runs)| runs.iter().flat_map(|r| r.first()))
-            .all(|r| r.test_acc.is_some());
+        // Accuracy (or, on an unlabeled transfer set, agreement with the teacher) in %, or the
+        // task's headline metric (RMSE in target units, NDCG@10, perplexity).
+        let firsts = || {
+            series
+                .iter()
+                .flat_map(|(_, runs)| runs.iter().flat_map(|r| r.first()))
+        };
+        let accuracy = firsts().all(|r| r.test_acc.is_some());
+        let agreement = !accuracy
+            && firsts().all(|r| {
+                r.agreement.is_some()
+                    && r.test_rmse.is_none()
+                    && r.test_ndcg.is_none()
+                    && r.test_ppl.is_none()
+            });
+        let other = match firsts().next() {
+            Some(r) if r.test_ndcg.is_some() => "test NDCG@10",
+            Some(r) if r.test_ppl.is_some() => "test perplexity",
+            _ => "test RMSE",
+        };
         let means: Vec<(String, Curve)> = series
             .iter()
             .map(|(name, runs)| {
@@ -44,7 +59,7 @@ pub fn plot_curves(
                         let n = runs.len() as f64;
                         let v = runs.iter().map(|r| r[e].primary()).sum::<f64>() / n;
                         let loss = runs.iter().map(|r| r[e].train_loss).sum::<f64>() / n;
-                        let v = if accuracy { 100.0 * v } else { v };
+                        let v = if accuracy || agreement { 100.0 * v } else { v };
                         (runs[0][e].epoch as f64, v, loss)
                     })
                     .collect();
@@ -63,14 +78,18 @@ pub fn plot_curves(
                 (a.min(v), b.max(v))
             });
         let (lo, hi) = if lo <= hi { (lo, hi) } else { (0.0, 1.0) };
-        let (caption, y_range) = if accuracy {
+        let (caption, y_range) = if accuracy || agreement {
             (
-                "test accuracy (%)",
+                if accuracy {
+                    "test accuracy (%)"
+                } else {
+                    "test agreement with the teacher (%)"
+                },
                 (lo - 1.0).max(0.0)..(hi + 1.0).min(100.0),
             )
         } else {
             let pad = ((hi - lo) * 0.05).max(1e-6);
-            ("test RMSE", (lo - pad).max(0.0)..hi + pad)
+            (other, (lo - pad).max(0.0)..hi + pad)
         };
         let max_loss = means
             .iter()

@@ -116,13 +116,16 @@ pub enum Metric {
     Ndcg,
     /// Test perplexity (generation), with the next-token accuracy beside it.
     Perplexity,
+    /// Top-1 agreement with the teacher on the test split (classification on an unlabeled
+    /// transfer set, which has no accuracy), shown in %.
+    Agreement,
 }
 
 impl Metric {
     /// The name of the second metric's column, if the task has one (`MAE`, `MRR@10`).
     fn secondary(&self) -> Option<(&'static str, &'static str)> {
         match self {
-            Metric::Accuracy => None,
+            Metric::Accuracy | Metric::Agreement => None,
             Metric::Rmse => Some(("last test MAE", "mae")),
             Metric::Ndcg => Some(("last test MRR@10", "mrr")),
             Metric::Perplexity => Some(("last test token acc %", "token_acc")),
@@ -190,6 +193,10 @@ impl Report {
             Metric::Rmse => ("best test RMSE | last test RMSE".into(), plain),
             Metric::Ndcg => ("best test NDCG@10 | last test NDCG@10".into(), fraction),
             Metric::Perplexity => ("best test ppl | last test ppl".into(), fraction),
+            Metric::Agreement => (
+                "best agreement w/ teacher % | last agreement w/ teacher %".into(),
+                pct,
+            ),
         };
         // A perplexity's second metric is an accuracy, shown in %.
         let second: Format = if matches!(self.metric, Metric::Perplexity) {

@@ -99,7 +99,10 @@ pub fn load_data(plan: &Plan) -> Result<DataBundle> {
                 list_size: plan.data.list_size.unwrap_or(8),
             })?
         }
-        _ => plan.data.source.load(plan.data.dir.as_deref())?,
+        _ => plan
+            .data
+            .source
+            .load(plan.data.dir.as_deref(), plan.data.image_size)?,
     };
     if let Some(n) = plan.data.train_limit {
         train = train.truncate(n);
@@ -114,13 +117,20 @@ pub fn load_data(plan: &Plan) -> Result<DataBundle> {
         let (tr, te, summary) = graph_tables(&train, &test, g, &Device::default())?;
         (train, test, graph) = (tr, te, Some(summary));
     }
-    Dataset::settle_classes(
-        &mut train,
-        &mut test,
-        plan.data.classes.or(plan.data.source.known_classes()),
-    )?;
+    if plan.data.labels {
+        Dataset::settle_classes(
+            &mut train,
+            &mut test,
+            plan.data.classes.or(plan.data.source.known_classes()),
+        )?;
+    } else {
+        // An unlabeled transfer set: the teacher's classes (checked by `DataConfig::check`).
+        let classes = plan.data.classes.unwrap_or(train.num_classes);
+        train = train.without_targets().with_classes(classes);
+        test = test.without_targets().with_classes(classes);
+    }
     let norm = train.normalization();
-    let views = resolve_views(&plan.data.view, &train)?;
+    let views = resolve_views(&plan.data.view, &train, &norm)?;
     Ok(DataBundle {
         graph,
         views,
@@ -499,6 +509,9 @@ pub fn run_experiment(plan: &Plan, opts: &RunOptions) -> Result<Report> {
                 format!("rows of {} features, {classes} classes", geometry[2])
             }
             (Some(_), _) => format!("images of {geometry:?}, {classes} classes"),
+            (None, None) if !data.test.has_targets() => format!(
+                "images of {geometry:?} without labels (an unlabeled transfer set), {classes} teacher classes"
+            ),
             (None, Some(lists)) if matches!(data.train.inputs, Inputs::Pairs { .. }) => format!(
                 "(query, passage) pairs of up to {} tokens each in lists ({} test lists), relevance 1 for each query's source passage; tokenizer {}",
                 geometry[2],
@@ -692,7 +705,12 @@ pub fn run_experiment(plan: &Plan, opts: &RunOptions) -> Result<Report> {
     }
     let report = Report {
         title: plan.name.clone(),
-        metric: plan.task.metric(),
+        // An unlabeled transfer set has no accuracy: the agreement with the teacher heads it.
+        metric: if plan.data.labels {
+            plan.task.metric()
+        } else {
+            crate::report::Metric::Agreement
+        },
         rows: all,
     };
     report.write(&run_dir)?;

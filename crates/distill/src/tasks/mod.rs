@@ -85,13 +85,14 @@ impl Task {
         }
     }
 
-    /// The task of a data set's targets (its test split's, which always carry them).
+    /// The task of a data set's targets (its test split's, which carry them unless the data are
+    /// an unlabeled transfer set, which only classification reads: `data.labels = false`).
     pub fn of(data: &Dataset) -> Task {
         match data.targets {
-            crate::data::Targets::Class(_) => Task::Classification,
+            crate::data::Targets::Class(_) | crate::data::Targets::None(_) => Task::Classification,
             crate::data::Targets::Relevance(_) => Task::Ranking,
             crate::data::Targets::Tokens { .. } => Task::Generation,
-            crate::data::Targets::Real { .. } | crate::data::Targets::None(_) => Task::Regression,
+            crate::data::Targets::Real { .. } => Task::Regression,
         }
     }
 }

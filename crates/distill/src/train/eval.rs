@@ -169,7 +169,11 @@ fn evaluate_outputs(
                     predictions.push(*p as usize);
                 }
             }
-            HostTargets::None => {}
+            // An unlabeled transfer set (classification): the predictions alone, for the
+            // agreement with the teacher.
+            HostTargets::None => {
+                predictions.extend(out.argmax(1).into_data().iter::<i64>().map(|p| p as usize));
+            }
             HostTargets::Tokens(next) => {
                 let vocab = out.dims()[1];
                 let logits: Vec<f32> = out.into_data().iter::<f32>().collect();
@@ -239,7 +243,11 @@ fn evaluate_outputs(
             predictions,
             ..none
         },
-        Targets::Real { .. } | Targets::None(_) => Evaluation {
+        Targets::None(_) => Evaluation {
+            predictions,
+            ..none
+        },
+        Targets::Real { .. } => Evaluation {
             rmse: Some((sq / count.max(1) as f64).sqrt()),
             mae: Some(abs / count.max(1) as f64),
             ..none

@@ -64,12 +64,14 @@ pub struct EpochRecord {
 
 impl EpochRecord {
     /// The task's headline test metric: accuracy (classification), RMSE (regression),
-    /// NDCG@10 (ranking) or perplexity (generation).
+    /// NDCG@10 (ranking) or perplexity (generation); on an unlabeled transfer set, the top-1
+    /// agreement with the teacher.
     pub fn primary(&self) -> f64 {
         self.test_acc
             .or(self.test_rmse)
             .or(self.test_ndcg)
             .or(self.test_ppl)
+            .or(self.agreement)
             .unwrap_or(f64::NAN)
     }
 
@@ -85,8 +87,14 @@ impl EpochRecord {
 
     /// The headline metric oriented so that higher is better (what the best checkpoint keeps).
     pub fn score(&self) -> f64 {
-        match (self.test_acc, self.test_rmse, self.test_ndcg, self.test_ppl) {
-            (None, None, None, None) => f64::NEG_INFINITY,
+        match (
+            self.test_acc,
+            self.test_rmse,
+            self.test_ndcg,
+            self.test_ppl,
+            self.agreement,
+        ) {
+            (None, None, None, None, None) => f64::NEG_INFINITY,
             _ => self.oriented(self.primary()),
         }
     }

@@ -45,6 +45,19 @@ pub fn evaluation_line(e: &super::Evaluation) -> String {
         (Some(a), _, _) => format!("accuracy {:.2}%", 100.0 * a),
         (None, Some(r), _) => format!("RMSE {r:.4}, MAE {:.4}", e.mae.unwrap_or(f64::NAN)),
         (None, None, Some(n)) => format!("NDCG@10 {n:.4}, MRR@10 {:.4}", e.mrr.unwrap_or(f64::NAN)),
+        (None, None, None) if !e.predictions.is_empty() => {
+            // What a constant student would agree: the share of the most frequent prediction.
+            let mut counts = std::collections::HashMap::new();
+            for p in &e.predictions {
+                *counts.entry(p).or_insert(0usize) += 1;
+            }
+            let top = counts.values().copied().max().unwrap_or(0);
+            format!(
+                "no labels (unlabeled transfer set); {} distinct classes predicted, the most frequent on {:.2}% of the samples",
+                counts.len(),
+                100.0 * top as f64 / e.predictions.len() as f64
+            )
+        }
         (None, None, None) => "—".into(),
     }
 }
