@@ -8,7 +8,8 @@
                                                   # fixture into the PyTorch model (strict) and
                                                   # checks its logits against the fixture's
 
-The models are torchvision's MobileNetV2 (checked against the names and shapes of its ImageNet
+The models are RepDistiller's WRN (models/wrn.py) and VGG with batch norm (models/vgg.py),
+written out here from their description, torchvision's MobileNetV2 (checked against the names and shapes of its ImageNet
 weights when scripts/fetch-data.sh mobilenet-v2 installed them) and RepDistiller's CIFAR ResNet (models/resnet.py of HobbitLong/RepDistiller: 3x3
 stem conv + BN + ReLU, three stages of basic blocks, a 1x1 conv + BN shortcut where the shape
 changes, global average pooling, a linear head), written out here from its description.
@@ -23,11 +24,17 @@ Writes:
   mobilenetv2_x0_25.pth torchvision's MobileNetV2 at width 0.25, 10 classes (random weights),
                         saved in the legacy non-zip format of torchvision's own weights file
   mobilenetv2_x0_25.json  the same two inputs and its logits
+  wrn_16_2.pth, vgg8.pth.gz  RepDistiller's WRN-16-2 and VGG-8 (batch norm), random weights
+                        (VGG-8's rounded to multiples of 1/64 and the file gzipped, to keep it
+                        small)
+  wrn_16_2.json, vgg8.json  the same two inputs and their logits
   keys.json             state-dict names and shapes of resnet8 … resnet110, resnet8x4,
-                        resnet32x4, mobilenetv2 and mobilenetv2_x0_25 (10 classes), what an
-                        export must write
+                        resnet32x4, wrn_{16,40}_{1,2}, vgg{8,11,13,16,19}, mobilenetv2 and
+                        mobilenetv2_x0_25 (10 classes), what an export must write
 """
 import argparse
+import gzip
+import io
 import json
 import os
 
@@ -126,6 +133,88 @@ class MobileNetV2(nn.Module):
         return self.classifier(self.features(x).mean(dim=(2, 3)))
 
 
+class WrnBlock(nn.Module):
+    """RepDistiller's models/wrn.py BasicBlock (dropout 0): pre-activation; where the width
+    changes, the shortcut is a 1x1 convolution of the activated input."""
+
+    def __init__(self, cin, cout, stride):
+        super().__init__()
+        self.bn1 = nn.BatchNorm2d(cin)
+        self.relu1 = nn.ReLU()
+        self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(cout)
+        self.relu2 = nn.ReLU()
+        self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
+        self.equal = cin == cout
+        self.convShortcut = None if self.equal else nn.Conv2d(cin, cout, 1, stride, 0, bias=False)
+
+    def forward(self, x):
+        act = self.relu1(self.bn1(x))
+        out = self.conv2(self.relu2(self.bn2(self.conv1(act))))
+        return (x if self.equal else self.convShortcut(act)) + out
+
+
+class WrnStage(nn.Module):
+    def __init__(self, n, cin, cout, stride):
+        super().__init__()
+        self.layer = nn.Sequential(*[WrnBlock(cin if i == 0 else cout, cout, stride if i == 0 else 1)
+                                     for i in range(n)])
+
+    def forward(self, x):
+        return self.layer(x)
+
+
+class WideResNet(nn.Module):
+    """RepDistiller's models/wrn.py WideResNet: depth 6n + 4, filters 16 * [1, k, 2k, 4k]."""
+
+    def __init__(self, depth, k, classes=10):
+        super().__init__()
+        n = (depth - 4) // 6
+        w = [16, 16 * k, 32 * k, 64 * k]
+        self.conv1 = nn.Conv2d(3, w[0], 3, 1, 1, bias=False)
+        self.block1 = WrnStage(n, w[0], w[1], 1)
+        self.block2 = WrnStage(n, w[1], w[2], 2)
+        self.block3 = WrnStage(n, w[2], w[3], 2)
+        self.bn1 = nn.BatchNorm2d(w[3])
+        self.relu = nn.ReLU()
+        self.fc = nn.Linear(w[3], classes)
+
+    def forward(self, x):
+        out = self.block3(self.block2(self.block1(self.conv1(x))))
+        out = self.relu(self.bn1(out))
+        return self.fc(F.avg_pool2d(out, 8).flatten(1))
+
+
+VGG_CONVS = {8: [1, 1, 1, 1, 1], 11: [1, 1, 2, 2, 2], 13: [2, 2, 2, 2, 2], 16: [2, 2, 3, 3, 3],
+             19: [2, 2, 4, 4, 4]}
+
+
+class Vgg(nn.Module):
+    """RepDistiller's models/vgg.py VGG with batch_norm=True: blocks of conv(bias)-BN-ReLU with
+    the block's last ReLU applied outside it; max-pooling after blocks 0-2 (and 3 for 64x64
+    inputs); adaptive average pooling; a linear classifier."""
+
+    def __init__(self, depth, classes=10):
+        super().__init__()
+        cin = 3
+        for b, (n, c) in enumerate(zip(VGG_CONVS[depth], [64, 128, 256, 512, 512])):
+            layers = []
+            for _ in range(n):
+                layers += [nn.Conv2d(cin, c, 3, padding=1), nn.BatchNorm2d(c), nn.ReLU()]
+                cin = c
+            setattr(self, f"block{b}", nn.Sequential(*layers[:-1]))
+        self.pool = nn.MaxPool2d(2, 2)
+        self.classifier = nn.Linear(512, classes)
+
+    def forward(self, x):
+        h = x.shape[2]
+        for b in range(5):
+            x = F.relu(getattr(self, f"block{b}")(x))
+            if b < 3 or (b == 3 and h == 64):
+                x = self.pool(x)
+        return self.classifier(F.adaptive_avg_pool2d(x, 1).flatten(1))
+
+
 ZOO = {
     **{f"resnet{d}": (d, [16, 16, 32, 64]) for d in (8, 14, 20, 32, 44, 56, 110)},
     "resnet8x4": (8, [32, 64, 128, 256]),
@@ -153,6 +242,23 @@ def resnet8():
 def mobilenet():
     torch.manual_seed(20261129)
     return randomise_bn(MobileNetV2(0.25, 10))
+
+
+def wrn_16_2():
+    torch.manual_seed(20261130)
+    return randomise_bn(WideResNet(16, 2))
+
+
+def vgg8():
+    """VGG-8 with its weights rounded to multiples of 1/64, so that its 15.7 MB state dict
+    gzips to 1.6 MB (most weights become 0 or +-1/64; the biases and batch norm stay random)."""
+    torch.manual_seed(20261131)
+    net = randomise_bn(Vgg(8))
+    with torch.no_grad():
+        for p in net.parameters():
+            if p.dim() > 1:
+                p.copy_(torch.round(p * 64) / 64)
+    return net
 
 
 def main():
@@ -202,10 +308,29 @@ def main():
         mlogits = mnv2(x)
     with open(os.path.join(OUT, "mobilenetv2_x0_25.json"), "w") as f:
         json.dump({"model": "mobilenetv2_x0_25", "inputs": arr(x), "logits": arr(mlogits)}, f)
+    # RepDistiller's WRN and VGG: wrn_16_2 and vgg8 with random weights, as .pth (vgg8's
+    # gzipped, with a fixed header time; the test unpacks it)
+    for name, make in [("wrn_16_2", wrn_16_2), ("vgg8", vgg8)]:
+        net = make()
+        if name == "vgg8":
+            buf = io.BytesIO()
+            torch.save(net.state_dict(), buf)
+            with open(os.path.join(OUT, "vgg8.pth.gz"), "wb") as f:
+                f.write(gzip.compress(buf.getvalue(), compresslevel=9, mtime=0))
+        else:
+            torch.save(net.state_dict(), os.path.join(OUT, f"{name}.pth"))
+        with torch.no_grad():
+            out = net(x)
+        with open(os.path.join(OUT, f"{name}.json"), "w") as f:
+            json.dump({"model": name, "inputs": arr(x), "logits": arr(out)}, f)
     keys = {
         name: {k: list(v.shape) for k, v in ResNet(*spec).state_dict().items()}
         for name, spec in ZOO.items()
     }
+    for d, k in [(16, 1), (16, 2), (40, 1), (40, 2)]:
+        keys[f"wrn_{d}_{k}"] = {n: list(v.shape) for n, v in WideResNet(d, k).state_dict().items()}
+    for d in VGG_CONVS:
+        keys[f"vgg{d}"] = {n: list(v.shape) for n, v in Vgg(d).state_dict().items()}
     for name, width in [("mobilenetv2", 1.0), ("mobilenetv2_x0_25", 0.25)]:
         keys[name] = {k: list(v.shape) for k, v in MobileNetV2(width, 10).state_dict().items()}
     # the replica has torchvision's names and shapes (when scripts/fetch-data.sh mobilenet-v2

@@ -57,7 +57,7 @@ pub fn key_map(pairs: &[(&str, &str)]) -> KeyMap {
 }
 
 /// The rewrites from PyTorch names to the model's (import) and back (export), kept beside each
-/// model: RepDistiller's names for the CIFAR ResNets, torchvision's for MobileNetV2, Hugging Face's BertModel for BERT; the other
+/// model: RepDistiller's names for the CIFAR ResNets, WRNs and VGGs, torchvision's for MobileNetV2, Hugging Face's BertModel for BERT; the other
 /// models keep distill's own names in both directions.
 fn key_maps(config: &ModelConfig) -> (KeyMap, KeyMap) {
     match config {
@@ -70,6 +70,15 @@ fn key_maps(config: &ModelConfig) -> (KeyMap, KeyMap) {
             super::mobilenet::to_pytorch(),
         ),
         ModelConfig::Bert { .. } => (super::bert::from_pytorch(), super::bert::to_pytorch()),
+        ModelConfig::Wrn161 {}
+        | ModelConfig::Wrn162 {}
+        | ModelConfig::Wrn401 {}
+        | ModelConfig::Wrn402 {} => (super::wrn::from_pytorch(), super::wrn::to_pytorch()),
+        ModelConfig::Vgg8 {}
+        | ModelConfig::Vgg11 {}
+        | ModelConfig::Vgg13 {}
+        | ModelConfig::Vgg16 {}
+        | ModelConfig::Vgg19 {} => (super::vgg::from_pytorch(), super::vgg::to_pytorch()),
         _ => (vec![], vec![]),
     }
 }
@@ -327,6 +336,39 @@ mod tests {
             let (got, want) = logits_and_reference(&net, &dev);
             let d = max_diff(&got, &want);
             assert!(d <= 1e-4, "{file}: max |logit difference| {d}");
+        }
+    }
+
+    #[test]
+    fn repdistiller_wrn_and_vgg_import_with_pytorch_logits_and_export_back() {
+        let dev = Device::flex();
+        let tmp = tempfile::tempdir().unwrap();
+        // the VGG-8 fixture is gzipped to keep it small: unpack it first
+        let vgg = tmp.path().join("vgg8.pth");
+        let mut raw = Vec::new();
+        std::io::Read::read_to_end(
+            &mut flate2::read::GzDecoder::new(std::fs::File::open(fixture("vgg8.pth.gz")).unwrap()),
+            &mut raw,
+        )
+        .unwrap();
+        std::fs::write(&vgg, raw).unwrap();
+        for (model, file) in [("wrn_16_2", fixture("wrn_16_2.pth")), ("vgg8", vgg)] {
+            let config = ModelConfig::named(model).unwrap();
+            let net = config.build([3, 32, 32], 10, &dev).unwrap().valid();
+            let net = import_weights(net, &config, &file).unwrap();
+            let (got, want) = logits_of(model, &net, &dev);
+            let d = max_diff(&got, &want);
+            assert!(d <= 1e-4, "{model}: max |logit difference| {d}");
+            assert!(
+                want.iter().any(|v| v.abs() > 0.1),
+                "{model}: trivial logits"
+            );
+            // exported under PyTorch's names and imported again: the same logits, bit for bit
+            let out = tmp.path().join(format!("{model}.safetensors"));
+            std::fs::write(&out, export_safetensors(&net, &config).unwrap()).unwrap();
+            let fresh = config.build([3, 32, 32], 10, &dev).unwrap().valid();
+            let back = import_weights(fresh, &config, &out).unwrap();
+            assert_eq!(logits_of(model, &back, &dev).0, got, "{model}");
         }
     }
 

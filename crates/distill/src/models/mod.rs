@@ -14,6 +14,8 @@ pub mod net;
 pub mod resnet;
 pub mod sample;
 pub mod taps;
+pub mod vgg;
+pub mod wrn;
 
 pub use average::average;
 

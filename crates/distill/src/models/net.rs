@@ -13,6 +13,8 @@ use super::mlp::Mlp;
 use super::mobilenet::MobileNetV2;
 use super::resnet::ResNet;
 use super::taps::{TapShapes, Taps};
+use super::vgg::Vgg;
+use super::wrn::WideResNet;
 use crate::error::{DistillError, Result};
 
 /// Any zoo model. Every variant returns [`Taps`].
@@ -38,6 +40,10 @@ pub enum Net {
     MobileNetV2(MobileNetV2),
     /// BERT sentence encoder (a bi-encoder of query-passage pairs).
     Bert(Bert),
+    /// CIFAR wide ResNet (RepDistiller's).
+    WideResNet(WideResNet),
+    /// CIFAR VGG with batch norm (RepDistiller's).
+    Vgg(Vgg),
 }
 
 impl Net {
@@ -53,6 +59,8 @@ impl Net {
             Net::Conv1d(m) => m.forward(x),
             Net::MobileNetV2(m) => m.forward(x),
             Net::Bert(m) => m.forward(x),
+            Net::WideResNet(m) => m.forward(x),
+            Net::Vgg(m) => m.forward(x),
         }
     }
 
@@ -68,7 +76,9 @@ impl Net {
             | Net::Gru(_)
             | Net::Conv1d(_)
             | Net::MobileNetV2(_)
-            | Net::Bert(_) => None,
+            | Net::Bert(_)
+            | Net::WideResNet(_)
+            | Net::Vgg(_) => None,
         }
     }
 
@@ -236,6 +246,60 @@ pub const MODELS: &[ModelInfo] = &[
         settings: "",
     },
     ModelInfo {
+        name: "wrn_16_1",
+        description: "CIFAR wide ResNet, depth 16, widening factor 1 (filters 16-16-32-64), pre-activation blocks; taps stem, stage{1,2,3}, head, embedding",
+        citation: WRN_CITE,
+        settings: "",
+    },
+    ModelInfo {
+        name: "wrn_16_2",
+        description: "CIFAR wide ResNet, depth 16, widening factor 2 (filters 16-32-64-128), pre-activation blocks; taps stem, stage{1,2,3}, head, embedding",
+        citation: WRN_CITE,
+        settings: "",
+    },
+    ModelInfo {
+        name: "wrn_40_1",
+        description: "CIFAR wide ResNet, depth 40, widening factor 1 (filters 16-16-32-64), pre-activation blocks; taps stem, stage{1,2,3}, head, embedding",
+        citation: WRN_CITE,
+        settings: "",
+    },
+    ModelInfo {
+        name: "wrn_40_2",
+        description: "CIFAR wide ResNet, depth 40, widening factor 2 (filters 16-32-64-128), pre-activation blocks; taps stem, stage{1,2,3}, head, embedding",
+        citation: WRN_CITE,
+        settings: "",
+    },
+    ModelInfo {
+        name: "vgg8",
+        description: "CIFAR VGG-8 with batch norm (1 conv per block, widths 64-128-256-512-512, global average pool); taps block{1..5}, embedding",
+        citation: VGG_CITE,
+        settings: "",
+    },
+    ModelInfo {
+        name: "vgg11",
+        description: "CIFAR VGG-11 with batch norm (1-1-2-2-2 convs per block, widths 64-128-256-512-512, global average pool); taps block{1..5}, embedding",
+        citation: VGG_CITE,
+        settings: "",
+    },
+    ModelInfo {
+        name: "vgg13",
+        description: "CIFAR VGG-13 with batch norm (2 convs per block, widths 64-128-256-512-512, global average pool); taps block{1..5}, embedding",
+        citation: VGG_CITE,
+        settings: "",
+    },
+    ModelInfo {
+        name: "vgg16",
+        description: "CIFAR VGG-16 with batch norm (2-2-3-3-3 convs per block, widths 64-128-256-512-512, global average pool); taps block{1..5}, embedding",
+        citation: VGG_CITE,
+        settings: "",
+    },
+    ModelInfo {
+        name: "vgg19",
+        description: "CIFAR VGG-19 with batch norm (2-2-4-4-4 convs per block, widths 64-128-256-512-512, global average pool); taps block{1..5}, embedding",
+        citation: VGG_CITE,
+        settings: "",
+    },
+    ModelInfo {
         name: "bert",
         description: "BERT sentence encoder (post-norm blocks, 4× GELU feed-forward, mean pooling, L2-normalised) as a bi-encoder of (query, passage) pairs, score = 20 · cosine; imports Hugging Face BertModel weights (all-MiniLM-L6-v2 at the defaults); taps layer{i}, hidden (passage, masked), embedding, query",
         citation: BERT_CITE,
@@ -244,6 +308,10 @@ pub const MODELS: &[ModelInfo] = &[
 ];
 
 const BERT_CITE: &str = "Devlin et al., BERT, NAACL 2019; as a sentence encoder, Reimers & Gurevych, Sentence-BERT, EMNLP 2019 (all-MiniLM-L6-v2: Wang et al., MiniLM, NeurIPS 2020)";
+
+const WRN_CITE: &str = "Zagoruyko & Komodakis, Wide Residual Networks, BMVC 2016; CIFAR variants as in RepDistiller (Tian et al., ICLR 2020)";
+
+const VGG_CITE: &str = "Simonyan & Zisserman, ICLR 2015; with batch norm, CIFAR variants as in RepDistiller (Tian et al., ICLR 2020)";
 
 const MOBILENET_CITE: &str =
     "Sandler et al., MobileNetV2: Inverted Residuals and Linear Bottlenecks, CVPR 2018";
@@ -359,6 +427,28 @@ pub enum ModelConfig {
     /// MobileNetV2 at width 0.25.
     #[serde(rename = "mobilenetv2_x0_25")]
     Mobilenetv2X025 {},
+    /// CIFAR wide ResNet-16-1.
+    #[serde(rename = "wrn_16_1")]
+    Wrn161 {},
+    /// CIFAR wide ResNet-16-2.
+    #[serde(rename = "wrn_16_2")]
+    Wrn162 {},
+    /// CIFAR wide ResNet-40-1.
+    #[serde(rename = "wrn_40_1")]
+    Wrn401 {},
+    /// CIFAR wide ResNet-40-2.
+    #[serde(rename = "wrn_40_2")]
+    Wrn402 {},
+    /// CIFAR VGG-8 with batch norm.
+    Vgg8 {},
+    /// CIFAR VGG-11 with batch norm.
+    Vgg11 {},
+    /// CIFAR VGG-13 with batch norm.
+    Vgg13 {},
+    /// CIFAR VGG-16 with batch norm.
+    Vgg16 {},
+    /// CIFAR VGG-19 with batch norm.
+    Vgg19 {},
     /// BERT sentence encoder.
     Bert {
         /// Hidden width (default 384).
@@ -540,6 +630,15 @@ impl ModelSpec {
             "resnet32x4" => ModelConfig::Resnet32x4 {},
             "mobilenetv2" => ModelConfig::Mobilenetv2 {},
             "mobilenetv2_x0_25" => ModelConfig::Mobilenetv2X025 {},
+            "wrn_16_1" => ModelConfig::Wrn161 {},
+            "wrn_16_2" => ModelConfig::Wrn162 {},
+            "wrn_40_1" => ModelConfig::Wrn401 {},
+            "wrn_40_2" => ModelConfig::Wrn402 {},
+            "vgg8" => ModelConfig::Vgg8 {},
+            "vgg11" => ModelConfig::Vgg11 {},
+            "vgg13" => ModelConfig::Vgg13 {},
+            "vgg16" => ModelConfig::Vgg16 {},
+            "vgg19" => ModelConfig::Vgg19 {},
             "bert" => ModelConfig::Bert {
                 dim: self.dim,
                 layers: self.layers,
@@ -624,6 +723,15 @@ impl ModelConfig {
             ModelConfig::Resnet32x4 {} => "resnet32x4",
             ModelConfig::Mobilenetv2 {} => "mobilenetv2",
             ModelConfig::Mobilenetv2X025 {} => "mobilenetv2_x0_25",
+            ModelConfig::Wrn161 {} => "wrn_16_1",
+            ModelConfig::Wrn162 {} => "wrn_16_2",
+            ModelConfig::Wrn401 {} => "wrn_40_1",
+            ModelConfig::Wrn402 {} => "wrn_40_2",
+            ModelConfig::Vgg8 {} => "vgg8",
+            ModelConfig::Vgg11 {} => "vgg11",
+            ModelConfig::Vgg13 {} => "vgg13",
+            ModelConfig::Vgg16 {} => "vgg16",
+            ModelConfig::Vgg19 {} => "vgg19",
             ModelConfig::Bert { .. } => "bert",
         }
     }
@@ -864,6 +972,15 @@ impl ModelConfig {
             ModelConfig::Mobilenetv2X025 {} => {
                 Net::MobileNetV2(MobileNetV2::new(c, 0.25, classes, device))
             }
+            ModelConfig::Wrn161 {} => Net::WideResNet(WideResNet::new(c, 16, 1, classes, device)),
+            ModelConfig::Wrn162 {} => Net::WideResNet(WideResNet::new(c, 16, 2, classes, device)),
+            ModelConfig::Wrn401 {} => Net::WideResNet(WideResNet::new(c, 40, 1, classes, device)),
+            ModelConfig::Wrn402 {} => Net::WideResNet(WideResNet::new(c, 40, 2, classes, device)),
+            ModelConfig::Vgg8 {} => Net::Vgg(Vgg::new(c, 8, classes, device)),
+            ModelConfig::Vgg11 {} => Net::Vgg(Vgg::new(c, 11, classes, device)),
+            ModelConfig::Vgg13 {} => Net::Vgg(Vgg::new(c, 13, classes, device)),
+            ModelConfig::Vgg16 {} => Net::Vgg(Vgg::new(c, 16, classes, device)),
+            ModelConfig::Vgg19 {} => Net::Vgg(Vgg::new(c, 19, classes, device)),
         })
     }
 }
