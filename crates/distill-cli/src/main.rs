@@ -526,7 +526,7 @@ fn eval(checkpoint: &Path, data: SourceArg, dir: Option<&Path>) -> Result<()> {
     // Only the test split is read: eval never uses the training images. An image folder's
     // images are resized to the model's input.
     let test = source
-        .load_test(dir, Some([meta.input[1], meta.input[2]]))
+        .load_test(dir, meta.input)
         .context("loading the evaluation data")?;
     let geometry = test.geometry();
     if geometry != meta.input || test.num_classes > meta.classes {
@@ -539,6 +539,13 @@ fn eval(checkpoint: &Path, data: SourceArg, dir: Option<&Path>) -> Result<()> {
         .into());
     }
     let n = test.len();
+    if test.num_classes != meta.classes {
+        outln!(
+            "note: the model has {} outputs and the data {} classes; a prediction counts as right when its output index equals the label",
+            meta.classes,
+            test.num_classes
+        );
+    }
     let e = evaluate(
         &net,
         &meta.view,

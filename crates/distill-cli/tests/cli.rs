@@ -1077,10 +1077,14 @@ fn eval_scores_an_imported_classifier_on_cifar_and_image_folders() {
         out.contains("test accuracy") && out.contains("on 20 images"),
         "{out}"
     );
-    // an image folder of 40×40 colour images, resized to the model's 32×32
+    // a val/ folder alone (its class folders are the classes) of 40×40 colour images, resized
+    // to the model's 32×32, and a grey one, read as RGB as the model reads
     let folder = tmp.path().join("folder");
+    std::fs::create_dir_all(folder.join("val").join("a")).unwrap();
+    image::GrayImage::from_fn(40, 40, |x, _| image::Luma([x as u8]))
+        .save(folder.join("val").join("a").join("grey.png"))
+        .unwrap();
     for (class, n) in [("a", 2u8), ("b", 3)] {
-        std::fs::create_dir_all(folder.join("train").join(class)).unwrap();
         let dir = folder.join("val").join(class);
         std::fs::create_dir_all(&dir).unwrap();
         for k in 0..n {
@@ -1097,7 +1101,7 @@ fn eval_scores_an_imported_classifier_on_cifar_and_image_folders() {
         "--data-dir",
         &folder.to_string_lossy(),
     ]);
-    assert!(out.contains("on 5 images"), "{out}");
+    assert!(out.contains("on 6 images"), "{out}");
     // a folder that is not CIFAR names the files it needs
     fails_with(
         &[

@@ -724,6 +724,9 @@ impl ExperimentConfig {
             )));
         }
         self.data.check()?;
+        if !self.data.labels && (self.teacher.is_empty() || self.scheme == Scheme::Federated) {
+            return Err(cfg("data.labels = false leaves only a teacher's outputs to learn from: add a [[teacher]] with a `checkpoint` (federated clients train on labels, so scheme = \"federated\" cannot use it), or set data.labels = true".into()));
+        }
         if !self.data.labels && self.task != Task::Classification {
             return Err(cfg(format!(
                 "data.labels = false makes an unlabeled transfer set for a classifier teacher, but task = \"{}\"; remove data.labels, or set task = \"classification\"",
@@ -1334,6 +1337,47 @@ weight = 0.1
 method = "kd"
 temperature = 2.0
 "#;
+
+    #[test]
+    fn an_unlabeled_transfer_set_needs_classes_and_a_trained_teacher() {
+        let base = r#"
+name = "t"
+[data]
+labels = false
+classes = 1000
+[[teacher]]
+model = "mlp"
+checkpoint = "teacher.pth"
+[[student]]
+model = "mlp"
+[[student.loss]]
+method = "kd"
+"#;
+        let check = |text: &str| {
+            ExperimentConfig::from_toml(text, "t.toml")
+                .and_then(|c| c.validate())
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        };
+        assert_eq!(check(base), Ok(()));
+        let e = check(&base.replace("classes = 1000\n", "")).unwrap_err();
+        assert!(e.contains("set data.classes"), "{e}");
+        let e = check(&base.replace("checkpoint = \"teacher.pth\"\n", "")).unwrap_err();
+        assert!(e.contains("no labels to train a teacher on"), "{e}");
+        let e = check(&base.replace("labels = false\n", "")).unwrap_err();
+        assert!(
+            e.contains("between 2 and 256") && e.contains("data.labels = false"),
+            "{e}"
+        );
+        let no_teacher = base.replace(
+            "[[teacher]]\nmodel = \"mlp\"\ncheckpoint = \"teacher.pth\"\n",
+            "",
+        );
+        let e = check(&no_teacher).unwrap_err();
+        assert!(e.contains("add a [[teacher]]"), "{e}");
+        let e = check(&format!("task = \"regression\"\n{base}")).unwrap_err();
+        assert!(e.contains("task = \"regression\""), "{e}");
+    }
 
     #[test]
     fn parses_and_resolves_defaults() {

@@ -1,8 +1,9 @@
-//! Image folders in torchvision's `ImageFolder` layout: `DIR/train/<class>/*.png|jpg|jpeg` and
+//! Image folders in the layout of torchvision's `ImageFolder`: `DIR/train/<class>/*.png|jpg|jpeg` and
 //! `DIR/test/<class>/…` (or `DIR/val/<class>/…`, as ImageNet unpacks). The classes are the
 //! training split's subfolder names in sorted order (torchvision's numbering); a test class
-//! folder must be one of them. Images are decoded with the `image` crate; grey images stay one
-//! channel when every image of both splits is grey, otherwise all are read as RGB. Images of
+//! folder must be one of them. Images are decoded with the `image` crate; unlike torchvision,
+//! which makes every image RGB, grey images stay one channel when every image of both splits is
+//! grey, otherwise all are read as RGB. Images of
 //! different sizes need `size` (`data.image_size`): each is resized to it (bilinear, a triangle
 //! filter).
 
@@ -50,11 +51,11 @@ fn scan(split: &Path) -> Result<Vec<(String, Vec<PathBuf>)>> {
     Ok(classes)
 }
 
-/// One decoded image: its size, whether it is grey, and its RGB pixels.
+/// One decoded image: its size, whether it is grey, and the image.
 struct Decoded {
     size: [usize; 2],
     grey: bool,
-    rgb: image::RgbImage,
+    img: image::DynamicImage,
 }
 
 fn decode(path: &Path, size: Option<[usize; 2]>) -> Result<Decoded> {
@@ -79,7 +80,7 @@ fn decode(path: &Path, size: Option<[usize; 2]>) -> Result<Decoded> {
     Ok(Decoded {
         size: [img.height() as usize, img.width() as usize],
         grey,
-        rgb: img.to_rgb8(),
+        img,
     })
 }
 
@@ -108,22 +109,26 @@ fn read_split(
     Ok((images, labels))
 }
 
-/// Packs decoded images `[C, H, W]` (C = 1 when `grey`, else 3) into a data set.
+/// Packs decoded images as `[C, H, W]` (C = 1: grey, luma of colour images; C = 3: RGB) into a
+/// data set.
 fn pack(
     images: Vec<Decoded>,
     labels: Vec<u8>,
-    grey: bool,
+    channels: usize,
     classes: usize,
     origin: &Path,
     size: [usize; 2],
 ) -> Result<Dataset> {
     let [h, w] = size;
-    let channels = if grey { 1 } else { 3 };
     let mut pixels = Vec::with_capacity(images.len() * channels * h * w);
-    for img in &images {
-        let raw = img.rgb.as_raw();
-        for c in 0..channels {
-            pixels.extend(raw.iter().skip(c).step_by(3));
+    for d in &images {
+        if channels == 1 {
+            pixels.extend_from_slice(d.img.to_luma8().as_raw());
+        } else {
+            let rgb = d.img.to_rgb8();
+            for c in 0..3 {
+                pixels.extend(rgb.as_raw().iter().skip(c).step_by(3));
+            }
         }
     }
     if labels.is_empty() {
@@ -201,12 +206,12 @@ pub fn load_image_folder(dir: &Path, size: Option<[usize; 2]>) -> Result<(Datase
     let (test, test_labels) = read_split(&test_dir(dir), &classes, size)?;
     let all: Vec<&Decoded> = train.iter().chain(&test).collect();
     let shape = common_size(&all, dir)?;
-    let grey = all.iter().all(|d| d.grey);
+    let channels = if all.iter().all(|d| d.grey) { 1 } else { 3 };
     Ok((
         pack(
             train,
             train_labels,
-            grey,
+            channels,
             classes.len(),
             &dir.join("train"),
             shape,
@@ -214,7 +219,7 @@ pub fn load_image_folder(dir: &Path, size: Option<[usize; 2]>) -> Result<(Datase
         pack(
             test,
             test_labels,
-            grey,
+            channels,
             classes.len(),
             &test_dir(dir),
             shape,
@@ -222,15 +227,32 @@ pub fn load_image_folder(dir: &Path, size: Option<[usize; 2]>) -> Result<(Datase
     ))
 }
 
-/// Loads the test split alone (what `distill eval` scores on), resized to `size` if given; grey
-/// images stay one channel when all of the split's are grey.
-pub fn load_image_folder_test(dir: &Path, size: Option<[usize; 2]>) -> Result<Dataset> {
-    let classes = classes_of(&dir.join("train"))?;
-    let (test, labels) = read_split(&test_dir(dir), &classes, size)?;
-    let all: Vec<&Decoded> = test.iter().collect();
-    let shape = common_size(&all, dir)?;
-    let grey = all.iter().all(|d| d.grey);
-    pack(test, labels, grey, classes.len(), &test_dir(dir), shape)
+/// Loads the test split alone (what `distill eval` scores on) as a model reading
+/// `[channels, height, width]` images sees it: resized to its size, grey (luma) for 1 channel,
+/// RGB for 3. The classes are the training split's folders where `dir/train` exists, otherwise
+/// the test split's own.
+pub fn load_image_folder_test(dir: &Path, input: [usize; 3]) -> Result<Dataset> {
+    let [channels, h, w] = input;
+    if channels != 1 && channels != 3 {
+        return Err(DistillError::bad_data(
+            dir,
+            format!("an image folder gives 1 (grey) or 3 (RGB) channels, but the model reads {channels}"),
+        ));
+    }
+    let classes = if dir.join("train").is_dir() {
+        classes_of(&dir.join("train"))?
+    } else {
+        classes_of(&test_dir(dir))?
+    };
+    let (test, labels) = read_split(&test_dir(dir), &classes, Some([h, w]))?;
+    pack(
+        test,
+        labels,
+        channels,
+        classes.len(),
+        &test_dir(dir),
+        [h, w],
+    )
 }
 
 #[cfg(test)]
@@ -273,7 +295,7 @@ mod tests {
         // image 0 (c.png): red plane all 9, then green = 10·x
         assert!(pixels[..12].iter().all(|&p| p == 9));
         assert_eq!(&pixels[12..16], &[0, 10, 20, 30]);
-        let alone = load_image_folder_test(d, None).unwrap();
+        let alone = load_image_folder_test(d, [3, 3, 4]).unwrap();
         let pixels = |d: &Dataset| match &d.inputs {
             Inputs::Image { pixels, .. } => pixels.clone(),
             _ => panic!("images"),

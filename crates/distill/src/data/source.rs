@@ -95,9 +95,10 @@ impl DataSource {
         )
     }
 
-    /// Loads the test split alone (what `distill eval` scores on); an image folder's images are
-    /// resized to `size` (`[height, width]`) if given.
-    pub fn load_test(&self, dir: Option<&Path>, size: Option<[usize; 2]>) -> Result<Dataset> {
+    /// Loads the test split alone (what `distill eval` scores on), for a model reading `input`
+    /// (`[channels, height, width]`): an image folder's images are read at that size and
+    /// channel count.
+    pub fn load_test(&self, dir: Option<&Path>, input: [usize; 3]) -> Result<Dataset> {
         match self {
             DataSource::Embedded => embedded_test(),
             DataSource::FashionMnist => {
@@ -106,7 +107,7 @@ impl DataSource {
             DataSource::Idx => load_split(self.need_dir(dir)?, "t10k"),
             DataSource::Cifar10 => load_cifar_test(Cifar::Ten, self.need_dir(dir)?),
             DataSource::Cifar100 => load_cifar_test(Cifar::Hundred, self.need_dir(dir)?),
-            DataSource::ImageFolder => load_image_folder_test(self.need_dir(dir)?, size),
+            DataSource::ImageFolder => load_image_folder_test(self.need_dir(dir)?, input),
             DataSource::Csv | DataSource::Text | DataSource::Ts | DataSource::Retrieval => {
                 Err(csv_needs_spec())
             }

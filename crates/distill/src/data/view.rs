@@ -177,6 +177,14 @@ pub struct Renormalize {
     pub std: Vec<f32>,
 }
 
+impl Renormalize {
+    /// What the model sees: its own mean and std. The data's, undone first, do not change the
+    /// model's input, so two views of other data (or another `train_limit`) feed it alike.
+    fn model_side(&self) -> (&[f32], &[f32]) {
+        (&self.mean, &self.std)
+    }
+}
+
 /// `x * scale + shift` per channel of an image batch `[B, C, H, W]`.
 fn affine(x: Tensor<4>, scale: &[f32], shift: &[f32]) -> Tensor<4> {
     let c = scale.len();
@@ -228,7 +236,8 @@ impl View {
                 && self.downsample.unwrap_or(1) == other.downsample.unwrap_or(1)
                 && self.resize == other.resize
                 && self.channels == other.channels
-                && self.renormalize == other.renormalize)
+                && self.renormalize.as_ref().map(Renormalize::model_side)
+                    == other.renormalize.as_ref().map(Renormalize::model_side))
     }
 
     /// Resolves a `[[data.view]]` against the (training) data and the normalisation its batches
@@ -623,6 +632,26 @@ mod tests {
         // a checkpoint's view is saved and read back as it was
         let back: View = serde_json::from_str(&serde_json::to_string(&v).unwrap()).unwrap();
         assert_eq!(back, v);
+        // the same view of data normalised otherwise feeds the model the same input; another
+        // model normalisation does not
+        let other = Normalization {
+            mean: vec![0.3],
+            std: vec![0.1],
+            ..norm()
+        };
+        let cfg = ViewConfig {
+            resize: Some([4, 4]),
+            channels: Some(3),
+            mean: Some(vec![0.5, 0.25, 0.0]),
+            std: Some(vec![0.5, 0.25, 1.0]),
+            ..cfg("imagenet")
+        };
+        assert!(View::resolve(&cfg, &grey(), &other).unwrap().same_input(&v));
+        let mut shifted = cfg.clone();
+        shifted.mean = Some(vec![0.5, 0.25, 0.1]);
+        assert!(!View::resolve(&shifted, &grey(), &norm())
+            .unwrap()
+            .same_input(&v));
     }
 
     #[test]

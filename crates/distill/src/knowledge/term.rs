@@ -193,7 +193,7 @@ impl BuildContext<'_> {
     pub fn require_task(&self, task: Task, method: &str) -> Result<()> {
         if self.task == task && !self.labelled {
             return Err(DistillError::Config(format!(
-                "`{method}` reads the targets, but this recipe trains on unlabeled samples (labels = false); remove the term, or set labels = true"
+                "`{method}` reads the targets, but this recipe trains on unlabeled samples (its labels = false, or data.labels = false); remove the term, or train on labelled samples"
             )));
         }
         if self.task == task {

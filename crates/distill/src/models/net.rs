@@ -938,6 +938,18 @@ impl ModelConfig {
                 classes,
                 device,
             )),
+            ModelConfig::Vgg8 {}
+            | ModelConfig::Vgg11 {}
+            | ModelConfig::Vgg13 {}
+            | ModelConfig::Vgg16 {}
+            | ModelConfig::Vgg19 {}
+                if h < 8 || w < 8 =>
+            {
+                return Err(DistillError::Config(format!(
+                    "{} pools its input by 2 three times and needs images of at least 8×8, got {h}×{w}",
+                    self.name()
+                )));
+            }
             ModelConfig::Lenet { .. } => {
                 if h < 12 || w < 12 {
                     return Err(DistillError::Config(format!(
@@ -988,6 +1000,17 @@ impl ModelConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_vgg_refuses_images_it_would_pool_to_nothing() {
+        let device = Device::flex();
+        let vgg = ModelConfig::named("vgg8").unwrap();
+        let e = vgg.build([1, 7, 7], 10, &device).unwrap_err().to_string();
+        assert!(e.contains("at least 8×8") && e.contains("7×7"), "{e}");
+        let net = vgg.build([1, 8, 8], 10, &device).unwrap();
+        let out = net.forward(Tensor::<4>::zeros([2, 1, 8, 8], &device));
+        assert_eq!(out.logits.dims(), [2, 10]);
+    }
 
     #[test]
     fn every_catalogue_model_builds_and_reports_taps() {

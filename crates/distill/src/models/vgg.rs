@@ -5,6 +5,9 @@
 //! Five blocks of 3×3 convolutions (with bias) + BN + ReLU, widths 64, 128, 256, 512, 512 (one to
 //! four convolutions per block); 2×2 max-pooling after blocks 1–3, and after block 4 only for
 //! 64×64 inputs (RepDistiller's `if h == 64`); global average pooling and a linear head.
+//! Inputs must be at least 8×8. Initialisation: Kaiming-normal (fan-out) convolutions, as
+//! RepDistiller, but Burn initialises the convolution biases alike where RepDistiller zeroes
+//! them (imported weights are unaffected).
 
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};

@@ -81,9 +81,9 @@ pub struct WrnStage {
 
 /// A CIFAR wide ResNet.
 ///
-/// Taps: `stem` (the first convolution), `stage{1,2,3}` (each stage's output, before any
-/// normalisation: RepDistiller's `f1`–`f3`), `head` (after the final BN-ReLU, its `f4`),
-/// `embedding` (global average pool) and `logits`.
+/// Taps: `stem` (the first convolution, RepDistiller's `f0`), `stage{1,2,3}` (each stage's
+/// output, before any normalisation: its `f1`–`f3`), `head` (after the final BN-ReLU),
+/// `embedding` (global average pool, its `f4`) and `logits`.
 #[derive(Module, Debug)]
 pub struct WideResNet {
     conv1: Conv2d,

@@ -168,7 +168,7 @@ fn combine(cfg: &SweepConfig, reports: Vec<(String, Report)>) -> (Report, Vec<(S
         .collect();
     let report = Report {
         title: cfg.name.clone(),
-        metric: Default::default(),
+        metric: reports.first().map(|(_, r)| r.metric).unwrap_or_default(),
         rows: reports
             .into_iter()
             .flat_map(|(pair, report)| {

@@ -667,11 +667,25 @@ fn evaluate_roles(
         )
     };
     let student = eval(&trainable.students[0], &views[0]);
+    let teacher_predictions = job
+        .teachers
+        .first()
+        .map_or(&[][..], |t| t.test_predictions.as_slice());
     let peers = trainable.students[1..]
         .iter()
         .zip(&job.roles[1..])
         .zip(&views[1..])
-        .map(|((net, r), view)| (r.name.clone(), eval(net, view).primary()))
+        .map(|((net, r), view)| {
+            let e = eval(net, view);
+            // an unlabeled transfer set has no headline of its own: the agreement stands in
+            let v = match e.primary() {
+                v if v.is_nan() && !e.predictions.is_empty() && !teacher_predictions.is_empty() => {
+                    e.agreement(teacher_predictions)
+                }
+                v => v,
+            };
+            (r.name.clone(), v)
+        })
         .collect();
     // Top-1 agreement needs predicted classes (or tokens): regression has none. It is
     // measured with the first teacher the terms read (or the first teacher, when none is read).

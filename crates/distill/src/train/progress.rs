@@ -28,6 +28,8 @@ pub fn headline(r: &EpochRecord) -> String {
             "NDCG@10 {n:.4} MRR@10 {:.4}",
             r.test_mrr.unwrap_or(f64::NAN)
         ),
+        // an unlabeled transfer set: the agreement follows in the epoch line
+        (None, None, None) if r.agreement.is_some() => "unlabeled".into(),
         (None, None, None) => "—".into(),
     }
 }
@@ -117,10 +119,12 @@ impl Progress {
         let peers: String = r
             .peers
             .iter()
-            .map(|(name, v)| match (r.test_acc, r.test_ndcg) {
-                (Some(_), _) => format!(" {name} {:.2}%", 100.0 * v),
-                (None, Some(_)) => format!(" {name} NDCG@10 {v:.4}"),
-                (None, None) => format!(" {name} RMSE {v:.4}"),
+            .map(|(name, v)| match (r.test_acc, r.test_ndcg, r.test_rmse) {
+                (Some(_), _, _) => format!(" {name} {:.2}%", 100.0 * v),
+                (None, Some(_), _) => format!(" {name} NDCG@10 {v:.4}"),
+                (None, None, Some(_)) => format!(" {name} RMSE {v:.4}"),
+                // an unlabeled transfer set: the peer's agreement with the teacher
+                (None, None, None) => format!(" {name} agree {:.2}%", 100.0 * v),
             })
             .collect();
         let text = format!(
