@@ -28,6 +28,8 @@ Writes:
                         (VGG-8's rounded to multiples of 1/64 and the file gzipped, to keep it
                         small)
   wrn_16_2.json, vgg8.json  the same two inputs and their logits
+  mobile_half.pth, .json  RepDistiller's CIFAR MobileNetV2 (mobile_half), random weights, and
+                        its logits
   keys.json             state-dict names and shapes of resnet8 … resnet110, resnet8x4,
                         resnet32x4, wrn_{16,40}_{1,2}, vgg{8,11,13,16,19}, mobilenetv2 and
                         mobilenetv2_x0_25 (10 classes), what an export must write
@@ -185,6 +187,50 @@ class WideResNet(nn.Module):
         return self.fc(F.avg_pool2d(out, 8).flatten(1))
 
 
+class CifarInvertedResidual(nn.Module):
+    """RepDistiller's models/mobilenetv2.py InvertedResidual: 1x1 expansion (also for t = 1),
+    3x3 depthwise, 1x1 projection, BN after each, ReLU after the first two."""
+
+    def __init__(self, cin, cout, stride, t):
+        super().__init__()
+        h = cin * t
+        self.use_res_connect = stride == 1 and cin == cout
+        self.conv = nn.Sequential(
+            nn.Conv2d(cin, h, 1, 1, 0, bias=False), nn.BatchNorm2d(h), nn.ReLU(),
+            nn.Conv2d(h, h, 3, stride, 1, groups=h, bias=False), nn.BatchNorm2d(h), nn.ReLU(),
+            nn.Conv2d(h, cout, 1, 1, 0, bias=False), nn.BatchNorm2d(cout))
+
+    def forward(self, x):
+        return x + self.conv(x) if self.use_res_connect else self.conv(x)
+
+
+class CifarMobileNetV2(nn.Module):
+    """RepDistiller's models/mobilenetv2.py MobileNetV2 (mobile_half: T = 6, width 0.5)."""
+
+    def __init__(self, T=6, width=0.5, classes=10):
+        super().__init__()
+        cin = int(32 * width)
+        self.conv1 = nn.Sequential(nn.Conv2d(3, cin, 3, 2, 1, bias=False), nn.BatchNorm2d(cin), nn.ReLU())
+        self.blocks = nn.ModuleList([])
+        for t, c, n, s in [[1, 16, 1, 1], [T, 24, 2, 1], [T, 32, 3, 2], [T, 64, 4, 2],
+                           [T, 96, 3, 1], [T, 160, 3, 2], [T, 320, 1, 1]]:
+            layers = []
+            for stride in [s] + [1] * (n - 1):
+                layers.append(CifarInvertedResidual(cin, int(c * width), stride, t))
+                cin = int(c * width)
+            self.blocks.append(nn.Sequential(*layers))
+        last = int(1280 * width) if width > 1.0 else 1280
+        self.conv2 = nn.Sequential(nn.Conv2d(cin, last, 1, 1, 0, bias=False), nn.BatchNorm2d(last), nn.ReLU())
+        self.classifier = nn.Sequential(nn.Linear(last, classes))
+
+    def forward(self, x):
+        out = self.conv1(x)
+        for b in self.blocks:
+            out = b(out)
+        out = F.avg_pool2d(self.conv2(out), x.shape[2] // 16, ceil_mode=True)
+        return self.classifier(out.flatten(1))
+
+
 VGG_CONVS = {8: [1, 1, 1, 1, 1], 11: [1, 1, 2, 2, 2], 13: [2, 2, 2, 2, 2], 16: [2, 2, 3, 3, 3],
              19: [2, 2, 4, 4, 4]}
 
@@ -249,6 +295,11 @@ def wrn_16_2():
     return randomise_bn(WideResNet(16, 2))
 
 
+def mobile_half():
+    torch.manual_seed(20261132)
+    return randomise_bn(CifarMobileNetV2())
+
+
 def vgg8():
     """VGG-8 with its weights rounded to multiples of 1/64, so that its 15.7 MB state dict
     gzips to 1.6 MB (most weights become 0 or +-1/64; the biases and batch norm stay random)."""
@@ -310,7 +361,7 @@ def main():
         json.dump({"model": "mobilenetv2_x0_25", "inputs": arr(x), "logits": arr(mlogits)}, f)
     # RepDistiller's WRN and VGG: wrn_16_2 and vgg8 with random weights, as .pth (vgg8's
     # gzipped, with a fixed header time; the test unpacks it)
-    for name, make in [("wrn_16_2", wrn_16_2), ("vgg8", vgg8)]:
+    for name, make in [("wrn_16_2", wrn_16_2), ("vgg8", vgg8), ("mobile_half", mobile_half)]:
         net = make()
         if name == "vgg8":
             buf = io.BytesIO()
@@ -329,6 +380,7 @@ def main():
     }
     for d, k in [(16, 1), (16, 2), (40, 1), (40, 2)]:
         keys[f"wrn_{d}_{k}"] = {n: list(v.shape) for n, v in WideResNet(d, k).state_dict().items()}
+    keys["mobile_half"] = {n: list(v.shape) for n, v in CifarMobileNetV2().state_dict().items()}
     for d in VGG_CONVS:
         keys[f"vgg{d}"] = {n: list(v.shape) for n, v in Vgg(d).state_dict().items()}
     for name, width in [("mobilenetv2", 1.0), ("mobilenetv2_x0_25", 0.25)]:

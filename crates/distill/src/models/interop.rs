@@ -70,6 +70,10 @@ fn key_maps(config: &ModelConfig) -> (KeyMap, KeyMap) {
             super::mobilenet::to_pytorch(),
         ),
         ModelConfig::Bert { .. } => (super::bert::from_pytorch(), super::bert::to_pytorch()),
+        ModelConfig::MobileHalf {} => (
+            super::mobilenet::cifar_from_pytorch(),
+            super::mobilenet::cifar_to_pytorch(),
+        ),
         ModelConfig::Wrn161 {}
         | ModelConfig::Wrn162 {}
         | ModelConfig::Wrn401 {}
@@ -340,7 +344,7 @@ mod tests {
     }
 
     #[test]
-    fn repdistiller_wrn_and_vgg_import_with_pytorch_logits_and_export_back() {
+    fn repdistiller_wrn_vgg_and_mobile_half_import_with_pytorch_logits_and_export_back() {
         let dev = Device::flex();
         let tmp = tempfile::tempdir().unwrap();
         // the VGG-8 fixture is gzipped to keep it small: unpack it first
@@ -352,7 +356,11 @@ mod tests {
         )
         .unwrap();
         std::fs::write(&vgg, raw).unwrap();
-        for (model, file) in [("wrn_16_2", fixture("wrn_16_2.pth")), ("vgg8", vgg)] {
+        for (model, file) in [
+            ("wrn_16_2", fixture("wrn_16_2.pth")),
+            ("vgg8", vgg),
+            ("mobile_half", fixture("mobile_half.pth")),
+        ] {
             let config = ModelConfig::named(model).unwrap();
             let net = config.build([3, 32, 32], 10, &dev).unwrap().valid();
             let net = import_weights(net, &config, &file).unwrap();

@@ -14,6 +14,12 @@
 //!
 //! Taps: `stem`, `stage{1..7}` (the output of each group of blocks of one width), `head` (the
 //! 1280-channel map) and `embedding` (pooled).
+//!
+//! RepDistiller's CIFAR variant (`models/mobilenetv2.py`, after Jin et al.'s *Route Constrained
+//! Optimization*; `mobile_half` = expansion 6, width 0.5) is built by [`MobileNetV2::cifar`]:
+//! ReLU instead of ReLU6, an expansion convolution in every block (also where t = 1), widths
+//! `int(c · width)`, the second stage at stride 1 (a 32×32 image ends at 2×2), a 1280-channel
+//! last conv, no dropout, and its own names ([`cifar_from_pytorch`]).
 
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{
@@ -84,6 +90,15 @@ fn relu6(x: Tensor<4>) -> Tensor<4> {
     x.clamp(0.0, 6.0)
 }
 
+/// ReLU6 (torchvision) or ReLU (RepDistiller's CIFAR variant).
+fn activation(x: Tensor<4>, six: bool) -> Tensor<4> {
+    if six {
+        relu6(x)
+    } else {
+        burn::tensor::activation::relu(x)
+    }
+}
+
 /// An inverted-residual block: optional 1×1 expansion, 3×3 depthwise, 1×1 linear projection.
 #[derive(Module, Debug)]
 pub struct InvertedResidual {
@@ -91,25 +106,38 @@ pub struct InvertedResidual {
     dw: ConvBn,
     project: ConvBn,
     residual: bool,
+    six: bool,
 }
 
 impl InvertedResidual {
-    fn new(cin: usize, cout: usize, stride: usize, t: usize, device: &Device) -> Self {
+    /// A block; `always_expand`: a 1×1 expansion also where t = 1 (RepDistiller's CIFAR
+    /// variant); `six`: ReLU6 rather than ReLU.
+    fn new(
+        cin: usize,
+        cout: usize,
+        stride: usize,
+        t: usize,
+        (always_expand, six): (bool, bool),
+        device: &Device,
+    ) -> Self {
         let hidden = cin * t;
         Self {
-            expand: (t != 1).then(|| ConvBn::new(cin, hidden, 1, 1, 1, device)),
+            expand: (t != 1 || always_expand).then(|| ConvBn::new(cin, hidden, 1, 1, 1, device)),
             dw: ConvBn::new(hidden, hidden, 3, stride, hidden, device),
             project: ConvBn::new(hidden, cout, 1, 1, 1, device),
             residual: stride == 1 && cin == cout,
+            six,
         }
     }
 
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let mut h = x.clone();
         if let Some(e) = &self.expand {
-            h = relu6(e.forward(h));
+            h = activation(e.forward(h), self.six);
         }
-        let h = self.project.forward(relu6(self.dw.forward(h)));
+        let h = self
+            .project
+            .forward(activation(self.dw.forward(h), self.six));
         if self.residual {
             x + h
         } else {
@@ -128,42 +156,98 @@ pub struct MobileNetV2 {
     head: ConvBn,
     dropout: Dropout,
     fc: Linear,
+    six: bool,
 }
 
 impl MobileNetV2 {
-    /// A MobileNetV2 for `channels`-channel images, widths × `width`, `classes` outputs.
+    /// torchvision's MobileNetV2 for `channels`-channel images, widths × `width`, `classes`
+    /// outputs.
     pub fn new(channels: usize, width: f64, classes: usize, device: &Device) -> Self {
-        let mut cin = divisible(32.0 * width);
+        let widths = |c: usize| divisible(c as f64 * width);
+        let last = divisible(1280.0 * width.max(1.0));
+        Self::build(
+            channels,
+            &SETTINGS,
+            widths,
+            last,
+            (false, true),
+            0.2,
+            classes,
+            device,
+        )
+    }
+
+    /// RepDistiller's CIFAR MobileNetV2 (see the module documentation) with expansion `t`,
+    /// widths × `width`.
+    pub fn cifar(channels: usize, t: usize, width: f64, classes: usize, device: &Device) -> Self {
+        let mut settings = SETTINGS;
+        for (k, s) in settings.iter_mut().enumerate().skip(1) {
+            s.0 = t;
+            if k == 1 {
+                s.3 = 1;
+            }
+        }
+        let widths = |c: usize| (c as f64 * width) as usize;
+        let last = if width > 1.0 {
+            (1280.0 * width) as usize
+        } else {
+            1280
+        };
+        Self::build(
+            channels,
+            &settings,
+            widths,
+            last,
+            (true, false),
+            0.0,
+            classes,
+            device,
+        )
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn build(
+        channels: usize,
+        settings: &[(usize, usize, usize, usize)],
+        widths: impl Fn(usize) -> usize,
+        last: usize,
+        (always_expand, six): (bool, bool),
+        dropout: f64,
+        classes: usize,
+        device: &Device,
+    ) -> Self {
+        let mut cin = widths(32);
         let stem = ConvBn::new(channels, cin, 3, 2, 1, device);
         let (mut blocks, mut stage_ends) = (Vec::new(), Vec::new());
-        for (t, c, n, s) in SETTINGS {
-            let cout = divisible(c as f64 * width);
+        for &(t, c, n, s) in settings {
+            let cout = widths(c);
             for i in 0..n {
                 blocks.push(InvertedResidual::new(
                     cin,
                     cout,
                     if i == 0 { s } else { 1 },
                     t,
+                    (always_expand, six),
                     device,
                 ));
                 cin = cout;
             }
             stage_ends.push(blocks.len() - 1);
         }
-        let last = divisible(1280.0 * width.max(1.0));
         Self {
             stem,
             blocks,
             stage_ends,
             head: ConvBn::new(cin, last, 1, 1, 1, device),
-            dropout: DropoutConfig::new(0.2).init(),
+            dropout: DropoutConfig::new(dropout).init(),
             fc: LinearConfig::new(last, classes).init(device),
+            six,
         }
     }
 
     /// Logits and taps.
     pub fn forward(&self, x: Tensor<4>) -> Taps {
-        let mut h = relu6(self.stem.forward(x));
+        let mut h = activation(self.stem.forward(x), self.six);
         let mut features = vec![("stem".to_string(), Feature::Map(h.clone()))];
         let mut stage = 1;
         for (i, block) in self.blocks.iter().enumerate() {
@@ -173,7 +257,7 @@ impl MobileNetV2 {
                 stage += 1;
             }
         }
-        let h = relu6(self.head.forward(h));
+        let h = activation(self.head.forward(h), self.six);
         features.push(("head".into(), Feature::Map(h.clone())));
         let [b, c, _, _] = h.dims();
         let pooled: Tensor<2> = h.mean_dims(&[2, 3]).reshape([b, c]);
@@ -238,6 +322,74 @@ pub fn to_pytorch() -> KeyMap {
         m.push((format!(r"^blocks\.{i}\."), format!("features.{}.", i + 1)));
     }
     m
+}
+
+/// RepDistiller's names for the CIFAR variant's tensors (`conv1.{0,1}`, its seven stages as
+/// `blocks.S.J` of `conv.{0,1}` expansion, `conv.{3,4}` depthwise and `conv.{6,7}` projection,
+/// `conv2.{0,1}`, `classifier.0`), as rewrites applied in order on import.
+pub fn cifar_from_pytorch() -> KeyMap {
+    let mut m = key_map(&[
+        (r"^module\.", ""),
+        (r"^conv1\.0\.", "stem.conv."),
+        (r"^conv1\.1\.", "stem.bn."),
+        (r"^conv2\.0\.", "head.conv."),
+        (r"^conv2\.1\.", "head.bn."),
+        (r"^classifier\.0\.", "fc."),
+    ]);
+    for (k, (s, j)) in cifar_blocks().into_iter().enumerate() {
+        m.push((format!(r"^blocks\.{s}\.{j}\."), format!("blocks.{k}.")));
+    }
+    for (from, to) in CIFAR_BLOCK_PARTS {
+        m.push((
+            format!(r"^(blocks\.\d+)\.conv\.{from}\."),
+            format!("${{1}}.{to}."),
+        ));
+    }
+    m
+}
+
+/// The inverse of [`cifar_from_pytorch`].
+pub fn cifar_to_pytorch() -> KeyMap {
+    let mut m = key_map(&[
+        (r"^stem\.conv\.", "conv1.0."),
+        (r"^stem\.bn\.", "conv1.1."),
+        (r"^head\.conv\.", "conv2.0."),
+        (r"^head\.bn\.", "conv2.1."),
+        (r"^fc\.", "classifier.0."),
+    ]);
+    for (from, to) in CIFAR_BLOCK_PARTS {
+        m.push((
+            format!(r"^(blocks\.\d+)\.{}\.", to.replace('.', r"\.")),
+            format!("${{1}}.conv.{from}."),
+        ));
+    }
+    // block k back to stage S, block J; S ≤ k, so a rewritten name never matches a later rule
+    for (k, (s, j)) in cifar_blocks().into_iter().enumerate() {
+        m.push((
+            format!(r"^blocks\.{k}\.conv\."),
+            format!("blocks.{s}.{j}.conv."),
+        ));
+    }
+    m
+}
+
+/// RepDistiller's `nn.Sequential` indices of a CIFAR block's layers and this model's names.
+const CIFAR_BLOCK_PARTS: [(usize, &str); 6] = [
+    (0, "expand.conv"),
+    (1, "expand.bn"),
+    (3, "dw.conv"),
+    (4, "dw.bn"),
+    (6, "project.conv"),
+    (7, "project.bn"),
+];
+
+/// (stage, block in stage) of each of the 17 blocks, in order.
+fn cifar_blocks() -> Vec<(usize, usize)> {
+    SETTINGS
+        .iter()
+        .enumerate()
+        .flat_map(|(s, &(_, _, n, _))| (0..n).map(move |j| (s, j)))
+        .collect()
 }
 
 #[cfg(test)]

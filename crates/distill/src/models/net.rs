@@ -300,6 +300,12 @@ pub const MODELS: &[ModelInfo] = &[
         settings: "",
     },
     ModelInfo {
+        name: "mobile_half",
+        description: "RepDistiller's CIFAR MobileNetV2 (expansion 6, width 0.5: ReLU, an expansion conv in every block, second stage at stride 1, 1280-channel last conv); taps stem, stage{1..7}, head, embedding",
+        citation: "Sandler et al., CVPR 2018; CIFAR variant of Jin et al., Knowledge Distillation via Route Constrained Optimization, ICCV 2019, as in RepDistiller (Tian et al., ICLR 2020)",
+        settings: "",
+    },
+    ModelInfo {
         name: "bert",
         description: "BERT sentence encoder (post-norm blocks, 4× GELU feed-forward, mean pooling, L2-normalised) as a bi-encoder of (query, passage) pairs, score = 20 · cosine; imports Hugging Face BertModel weights (all-MiniLM-L6-v2 at the defaults); taps layer{i}, hidden (passage, masked), embedding, query",
         citation: BERT_CITE,
@@ -427,6 +433,9 @@ pub enum ModelConfig {
     /// MobileNetV2 at width 0.25.
     #[serde(rename = "mobilenetv2_x0_25")]
     Mobilenetv2X025 {},
+    /// RepDistiller's CIFAR MobileNetV2 (expansion 6, width 0.5).
+    #[serde(rename = "mobile_half")]
+    MobileHalf {},
     /// CIFAR wide ResNet-16-1.
     #[serde(rename = "wrn_16_1")]
     Wrn161 {},
@@ -630,6 +639,7 @@ impl ModelSpec {
             "resnet32x4" => ModelConfig::Resnet32x4 {},
             "mobilenetv2" => ModelConfig::Mobilenetv2 {},
             "mobilenetv2_x0_25" => ModelConfig::Mobilenetv2X025 {},
+            "mobile_half" => ModelConfig::MobileHalf {},
             "wrn_16_1" => ModelConfig::Wrn161 {},
             "wrn_16_2" => ModelConfig::Wrn162 {},
             "wrn_40_1" => ModelConfig::Wrn401 {},
@@ -723,6 +733,7 @@ impl ModelConfig {
             ModelConfig::Resnet32x4 {} => "resnet32x4",
             ModelConfig::Mobilenetv2 {} => "mobilenetv2",
             ModelConfig::Mobilenetv2X025 {} => "mobilenetv2_x0_25",
+            ModelConfig::MobileHalf {} => "mobile_half",
             ModelConfig::Wrn161 {} => "wrn_16_1",
             ModelConfig::Wrn162 {} => "wrn_16_2",
             ModelConfig::Wrn401 {} => "wrn_40_1",
@@ -983,6 +994,9 @@ impl ModelConfig {
             }
             ModelConfig::Mobilenetv2X025 {} => {
                 Net::MobileNetV2(MobileNetV2::new(c, 0.25, classes, device))
+            }
+            ModelConfig::MobileHalf {} => {
+                Net::MobileNetV2(MobileNetV2::cifar(c, 6, 0.5, classes, device))
             }
             ModelConfig::Wrn161 {} => Net::WideResNet(WideResNet::new(c, 16, 1, classes, device)),
             ModelConfig::Wrn162 {} => Net::WideResNet(WideResNet::new(c, 16, 2, classes, device)),
