@@ -8,10 +8,11 @@ L2-normalised embeddings (eval mode, no grad), 2 threads, freshly initialised we
     python3 bench/pytorch_encode.py [--batch 64] [--len 64] [--reps 10]
 Prints one JSON line per model, as the Rust bench does. Versions: tools/requirements.txt.
 """
-import argparse, json, os, time
+import argparse, json, os
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import torch
+from timing import median_ms
 from transformers import BertConfig, BertModel
 
 p = argparse.ArgumentParser()
@@ -42,14 +43,7 @@ for name, dim, layers, heads in [("minilm-l6 (teacher)", 384, 6, 12), ("bert 2×
             e = torch.nn.functional.normalize((h * m).sum(1) / m.sum(1).clamp(min=1e-9), dim=1)
             assert torch.isfinite(e).all()
 
-    run()
-    times = []
-    for _ in range(a.reps):
-        t = time.perf_counter()
-        run()
-        times.append((time.perf_counter() - t) * 1e3)
-    times.sort()
-    ms = times[len(times) // 2]
+    ms = median_ms(run, a.reps)
     params = sum(p.numel() for p in model.parameters())
     print(json.dumps({"impl": "pytorch", "model": name, "params": params, "batch": a.batch, "len": a.len,
                       "median_ms": round(ms, 1), "texts_per_s": round(a.batch / (ms / 1e3), 1)}))

@@ -9,10 +9,11 @@ images — classifying batches (eval mode, no grad), 2 threads, freshly initiali
     python3 bench/pytorch_image.py [--batch 64] [--reps 10]
 Prints one JSON line per model, as the Rust bench does. Versions: tools/requirements.txt.
 """
-import argparse, json, os, sys, time
+import argparse, json, os, sys
 
 import torch
 import torch.nn as nn
+from timing import median_ms
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tools"))
 from gen_import_fixtures import MobileNetV2  # noqa: E402
@@ -46,14 +47,7 @@ for name, model, (c, h, w) in [("mobilenetv2 (teacher)", MobileNetV2(), (3, 112,
             pred = model(x).argmax(1)
         assert pred.shape[0] == a.batch
 
-    run()  # warm-up
-    times = []
-    for _ in range(a.reps):
-        t = time.perf_counter()
-        run()
-        times.append((time.perf_counter() - t) * 1e3)
-    times.sort()
-    ms = times[len(times) // 2]
+    ms = median_ms(run, a.reps)
     params = sum(p.numel() for p in model.parameters() if p.requires_grad)
     print(json.dumps({"impl": "pytorch", "model": name, "input": f"{c}x{h}x{w}", "params": params,
                       "batch": a.batch, "median_ms": round(ms, 1),

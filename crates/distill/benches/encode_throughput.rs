@@ -9,9 +9,7 @@
 
 mod common;
 
-use std::time::Instant;
-
-use common::arg;
+use common::{arg, median_ms};
 use distill::burn::prelude::*;
 use distill::models::net::trainable_params;
 use distill::models::{ModelConfig, Net};
@@ -62,16 +60,7 @@ fn main() {
             let e: Vec<f32> = bert.encode(x).embedding.into_data().iter::<f32>().collect();
             assert!(e.iter().all(|v| v.is_finite()));
         };
-        run(); // warm-up
-        let mut times: Vec<f64> = (0..reps)
-            .map(|_| {
-                let t = Instant::now();
-                run();
-                t.elapsed().as_secs_f64() * 1e3
-            })
-            .collect();
-        times.sort_by(f64::total_cmp);
-        let ms = times[times.len() / 2];
+        let ms = median_ms(reps, run);
         println!(
             "{{\"impl\": \"distill\", \"model\": \"{name}\", \"params\": {}, \"batch\": {batch}, \"len\": {len}, \"median_ms\": {ms:.1}, \"texts_per_s\": {:.1}}}",
             trainable_params(&net),

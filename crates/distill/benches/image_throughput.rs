@@ -10,9 +10,7 @@
 
 mod common;
 
-use std::time::Instant;
-
-use common::arg;
+use common::{arg, median_ms};
 use distill::burn::prelude::*;
 use distill::burn::tensor::TensorData;
 use distill::models::net::trainable_params;
@@ -55,16 +53,7 @@ fn main() {
                 .collect();
             assert_eq!(p.len(), batch);
         };
-        run(); // warm-up
-        let mut times: Vec<f64> = (0..reps)
-            .map(|_| {
-                let t = Instant::now();
-                run();
-                t.elapsed().as_secs_f64() * 1e3
-            })
-            .collect();
-        times.sort_by(f64::total_cmp);
-        let ms = times[times.len() / 2];
+        let ms = median_ms(reps, run);
         println!(
             "{{\"impl\": \"distill\", \"model\": \"{name}\", \"input\": \"{c}x{h}x{w}\", \"params\": {}, \"batch\": {batch}, \"median_ms\": {ms:.1}, \"images_per_s\": {:.1}}}",
             trainable_params(&net),

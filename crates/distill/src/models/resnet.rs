@@ -9,7 +9,9 @@ use burn::tensor::activation::relu;
 
 use super::taps::{Feature, Taps};
 
-fn conv(cin: usize, cout: usize, k: usize, stride: usize, device: &Device) -> Conv2d {
+/// A `k × k` convolution without bias, padding `k / 2`, Kaiming-normal (fan-out) initialised as
+/// the CIFAR reference models do (RepDistiller's ResNets and WRNs).
+pub(crate) fn conv(cin: usize, cout: usize, k: usize, stride: usize, device: &Device) -> Conv2d {
     let p = k / 2;
     Conv2dConfig::new([cin, cout], [k, k])
         .with_stride([stride, stride])

@@ -8,27 +8,14 @@
 //! come BN-ReLU, global average pooling (RepDistiller's 8×8 average pool on 32×32 inputs) and
 //! the linear head. Convolutions have no bias.
 
-use burn::nn::conv::{Conv2d, Conv2dConfig};
-use burn::nn::{BatchNorm, BatchNormConfig, Initializer, Linear, LinearConfig, PaddingConfig2d};
+use burn::nn::conv::Conv2d;
+use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig};
 use burn::prelude::*;
 use burn::tensor::activation::relu;
 
 use super::interop::{key_map, KeyMap};
+use super::resnet::conv;
 use super::taps::{Feature, Taps};
-
-fn conv(cin: usize, cout: usize, k: usize, stride: usize, device: &Device) -> Conv2d {
-    let p = k / 2;
-    Conv2dConfig::new([cin, cout], [k, k])
-        .with_stride([stride, stride])
-        .with_padding(PaddingConfig2d::Explicit(p, p, p, p))
-        .with_bias(false)
-        // kaiming_normal_(mode="fan_out", nonlinearity="relu"), as RepDistiller's WRN.
-        .with_initializer(Initializer::KaimingNormal {
-            gain: std::f64::consts::SQRT_2,
-            fan_out_only: true,
-        })
-        .init(device)
-}
 
 /// RepDistiller's names: Burn's, except the shortcut convolution (`convShortcut`).
 pub fn from_pytorch() -> KeyMap {
