@@ -19,7 +19,9 @@
 //! Optimization*; `mobile_half` = expansion 6, width 0.5) is built by [`MobileNetV2::cifar`]:
 //! ReLU instead of ReLU6, an expansion convolution in every block (also where t = 1), widths
 //! `int(c · width)`, the second stage at stride 1 (a 32×32 image ends at 2×2), a 1280-channel
-//! last conv, no dropout, and its own names ([`cifar_from_pytorch`]).
+//! last conv, no dropout, and its own names ([`cifar_from_pytorch`]). It too starts from Burn's
+//! default initialisation, not RepDistiller's (normal(0, √(2 / (k² · out))) convolutions,
+//! N(0, 0.01) head), which only matters when it is trained from scratch.
 
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{
@@ -363,7 +365,8 @@ pub fn cifar_to_pytorch() -> KeyMap {
             format!("${{1}}.conv.{from}."),
         ));
     }
-    // block k back to stage S, block J; S ≤ k, so a rewritten name never matches a later rule
+    // block k back to stage S, block J: a rewritten name has the digit J where every block
+    // rule needs `conv`, so no later rule matches it again
     for (k, (s, j)) in cifar_blocks().into_iter().enumerate() {
         m.push((
             format!(r"^blocks\.{k}\.conv\."),
