@@ -30,6 +30,8 @@ Writes:
   wrn_16_2.json, vgg8.json  the same two inputs and their logits
   mobile_half.pth, .json  RepDistiller's CIFAR MobileNetV2 (mobile_half), random weights, and
                         its logits
+  shufflev2.pth.gz, .json  RepDistiller's CIFAR ShuffleNet V2 (ShuffleV2), random weights
+                        (rounded, gzipped), and its logits
   keys.json             state-dict names and shapes of resnet8 … resnet110, resnet8x4,
                         resnet32x4, wrn_{16,40}_{1,2}, vgg{8,11,13,16,19}, mobilenetv2 and
                         mobilenetv2_x0_25 (10 classes), what an export must write
@@ -231,6 +233,68 @@ class CifarMobileNetV2(nn.Module):
         return self.classifier(out.flatten(1))
 
 
+def channel_shuffle(x):
+    n, c, h, w = x.shape
+    return x.view(n, 2, c // 2, h, w).permute(0, 2, 1, 3, 4).reshape(n, c, h, w)
+
+
+class ShuffleBasic(nn.Module):
+    """RepDistiller's models/ShuffleNetv2.py BasicBlock (split ratio 0.5)."""
+
+    def __init__(self, c):
+        super().__init__()
+        c //= 2
+        self.conv1, self.bn1 = nn.Conv2d(c, c, 1, bias=False), nn.BatchNorm2d(c)
+        self.conv2, self.bn2 = nn.Conv2d(c, c, 3, 1, 1, groups=c, bias=False), nn.BatchNorm2d(c)
+        self.conv3, self.bn3 = nn.Conv2d(c, c, 1, bias=False), nn.BatchNorm2d(c)
+
+    def forward(self, x):
+        c = x.shape[1] // 2
+        x1, x2 = x[:, :c], x[:, c:]
+        out = F.relu(self.bn1(self.conv1(x2)))
+        out = F.relu(self.bn3(self.conv3(self.bn2(self.conv2(out)))))
+        return channel_shuffle(torch.cat([x1, out], 1))
+
+
+class ShuffleDown(nn.Module):
+    """RepDistiller's models/ShuffleNetv2.py DownBlock."""
+
+    def __init__(self, cin, cout):
+        super().__init__()
+        mid = cout // 2
+        self.conv1, self.bn1 = nn.Conv2d(cin, cin, 3, 2, 1, groups=cin, bias=False), nn.BatchNorm2d(cin)
+        self.conv2, self.bn2 = nn.Conv2d(cin, mid, 1, bias=False), nn.BatchNorm2d(mid)
+        self.conv3, self.bn3 = nn.Conv2d(cin, mid, 1, bias=False), nn.BatchNorm2d(mid)
+        self.conv4, self.bn4 = nn.Conv2d(mid, mid, 3, 2, 1, groups=mid, bias=False), nn.BatchNorm2d(mid)
+        self.conv5, self.bn5 = nn.Conv2d(mid, mid, 1, bias=False), nn.BatchNorm2d(mid)
+
+    def forward(self, x):
+        left = F.relu(self.bn2(self.conv2(self.bn1(self.conv1(x)))))
+        right = self.bn4(self.conv4(F.relu(self.bn3(self.conv3(x)))))
+        right = F.relu(self.bn5(self.conv5(right)))
+        return channel_shuffle(torch.cat([left, right], 1))
+
+
+class ShuffleV2(nn.Module):
+    """RepDistiller's models/ShuffleNetv2.py ShuffleNetV2 at net size 1 (ShuffleV2)."""
+
+    def __init__(self, classes=10):
+        super().__init__()
+        self.conv1, self.bn1 = nn.Conv2d(3, 24, 1, bias=False), nn.BatchNorm2d(24)
+        cin = 24
+        for i, (c, n) in enumerate(zip((116, 232, 464), (3, 7, 3))):
+            setattr(self, f"layer{i + 1}", nn.Sequential(ShuffleDown(cin, c), *[ShuffleBasic(c) for _ in range(n)]))
+            cin = c
+        self.conv2, self.bn2 = nn.Conv2d(464, 1024, 1, bias=False), nn.BatchNorm2d(1024)
+        self.linear = nn.Linear(1024, classes)
+
+    def forward(self, x):
+        out = F.relu(self.bn1(self.conv1(x)))
+        out = self.layer3(self.layer2(self.layer1(out)))
+        out = F.relu(self.bn2(self.conv2(out)))
+        return self.linear(F.avg_pool2d(out, 4).flatten(1))
+
+
 VGG_CONVS = {8: [1, 1, 1, 1, 1], 11: [1, 1, 2, 2, 2], 13: [2, 2, 2, 2, 2], 16: [2, 2, 3, 3, 3],
              19: [2, 2, 4, 4, 4]}
 
@@ -300,16 +364,26 @@ def mobile_half():
     return randomise_bn(CifarMobileNetV2())
 
 
-def vgg8():
-    """VGG-8 with its weights rounded to multiples of 1/64, so that its 15.7 MB state dict
-    gzips to 1.6 MB (most weights become 0 or +-1/64; the biases and batch norm stay random)."""
-    torch.manual_seed(20261131)
-    net = randomise_bn(Vgg(8))
+def rounded(net):
+    """The net with its weight matrices and kernels rounded to multiples of 1/64, so that its
+    state dict gzips to about a tenth (most weights become 0 or +-1/64; the biases and batch
+    norm stay random)."""
     with torch.no_grad():
         for p in net.parameters():
             if p.dim() > 1:
                 p.copy_(torch.round(p * 64) / 64)
     return net
+
+
+def shufflev2():
+    torch.manual_seed(20261133)
+    return rounded(randomise_bn(ShuffleV2()))
+
+
+def vgg8():
+    """VGG-8, rounded: its 15.7 MB state dict gzips to 1.6 MB."""
+    torch.manual_seed(20261131)
+    return rounded(randomise_bn(Vgg(8)))
 
 
 def main():
@@ -361,12 +435,13 @@ def main():
         json.dump({"model": "mobilenetv2_x0_25", "inputs": arr(x), "logits": arr(mlogits)}, f)
     # RepDistiller's WRN and VGG: wrn_16_2 and vgg8 with random weights, as .pth (vgg8's
     # gzipped, with a fixed header time; the test unpacks it)
-    for name, make in [("wrn_16_2", wrn_16_2), ("vgg8", vgg8), ("mobile_half", mobile_half)]:
+    for name, make in [("wrn_16_2", wrn_16_2), ("vgg8", vgg8), ("mobile_half", mobile_half),
+                       ("shufflev2", shufflev2)]:
         net = make()
-        if name == "vgg8":
+        if name in ("vgg8", "shufflev2"):
             buf = io.BytesIO()
             torch.save(net.state_dict(), buf)
-            with open(os.path.join(OUT, "vgg8.pth.gz"), "wb") as f:
+            with open(os.path.join(OUT, f"{name}.pth.gz"), "wb") as f:
                 f.write(gzip.compress(buf.getvalue(), compresslevel=9, mtime=0))
         else:
             torch.save(net.state_dict(), os.path.join(OUT, f"{name}.pth"))
@@ -380,6 +455,7 @@ def main():
     }
     for d, k in [(16, 1), (16, 2), (40, 1), (40, 2)]:
         keys[f"wrn_{d}_{k}"] = {n: list(v.shape) for n, v in WideResNet(d, k).state_dict().items()}
+    keys["shufflev2"] = {n: list(v.shape) for n, v in ShuffleV2().state_dict().items()}
     keys["mobile_half"] = {n: list(v.shape) for n, v in CifarMobileNetV2().state_dict().items()}
     for d in VGG_CONVS:
         keys[f"vgg{d}"] = {n: list(v.shape) for n, v in Vgg(d).state_dict().items()}

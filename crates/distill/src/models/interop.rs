@@ -70,6 +70,10 @@ fn key_maps(config: &ModelConfig) -> (KeyMap, KeyMap) {
             super::mobilenet::to_pytorch(),
         ),
         ModelConfig::Bert { .. } => (super::bert::from_pytorch(), super::bert::to_pytorch()),
+        ModelConfig::Shufflev2 {} => (
+            super::shufflenet::from_pytorch(),
+            super::shufflenet::to_pytorch(),
+        ),
         ModelConfig::MobileHalf {} => (
             super::mobilenet::cifar_from_pytorch(),
             super::mobilenet::cifar_to_pytorch(),
@@ -344,22 +348,28 @@ mod tests {
     }
 
     #[test]
-    fn repdistiller_wrn_vgg_and_mobile_half_import_with_pytorch_logits_and_export_back() {
+    fn repdistiller_wrn_vgg_mobile_half_and_shufflev2_import_with_pytorch_logits_and_export_back() {
         let dev = Device::flex();
         let tmp = tempfile::tempdir().unwrap();
-        // the VGG-8 fixture is gzipped to keep it small: unpack it first
-        let vgg = tmp.path().join("vgg8.pth");
-        let mut raw = Vec::new();
-        std::io::Read::read_to_end(
-            &mut flate2::read::GzDecoder::new(std::fs::File::open(fixture("vgg8.pth.gz")).unwrap()),
-            &mut raw,
-        )
-        .unwrap();
-        std::fs::write(&vgg, raw).unwrap();
+        // the VGG-8 and ShuffleNet V2 fixtures are gzipped to keep them small: unpack them first
+        let unpacked = |name: &str| {
+            let path = tmp.path().join(format!("{name}.pth"));
+            let mut raw = Vec::new();
+            std::io::Read::read_to_end(
+                &mut flate2::read::GzDecoder::new(
+                    std::fs::File::open(fixture(&format!("{name}.pth.gz"))).unwrap(),
+                ),
+                &mut raw,
+            )
+            .unwrap();
+            std::fs::write(&path, raw).unwrap();
+            path
+        };
         for (model, file) in [
             ("wrn_16_2", fixture("wrn_16_2.pth")),
-            ("vgg8", vgg),
+            ("vgg8", unpacked("vgg8")),
             ("mobile_half", fixture("mobile_half.pth")),
+            ("shufflev2", unpacked("shufflev2")),
         ] {
             let config = ModelConfig::named(model).unwrap();
             let net = config.build([3, 32, 32], 10, &dev).unwrap().valid();

@@ -13,6 +13,7 @@ pub mod mobilenet;
 pub mod net;
 pub mod resnet;
 pub mod sample;
+pub mod shufflenet;
 pub mod taps;
 pub mod vgg;
 pub mod wrn;

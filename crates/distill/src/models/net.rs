@@ -12,6 +12,7 @@ use super::lenet::LeNet;
 use super::mlp::Mlp;
 use super::mobilenet::MobileNetV2;
 use super::resnet::ResNet;
+use super::shufflenet::ShuffleNetV2;
 use super::taps::{TapShapes, Taps};
 use super::vgg::Vgg;
 use super::wrn::WideResNet;
@@ -44,6 +45,8 @@ pub enum Net {
     WideResNet(WideResNet),
     /// CIFAR VGG with batch norm (RepDistiller's).
     Vgg(Vgg),
+    /// CIFAR ShuffleNet V2 (RepDistiller's).
+    ShuffleNetV2(ShuffleNetV2),
 }
 
 impl Net {
@@ -61,6 +64,7 @@ impl Net {
             Net::Bert(m) => m.forward(x),
             Net::WideResNet(m) => m.forward(x),
             Net::Vgg(m) => m.forward(x),
+            Net::ShuffleNetV2(m) => m.forward(x),
         }
     }
 
@@ -78,7 +82,8 @@ impl Net {
             | Net::MobileNetV2(_)
             | Net::Bert(_)
             | Net::WideResNet(_)
-            | Net::Vgg(_) => None,
+            | Net::Vgg(_)
+            | Net::ShuffleNetV2(_) => None,
         }
     }
 
@@ -306,6 +311,12 @@ pub const MODELS: &[ModelInfo] = &[
         settings: "",
     },
     ModelInfo {
+        name: "shufflev2",
+        description: "RepDistiller's CIFAR ShuffleNet V2 (ShuffleV2: 1×1 stem, stages of 1 down-sampling + 3/7/3 basic units, widths 116-232-464, 1024-channel last conv); taps stem, stage{1,2,3}[_pre], head, embedding",
+        citation: "Ma et al., ShuffleNet V2, ECCV 2018; CIFAR variant as in RepDistiller (Tian et al., ICLR 2020)",
+        settings: "",
+    },
+    ModelInfo {
         name: "bert",
         description: "BERT sentence encoder (post-norm blocks, 4× GELU feed-forward, mean pooling, L2-normalised) as a bi-encoder of (query, passage) pairs, score = 20 · cosine; imports Hugging Face BertModel weights (all-MiniLM-L6-v2 at the defaults); taps layer{i}, hidden (passage, masked), embedding, query",
         citation: BERT_CITE,
@@ -436,6 +447,8 @@ pub enum ModelConfig {
     /// RepDistiller's CIFAR MobileNetV2 (expansion 6, width 0.5).
     #[serde(rename = "mobile_half")]
     MobileHalf {},
+    /// RepDistiller's CIFAR ShuffleNet V2.
+    Shufflev2 {},
     /// CIFAR wide ResNet-16-1.
     #[serde(rename = "wrn_16_1")]
     Wrn161 {},
@@ -640,6 +653,7 @@ impl ModelSpec {
             "mobilenetv2" => ModelConfig::Mobilenetv2 {},
             "mobilenetv2_x0_25" => ModelConfig::Mobilenetv2X025 {},
             "mobile_half" => ModelConfig::MobileHalf {},
+            "shufflev2" => ModelConfig::Shufflev2 {},
             "wrn_16_1" => ModelConfig::Wrn161 {},
             "wrn_16_2" => ModelConfig::Wrn162 {},
             "wrn_40_1" => ModelConfig::Wrn401 {},
@@ -734,6 +748,7 @@ impl ModelConfig {
             ModelConfig::Mobilenetv2 {} => "mobilenetv2",
             ModelConfig::Mobilenetv2X025 {} => "mobilenetv2_x0_25",
             ModelConfig::MobileHalf {} => "mobile_half",
+            ModelConfig::Shufflev2 {} => "shufflev2",
             ModelConfig::Wrn161 {} => "wrn_16_1",
             ModelConfig::Wrn162 {} => "wrn_16_2",
             ModelConfig::Wrn401 {} => "wrn_40_1",
@@ -998,6 +1013,7 @@ impl ModelConfig {
             ModelConfig::MobileHalf {} => {
                 Net::MobileNetV2(MobileNetV2::cifar(c, 6, 0.5, classes, device))
             }
+            ModelConfig::Shufflev2 {} => Net::ShuffleNetV2(ShuffleNetV2::new(c, classes, device)),
             ModelConfig::Wrn161 {} => Net::WideResNet(WideResNet::new(c, 16, 1, classes, device)),
             ModelConfig::Wrn162 {} => Net::WideResNet(WideResNet::new(c, 16, 2, classes, device)),
             ModelConfig::Wrn401 {} => Net::WideResNet(WideResNet::new(c, 40, 1, classes, device)),
