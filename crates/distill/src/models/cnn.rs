@@ -53,12 +53,6 @@ impl Cnn {
             }
             features.push((format!("conv{}", i + 1), Feature::Map(h.clone())));
         }
-        let [b, c, _, _] = h.dims();
-        let pooled: Tensor<2> = h.mean_dims(&[2, 3]).reshape([b, c]);
-        features.push(("embedding".into(), Feature::Flat(pooled.clone())));
-        Taps {
-            logits: self.head.forward(pooled),
-            features,
-        }
+        Taps::pooled(h, features, |p| self.head.forward(p))
     }
 }

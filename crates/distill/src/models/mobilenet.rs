@@ -261,13 +261,7 @@ impl MobileNetV2 {
         }
         let h = activation(self.head.forward(h), self.six);
         features.push(("head".into(), Feature::Map(h.clone())));
-        let [b, c, _, _] = h.dims();
-        let pooled: Tensor<2> = h.mean_dims(&[2, 3]).reshape([b, c]);
-        features.push(("embedding".into(), Feature::Flat(pooled.clone())));
-        Taps {
-            logits: self.fc.forward(self.dropout.forward(pooled)),
-            features,
-        }
+        Taps::pooled(h, features, |p| self.fc.forward(self.dropout.forward(p)))
     }
 }
 

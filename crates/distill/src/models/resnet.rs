@@ -161,12 +161,6 @@ impl ResNet {
             features.push((format!("stage{}_pre", s + 1), Feature::Map(pre)));
             features.push((format!("stage{}", s + 1), Feature::Map(h.clone())));
         }
-        let [b, c, _, _] = h.dims();
-        let pooled: Tensor<2> = h.mean_dims(&[2, 3]).reshape([b, c]);
-        features.push(("embedding".into(), Feature::Flat(pooled.clone())));
-        Taps {
-            logits: self.fc.forward(pooled),
-            features,
-        }
+        Taps::pooled(h, features, |p| self.fc.forward(p))
     }
 }

@@ -235,12 +235,6 @@ impl ShuffleNetV2 {
         }
         let h = relu(self.bn2.forward(self.conv2.forward(h)));
         features.push(("head".into(), Feature::Map(h.clone())));
-        let [b, c, _, _] = h.dims();
-        let pooled: Tensor<2> = h.mean_dims(&[2, 3]).reshape([b, c]);
-        features.push(("embedding".into(), Feature::Flat(pooled.clone())));
-        Taps {
-            logits: self.linear.forward(pooled),
-            features,
-        }
+        Taps::pooled(h, features, |p| self.linear.forward(p))
     }
 }

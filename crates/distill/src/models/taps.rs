@@ -91,6 +91,24 @@ pub struct Taps {
 }
 
 impl Taps {
+    /// The tail the image classifiers share: the map `h` averaged over its positions becomes
+    /// the `embedding` tap (appended to `features`), and `head` of it the logits.
+    pub fn pooled(
+        h: Tensor<4>,
+        mut features: Vec<(String, Feature)>,
+        head: impl FnOnce(Tensor<2>) -> Tensor<2>,
+    ) -> Taps {
+        let [b, c, _, _] = h.dims();
+        let pooled: Tensor<2> = h.mean_dims(&[2, 3]).reshape([b, c]);
+        features.push(("embedding".into(), Feature::Flat(pooled.clone())));
+        Taps {
+            logits: head(pooled),
+            features,
+        }
+    }
+}
+
+impl Taps {
     /// A tap by name; `"logits"` names the logits.
     pub fn get(&self, name: &str) -> Option<Feature> {
         if name == "logits" {

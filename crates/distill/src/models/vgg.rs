@@ -157,12 +157,6 @@ impl Vgg {
                 h = self.pool.forward(h);
             }
         }
-        let [b, c, _, _] = h.dims();
-        let pooled: Tensor<2> = h.mean_dims(&[2, 3]).reshape([b, c]);
-        features.push(("embedding".into(), Feature::Flat(pooled.clone())));
-        Taps {
-            logits: self.classifier.forward(pooled),
-            features,
-        }
+        Taps::pooled(h, features, |p| self.classifier.forward(p))
     }
 }

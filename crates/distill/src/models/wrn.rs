@@ -120,12 +120,6 @@ impl WideResNet {
         }
         let h = relu(self.bn1.forward(h));
         features.push(("head".into(), Feature::Map(h.clone())));
-        let [b, c, _, _] = h.dims();
-        let pooled: Tensor<2> = h.mean_dims(&[2, 3]).reshape([b, c]);
-        features.push(("embedding".into(), Feature::Flat(pooled.clone())));
-        Taps {
-            logits: self.fc.forward(pooled),
-            features,
-        }
+        Taps::pooled(h, features, |p| self.fc.forward(p))
     }
 }
