@@ -9,6 +9,8 @@
 #
 #   scripts/fetch-data.sh moby-dick
 #   bash scripts/lm-sparse-cpu.sh [OUTDIR [GENOUT]]   # defaults results/lm-moby-dick-bpe-{sparse,generated}
+#   SEEDS=1 bash scripts/lm-sparse-cpu.sh /tmp/s /tmp/g  # seed 1 only (a third of the time): the
+#                                                      # same seed-1 models, e.g. for samples.md
 # Writes OUTDIR/{dense,topk}/{results.md,results.csv,results.json,curves.svg,train.log} and
 # every run's metrics.jsonl (part 3: the same under results/lm-moby-dick-bpe-generated, with
 # samples.md); the run folders (checkpoints) stay under $RUNS (runs/…).
@@ -28,14 +30,19 @@ collect() { # run folder, destination
     cp "$1/$m" "$2/$m"
   done
 }
+# the configs as run: @TEACHER@ filled in, and `seeds` replaced when SEEDS is set
+config() { # source config, destination
+  sed -e "s|@TEACHER@|${TEACHER:-}|" -e "${SEEDS:+s|^seeds = .*|seeds = [$SEEDS]|}" "$1" > "$2"
+}
 start=$(date +%s)
+config "$SRC/teacher.toml" "$RUNS/teacher.toml"
 if [ ! -f "$RUNS/dense/results.md" ]; then
-  "$BIN" train "$SRC/teacher.toml" --out "$RUNS/dense" --no-progress 2>&1 | tee "$OUTDIR/dense/train.log"
+  "$BIN" train "$RUNS/teacher.toml" --out "$RUNS/dense" --no-progress 2>&1 | tee "$OUTDIR/dense/train.log"
 fi
 collect "$RUNS/dense" "$OUTDIR/dense"
 echo "part 1: $(( $(date +%s) - start )) s"
 TEACHER="$(cd "$RUNS/dense/teachers/teacher/best" && pwd)"
-sed "s|@TEACHER@|$TEACHER|" "$SRC/sparse.toml" > "$RUNS/sparse.toml"
+config "$SRC/sparse.toml" "$RUNS/sparse.toml"
 if [ ! -f "$RUNS/topk/results.md" ]; then
   "$BIN" train "$RUNS/sparse.toml" --out "$RUNS/topk" --no-progress 2>&1 | tee "$OUTDIR/topk/train.log"
 fi
@@ -45,7 +52,7 @@ grep -h "cache:" "$OUTDIR"/dense/train.log "$OUTDIR"/topk/train.log
 GEN=results/lm-moby-dick-bpe-generated
 GENOUT="${2:-$GEN}"
 mkdir -p "$GENOUT"
-sed "s|@TEACHER@|$TEACHER|" "$GEN/experiment.toml" > "$RUNS/generated.toml"
+config "$GEN/experiment.toml" "$RUNS/generated.toml"
 if [ ! -f "$RUNS/generated/results.md" ]; then
   "$BIN" train "$RUNS/generated.toml" --out "$RUNS/generated" --no-progress 2>&1 | tee "$GENOUT/train.log"
 fi
@@ -54,14 +61,14 @@ PROMPT="Call me Ishmael. Some years ago"
 {
   echo "# Samples"
   echo
-  echo "Every model's continuation of \"$PROMPT\" (\`distill generate DIR --prompt … --max-tokens 96"
+  echo "Every model's continuation of \"$PROMPT\" (\`distill generate DIR --prompt … --max-tokens 40"
   echo "--temperature 0.8 --top-k 40 --seed 1\`), seed-1 students, written by scripts/lm-sparse-cpu.sh."
   for dir in "$RUNS/dense/teachers/"*/best "$RUNS"/{dense,topk,generated}/students/*/seed1/last; do
     echo
     echo "## ${dir#"$RUNS"/}"
     echo
     echo '```text'
-    "$BIN" generate "$dir" --prompt "$PROMPT" --max-tokens 96 --temperature 0.8 --top-k 40 --seed 1 2>&1
+    "$BIN" generate "$dir" --prompt "$PROMPT" --max-tokens 40 --temperature 0.8 --top-k 40 --seed 1 2>&1
     echo '```'
   done
 } > "$GENOUT/samples.md"
