@@ -12,17 +12,71 @@
 #     memory, ratios against the fastest PyTorch variant.
 # Ratios are distill / PyTorch: below 1 means distill is faster.
 #   bash scripts/bench.sh [STEPS] [--resnet]
+#   bash scripts/bench.sh --conv [REPS]   # instead: the CNN pair's convolutions in parts
+#     (crates/distill/benches/conv_parts.rs vs bench/pytorch_conv.py: forward, + input grad,
+#     + weight grad, ReLU + max-pool; and the convolutions from tensor operations, `--variant
+#     im2col`); CPU_BENCH_DIR=<target dir of `build-gpu.sh --cpu`>
+#     adds Burn's JIT `cpu` backend as a third column (and a `distill-jit` row to each KD step)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 STEPS=30
 PAIRS="mlp cnn lm"
+CONV=""
 for a in "$@"; do
   case "$a" in
     --resnet) PAIRS="$PAIRS resnet" ;;
+    --conv) CONV=1 ;;
     *) STEPS="$a" ;;
   esac
 done
 python3 -c "import torch, numpy" 2>/dev/null || pip install -q -r tools/requirements.txt
+if [ -n "$CONV" ]; then
+  REPS="$STEPS"
+  [ "$REPS" = 30 ] && REPS=10
+  export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/distill-target}"
+  cargo bench -p distill --bench conv_parts --no-run -q
+  export RAYON_NUM_THREADS=2 OMP_NUM_THREADS=2
+  echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs); torch $(python3 -c 'import torch; print(torch.__version__)')"
+  runs=("$(cargo bench -q -p distill --bench conv_parts -- --reps "$REPS")")
+  # the same convolutions from tensor operations (pad, nine slices, one matrix product)
+  runs+=("$(cargo bench -q -p distill --bench conv_parts -- --reps "$REPS" --variant im2col)")
+  runs+=("$(cd bench && python3 pytorch_conv.py --reps "$REPS")")
+  if [ -n "${CPU_BENCH_DIR:-}" ]; then
+    jit=$(ls -t "$CPU_BENCH_DIR"/release/deps/conv_parts-* | grep -v '\.d$' | head -1)
+    # the JIT backend starts one worker per core of the affinity mask: two, like the others
+    runs+=("$(taskset -c 0,1 "$jit" --reps "$REPS" --backend cpu)")
+  fi
+  python3 - "${runs[@]}" <<'PY'
+import json, sys
+rows = [json.loads(l) for a in sys.argv[1:] for l in a.splitlines() if l.startswith("{")]
+cols = []
+for r in rows:
+    c = r["impl"] if r["impl"] == "pytorch" else f"distill {r['backend'].lower()}"
+    r["col"] = c
+    if c not in cols:
+        cols.append(c)
+cols.sort(key=lambda c: c != "pytorch")
+cell = {(r["model"], r["layer"], r["part"], r["col"]): r["median_ms"] for r in rows}
+keys = list(dict.fromkeys((r["model"], r["layer"], r["part"]) for r in rows))
+head = " | ".join(f"{c} ms" for c in cols) + " | " + " | ".join(f"{c} / pytorch" for c in cols[1:])
+print(f"| model | layer | part | {head} |")
+print("|---|---|---|" + "---:|" * (2 * len(cols) - 1))
+totals = {}
+for k in keys:
+    v = [cell.get(k + (c,), float("nan")) for c in cols]
+    for c, x in zip(cols, v):
+        totals[(k[0], k[2], c)] = totals.get((k[0], k[2], c), 0.0) + x
+    ratios = " | ".join(f"{x / v[0]:.2f}x" for x in v[1:])
+    print(f"| {k[0]} | {k[1]} | {k[2]} | " + " | ".join(f"{x:.2f}" for x in v) + f" | {ratios} |")
+print()
+print("| model | part, summed over layers | " + head + " |")
+print("|---|---|" + "---:|" * (2 * len(cols) - 1))
+for m, part in dict.fromkeys((k[0], k[2]) for k in keys):
+    v = [totals[(m, part, c)] for c in cols]
+    print(f"| {m} | {part} | " + " | ".join(f"{x:.1f}" for x in v) + " | " + " | ".join(f"{x / v[0]:.2f}x" for x in v[1:]) + " |")
+PY
+  exit 0
+fi
 [ -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ] || bash scripts/fetch-data.sh
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/distill-target}"
 cargo build --release -q -p distill-cli
@@ -39,11 +93,18 @@ for pair in $PAIRS; do
   for cached in no yes; do
     d=$(cargo bench -q -p distill --bench kd_step -- --pair "$pair" --steps "$STEPS" --cached "$cached")
     p=$(python3 bench/pytorch_reference.py --pair "$pair" --steps "$STEPS" --cached "$cached")
-    python3 - "$d" "$p" "$cached" <<'PY'
+    j="{}"
+    if [ -n "${CPU_BENCH_DIR:-}" ]; then
+      jit=$(ls -t "$CPU_BENCH_DIR"/release/deps/kd_step-* | grep -v '\.d$' | head -1)
+      j=$(taskset -c 0,1 "$jit" --pair "$pair" --steps "$STEPS" --cached "$cached" --backend cpu)
+    fi
+    python3 - "$d" "$p" "$cached" "$j" <<'PY'
 import json, sys
-d, p = json.loads(sys.argv[1]), json.loads(sys.argv[2])
-for r in (p, d):
-    ratio = "" if r is p else f"{d['median_ms'] / p['median_ms']:.2f}x"
+d, p, j = json.loads(sys.argv[1]), json.loads(sys.argv[2]), json.loads(sys.argv[4])
+if j:
+    j["impl"] = "distill-jit"
+for r in [p, d] + ([j] if j else []):
+    ratio = "" if r is p else f"{r['median_ms'] / p['median_ms']:.2f}x"
     print(f"{r['pair']:<8} {sys.argv[3]:<7} {r['impl']:<10} {r['median_ms']:>12.2f} {r['mean_ms']:>12.2f} {r['peak_mb']:>10.1f} {ratio:>10}")
 PY
   done

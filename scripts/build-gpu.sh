@@ -3,6 +3,8 @@
 # then packs them for a GPU machine. Idempotent: a second run only rebuilds what changed.
 #
 #   bash scripts/build-gpu.sh            # build into $GPU_TARGET_DIR, pack into gpu-dist/
+#   bash scripts/build-gpu.sh --cpu      # Burn's JIT CPU backend instead (`--features cpu`):
+#                                        # the CLI and the benches into $CPU_TARGET_DIR, run here
 #
 # Why this is needed: `cubecl-cuda` always pulls `cubecl-llvm`, whose build dependency
 # `tracel-llvm-bundler` 23.1.0-4 downloads Tracel's LLVM bundle unless the marker file
@@ -15,7 +17,9 @@
 # generates run on the H200 with driver 580 (scripts/gpu-check.sh prints the card and driver).
 #
 # The default `flex` build never sees any of this: the marker, the wrapper and the packages are
-# used only by builds with `--features cuda` (`wgpu` needs none of it).
+# used only by builds with `--features cuda` or `--features cpu` (`wgpu` needs none of it). The
+# JIT `cpu` backend (cubecl-cpu) goes through the same cubecl-llvm crate, so the same setup
+# builds it; it needs LLVM only (no MLIR), and at run time nothing (LLVM is linked statically).
 #
 # At run time the binaries need only the NVIDIA driver (`libcuda`, loaded on first use) and
 # `libdevice.10.bc` from a CUDA toolkit; compiled kernels are cached in `~/.cache/cubecl`.
@@ -65,6 +69,14 @@ chmod +x "$LLVM_DIR/bin/llvm-config"
 [ -f "$LLVM_DIR/.tracel-llvm-installed" ] || touch "$LLVM_DIR/.tracel-llvm-installed"
 
 export XDG_DATA_HOME="$DATA_HOME"
+if [ "${1:-}" = "--cpu" ]; then
+  CPU_TARGET_DIR="${CPU_TARGET_DIR:-$HOME/.cache/distill-target-cpu}"
+  echo "building the CLI and the kd_step and conv_parts benches with --features cpu into $CPU_TARGET_DIR"
+  CARGO_TARGET_DIR="$CPU_TARGET_DIR" cargo bench -p distill --features cpu --bench kd_step --bench conv_parts --no-run
+  CARGO_TARGET_DIR="$CPU_TARGET_DIR" cargo build --release -p distill-cli --features cpu
+  echo "built $CPU_TARGET_DIR/release/distill; the bench: $(ls -t "$CPU_TARGET_DIR"/release/deps/kd_step-* | grep -v '\.d$' | head -1)"
+  exit 0
+fi
 echo "building the CLI and the kd_step bench with --features cuda into $GPU_TARGET_DIR"
 CARGO_TARGET_DIR="$GPU_TARGET_DIR" cargo build --release -p distill-cli --features cuda
 # SKIP_BENCH=1 packs the CLI alone (the bench build compiles Burn once more, in the bench

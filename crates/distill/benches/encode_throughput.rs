@@ -21,7 +21,7 @@ fn main() {
         .parse::<usize>()
         .expect("--reps N")
         .max(1);
-    let device = Device::default();
+    let device = Device::flex();
     let models = [
         (
             "minilm-l6 (teacher)",

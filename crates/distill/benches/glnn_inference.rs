@@ -35,7 +35,7 @@ fn main() {
         .split(',')
         .map(|b| b.parse().expect("--batch N[,N]"))
         .collect();
-    let device = Device::default();
+    let device = Device::flex();
     let (train, test) = embedded().expect("the embedded data load");
     let cfg = GraphConfig {
         k: 10,

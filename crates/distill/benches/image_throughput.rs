@@ -22,7 +22,7 @@ fn main() {
         .parse::<usize>()
         .expect("--reps N")
         .max(1);
-    let device = Device::default();
+    let device = Device::flex();
     let student = ModelConfig::Cnn {
         hidden: Some(vec![32, 64, 128]),
     };

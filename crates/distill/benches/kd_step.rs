@@ -102,7 +102,8 @@ fn main() {
         "flex" => Backend::Flex,
         "cuda" => Backend::Cuda,
         "wgpu" => Backend::Wgpu,
-        other => panic!("unknown --backend {other}: flex, cuda or wgpu"),
+        "cpu" => Backend::Cpu,
+        other => panic!("unknown --backend {other}: flex, cuda, wgpu or cpu"),
     };
     let device = training_device(backend).unwrap_or_else(|e| panic!("{e}"));
     device.seed(1);

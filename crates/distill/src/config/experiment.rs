@@ -24,6 +24,9 @@ pub enum Backend {
     Cuda,
     /// Vulkan / Metal / DirectX through wgpu (cargo feature `wgpu`).
     Wgpu,
+    /// Burn's JIT CPU backend: CubeCL kernels compiled through LLVM (cargo feature `cpu`;
+    /// builds offline with `scripts/build-gpu.sh --cpu`, see the README's Backends section).
+    Cpu,
 }
 
 /// `[data]`.
@@ -627,6 +630,11 @@ fn check_distributed(
         Backend::Flex => {
             return Err(DistillError::Unsupported(
                 "[distributed] needs a backend with collective operations, and Burn's flex CPU backend has none (its all-reduce is unimplemented and would panic). Remove the [distributed] section to train on the CPU, or set backend = \"cuda\" and build with --features cuda".into(),
+            ))
+        }
+        Backend::Cpu => {
+            return Err(DistillError::Unsupported(
+                "[distributed] is not available on the JIT cpu backend: Burn 0.22.1 implements the gradient all-reduce only for CUDA devices (NCCL). Remove the [distributed] section to train on the CPU, or set backend = \"cuda\" and build with --features cuda".into(),
             ))
         }
         Backend::Wgpu => {

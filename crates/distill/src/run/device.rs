@@ -31,13 +31,21 @@ fn indexed_device(backend: Backend, index: usize) -> Result<Device> {
         Backend::Flex => Device::flex(),
         #[cfg(feature = "cuda")]
         Backend::Cuda => Device::cuda(index),
+        #[cfg(feature = "cpu")]
+        Backend::Cpu => Device::cpu(),
         #[cfg(feature = "wgpu")]
         Backend::Wgpu => Device::wgpu(burn::tensor::DeviceKind::default()),
         #[allow(unreachable_patterns)]
         other => {
             let feature = format!("{other:?}").to_lowercase();
+            // cuda and cpu go through CubeCL's LLVM crate, which the setup script provides offline
+            let setup = match other {
+                Backend::Cuda => " (bash scripts/build-gpu.sh sets that build up offline)",
+                Backend::Cpu => " (bash scripts/build-gpu.sh --cpu sets that build up offline)",
+                _ => "",
+            };
             return Err(DistillError::Unsupported(format!(
-                "backend = \"{feature}\" needs a build with it: cargo run --release --features {feature} -- ..."
+                "backend = \"{feature}\" needs a build with it: cargo run --release --features {feature} -- ...{setup}"
             )));
         }
     };
@@ -46,7 +54,7 @@ fn indexed_device(backend: Backend, index: usize) -> Result<Device> {
 
 /// Where CubeCL (the GPU backends' compiler) keeps compiled kernels by default: `target/environment`
 /// of the outermost Cargo project above the working directory, else the user cache folder
-/// (`$XDG_CACHE_HOME/cubecl` or `~/.cache/cubecl`). `None` for the CPU backend.
+/// (`$XDG_CACHE_HOME/cubecl` or `~/.cache/cubecl`). `None` for `flex`, which compiles nothing.
 pub fn kernel_cache_dir(backend: Backend) -> Option<std::path::PathBuf> {
     if backend == Backend::Flex {
         return None;
@@ -64,4 +72,23 @@ pub fn kernel_cache_dir(backend: Backend) -> Option<std::path::PathBuf> {
             .or_else(|| std::env::var_os("HOME").map(|h| std::path::Path::new(&h).join(".cache")))
             .map(|c| c.join("cubecl"))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[cfg(not(feature = "cpu"))]
+    #[test]
+    fn a_backend_built_without_names_its_feature_and_setup() {
+        let err = training_device(Backend::Cpu).unwrap_err().to_string();
+        assert!(err.contains("--features cpu"), "{err}");
+        assert!(err.contains("scripts/build-gpu.sh --cpu"), "{err}");
+    }
+
+    #[test]
+    fn flex_needs_no_kernel_cache() {
+        assert_eq!(kernel_cache_dir(Backend::Flex), None);
+        assert!(kernel_cache_dir(Backend::Cpu).is_some());
+    }
 }

@@ -114,7 +114,7 @@ pub fn load_data(plan: &Plan) -> Result<DataBundle> {
     plan.task.check_data(&train)?;
     let mut graph = None;
     if let Some(g) = &plan.data.graph {
-        let (tr, te, summary) = graph_tables(&train, &test, g, &Device::default())?;
+        let (tr, te, summary) = graph_tables(&train, &test, g, &Device::flex())?;
         (train, test, graph) = (tr, te, Some(summary));
     }
     if plan.data.labels {
