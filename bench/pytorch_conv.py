@@ -8,19 +8,13 @@ ReLU + 2×2 max-pool forward + backward; 2 threads.
     python3 bench/pytorch_conv.py [--batch 64] [--reps 10]
 Prints one JSON line per layer and part, as the Rust bench does. Versions: tools/requirements.txt.
 """
-import argparse, json
+import json
 
 import torch
 import torch.nn.functional as F
-from timing import median_ms
+from timing import bench_args, median_ms
 
-p = argparse.ArgumentParser()
-p.add_argument("--batch", type=int, default=64)
-p.add_argument("--reps", type=int, default=10)
-p.add_argument("--threads", type=int, default=2)
-a = p.parse_args()
-torch.set_num_threads(a.threads)
-torch.manual_seed(0)
+a = bench_args()
 
 # (model, in channels, out channels, side, max-pooled after): the Rust bench's LAYERS
 LAYERS = [

@@ -8,21 +8,14 @@ L2-normalised embeddings (eval mode, no grad), 2 threads, freshly initialised we
     python3 bench/pytorch_encode.py [--batch 64] [--len 64] [--reps 10]
 Prints one JSON line per model, as the Rust bench does. Versions: tools/requirements.txt.
 """
-import argparse, json, os
+import json, os
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import torch
-from timing import median_ms
+from timing import bench_args, median_ms
 from transformers import BertConfig, BertModel
 
-p = argparse.ArgumentParser()
-p.add_argument("--batch", type=int, default=64)
-p.add_argument("--len", type=int, default=64)
-p.add_argument("--reps", type=int, default=10)
-p.add_argument("--threads", type=int, default=2)
-a = p.parse_args()
-torch.set_num_threads(a.threads)
-torch.manual_seed(0)
+a = bench_args(("--len", 64))
 
 k = torch.arange(a.batch * a.len).reshape(a.batch, a.len)
 pos = k % a.len

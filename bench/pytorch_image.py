@@ -9,22 +9,16 @@ images — classifying batches (eval mode, no grad), 2 threads, freshly initiali
     python3 bench/pytorch_image.py [--batch 64] [--reps 10]
 Prints one JSON line per model, as the Rust bench does. Versions: tools/requirements.txt.
 """
-import argparse, json, os, sys
+import json, os, sys
 
 import torch
 import torch.nn as nn
-from timing import median_ms
+from timing import bench_args, median_ms
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tools"))
 from gen_import_fixtures import MobileNetV2  # noqa: E402
 
-p = argparse.ArgumentParser()
-p.add_argument("--batch", type=int, default=64)
-p.add_argument("--reps", type=int, default=10)
-p.add_argument("--threads", type=int, default=2)
-a = p.parse_args()
-torch.set_num_threads(a.threads)
-torch.manual_seed(0)
+a = bench_args()
 
 
 def cnn(widths=(32, 64, 128), cin=1, classes=1000):

@@ -19,6 +19,7 @@
 #     adds Burn's JIT `cpu` backend as a third column (and a `distill-jit` row to each KD step)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/lib.sh
 STEPS=30
 PAIRS="mlp cnn lm"
 CONV=""
@@ -42,7 +43,7 @@ if [ -n "$CONV" ]; then
   runs+=("$(cargo bench -q -p distill --bench conv_parts -- --reps "$REPS" --variant im2col)")
   runs+=("$(cd bench && python3 pytorch_conv.py --reps "$REPS")")
   if [ -n "${CPU_BENCH_DIR:-}" ]; then
-    jit=$(ls -t "$CPU_BENCH_DIR"/release/deps/conv_parts-* | grep -v '\.d$' | head -1)
+    jit=$(newest_bench "$CPU_BENCH_DIR" conv_parts)
     # the JIT backend starts one worker per core of the affinity mask: two, like the others
     runs+=("$(taskset -c 0,1 "$jit" --reps "$REPS" --backend cpu)")
   fi
@@ -95,7 +96,7 @@ for pair in $PAIRS; do
     p=$(python3 bench/pytorch_reference.py --pair "$pair" --steps "$STEPS" --cached "$cached")
     j="{}"
     if [ -n "${CPU_BENCH_DIR:-}" ]; then
-      jit=$(ls -t "$CPU_BENCH_DIR"/release/deps/kd_step-* | grep -v '\.d$' | head -1)
+      jit=$(newest_bench "$CPU_BENCH_DIR" kd_step)
       j=$(taskset -c 0,1 "$jit" --pair "$pair" --steps "$STEPS" --cached "$cached" --backend cpu)
     fi
     python3 - "$d" "$p" "$cached" "$j" <<'PY'

@@ -25,6 +25,7 @@
 # `libdevice.10.bc` from a CUDA toolkit; compiled kernels are cached in `~/.cache/cubecl`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/lib.sh
 ROOT=$(pwd)
 SUDO=""
 [ "$(id -u)" -ne 0 ] && SUDO="sudo"
@@ -74,7 +75,7 @@ if [ "${1:-}" = "--cpu" ]; then
   echo "building the CLI and the kd_step and conv_parts benches with --features cpu into $CPU_TARGET_DIR"
   CARGO_TARGET_DIR="$CPU_TARGET_DIR" cargo bench -p distill --features cpu --bench kd_step --bench conv_parts --no-run
   CARGO_TARGET_DIR="$CPU_TARGET_DIR" cargo build --release -p distill-cli --features cpu
-  echo "built $CPU_TARGET_DIR/release/distill; the bench: $(ls -t "$CPU_TARGET_DIR"/release/deps/kd_step-* | grep -v '\.d$' | head -1)"
+  echo "built $CPU_TARGET_DIR/release/distill; the bench: $(newest_bench "$CPU_TARGET_DIR" kd_step)"
   exit 0
 fi
 echo "building the CLI and the kd_step bench with --features cuda into $GPU_TARGET_DIR"
@@ -85,7 +86,7 @@ BINS="distill"
 if [ -z "${SKIP_BENCH:-}" ]; then
   CARGO_TARGET_DIR="$GPU_TARGET_DIR" cargo bench -p distill --features cuda --bench kd_step --no-run 2>&1 \
     | tee "$GPU_TARGET_DIR/bench-build.log"
-  BENCH=$(ls -t "$GPU_TARGET_DIR"/release/deps/kd_step-* | grep -v '\.d$' | head -1)
+  BENCH=$(newest_bench "$GPU_TARGET_DIR" kd_step)
   BINS="distill kd_step"
 fi
 

@@ -58,7 +58,7 @@ fn main() {
         if im2col {
             conv3x3_im2col(x, w, b)
         } else {
-            conv2d(x, w, Some(b), ConvOptions::new([1, 1], [1, 1], [1, 1], 1))
+            conv2d(x, w, Some(b), same_3x3())
         }
     };
     let device = training_device(backend).unwrap_or_else(|e| panic!("{e}"));
@@ -71,12 +71,7 @@ fn main() {
         let b = Tensor::<1>::random([cout], dist, &plain);
         if im2col {
             // the same numbers as the backend's convolution, up to rounding
-            let reference = conv2d(
-                x.clone(),
-                w.clone(),
-                Some(b.clone()),
-                ConvOptions::new([1, 1], [1, 1], [1, 1], 1),
-            );
+            let reference = conv2d(x.clone(), w.clone(), Some(b.clone()), same_3x3());
             let diff = (conv3x3_im2col(x.clone(), w.clone(), b.clone()) - reference)
                 .abs()
                 .max()
@@ -134,6 +129,11 @@ fn main() {
             );
         }
     }
+}
+
+/// The CNN pair's convolution: 3x3, stride 1, padding 1 (output the input's size).
+fn same_3x3() -> ConvOptions<2> {
+    ConvOptions::new([1, 1], [1, 1], [1, 1], 1)
 }
 
 /// A 3×3, stride-1, padding-1 convolution from tensor operations: the padded input's nine shifted

@@ -271,7 +271,7 @@ fn every_sample_sweep_runs_at_a_tiny_size_on_the_embedded_data() {
 }
 
 /// `[distributed]` reaches the plan on a backend with collectives, and is refused with a clear
-/// error (not Burn's panic) on the CPU backend, on wgpu, and for batches that do not split.
+/// error (not Burn's panic) on the CPU backends (flex and JIT cpu), on wgpu, and for batches that do not split.
 #[test]
 fn distributed_config_path_and_its_errors() {
     let base = |backend: &str, batch: usize, devices: &str| {
@@ -296,6 +296,8 @@ fn distributed_config_path_and_its_errors() {
     );
     let err = parse(base("wgpu", 64, "[0, 1]")).unwrap_err().to_string();
     assert!(err.contains("wgpu") && err.contains("NCCL"), "{err}");
+    let err = parse(base("cpu", 64, "[0, 1]")).unwrap_err().to_string();
+    assert!(err.contains("JIT cpu") && err.contains("NCCL"), "{err}");
     let err = parse(base("cuda", 30, "[0, 1, 2, 3]"))
         .unwrap_err()
         .to_string();

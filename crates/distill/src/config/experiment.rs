@@ -632,15 +632,15 @@ fn check_distributed(
                 "[distributed] needs a backend with collective operations, and Burn's flex CPU backend has none (its all-reduce is unimplemented and would panic). Remove the [distributed] section to train on the CPU, or set backend = \"cuda\" and build with --features cuda".into(),
             ))
         }
-        Backend::Cpu => {
-            return Err(DistillError::Unsupported(
-                "[distributed] is not available on the JIT cpu backend: Burn 0.22.1 implements the gradient all-reduce only for CUDA devices (NCCL). Remove the [distributed] section to train on the CPU, or set backend = \"cuda\" and build with --features cuda".into(),
-            ))
-        }
-        Backend::Wgpu => {
-            return Err(DistillError::Unsupported(
-                "[distributed] is not available on the wgpu backend: Burn 0.22.1 implements the gradient all-reduce only for CUDA devices (NCCL). Set backend = \"cuda\" and build with --features cuda, or remove [distributed]".into(),
-            ))
+        Backend::Cpu | Backend::Wgpu => {
+            let name = if backend == Backend::Cpu {
+                "JIT cpu"
+            } else {
+                "wgpu"
+            };
+            return Err(DistillError::Unsupported(format!(
+                "[distributed] is not available on the {name} backend: Burn 0.22.1 implements the gradient all-reduce only for CUDA devices (NCCL). Remove the [distributed] section to train on this backend, or set backend = \"cuda\" and build with --features cuda"
+            )));
         }
     }
     for s in students {
