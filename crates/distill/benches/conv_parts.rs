@@ -15,7 +15,7 @@
 
 mod common;
 
-use common::{arg, median_ms};
+use common::{arg, backend_arg, median_ms};
 use distill::burn::prelude::*;
 use distill::burn::tensor::module::{conv2d, max_pool2d};
 use distill::burn::tensor::ops::{ConvOptions, MaxPoolOptions, PadMode};
@@ -39,11 +39,7 @@ const LAYERS: [(&str, usize, usize, usize, bool); 9] = [
 fn main() {
     let batch: usize = arg("--batch", "64").parse().expect("--batch N");
     let reps: usize = arg("--reps", "10").parse().expect("--reps N");
-    let backend = match arg("--backend", "flex").as_str() {
-        "flex" => Backend::Flex,
-        "cpu" => Backend::Cpu,
-        other => panic!("unknown --backend {other}: flex or cpu"),
-    };
+    let backend = backend_arg(&[Backend::Flex, Backend::Cpu]);
     let im2col = match arg("--variant", "burn").as_str() {
         "burn" => false,
         "im2col" => true,

@@ -11,7 +11,7 @@ mod common;
 use std::sync::Arc;
 use std::time::Instant;
 
-use common::arg;
+use common::{arg, backend_arg};
 use distill::burn::prelude::*;
 use distill::burn::tensor::{Distribution, TensorData};
 use distill::config::{Backend, TrainConfig};
@@ -98,13 +98,7 @@ fn main() {
         other => panic!("unknown --pair {other}: mlp, cnn, resnet or lm"),
     };
     let lm = pair == "lm";
-    let backend = match arg("--backend", "flex").as_str() {
-        "flex" => Backend::Flex,
-        "cuda" => Backend::Cuda,
-        "wgpu" => Backend::Wgpu,
-        "cpu" => Backend::Cpu,
-        other => panic!("unknown --backend {other}: flex, cuda, wgpu or cpu"),
-    };
+    let backend = backend_arg(&[Backend::Flex, Backend::Cuda, Backend::Wgpu, Backend::Cpu]);
     let device = training_device(backend).unwrap_or_else(|e| panic!("{e}"));
     device.seed(1);
     let plain = device.clone().without_autodiff();

@@ -1,5 +1,7 @@
 //! What the bench binaries share.
 
+use distill::config::Backend;
+
 /// The value after `name` on the command line, or `default`.
 pub fn arg(name: &str, default: &str) -> String {
     let args: Vec<String> = std::env::args().collect();
@@ -7,6 +9,21 @@ pub fn arg(name: &str, default: &str) -> String {
         .position(|a| a == name)
         .and_then(|i| args.get(i + 1).cloned())
         .unwrap_or_else(|| default.to_string())
+}
+
+/// `--backend NAME` (default `flex`), one of `allowed`, named as in the config (`backend = ...`).
+#[allow(dead_code)] // not every bench binary picks a backend
+pub fn backend_arg(allowed: &[Backend]) -> Backend {
+    let name = arg("--backend", "flex");
+    let lower = |b: &Backend| format!("{b:?}").to_lowercase();
+    allowed
+        .iter()
+        .copied()
+        .find(|b| lower(b) == name)
+        .unwrap_or_else(|| {
+            let names: Vec<String> = allowed.iter().map(lower).collect();
+            panic!("unknown --backend {name}: one of {}", names.join(", "))
+        })
 }
 
 /// The median wall time of `reps` calls of `run` after one warm-up call, in milliseconds.
