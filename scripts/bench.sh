@@ -31,13 +31,17 @@ for a in "$@"; do
   esac
 done
 python3 -c "import torch, numpy" 2>/dev/null || pip install -q -r tools/requirements.txt
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/distill-target}"
+# the CPU and the PyTorch version, first line of every table
+machine_line() {
+  echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs); torch $(python3 -c 'import torch; print(torch.__version__)')"
+}
 if [ -n "$CONV" ]; then
   REPS="$STEPS"
   [ "$REPS" = 30 ] && REPS=10
-  export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/distill-target}"
   cargo bench -p distill --bench conv_parts --no-run -q
   export RAYON_NUM_THREADS=2 OMP_NUM_THREADS=2
-  echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs); torch $(python3 -c 'import torch; print(torch.__version__)')"
+  machine_line
   runs=("$(cargo bench -q -p distill --bench conv_parts -- --reps "$REPS")")
   # the same convolutions from tensor operations (pad, nine slices, one matrix product)
   runs+=("$(cargo bench -q -p distill --bench conv_parts -- --reps "$REPS" --variant im2col)")
@@ -79,14 +83,13 @@ PY
   exit 0
 fi
 [ -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ] || bash scripts/fetch-data.sh
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/distill-target}"
 cargo build --release -q -p distill-cli
 cargo bench -p distill --bench kd_step --no-run -q
 export RAYON_NUM_THREADS=2 OMP_NUM_THREADS=2
 BIN="$CARGO_TARGET_DIR/release/distill"
 WORK="$(mktemp -d)"
 trap 'rm -rf "$WORK"' EXIT
-echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs); torch $(python3 -c 'import torch; print(torch.__version__)')"
+machine_line
 echo
 echo "## KD step (median of $STEPS steps); cached=yes: teacher outputs reused, the student's work alone"
 printf "%-8s %-7s %-10s %12s %12s %10s %10s\n" pair cached impl median_ms mean_ms peak_MB ratio
