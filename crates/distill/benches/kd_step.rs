@@ -14,7 +14,7 @@ use std::time::Instant;
 use common::{arg, backend_arg};
 use distill::burn::prelude::*;
 use distill::burn::tensor::{Distribution, TensorData};
-use distill::config::{Backend, TrainConfig};
+use distill::config::{Backend, Precision, TrainConfig};
 use distill::data::{Augment, Dataset, Inputs, Normalization, Targets};
 use distill::knowledge::ce::CeConfig;
 use distill::knowledge::gkd::GkdConfig;
@@ -204,8 +204,15 @@ fn main() {
         &device,
     )
     .unwrap();
+    // `--precision bf16`: the students compute in bfloat16 over f32 master weights
+    let precision = match arg("--precision", "f32").as_str() {
+        "f32" => Precision::F32,
+        "bf16" => Precision::Bf16,
+        other => panic!("unknown --precision {other}: f32 or bf16"),
+    };
     let plan = TrainConfig {
         lr: Some(0.05),
+        precision: Some(precision),
         ..Default::default()
     }
     .resolve("bench")
@@ -261,6 +268,7 @@ fn main() {
                 progress: 1.0,
                 lr: plan.lr,
                 grad_clip: None,
+                precision: plan.precision,
             },
         );
         trainable = out.trainable;
@@ -273,8 +281,9 @@ fn main() {
     times.sort_by(f64::total_cmp);
     let median = times[times.len() / 2];
     println!(
-        "{{\"impl\":\"distill\",\"cached\":{},\"pair\":\"{pair}\",\"batch\":{batch},\"steps\":{steps},\"median_ms\":{median:.3},\"mean_ms\":{mean:.3},\"peak_mb\":{:.1}}}",
+        "{{\"impl\":\"distill\",\"cached\":{},\"pair\":\"{pair}\",\"batch\":{batch},\"steps\":{steps},\"median_ms\":{median:.3},\"mean_ms\":{mean:.3},\"peak_mb\":{:.1},\"precision\":\"{}\"}}",
         teachers[0].cache.is_some(),
-        peak_rss_mb()
+        peak_rss_mb(),
+        arg("--precision", "f32"),
     );
 }

@@ -5,7 +5,7 @@ pub mod diff;
 pub mod experiment;
 pub mod sweep;
 
-pub use crate::train::plan::{OptimizerKind, ScheduleKind, TrainConfig, TrainPlan};
+pub use crate::train::plan::{OptimizerKind, Precision, ScheduleKind, TrainConfig, TrainPlan};
 pub use experiment::{
     Backend, DataConfig, ExperimentConfig, FederatedConfig, FederatedPlan, Plan, StudentPlan,
     TeacherConfig, TeacherPlan,

@@ -18,6 +18,7 @@ use burn::prelude::*;
 use burn::tensor::activation::gelu;
 
 use super::interop::{key_map, KeyMap};
+use super::precision::NormF32;
 use super::taps::{Feature, Taps};
 
 /// The pair score is `SCORE_SCALE · cos(query, passage)`: the scale sentence-transformers'
@@ -80,9 +81,9 @@ impl BertLayer {
             .attn
             .forward(MhaInput::self_attn(h.clone()).mask_pad(pad))
             .context;
-        let h = self.attn_norm.forward(h + self.dropout.forward(a));
+        let h = self.attn_norm.norm(h + self.dropout.forward(a));
         let f = self.ffn_out.forward(gelu(self.ffn_in.forward(h.clone())));
-        self.ffn_norm.forward(h + self.dropout.forward(f))
+        self.ffn_norm.norm(h + self.dropout.forward(f))
     }
 }
 
@@ -155,14 +156,16 @@ impl Bert {
             .reshape([1, 1, d]);
         let mut h = self
             .dropout
-            .forward(self.emb_norm.forward(self.word.forward(ids) + pos + types));
+            .forward(self.emb_norm.norm(self.word.forward(ids) + pos + types));
         let mut layers = Vec::with_capacity(self.layers.len());
         for layer in &self.layers {
             h = layer.forward(h, pad.clone());
             layers.push(h.clone());
         }
-        let w = mask.clone().reshape([n, l, 1]);
-        let count = mask.clone().sum_dim(1).clamp_min(1.0);
+        // the mask in the compute dtype (see `models::precision`)
+        let in_dtype = mask.clone().cast(h.dtype());
+        let w = in_dtype.clone().reshape([n, l, 1]);
+        let count = in_dtype.sum_dim(1).clamp_min(1.0);
         let pooled = (h * w).sum_dim(1).reshape([n, d]) / count;
         // sentence-transformers' Normalize: x / max(‖x‖₂, 1e-12)
         let norm = pooled

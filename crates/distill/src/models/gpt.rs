@@ -11,6 +11,7 @@ use burn::nn::{
 use burn::prelude::*;
 use burn::tensor::activation::{gelu, softmax};
 
+use super::precision::NormF32;
 use super::taps::{Feature, Taps};
 
 /// The sizes of a [`Gpt`].
@@ -54,10 +55,8 @@ impl Block {
     }
 
     fn mlp(&self, h: Tensor<3>) -> Tensor<3> {
-        self.dropout.forward(
-            self.fc2
-                .forward(gelu(self.fc1.forward(self.ln2.forward(h)))),
-        )
+        self.dropout
+            .forward(self.fc2.forward(gelu(self.fc1.forward(self.ln2.norm(h)))))
     }
 
     /// Full-sequence forward under the causal mask: the block's output and attention weights
@@ -65,7 +64,7 @@ impl Block {
     fn forward(&self, h: Tensor<3>, mask: Tensor<3, Bool>) -> (Tensor<3>, Tensor<4>) {
         let out = self
             .attn
-            .forward(MhaInput::self_attn(self.ln1.forward(h.clone())).mask_attn(mask));
+            .forward(MhaInput::self_attn(self.ln1.norm(h.clone())).mask_attn(mask));
         let h = h + self.dropout.forward(out.context);
         (h.clone() + self.mlp(h), out.weights)
     }
@@ -76,7 +75,7 @@ impl Block {
         let [b, n, d] = h.dims();
         let heads = self.attn.n_heads;
         let dk = d / heads;
-        let x = self.ln1.forward(h.clone());
+        let x = self.ln1.norm(h.clone());
         let split = |t: Tensor<3>| t.reshape([b, n, heads, dk]).swap_dims(1, 2);
         let q = split(self.attn.query.forward(x.clone()));
         let k = split(self.attn.key.forward(x.clone()));
@@ -204,7 +203,7 @@ impl Gpt {
             features.push((format!("attn{}", i + 1), Feature::Map(weights)));
             hs = out;
         }
-        let hs = self.ln_f.forward(hs);
+        let hs = self.ln_f.norm(hs);
         let d = hs.dims()[2];
         features.push((
             "hidden".into(),
@@ -241,7 +240,7 @@ impl Gpt {
         for (block, cache) in self.blocks.iter().zip(caches.iter_mut()) {
             hs = block.forward_cached(hs, cache);
         }
-        self.head.forward(self.ln_f.forward(hs))
+        self.head.forward(self.ln_f.norm(hs))
     }
 }
 

@@ -3,6 +3,7 @@
 use burn::nn::gru::{Gru, GruConfig};
 use burn::nn::{Linear, LinearConfig};
 use burn::prelude::*;
+use burn::tensor::DType;
 
 use super::taps::{Feature, Taps};
 
@@ -64,7 +65,10 @@ impl GruNet {
         let (mut h, mask) = frames_and_mask(x);
         let mut features = Vec::with_capacity(self.layers.len() + 1);
         for (i, gru) in self.layers.iter().enumerate() {
-            h = gru.forward(h, None);
+            // Burn's GRU makes its state in f32, so it runs in f32 at every precision (see
+            // `models::precision`)
+            let dtype = h.dtype();
+            h = gru.forward(h.cast(DType::F32), None).cast(dtype);
             features.push((
                 format!("gru{}", i + 1),
                 Feature::Seq {

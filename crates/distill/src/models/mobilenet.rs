@@ -30,6 +30,7 @@ use burn::nn::{
 use burn::prelude::*;
 
 use super::interop::{key_map, KeyMap};
+use super::precision::NormF32;
 use super::taps::{Feature, Taps};
 
 /// torchvision's inverted-residual settings: expansion t, width c, blocks n, first stride s.
@@ -84,7 +85,7 @@ impl ConvBn {
     }
 
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        self.bn.forward(self.conv.forward(x))
+        self.bn.norm(self.conv.forward(x))
     }
 }
 

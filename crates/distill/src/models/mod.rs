@@ -11,6 +11,7 @@ pub mod lenet;
 pub mod mlp;
 pub mod mobilenet;
 pub mod net;
+pub mod precision;
 pub mod resnet;
 pub mod sample;
 pub mod shufflenet;

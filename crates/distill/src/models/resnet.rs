@@ -7,6 +7,7 @@ use burn::nn::{BatchNorm, BatchNormConfig, Initializer, Linear, LinearConfig, Pa
 use burn::prelude::*;
 use burn::tensor::activation::relu;
 
+use super::precision::NormF32;
 use super::taps::{Feature, Taps};
 
 /// A `k × k` convolution without bias, padding `k / 2`, Kaiming-normal (fan-out) initialised as
@@ -81,10 +82,10 @@ impl BasicBlock {
 
     /// Returns the block output before its final ReLU (the "pre-activation").
     fn forward_pre(&self, x: Tensor<4>) -> Tensor<4> {
-        let out = relu(self.bn1.forward(self.conv1.forward(x.clone())));
-        let out = self.bn2.forward(self.conv2.forward(out));
+        let out = relu(self.bn1.norm(self.conv1.forward(x.clone())));
+        let out = self.bn2.norm(self.conv2.forward(out));
         let res = match &self.shortcut {
-            Some(s) => s.bn.forward(s.conv.forward(x)),
+            Some(s) => s.bn.norm(s.conv.forward(x)),
             None => x,
         };
         out + res
@@ -150,7 +151,7 @@ impl ResNet {
 
     /// Forward pass.
     pub fn forward(&self, x: Tensor<4>) -> Taps {
-        let mut h = relu(self.bn1.forward(self.conv1.forward(x)));
+        let mut h = relu(self.bn1.norm(self.conv1.forward(x)));
         let mut features = vec![("stem".to_string(), Feature::Map(h.clone()))];
         for (s, stage) in self.stages.iter().enumerate() {
             let mut pre = h.clone();

@@ -17,6 +17,7 @@ use burn::prelude::*;
 use burn::tensor::activation::relu;
 
 use super::interop::KeyMap;
+use super::precision::NormF32;
 use super::taps::{Feature, Taps};
 
 /// Basic units per stage and stage widths of `ShuffleV2`.
@@ -84,9 +85,9 @@ impl BasicUnit {
     fn forward(&self, x: Tensor<4>) -> (Tensor<4>, Tensor<4>) {
         let c = x.dims()[1];
         let (x1, x2) = (x.clone().narrow(1, 0, c / 2), x.narrow(1, c / 2, c - c / 2));
-        let out = relu(self.bn1.forward(self.conv1.forward(x2)));
-        let out = self.bn2.forward(self.conv2.forward(out));
-        let pre = self.bn3.forward(self.conv3.forward(out));
+        let out = relu(self.bn1.norm(self.conv1.forward(x2)));
+        let out = self.bn2.norm(self.conv2.forward(out));
+        let pre = self.bn3.norm(self.conv3.forward(out));
         let out = Tensor::cat(vec![x1.clone(), relu(pre.clone())], 1);
         (shuffle(out), Tensor::cat(vec![x1, pre], 1))
     }
@@ -125,11 +126,11 @@ impl DownUnit {
     }
 
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let left = self.bn1.forward(self.conv1.forward(x.clone()));
-        let left = relu(self.bn2.forward(self.conv2.forward(left)));
-        let right = relu(self.bn3.forward(self.conv3.forward(x)));
-        let right = self.bn4.forward(self.conv4.forward(right));
-        let right = relu(self.bn5.forward(self.conv5.forward(right)));
+        let left = self.bn1.norm(self.conv1.forward(x.clone()));
+        let left = relu(self.bn2.norm(self.conv2.forward(left)));
+        let right = relu(self.bn3.norm(self.conv3.forward(x)));
+        let right = self.bn4.norm(self.conv4.forward(right));
+        let right = relu(self.bn5.norm(self.conv5.forward(right)));
         shuffle(Tensor::cat(vec![left, right], 1))
     }
 }
@@ -219,7 +220,7 @@ impl ShuffleNetV2 {
 
     /// Forward pass.
     pub fn forward(&self, x: Tensor<4>) -> Taps {
-        let mut h = relu(self.bn1.forward(self.conv1.forward(x)));
+        let mut h = relu(self.bn1.norm(self.conv1.forward(x)));
         let mut features = vec![("stem".to_string(), Feature::Map(h.clone()))];
         for (s, stage) in [&self.layer1, &self.layer2, &self.layer3]
             .iter()
@@ -233,7 +234,7 @@ impl ShuffleNetV2 {
             features.push((format!("stage{}_pre", s + 1), Feature::Map(pre)));
             features.push((format!("stage{}", s + 1), Feature::Map(h.clone())));
         }
-        let h = relu(self.bn2.forward(self.conv2.forward(h)));
+        let h = relu(self.bn2.norm(self.conv2.forward(h)));
         features.push(("head".into(), Feature::Map(h.clone())));
         Taps::pooled(h, features, |p| self.linear.forward(p))
     }

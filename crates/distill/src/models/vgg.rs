@@ -16,6 +16,7 @@ use burn::prelude::*;
 use burn::tensor::activation::relu;
 
 use super::interop::KeyMap;
+use super::precision::NormF32;
 use super::taps::{Feature, Taps};
 
 /// The convolutions per block of each depth (RepDistiller's configurations S, A, B, D, E).
@@ -100,7 +101,7 @@ impl VggBlock {
         self.convs
             .iter()
             .zip(&self.bns)
-            .fold(x, |h, (c, b)| relu(b.forward(c.forward(h))))
+            .fold(x, |h, (c, b)| relu(b.norm(c.forward(h))))
     }
 }
 

@@ -14,6 +14,7 @@ use burn::prelude::*;
 use burn::tensor::activation::relu;
 
 use super::interop::{key_map, KeyMap};
+use super::precision::NormF32;
 use super::resnet::conv;
 use super::taps::{Feature, Taps};
 
@@ -49,8 +50,8 @@ impl WrnBlock {
     }
 
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let act = relu(self.bn1.forward(x.clone()));
-        let out = relu(self.bn2.forward(self.conv1.forward(act.clone())));
+        let act = relu(self.bn1.norm(x.clone()));
+        let out = relu(self.bn2.norm(self.conv1.forward(act.clone())));
         let out = self.conv2.forward(out);
         match &self.conv_shortcut {
             // the width changes: the shortcut convolves the activated input
@@ -118,7 +119,7 @@ impl WideResNet {
             }
             features.push((format!("stage{}", s + 1), Feature::Map(h.clone())));
         }
-        let h = relu(self.bn1.forward(h));
+        let h = relu(self.bn1.norm(h));
         features.push(("head".into(), Feature::Map(h.clone())));
         Taps::pooled(h, features, |p| self.fc.forward(p))
     }

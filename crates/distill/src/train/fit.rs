@@ -515,6 +515,7 @@ impl Prepared<'_> {
                     progress: (epoch - 1) as f64 + (step + 1) as f64 / steps as f64,
                     lr,
                     grad_clip: plan.grad_clip,
+                    precision: plan.precision,
                 };
                 let samples = batch.len();
                 let out = match parallel.as_mut() {

@@ -17,6 +17,32 @@ pub enum OptimizerKind {
     Adamw,
 }
 
+/// The dtype the students compute in (`[train] precision`; see [`crate::models::precision`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Precision {
+    /// Everything in f32.
+    #[default]
+    F32,
+    /// The students' forward and backward in bfloat16 over f32 master weights; normalisation
+    /// layers, losses, the optimiser, teachers and evaluation in f32.
+    Bf16,
+}
+
+impl Precision {
+    /// The compute dtype.
+    pub fn dtype(self) -> burn::tensor::DType {
+        match self {
+            Precision::F32 => burn::tensor::DType::F32,
+            Precision::Bf16 => burn::tensor::DType::BF16,
+        }
+    }
+
+    fn is_f32(&self) -> bool {
+        *self == Precision::F32
+    }
+}
+
 /// Learning-rate schedule kind.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -59,6 +85,8 @@ pub struct TrainConfig {
     /// Clip the global gradient norm of everything trained to this value before each update
     /// (PyTorch's `clip_grad_norm_`; default: no clipping).
     pub grad_clip: Option<f64>,
+    /// `f32` (default) or `bf16`: the dtype the students compute in, over f32 master weights.
+    pub precision: Option<Precision>,
     /// Stop with an error when the model collapses: test accuracy no better than predicting the
     /// most frequent class (default true).
     pub stop_on_collapse: Option<bool>,
@@ -93,6 +121,9 @@ pub struct TrainPlan {
     /// Global gradient-norm clipping threshold (`None`: off).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub grad_clip: Option<f64>,
+    /// The students' compute dtype.
+    #[serde(default, skip_serializing_if = "Precision::is_f32")]
+    pub precision: Precision,
     /// Whether a collapse (accuracy at the majority-class rate) stops the run with an error.
     #[serde(default = "yes", skip_serializing_if = "is_true")]
     pub stop_on_collapse: bool,
@@ -122,6 +153,7 @@ impl From<&TrainPlan> for TrainConfig {
             gamma: Some(p.gamma),
             warmup_epochs: Some(p.warmup_epochs),
             grad_clip: p.grad_clip,
+            precision: (!p.precision.is_f32()).then_some(p.precision),
             stop_on_collapse: Some(p.stop_on_collapse),
         }
     }
@@ -151,6 +183,7 @@ impl TrainConfig {
             gamma,
             warmup_epochs,
             grad_clip,
+            precision,
             stop_on_collapse
         )
     }
@@ -178,6 +211,7 @@ impl TrainConfig {
             gamma: self.gamma.unwrap_or(0.1),
             warmup_epochs: self.warmup_epochs.unwrap_or(0),
             grad_clip: self.grad_clip,
+            precision: self.precision.unwrap_or_default(),
             stop_on_collapse: self.stop_on_collapse.unwrap_or(true),
         };
         let err = |m: String| Err(DistillError::Config(format!("{role}: {m}")));
@@ -297,6 +331,26 @@ mod tests {
         assert!((p.lr_at(1, 0, 4) - 0.025).abs() < 1e-12);
         assert!((p.lr_at(2, 0, 4) - 0.1).abs() < 1e-12);
         assert!(p.lr_at(10, 3, 4) < 0.001);
+    }
+
+    #[test]
+    fn precision_reads_f32_and_bf16_and_names_them_otherwise() {
+        let read = |t: &str| toml::from_str::<TrainConfig>(t);
+        let bf16 = read("precision = \"bf16\"").unwrap().resolve("t").unwrap();
+        assert_eq!(bf16.precision, Precision::Bf16);
+        assert_eq!(bf16.precision.dtype(), burn::tensor::DType::BF16);
+        let err = read("precision = \"fp16\"").unwrap_err().to_string();
+        assert!(
+            err.contains("fp16") && err.contains("f32") && err.contains("bf16"),
+            "{err}"
+        );
+        // the default is f32, which a stored plan leaves out (earlier plans read back unchanged)
+        let f32 = TrainConfig::default().resolve("t").unwrap();
+        assert_eq!(f32.precision, Precision::F32);
+        assert!(!serde_json::to_string(&f32).unwrap().contains("precision"));
+        let stored = serde_json::to_string(&bf16).unwrap();
+        assert_eq!(serde_json::from_str::<TrainPlan>(&stored).unwrap(), bf16);
+        assert_eq!(TrainConfig::from(&bf16).resolve("t").unwrap(), bf16);
     }
 
     #[test]

@@ -9,6 +9,7 @@ use burn::prelude::*;
 
 use super::cache::{CacheKey, TeacherCache};
 use super::clip::clip_global_norm;
+use super::plan::Precision;
 use crate::data::View;
 use crate::knowledge::{Aux, AuxUpdate, Objective, RewriteContext, Stage, StepContext, TermWeight};
 use crate::models::{Net, TapShapes, Taps};
@@ -131,6 +132,8 @@ pub struct StepAt {
     pub lr: f64,
     /// Global gradient-norm clipping threshold, if any.
     pub grad_clip: Option<f64>,
+    /// The dtype the students compute in.
+    pub precision: Precision,
 }
 
 /// One training step: frozen teachers' forward (no autodiff), students' forward, objective,
@@ -172,11 +175,21 @@ pub fn train_step(
         Some((x, y)) => (x, y, true),
         None => (x, y, false),
     };
+    // Below f32, each student computes through a copy that reads its f32 weights in the compute
+    // dtype (made afresh each step: it shares the weights the optimiser updates); the taps come
+    // back in f32.
+    let dtype = at.precision.dtype();
     let student_taps: Vec<_> = trainable
         .students
         .iter()
         .enumerate()
-        .map(|(i, s)| s.forward(objective.input_of(i, &x)))
+        .map(|(i, s)| {
+            let x = objective.input_of(i, &x);
+            match at.precision {
+                Precision::F32 => s.forward(x),
+                _ => s.in_dtype(dtype).forward_in(x, dtype),
+            }
+        })
         .collect();
     // The teacher side: every trainable role read as a constant, then the frozen teachers the
     // terms read (from their cache or a forward pass without autodiff), as
