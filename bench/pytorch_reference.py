@@ -115,6 +115,8 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--device", default="cpu", help="cpu or cuda")
     ap.add_argument("--cached", default="no", help="yes: teacher logits computed once and reused (student work alone)")
+    ap.add_argument("--precision", default="f32", choices=["f32", "bf16", "f16"],
+                    help="the student under torch.autocast in this dtype (f16: with a GradScaler); teacher and loss in f32, as distill's [train] precision")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(1)
@@ -145,24 +147,33 @@ def main():
         y = torch.arange(shape[0], device=a.device) % classes
         objective = kd_objective
     T = 4.0
+    amp = {"f32": None, "bf16": torch.bfloat16, "f16": torch.float16}[a.precision]
+    scaler = torch.amp.GradScaler(a.device) if a.precision == "f16" else None
     times = []
     for i in range(a.warmup + a.steps):
         t0 = time.perf_counter()
         if a.cached != "yes" or i == 0:
             with torch.no_grad():
                 t_logits = teacher(x)
-        s_logits = student(x)
+        with torch.autocast(device_type=a.device, dtype=amp or torch.float32, enabled=amp is not None):
+            s_logits = student(x)
+        s_logits = s_logits.float()
         loss = objective(s_logits, t_logits, y) if a.pair == "lm" else objective(s_logits, t_logits, y, T)
         opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        if scaler is None:
+            loss.backward()
+            opt.step()
+        else:
+            scaler.scale(loss).backward()
+            scaler.step(opt)
+            scaler.update()
         float(loss.detach())
         if i >= a.warmup:
             times.append((time.perf_counter() - t0) * 1e3)
     times.sort()
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
     print(json.dumps({"impl": "pytorch", "cached": a.cached == "yes", "torch": torch.__version__, "device": a.device, "pair": a.pair, "batch": shape[0], "steps": a.steps,
-                      "median_ms": round(times[len(times) // 2], 3), "mean_ms": round(sum(times) / len(times), 3), "peak_mb": round(peak, 1)}))
+                      "median_ms": round(times[len(times) // 2], 3), "mean_ms": round(sum(times) / len(times), 3), "peak_mb": round(peak, 1), "precision": a.precision}))
 
 
 if __name__ == "__main__":

@@ -17,16 +17,21 @@
 #     + weight grad, ReLU + max-pool; and the convolutions from tensor operations, `--variant
 #     im2col`); CPU_BENCH_DIR=<target dir of `build-gpu.sh --cpu`>
 #     adds Burn's JIT `cpu` backend as a third column (and a `distill-jit` row to each KD step)
+#   bash scripts/bench.sh --precision [STEPS]   # instead: the KD step of each pair at
+#     [train] precision = f32, bf16 and f16 vs PyTorch's student under torch.autocast in the
+#     same dtype (f16 with a GradScaler); time and peak memory, ratios to PyTorch and to f32
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
 STEPS=30
 PAIRS="mlp cnn lm"
 CONV=""
+PRECISION=""
 for a in "$@"; do
   case "$a" in
     --resnet) PAIRS="$PAIRS resnet" ;;
     --conv) CONV=1 ;;
+    --precision) PRECISION=1 ;;
     *) STEPS="$a" ;;
   esac
 done
@@ -80,6 +85,28 @@ for m, part in dict.fromkeys((k[0], k[2]) for k in keys):
     v = [totals[(m, part, c)] for c in cols]
     print(f"| {m} | {part} | " + " | ".join(f"{x:.1f}" for x in v) + " | " + " | ".join(f"{x / v[0]:.2f}x" for x in v[1:]) + " |")
 PY
+  exit 0
+fi
+if [ -n "$PRECISION" ]; then
+  cargo bench -p distill --bench kd_step --no-run -q
+  export RAYON_NUM_THREADS=2 OMP_NUM_THREADS=2
+  machine_line
+  echo
+  echo "| pair | precision | PyTorch ms | distill ms | distill / PyTorch | distill / its f32 | distill peak MB |"
+  echo "|---|---|---:|---:|---:|---:|---:|"
+  for pair in $PAIRS; do
+    base=""
+    for p in f32 bf16 f16; do
+      d=$(cargo bench -q -p distill --bench kd_step -- --pair "$pair" --steps "$STEPS" --precision "$p")
+      t=$(python3 bench/pytorch_reference.py --pair "$pair" --steps "$STEPS" --precision "$p")
+      [ -z "$base" ] && base="$d"
+      python3 - "$d" "$t" "$base" <<'PY'
+import json, sys
+d, t, b = (json.loads(a) for a in sys.argv[1:4])
+print(f"| {d['pair']} | {d['precision']} | {t['median_ms']:.2f} | {d['median_ms']:.2f} | {d['median_ms'] / t['median_ms']:.2f}x | {d['median_ms'] / b['median_ms']:.2f}x | {d['peak_mb']:.1f} |")
+PY
+    done
+  done
   exit 0
 fi
 [ -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ] || bash scripts/fetch-data.sh

@@ -4,9 +4,10 @@
 # (MLP, CNN, resnet32x4 -> resnet8x4), with and without the teacher cache, against the same step
 # in PyTorch on CUDA; then the quickstart recipe trained on the `cuda` backend (embedded data,
 # first run: kernels compiled and cached in ~/.cache/cubecl), against the same command on `flex`
-# on this machine's CPUs.
+# on this machine's CPUs; then mixed precision: each pair's step at [train] precision = bf16 and
+# f16 against PyTorch's student under torch.autocast, and the quickstart recipe in bf16 and f16.
 #
-#   bash scripts/gpu-check.sh [OUTDIR]        (ONLY_STEPS=1: the step table alone)
+#   bash scripts/gpu-check.sh [OUTDIR]        (ONLY_STEPS=1: the f32 step table alone)
 # Needs: the NVIDIA driver, a CUDA toolkit (for libdevice.10.bc; found through CUDA_PATH or
 # nvcc), python3 with torch built for CUDA, and gpu-dist/distill-cuda.tar.xz. Prints a table and
 # writes gpu-check.md (plus the raw JSON lines) to OUTDIR.
@@ -68,6 +69,37 @@ if [ -n "${ONLY_STEPS:-}" ]; then
   exit 0
 fi
 
+# Mixed precision: the same steps with the students in bf16 and f16 (teacher cache off), vs
+# PyTorch's student under torch.autocast in the same dtype (f16: with a GradScaler).
+{
+  echo
+  echo "## Mixed precision: one KD step (median of $STEPS; teacher run each step)"
+  echo
+  echo "| pair | precision | PyTorch CUDA ms | distill cuda ms | ratio |"
+  echo "|---|---|---:|---:|---:|"
+} | tee -a "$REPORT"
+for pair in $PAIRS; do
+  for prec in bf16 f16; do
+    d=$(timeout 300 "$BIN/kd_step" --pair "$pair" --steps "$STEPS" --backend cuda --precision "$prec" 2>>"$OUTDIR/stderr.log" | tail -1)
+    p=$(timeout 180 python3 bench/pytorch_reference.py --pair "$pair" --steps "$STEPS" --device cuda --precision "$prec" 2>>"$OUTDIR/stderr.log" | tail -1)
+    echo "$d" >> "$JSON"
+    echo "$p" >> "$JSON"
+    python3 - "$pair" "$prec" "$d" "$p" <<'PY' | tee -a "$REPORT"
+import json, sys
+pair, prec, d, p = sys.argv[1:5]
+def ms(s):
+    try:
+        return json.loads(s)["median_ms"]
+    except Exception:
+        return None
+dm, pm = ms(d), ms(p)
+fmt = lambda v: f"{v:.2f}" if v is not None else "failed"
+ratio = f"{dm / pm:.2f}x" if dm and pm else "—"
+print(f"| {pair} | {prec} | {fmt(pm)} | {fmt(dm)} | {ratio} |")
+PY
+  done
+done
+
 # The quickstart recipe end to end on the GPU (first run compiles kernels), then again (cached
 # kernels), vs the same recipe on flex here.
 WORK=$(mktemp -d)
@@ -79,7 +111,10 @@ sed -e 's/^name = "quickstart"/name = "quickstart-cuda"\nbackend = "cuda"/' conf
   echo "| run | wall s | peak host MB | teacher acc % | student + KD acc % |"
   echo "|---|---:|---:|---:|---:|"
 } | tee -a "$REPORT"
-for run in "cuda, first run (kernels compiled)|$WORK/cuda.toml|$WORK/q1" "cuda, kernels cached|$WORK/cuda.toml|$WORK/q2" "flex, $(nproc) CPU threads|configs/quickstart.toml|$WORK/q3"; do
+for prec in bf16 f16; do
+  sed -e "s/^schedule = \"cosine\"/schedule = \"cosine\"\nprecision = \"$prec\"/" "$WORK/cuda.toml" > "$WORK/cuda-$prec.toml"
+done
+for run in "cuda, first run (kernels compiled)|$WORK/cuda.toml|$WORK/q1" "cuda, kernels cached|$WORK/cuda.toml|$WORK/q2" "flex, $(nproc) CPU threads|configs/quickstart.toml|$WORK/q3" "cuda, precision = bf16|$WORK/cuda-bf16.toml|$WORK/q4" "cuda, precision = f16|$WORK/cuda-f16.toml|$WORK/q5"; do
   IFS='|' read -r label cfg dir <<< "$run"
   m=$(timeout 400 python3 bench/measure.py "$label" -- "$BIN/distill" train "$cfg" --out "$dir" --no-progress 2>>"$OUTDIR/stderr.log")
   echo "$m" >> "$JSON"

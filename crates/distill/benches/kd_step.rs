@@ -204,11 +204,13 @@ fn main() {
         &device,
     )
     .unwrap();
-    // `--precision bf16`: the students compute in bfloat16 over f32 master weights
+    // `--precision bf16|f16`: the students compute in half precision over f32 master weights
+    // (f16 at a fixed loss scale of 2^16 here: the bench times the step, not the scaler)
     let precision = match arg("--precision", "f32").as_str() {
         "f32" => Precision::F32,
         "bf16" => Precision::Bf16,
-        other => panic!("unknown --precision {other}: f32 or bf16"),
+        "f16" => Precision::F16,
+        other => panic!("unknown --precision {other}: f32, bf16 or f16"),
     };
     let plan = TrainConfig {
         lr: Some(0.05),
@@ -269,6 +271,11 @@ fn main() {
                 lr: plan.lr,
                 grad_clip: None,
                 precision: plan.precision,
+                loss_scale: if plan.precision == Precision::F16 {
+                    distill::train::scaler::INIT_SCALE
+                } else {
+                    1.0
+                },
             },
         );
         trainable = out.trainable;

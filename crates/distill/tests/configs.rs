@@ -307,6 +307,16 @@ fn distributed_config_path_and_its_errors() {
     );
     let err = parse(base("cuda", 64, "[1, 1]")).unwrap_err().to_string();
     assert!(err.contains("twice"), "{err}");
+    // f16 skips overflowing updates per device: refused; bf16 needs no loss scaling
+    let half = |p: &str| {
+        base("cuda", 64, "[0, 1]").replace("[train]\n", &format!("[train]\nprecision = \"{p}\"\n"))
+    };
+    let err = parse(half("f16")).unwrap_err().to_string();
+    assert!(
+        err.contains("f16") && err.contains("bf16") && err.contains("[distributed]"),
+        "{err}"
+    );
+    assert!(parse(half("bf16")).is_ok());
     let err = ExperimentConfig::from_toml(
         &base("cuda", 64, "[0]").replace("devices", "gpus"),
         "ddp.toml",

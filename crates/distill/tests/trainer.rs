@@ -401,56 +401,67 @@ fn a_recipe_without_labels_trains_on_the_teacher_alone() {
 }
 
 #[test]
-fn a_bf16_run_trains_near_f32_resumes_exactly_and_stores_f32_weights() {
+fn half_precision_runs_train_near_f32_resume_exactly_and_store_f32_weights() {
+    use distill::config::Precision;
     let _serial = serial();
     let setup = Setup::new(TINY);
-    let mut bf16 = setup.plan.students[0].train.clone();
-    bf16.precision = distill::config::Precision::Bf16;
     let tmp = tempfile::tempdir().unwrap();
     let f32_run = setup.train(&tmp.path().join("f32"));
-    let full = setup
-        .job_with(&tmp.path().join("full"), &bf16)
-        .prepare()
-        .unwrap()
-        .run()
-        .unwrap();
-    // rounding moves the run, but not far: the same data, seed and steps
-    assert_ne!(full.history[0].train_loss, f32_run.history[0].train_loss);
-    for (h, f) in full.history.iter().zip(&f32_run.history) {
-        assert!(
-            (h.train_loss - f.train_loss).abs() < 0.05 * f.train_loss,
-            "epoch {}: bf16 loss {} vs f32 {}",
-            h.epoch,
-            h.train_loss,
-            f.train_loss
-        );
-    }
-    // resumed from its checkpoint, a bf16 run ends exactly as an uninterrupted one
-    let dir = tmp.path().join("split");
-    let mut part = setup.job_with(&dir, &bf16);
-    part.stop_after = Some(2);
-    part.prepare().unwrap().run().unwrap();
-    let mut second = setup.job_with(&dir, &bf16);
-    second.resume = true;
-    let resumed = second.prepare().unwrap().run().unwrap();
-    assert_same_history(&full, &resumed);
-    // the checkpoint holds the f32 master weights, and loads as any other
-    let device = distill::burn::prelude::Device::flex();
-    let (net, _) = load_model_dir(&dir.join("last"), &device).unwrap();
-    struct Dtypes(Vec<distill::burn::tensor::DType>);
-    impl distill::burn::module::ModuleVisitor for Dtypes {
-        fn visit_float<const D: usize>(
-            &mut self,
-            p: &distill::burn::module::Param<distill::burn::prelude::Tensor<D>>,
-        ) {
-            self.0.push(p.val().dtype());
+    for precision in [Precision::Bf16, Precision::F16] {
+        let mut half = setup.plan.students[0].train.clone();
+        half.precision = precision;
+        let root = tmp.path().join(format!("{precision:?}"));
+        let full = setup
+            .job_with(&root.join("full"), &half)
+            .prepare()
+            .unwrap()
+            .run()
+            .unwrap();
+        // rounding moves the run, but not far: the same data, seed and steps
+        assert_ne!(full.history[0].train_loss, f32_run.history[0].train_loss);
+        for (h, f) in full.history.iter().zip(&f32_run.history) {
+            assert!(
+                (h.train_loss - f.train_loss).abs() < 0.05 * f.train_loss,
+                "{precision:?} epoch {}: loss {} vs f32 {}",
+                h.epoch,
+                h.train_loss,
+                f.train_loss
+            );
         }
+        // resumed from its checkpoint (f16: with its loss scale), a run ends exactly as an
+        // uninterrupted one
+        let dir = root.join("split");
+        let mut part = setup.job_with(&dir, &half);
+        part.stop_after = Some(2);
+        part.prepare().unwrap().run().unwrap();
+        let state = std::fs::read_to_string(dir.join("last/state.json")).unwrap();
+        assert_eq!(
+            state.contains("\"scaler\""),
+            precision == Precision::F16,
+            "{state}"
+        );
+        let mut second = setup.job_with(&dir, &half);
+        second.resume = true;
+        let resumed = second.prepare().unwrap().run().unwrap();
+        assert_same_history(&full, &resumed);
+        // the checkpoint holds the f32 master weights, and loads as any other
+        let device = distill::burn::prelude::Device::flex();
+        let (net, _) = load_model_dir(&dir.join("last"), &device).unwrap();
+        struct Dtypes(Vec<distill::burn::tensor::DType>);
+        impl distill::burn::module::ModuleVisitor for Dtypes {
+            fn visit_float<const D: usize>(
+                &mut self,
+                p: &distill::burn::module::Param<distill::burn::prelude::Tensor<D>>,
+            ) {
+                self.0.push(p.val().dtype());
+            }
+        }
+        let mut seen = Dtypes(Vec::new());
+        distill::burn::module::Module::visit(&net, &mut seen);
+        assert!(!seen.0.is_empty());
+        assert!(seen
+            .0
+            .iter()
+            .all(|d| *d == distill::burn::tensor::DType::F32));
     }
-    let mut seen = Dtypes(Vec::new());
-    distill::burn::module::Module::visit(&net, &mut seen);
-    assert!(!seen.0.is_empty());
-    assert!(seen
-        .0
-        .iter()
-        .all(|d| *d == distill::burn::tensor::DType::F32));
 }

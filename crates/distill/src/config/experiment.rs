@@ -605,10 +605,11 @@ pub struct Plan {
     pub federated: Option<FederatedPlan>,
 }
 
-/// Checks a `[distributed]` section against the backend and the batch sizes.
+/// Checks a `[distributed]` section against the backend, the batch sizes and the precisions.
 fn check_distributed(
     d: &DistributedSettings,
     backend: Backend,
+    teachers: &[TeacherPlan],
     students: &[StudentPlan],
 ) -> Result<Vec<usize>> {
     if d.devices.is_empty() {
@@ -640,6 +641,20 @@ fn check_distributed(
             };
             return Err(DistillError::Unsupported(format!(
                 "[distributed] is not available on the {name} backend: Burn 0.22.1 implements the gradient all-reduce only for CUDA devices (NCCL). Remove the [distributed] section to train on this backend, or set backend = \"cuda\" and build with --features cuda"
+            )));
+        }
+    }
+    // f16 skips the updates whose gradients overflow, each device on its own; the devices'
+    // all-reduce would then wait for one that skipped
+    let plans = teachers
+        .iter()
+        .filter(|t| t.checkpoint.is_none() && t.from.is_none())
+        .map(|t| (&t.name, &t.train))
+        .chain(students.iter().map(|s| (&s.name, &s.train)));
+    for (name, plan) in plans {
+        if plan.precision == crate::config::Precision::F16 {
+            return Err(DistillError::Unsupported(format!(
+                "{name}: train.precision = \"f16\" cannot run under [distributed] (its loss scaling skips overflowing updates on one device while the others wait for its gradients); use precision = \"bf16\", which needs no loss scaling, or remove the [distributed] section"
             )));
         }
     }
@@ -924,7 +939,7 @@ impl ExperimentConfig {
         }
         let devices = match &self.distributed {
             None => Vec::new(),
-            Some(d) => check_distributed(d, self.backend, &students)?,
+            Some(d) => check_distributed(d, self.backend, &teachers, &students)?,
         };
         let federated = match (&self.federated, self.scheme) {
             (None, Scheme::Federated) => {

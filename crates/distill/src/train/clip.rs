@@ -38,28 +38,42 @@ impl ModuleVisitor for Scale<'_> {
     }
 }
 
-/// Scales the gradients of `module` so that their global L2 norm is at most `max_norm`
-/// (PyTorch's `clip_grad_norm_` with `eps = 1e-6`); gradients with a smaller norm are unchanged.
-pub fn clip_global_norm<M: Module>(
-    mut grads: GradientsParams,
-    module: &M,
-    max_norm: f64,
-) -> GradientsParams {
+/// The sum of the squared entries of every gradient of `module`'s parameters (`None`: no
+/// gradient).
+pub fn squared_norm<M: Module>(grads: &GradientsParams, module: &M) -> Option<Tensor<1>> {
     let mut norm = SquaredNorm {
-        grads: &grads,
+        grads,
         parts: Vec::new(),
     };
     module.visit(&mut norm);
-    if norm.parts.is_empty() {
-        return grads;
-    }
-    let total = Tensor::cat(norm.parts, 0).sum().sqrt();
-    let factor = (total.add_scalar(1e-6).recip() * max_norm).clamp_max(1.0);
+    (!norm.parts.is_empty()).then(|| Tensor::cat(norm.parts, 0).sum())
+}
+
+/// Every gradient of `module`'s parameters multiplied by `factor` (a one-element tensor).
+pub fn scale_grads<M: Module>(
+    mut grads: GradientsParams,
+    module: &M,
+    factor: Tensor<1>,
+) -> GradientsParams {
     module.visit(&mut Scale {
         grads: &mut grads,
         factor,
     });
     grads
+}
+
+/// Scales the gradients of `module` so that their global L2 norm is at most `max_norm`
+/// (PyTorch's `clip_grad_norm_` with `eps = 1e-6`); gradients with a smaller norm are unchanged.
+pub fn clip_global_norm<M: Module>(
+    grads: GradientsParams,
+    module: &M,
+    max_norm: f64,
+) -> GradientsParams {
+    let Some(squared) = squared_norm(&grads, module) else {
+        return grads;
+    };
+    let factor = (squared.sqrt().add_scalar(1e-6).recip() * max_norm).clamp_max(1.0);
+    scale_grads(grads, module, factor)
 }
 
 #[cfg(test)]

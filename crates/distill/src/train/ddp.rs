@@ -169,6 +169,7 @@ impl DataParallel {
             if main.non_finite.is_none() {
                 main.non_finite = o.non_finite;
             }
+            main.overflow |= o.overflow;
         }
         main.total /= n;
         for (_, v) in &mut main.terms {

@@ -16,7 +16,9 @@ use super::ddp::DataParallel;
 use super::eval::{evaluate, upload, upload_keyed, Evaluation};
 use super::metrics::EpochRecord;
 use super::optim::build_optimizer;
+use super::plan::Precision;
 use super::progress::Progress;
+use super::scaler::LossScaler;
 use super::step::{train_step, StepAt, Teacher, Trainable};
 use super::store::{check_job_spec, restore, save_epoch, CollapseRecord, TrainState};
 use crate::config::TrainPlan;
@@ -429,6 +431,11 @@ impl Prepared<'_> {
                 state = restored;
             }
         }
+        // f16 scales the loss; the scale is kept with the loop state, so a resumed run scales
+        // on as it was (resuming refuses a changed precision)
+        if plan.precision == Precision::F16 {
+            state.scaler.get_or_insert_with(LossScaler::default);
+        }
 
         let mut parallel = None;
         if !job.replicas.is_empty() {
@@ -516,6 +523,7 @@ impl Prepared<'_> {
                     lr,
                     grad_clip: plan.grad_clip,
                     precision: plan.precision,
+                    loss_scale: state.scaler.map_or(1.0, |s| s.scale),
                 };
                 let samples = batch.len();
                 let out = match parallel.as_mut() {
@@ -539,6 +547,9 @@ impl Prepared<'_> {
                     ),
                 };
                 trainable = out.trainable;
+                if let Some(scaler) = state.scaler.as_mut() {
+                    scaler.update(out.overflow);
+                }
                 if let Some((term, value)) = out.non_finite {
                     bar.abandon();
                     return Err(DistillError::NonFinite {

@@ -12,6 +12,7 @@ pub mod metrics;
 pub mod optim;
 pub mod plan;
 pub mod progress;
+pub mod scaler;
 pub mod step;
 pub mod store;
 

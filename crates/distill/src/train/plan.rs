@@ -27,6 +27,9 @@ pub enum Precision {
     /// The students' forward and backward in bfloat16 over f32 master weights; normalisation
     /// layers, losses, the optimiser, teachers and evaluation in f32.
     Bf16,
+    /// As `Bf16` in IEEE half precision, with dynamic loss scaling (see
+    /// [`crate::train::scaler`]).
+    F16,
 }
 
 impl Precision {
@@ -35,6 +38,7 @@ impl Precision {
         match self {
             Precision::F32 => burn::tensor::DType::F32,
             Precision::Bf16 => burn::tensor::DType::BF16,
+            Precision::F16 => burn::tensor::DType::F16,
         }
     }
 
@@ -85,7 +89,8 @@ pub struct TrainConfig {
     /// Clip the global gradient norm of everything trained to this value before each update
     /// (PyTorch's `clip_grad_norm_`; default: no clipping).
     pub grad_clip: Option<f64>,
-    /// `f32` (default) or `bf16`: the dtype the students compute in, over f32 master weights.
+    /// `f32` (default), `bf16` or `f16`: the dtype the students compute in, over f32 master
+    /// weights (f16 with dynamic loss scaling).
     pub precision: Option<Precision>,
     /// Stop with an error when the model collapses: test accuracy no better than predicting the
     /// most frequent class (default true).

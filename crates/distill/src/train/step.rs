@@ -8,7 +8,7 @@ use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::prelude::*;
 
 use super::cache::{CacheKey, TeacherCache};
-use super::clip::clip_global_norm;
+use super::clip::{clip_global_norm, scale_grads, squared_norm};
 use super::plan::Precision;
 use crate::data::View;
 use crate::knowledge::{Aux, AuxUpdate, Objective, RewriteContext, Stage, StepContext, TermWeight};
@@ -116,6 +116,9 @@ pub struct StepOutput {
     pub correct: f64,
     /// The first non-finite term (the update is then skipped).
     pub non_finite: Option<(String, f64)>,
+    /// A gradient of the loss-scaled backward was not finite: the update was skipped, and the
+    /// scale should shrink (f16 only).
+    pub overflow: bool,
 }
 
 /// Where a step stands in the run and how it updates.
@@ -134,6 +137,9 @@ pub struct StepAt {
     pub grad_clip: Option<f64>,
     /// The dtype the students compute in.
     pub precision: Precision,
+    /// The factor the objective is multiplied by before backward and the gradients divided by
+    /// after it: f16's dynamic loss scale (see [`crate::train::scaler`]), otherwise 1.
+    pub loss_scale: f64,
 }
 
 /// One training step: frozen teachers' forward (no autodiff), students' forward, objective,
@@ -236,14 +242,27 @@ pub fn train_step(
         .find(|(_, v)| !v.is_finite())
         .cloned()
         .or_else(|| (!read[0].is_finite()).then(|| ("total".to_string(), read[0] as f64)));
+    let mut overflow = false;
     let trainable = if non_finite.is_some() {
         trainable
+    } else if at.loss_scale == 1.0 {
+        let grads = GradientsParams::from_grads(value.total.backward(), &trainable);
+        update(trainable, optim, grads, value.updates, at)
     } else {
-        let mut grads = GradientsParams::from_grads(value.total.backward(), &trainable);
-        if let Some(max_norm) = at.grad_clip {
-            grads = clip_global_norm(grads, &trainable, max_norm);
+        // Loss scaling: backward of the scaled objective, the f32 gradients unscaled, the update
+        // skipped where one of them overflowed (one more read-back, as PyTorch's GradScaler).
+        let device = value.total.device();
+        let scaled = value.total.mul_scalar(at.loss_scale).backward();
+        let grads = GradientsParams::from_grads(scaled, &trainable);
+        let unscale = Tensor::<1>::from_floats([1.0 / at.loss_scale as f32], &device);
+        let grads = scale_grads(grads, &trainable, unscale);
+        overflow =
+            squared_norm(&grads, &trainable).is_some_and(|n| !n.into_scalar::<f32>().is_finite());
+        if overflow {
+            apply_updates(trainable, value.updates)
+        } else {
+            update(trainable, optim, grads, value.updates, at)
         }
-        apply_updates(optim.step(at.lr, trainable, grads), value.updates)
     };
     StepOutput {
         trainable,
@@ -252,5 +271,21 @@ pub fn train_step(
         weights: value.weights,
         correct: read[read.len() - 1] as f64,
         non_finite,
+        overflow,
     }
+}
+
+/// The optimiser update from `grads` (clipped first where the plan clips), then the terms'
+/// state changes.
+fn update(
+    trainable: Trainable,
+    optim: &mut ModuleOptimizer,
+    mut grads: GradientsParams,
+    updates: Vec<AuxUpdate>,
+    at: StepAt,
+) -> Trainable {
+    if let Some(max_norm) = at.grad_clip {
+        grads = clip_global_norm(grads, &trainable, max_norm);
+    }
+    apply_updates(optim.step(at.lr, trainable, grads), updates)
 }

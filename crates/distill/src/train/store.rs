@@ -13,6 +13,7 @@ use super::checkpoint::{
 };
 use super::fit::Job;
 use super::metrics::{write_history, EpochRecord};
+use super::scaler::LossScaler;
 use super::step::Trainable;
 use crate::config::diff::RESUMABLE;
 use crate::config::TrainPlan;
@@ -34,6 +35,9 @@ pub(crate) struct TrainState {
     /// finishing quietly (unless `stop_on_collapse` is now off).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) collapsed: Option<CollapseRecord>,
+    /// f16's loss scale (`None` at other precisions).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) scaler: Option<LossScaler>,
 }
 
 impl TrainState {
@@ -46,6 +50,7 @@ impl TrainState {
             seconds: 0.0,
             history: Vec::new(),
             collapsed: None,
+            scaler: None,
         }
     }
 }
