@@ -271,11 +271,8 @@ fn main() {
                 lr: plan.lr,
                 grad_clip: None,
                 precision: plan.precision,
-                loss_scale: if plan.precision == Precision::F16 {
-                    distill::train::scaler::INIT_SCALE
-                } else {
-                    1.0
-                },
+                loss_scale: (plan.precision == Precision::F16)
+                    .then_some(distill::train::scaler::INIT_SCALE),
             },
         );
         trainable = out.trainable;

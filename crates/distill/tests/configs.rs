@@ -307,16 +307,6 @@ fn distributed_config_path_and_its_errors() {
     );
     let err = parse(base("cuda", 64, "[1, 1]")).unwrap_err().to_string();
     assert!(err.contains("twice"), "{err}");
-    // f16 skips overflowing updates per device: refused; bf16 needs no loss scaling
-    let half = |p: &str| {
-        base("cuda", 64, "[0, 1]").replace("[train]\n", &format!("[train]\nprecision = \"{p}\"\n"))
-    };
-    let err = parse(half("f16")).unwrap_err().to_string();
-    assert!(
-        err.contains("f16") && err.contains("bf16") && err.contains("[distributed]"),
-        "{err}"
-    );
-    assert!(parse(half("bf16")).is_ok());
     let err = ExperimentConfig::from_toml(
         &base("cuda", 64, "[0]").replace("devices", "gpus"),
         "ddp.toml",
@@ -336,5 +326,35 @@ fn distributed_config_path_and_its_errors() {
         };
         let err = run_experiment(&plan, &opts).unwrap_err().to_string();
         assert!(err.contains("--features cuda"), "{err}");
+    }
+}
+
+#[test]
+fn half_precision_is_refused_where_the_backend_has_no_kernels_for_it() {
+    let text = |backend: &str, precision: &str| {
+        format!(
+            "name = \"mp\"\nbackend = \"{backend}\"\n[train]\nprecision = \"{precision}\"\n[[student]]\nmodel = \"mlp\"\n[[student.loss]]\nmethod = \"ce\"\n"
+        )
+    };
+    let parse = |t: String| {
+        ExperimentConfig::from_toml(&t, "mp.toml")
+            .unwrap()
+            .validate()
+    };
+    for backend in ["wgpu", "cpu"] {
+        let err = parse(text(backend, "bf16")).unwrap_err().to_string();
+        assert!(
+            err.contains(backend) && err.contains("precision = \"bf16\"") && err.contains("cuda"),
+            "{err}"
+        );
+        assert!(parse(text(backend, "f32")).is_ok());
+    }
+    for backend in ["flex", "cuda"] {
+        for precision in ["bf16", "f16"] {
+            let plan = parse(text(backend, precision)).unwrap();
+            assert!(plan
+                .to_toml()
+                .contains(&format!("precision = \"{precision}\"")));
+        }
     }
 }

@@ -465,3 +465,40 @@ fn half_precision_runs_train_near_f32_resume_exactly_and_store_f32_weights() {
             .all(|d| *d == distill::burn::tensor::DType::F32));
     }
 }
+
+#[test]
+fn f16_overflow_skips_updates_backs_off_the_scale_and_resumes_with_it() {
+    use distill::config::Precision;
+    let _serial = serial();
+    // a CE weight of 10⁴ makes the logits' gradients ~300: scaled by 2¹⁶ they overflow f16, so
+    // the first updates are skipped while the scale halves (a tiny rate keeps SGD stable)
+    let text = TINY
+        .replace("lr = 0.05", "lr = 0.000001")
+        .replace("weight = 0.1", "weight = 10000.0");
+    let setup = Setup::new(&text);
+    let mut half = setup.plan.students[0].train.clone();
+    half.precision = Precision::F16;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("split");
+    let mut part = setup.job_with(&dir, &half);
+    part.stop_after = Some(1);
+    part.prepare().unwrap().run().unwrap();
+    let state: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("last/state.json")).unwrap())
+            .unwrap();
+    let scale = state["scaler"]["scale"].as_f64().unwrap();
+    assert!(scale < 65536.0, "the scale did not back off: {scale}");
+    assert!(scale > 0.0 && scale.log2().fract() == 0.0, "{scale}");
+    // resumed, the run goes on from the backed-off scale exactly as an uninterrupted one
+    let full = setup
+        .job_with(&tmp.path().join("full"), &half)
+        .prepare()
+        .unwrap()
+        .run()
+        .unwrap();
+    let mut second = setup.job_with(&dir, &half);
+    second.resume = true;
+    let resumed = second.prepare().unwrap().run().unwrap();
+    assert_same_history(&full, &resumed);
+    assert!(full.history.iter().all(|h| h.train_loss.is_finite()));
+}

@@ -605,11 +605,38 @@ pub struct Plan {
     pub federated: Option<FederatedPlan>,
 }
 
-/// Checks a `[distributed]` section against the backend, the batch sizes and the precisions.
+/// Refuses half precision on the backends it is not built for: Burn's wgpu and JIT cpu
+/// backends support bf16 and f16 only for some operations (cubecl-wgpu registers bf16 for
+/// conversions alone, and not at all under WGSL).
+fn check_precision(
+    backend: Backend,
+    teachers: &[TeacherPlan],
+    students: &[StudentPlan],
+) -> Result<()> {
+    if matches!(backend, Backend::Flex | Backend::Cuda) {
+        return Ok(());
+    }
+    let trained = teachers
+        .iter()
+        .filter(|t| t.checkpoint.is_none() && t.from.is_none())
+        .map(|t| (&t.name, &t.train))
+        .chain(students.iter().map(|s| (&s.name, &s.train)));
+    for (name, plan) in trained {
+        if plan.precision != crate::config::Precision::F32 {
+            return Err(DistillError::Unsupported(format!(
+                "{name}: train.precision = \"{}\" is not available on the {} backend (its kernels do not cover half precision); use backend = \"cuda\" or \"flex\", or remove train.precision",
+                format!("{:?}", plan.precision).to_lowercase(),
+                format!("{backend:?}").to_lowercase()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Checks a `[distributed]` section against the backend and the batch sizes.
 fn check_distributed(
     d: &DistributedSettings,
     backend: Backend,
-    teachers: &[TeacherPlan],
     students: &[StudentPlan],
 ) -> Result<Vec<usize>> {
     if d.devices.is_empty() {
@@ -641,20 +668,6 @@ fn check_distributed(
             };
             return Err(DistillError::Unsupported(format!(
                 "[distributed] is not available on the {name} backend: Burn 0.22.1 implements the gradient all-reduce only for CUDA devices (NCCL). Remove the [distributed] section to train on this backend, or set backend = \"cuda\" and build with --features cuda"
-            )));
-        }
-    }
-    // f16 skips the updates whose gradients overflow, each device on its own; the devices'
-    // all-reduce would then wait for one that skipped
-    let plans = teachers
-        .iter()
-        .filter(|t| t.checkpoint.is_none() && t.from.is_none())
-        .map(|t| (&t.name, &t.train))
-        .chain(students.iter().map(|s| (&s.name, &s.train)));
-    for (name, plan) in plans {
-        if plan.precision == crate::config::Precision::F16 {
-            return Err(DistillError::Unsupported(format!(
-                "{name}: train.precision = \"f16\" cannot run under [distributed] (its loss scaling skips overflowing updates on one device while the others wait for its gradients); use precision = \"bf16\", which needs no loss scaling, or remove the [distributed] section"
             )));
         }
     }
@@ -937,9 +950,10 @@ impl ExperimentConfig {
                 )
             }));
         }
+        check_precision(self.backend, &teachers, &students)?;
         let devices = match &self.distributed {
             None => Vec::new(),
-            Some(d) => check_distributed(d, self.backend, &teachers, &students)?,
+            Some(d) => check_distributed(d, self.backend, &students)?,
         };
         let federated = match (&self.federated, self.scheme) {
             (None, Scheme::Federated) => {

@@ -16,6 +16,7 @@ use burn::nn::{
 };
 use burn::prelude::*;
 use burn::tensor::activation::gelu;
+use burn::tensor::DType;
 
 use super::interop::{key_map, KeyMap};
 use super::precision::NormF32;
@@ -162,11 +163,11 @@ impl Bert {
             h = layer.forward(h, pad.clone());
             layers.push(h.clone());
         }
-        // the mask in the compute dtype (see `models::precision`)
-        let in_dtype = mask.clone().cast(h.dtype());
-        let w = in_dtype.clone().reshape([n, l, 1]);
-        let count = in_dtype.sum_dim(1).clamp_min(1.0);
-        let pooled = (h * w).sum_dim(1).reshape([n, d]) / count;
+        // pooled and normalised in f32 at every precision (see `models::precision`): a count
+        // of up to 512 positions, and a norm floor of 1e-12, are beyond bf16 and f16
+        let w = mask.clone().reshape([n, l, 1]);
+        let count = mask.clone().sum_dim(1).clamp_min(1.0);
+        let pooled = (h.cast(DType::F32) * w).sum_dim(1).reshape([n, d]) / count;
         // sentence-transformers' Normalize: x / max(‖x‖₂, 1e-12)
         let norm = pooled
             .clone()

@@ -1,18 +1,17 @@
 //! Mixed precision: a model's compute in bf16 or f16 over its f32 master weights.
 //!
 //! What PyTorch's `torch.autocast` does with per-op rules, distill does per model:
-//! [`Net::in_dtype`] gives a copy of a model whose weights are *read* in the compute dtype. Each
-//! weight gets a [`ComputeCast`] reparameterization (Burn's mechanism behind LoRA), so the stored
+//! [`Net::forward_at`] computes through a copy of the model whose weights are *read* in the
+//! compute dtype. Each weight gets a [`ComputeCast`] reparameterization (Burn's mechanism behind LoRA), so the stored
 //! parameter stays the f32 master copy: its identity, its record path and what the optimiser
 //! updates are unchanged, and the gradient of the cast arrives on it in f32. The copy shares the
-//! master tensors (and the batch-norm running statistics) with the model it came from, so the
-//! trainer makes it afresh each step and checkpoints, evaluation, teachers and export never see
-//! a cast.
+//! master tensors (and the batch-norm running statistics) with the model it came from and lives
+//! for one forward pass, so checkpoints, evaluation, teachers and export never see a cast.
 //!
 //! Normalisation layers are left in f32, as autocast leaves them: their parameters are not cast,
 //! and the models call them through [`NormF32`], which casts the activations to f32 around them
 //! (mean and variance in bf16 lose too much, and batch norm's running statistics are f32). Every
-//! tap leaves the model in f32 ([`Net::forward_in`]), so the knowledge layer — losses,
+//! tap leaves the model in f32 ([`Net::forward_at`]), so the knowledge layer — losses,
 //! connectors, metrics — is f32 whatever the precision.
 
 use std::collections::HashSet;
@@ -75,25 +74,19 @@ impl Reparameterizer for CastWeights {
 /// batch norm's running statistics, a GRU's weights), in the path form [`Reparameterizer`] is
 /// given.
 #[derive(Default)]
-struct NormParams {
+struct F32Params {
     path: Vec<String>,
     containers: Vec<String>,
     found: HashSet<String>,
 }
 
 /// The layers left in f32, by the container name Burn's module derive reports: the
-/// normalisation layers, and the GRU (Burn's makes its hidden state in the device's default
-/// dtype, f32, so it cannot run in another).
-const F32_LAYERS: &[&str] = &[
-    "Struct:BatchNorm",
-    "Struct:LayerNorm",
-    "Struct:GroupNorm",
-    "Struct:InstanceNorm",
-    "Struct:RmsNorm",
-    "Struct:Gru",
-];
+/// normalisation layers the models use (each called through [`NormF32`]; a model that takes up
+/// another norm layer adds it here and there), and the GRU (Burn's makes its hidden state in
+/// the device's default dtype, f32, so it cannot run in another; `models::gru` casts around it).
+const F32_LAYERS: &[&str] = &["Struct:BatchNorm", "Struct:LayerNorm", "Struct:Gru"];
 
-impl ModuleVisitor for NormParams {
+impl ModuleVisitor for F32Params {
     fn enter_module(&mut self, name: &str, container: &str) {
         self.path.push(name.to_string());
         self.containers.push(container.to_string());
@@ -116,15 +109,15 @@ impl ModuleVisitor for NormParams {
 
 impl Net {
     /// A copy of the model that computes in `dtype` (`F32`: the model itself): every weight
-    /// outside the normalisation layers is read through a cast, the stored f32 weights shared
-    /// with `self` (see the module docs).
-    pub fn in_dtype(&self, dtype: DType) -> Net {
+    /// outside the [`F32_LAYERS`] is read through a cast, the stored f32 weights shared with
+    /// `self` (see the module docs).
+    fn in_dtype(&self, dtype: DType) -> Net {
         let f16 = match dtype {
             DType::BF16 => false,
             DType::F16 => true,
             _ => return self.clone(),
         };
-        let mut norms = NormParams::default();
+        let mut norms = F32Params::default();
         self.visit(&mut norms);
         self.clone().apply_reparameterization(CastWeights {
             f16,
@@ -132,10 +125,11 @@ impl Net {
         })
     }
 
-    /// Forward pass of a model from [`Self::in_dtype`]: the input cast to `dtype` (token ids
-    /// stay as they are: an embedding reads them as indices, and bf16 holds integers exactly
-    /// only up to 256), every tap cast back to f32.
-    pub fn forward_in(&self, x: Tensor<4>, dtype: DType) -> Taps {
+    /// Forward pass computing in `dtype` over the f32 weights (`F32`: [`Self::forward`]): the
+    /// input cast to `dtype` (token ids stay as they are: an embedding reads them as indices,
+    /// and bf16 holds integers exactly only up to 256), the weights read through
+    /// [`Self::in_dtype`], every tap cast back to f32.
+    pub fn forward_at(&self, x: Tensor<4>, dtype: DType) -> Taps {
         if dtype == DType::F32 {
             return self.forward(x);
         }
@@ -143,7 +137,7 @@ impl Net {
             Net::Gpt(_) | Net::Bert(_) => x,
             _ => x.cast(dtype),
         };
-        self.forward(x).cast(DType::F32)
+        self.in_dtype(dtype).forward(x).cast(DType::F32)
     }
 }
 
@@ -248,11 +242,11 @@ mod tests {
             let net = config.build(input, classes, &device).unwrap();
             let x = probe_batch(&config, input, 8, &device);
             let embedding = |t: Taps| t.get("embedding").expect("every model has one").flat();
-            let reference = embedding(net.forward_in(x.clone(), DType::F32));
+            let reference = embedding(net.forward_at(x.clone(), DType::F32));
             let scale = reference.clone().abs().max().into_scalar::<f32>();
             // bf16 keeps 8 bits of mantissa, f16 11
             for (dtype, within) in [(DType::BF16, 0.03), (DType::F16, 0.005)] {
-                let out = embedding(net.in_dtype(dtype).forward_in(x.clone(), dtype));
+                let out = embedding(net.forward_at(x.clone(), dtype));
                 let gap = (out - reference.clone()).abs().max().into_scalar::<f32>();
                 assert!(
                     gap <= within * scale,
@@ -273,7 +267,7 @@ mod tests {
             for dtype in [DType::BF16, DType::F16] {
                 let half = net.in_dtype(dtype);
                 assert_eq!(half.num_params(), net.num_params(), "{}", info.name);
-                let out = half.forward_in(x.clone(), dtype);
+                let out = net.forward_at(x.clone(), dtype);
                 // every tap leaves the model in f32
                 for (name, f) in &out.features {
                     assert_eq!(f.flat().dtype(), DType::F32, "{} {name}", info.name);
@@ -341,7 +335,7 @@ mod tests {
         assert_eq!(seen.f32_bases, seen.params);
         let (cast, kept) = (seen.cast, seen.params - seen.cast);
         assert!(cast > 0 && kept > 0, "cast {cast}, kept {kept}");
-        let mut norms = NormParams::default();
+        let mut norms = F32Params::default();
         net.visit(&mut norms);
         assert_eq!(kept, norms.found.len());
         // the copy shares its masters: same ids, and f32 is the model itself

@@ -42,16 +42,24 @@ impl Feature {
     }
 
     /// One vector per sample: a sequence's mean over its real positions (`[batch, features]`);
-    /// other features as [`Self::flat`].
+    /// other features as [`Self::flat`]. A sequence is averaged in f32 and the mean returned in its dtype (a count of positions
+    /// beyond 256 is not exact in bf16; see `models::precision`).
     pub fn pooled(&self) -> Tensor<2> {
+        let f32 = burn::tensor::DType::F32;
         match self {
-            Feature::Seq { x, mask: None } => x.clone().mean_dim(1).squeeze_dim::<2>(1),
+            Feature::Seq { x, mask: None } => x
+                .clone()
+                .cast(f32)
+                .mean_dim(1)
+                .squeeze_dim::<2>(1)
+                .cast(x.dtype()),
             Feature::Seq { x, mask: Some(m) } => {
                 let [b, l] = m.dims();
+                let m = m.clone().cast(f32);
                 let w = m.clone().reshape([b, l, 1]);
-                let sum = (x.clone() * w).sum_dim(1).squeeze_dim::<2>(1);
-                let count = m.clone().sum_dim(1).clamp_min(1.0);
-                sum / count
+                let sum = (x.clone().cast(f32) * w).sum_dim(1).squeeze_dim::<2>(1);
+                let count = m.sum_dim(1).clamp_min(1.0);
+                (sum / count).cast(x.dtype())
             }
             other => other.flat(),
         }

@@ -64,12 +64,14 @@ pub fn scale_grads<M: Module>(
 
 /// Scales the gradients of `module` so that their global L2 norm is at most `max_norm`
 /// (PyTorch's `clip_grad_norm_` with `eps = 1e-6`); gradients with a smaller norm are unchanged.
+/// `squared`: their [`squared_norm`], where the caller has it already.
 pub fn clip_global_norm<M: Module>(
     grads: GradientsParams,
     module: &M,
     max_norm: f64,
+    squared: Option<Tensor<1>>,
 ) -> GradientsParams {
-    let Some(squared) = squared_norm(&grads, module) else {
+    let Some(squared) = squared.or_else(|| squared_norm(&grads, module)) else {
         return grads;
     };
     let factor = (squared.sqrt().add_scalar(1e-6).recip() * max_norm).clamp_max(1.0);
@@ -102,7 +104,7 @@ mod tests {
         let g = grads_of(&layer, 10.0, &dev);
         let before = norm(&layer, &g);
         assert!((before - (12.0f64 * 400.0 + 4.0 * 4.0).sqrt()).abs() < 1e-3);
-        let clipped = clip_global_norm(g, &layer, 1.0);
+        let clipped = clip_global_norm(g, &layer, 1.0, None);
         assert!((norm(&layer, &clipped) - 1.0).abs() < 1e-5);
         // direction kept: the bias/weight ratio is unchanged
         let values = |t: burn::tensor::TensorData| t.iter::<f32>().collect::<Vec<_>>();
@@ -115,7 +117,7 @@ mod tests {
         );
         assert!((w[0] / b[0] - 10.0).abs() < 1e-4);
         let g = grads_of(&layer, 10.0, &dev);
-        let same = clip_global_norm(g, &layer, 1e6);
+        let same = clip_global_norm(g, &layer, 1e6, None);
         assert!((norm(&layer, &same) - before).abs() < 1e-3);
     }
 }

@@ -523,7 +523,7 @@ impl Prepared<'_> {
                     lr,
                     grad_clip: plan.grad_clip,
                     precision: plan.precision,
-                    loss_scale: state.scaler.map_or(1.0, |s| s.scale),
+                    loss_scale: state.scaler.map(|s| s.scale),
                 };
                 let samples = batch.len();
                 let out = match parallel.as_mut() {

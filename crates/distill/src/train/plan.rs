@@ -339,7 +339,7 @@ mod tests {
     }
 
     #[test]
-    fn precision_reads_f32_and_bf16_and_names_them_otherwise() {
+    fn precision_reads_f32_bf16_and_f16_and_names_them_otherwise() {
         let read = |t: &str| toml::from_str::<TrainConfig>(t);
         let bf16 = read("precision = \"bf16\"").unwrap().resolve("t").unwrap();
         assert_eq!(bf16.precision, Precision::Bf16);

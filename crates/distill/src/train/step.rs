@@ -138,8 +138,9 @@ pub struct StepAt {
     /// The dtype the students compute in.
     pub precision: Precision,
     /// The factor the objective is multiplied by before backward and the gradients divided by
-    /// after it: f16's dynamic loss scale (see [`crate::train::scaler`]), otherwise 1.
-    pub loss_scale: f64,
+    /// after it, the update skipped where one overflows: f16's dynamic loss scale (see
+    /// [`crate::train::scaler`]; `None` at other precisions).
+    pub loss_scale: Option<f64>,
 }
 
 /// One training step: frozen teachers' forward (no autodiff), students' forward, objective,
@@ -181,21 +182,14 @@ pub fn train_step(
         Some((x, y)) => (x, y, true),
         None => (x, y, false),
     };
-    // Below f32, each student computes through a copy that reads its f32 weights in the compute
-    // dtype (made afresh each step: it shares the weights the optimiser updates); the taps come
-    // back in f32.
+    // The students compute in the plan's precision over their f32 weights; the taps come back
+    // in f32.
     let dtype = at.precision.dtype();
     let student_taps: Vec<_> = trainable
         .students
         .iter()
         .enumerate()
-        .map(|(i, s)| {
-            let x = objective.input_of(i, &x);
-            match at.precision {
-                Precision::F32 => s.forward(x),
-                _ => s.in_dtype(dtype).forward_in(x, dtype),
-            }
-        })
+        .map(|(i, s)| s.forward_at(objective.input_of(i, &x), dtype))
         .collect();
     // The teacher side: every trainable role read as a constant, then the frozen teachers the
     // terms read (from their cache or a forward pass without autodiff), as
@@ -243,25 +237,30 @@ pub fn train_step(
         .cloned()
         .or_else(|| (!read[0].is_finite()).then(|| ("total".to_string(), read[0] as f64)));
     let mut overflow = false;
-    let trainable = if non_finite.is_some() {
-        trainable
-    } else if at.loss_scale == 1.0 {
-        let grads = GradientsParams::from_grads(value.total.backward(), &trainable);
-        update(trainable, optim, grads, value.updates, at)
-    } else {
-        // Loss scaling: backward of the scaled objective, the f32 gradients unscaled, the update
-        // skipped where one of them overflowed (one more read-back, as PyTorch's GradScaler).
-        let device = value.total.device();
-        let scaled = value.total.mul_scalar(at.loss_scale).backward();
-        let grads = GradientsParams::from_grads(scaled, &trainable);
-        let unscale = Tensor::<1>::from_floats([1.0 / at.loss_scale as f32], &device);
-        let grads = scale_grads(grads, &trainable, unscale);
-        overflow =
-            squared_norm(&grads, &trainable).is_some_and(|n| !n.into_scalar::<f32>().is_finite());
-        if overflow {
-            apply_updates(trainable, value.updates)
-        } else {
-            update(trainable, optim, grads, value.updates, at)
+    let trainable = match (non_finite.is_some(), at.loss_scale) {
+        (true, _) => trainable,
+        (false, None) => {
+            let grads = GradientsParams::from_grads(value.total.backward(), &trainable);
+            update(trainable, optim, grads, None, value.updates, at)
+        }
+        (false, Some(scale)) => {
+            // Loss scaling: backward of the scaled objective, the f32 gradients unscaled, the
+            // update skipped where one of them overflowed (one more read-back, as PyTorch's
+            // GradScaler has).
+            let device = value.total.device();
+            let scaled = value.total.mul_scalar(scale).backward();
+            let grads = GradientsParams::from_grads(scaled, &trainable);
+            let unscale = Tensor::<1>::from_floats([(1.0 / scale) as f32], &device);
+            let grads = scale_grads(grads, &trainable, unscale);
+            let squared = squared_norm(&grads, &trainable);
+            overflow = squared
+                .clone()
+                .is_some_and(|n| !n.into_scalar::<f32>().is_finite());
+            if overflow {
+                apply_updates(trainable, value.updates)
+            } else {
+                update(trainable, optim, grads, squared, value.updates, at)
+            }
         }
     };
     StepOutput {
@@ -275,17 +274,18 @@ pub fn train_step(
     }
 }
 
-/// The optimiser update from `grads` (clipped first where the plan clips), then the terms'
-/// state changes.
+/// The optimiser update from `grads` (clipped first where the plan clips; `squared`: their
+/// squared norm where it is known), then the terms' state changes.
 fn update(
     trainable: Trainable,
     optim: &mut ModuleOptimizer,
     mut grads: GradientsParams,
+    squared: Option<Tensor<1>>,
     updates: Vec<AuxUpdate>,
     at: StepAt,
 ) -> Trainable {
     if let Some(max_norm) = at.grad_clip {
-        grads = clip_global_norm(grads, &trainable, max_norm);
+        grads = clip_global_norm(grads, &trainable, max_norm, squared);
     }
     apply_updates(optim.step(at.lr, trainable, grads), updates)
 }
