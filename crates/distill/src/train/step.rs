@@ -238,7 +238,12 @@ pub fn train_step(
         .or_else(|| (!read[0].is_finite()).then(|| ("total".to_string(), read[0] as f64)));
     let mut overflow = false;
     let trainable = match (non_finite.is_some(), at.loss_scale) {
-        (true, _) => trainable,
+        (true, _) => {
+            // No update, but backward all the same: under [distributed] Burn all-reduces the
+            // gradients inside backward, and the other devices' backward waits for this one's
+            let _ = value.total.backward();
+            trainable
+        }
         (false, None) => {
             let grads = GradientsParams::from_grads(value.total.backward(), &trainable);
             update(trainable, optim, grads, None, value.updates, at)
