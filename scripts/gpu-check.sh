@@ -42,27 +42,34 @@ if [ ! -x "$BIN/kd_step" ]; then
   echo "| (kd_step is not in the archive: step table skipped) | | | | |" | tee -a "$REPORT"
   PAIRS=""
 fi
-for pair in $PAIRS; do
-  for cached in no yes; do
-    d=$(timeout 300 "$BIN/kd_step" --pair "$pair" --steps "$STEPS" --backend cuda --cached "$cached" 2>>"$OUTDIR/stderr.log" | tail -1)
-    p=$(timeout 180 python3 bench/pytorch_reference.py --pair "$pair" --steps "$STEPS" --device cuda --cached "$cached" 2>>"$OUTDIR/stderr.log" | tail -1)
-    echo "$d" >> "$JSON"
-    echo "$p" >> "$JSON"
-    python3 - "$pair" "$cached" "$d" "$p" <<'PY' | tee -a "$REPORT"
+# One KD step of pair $1 in distill on cuda and in PyTorch on CUDA, both given the arguments after
+# the label (`--cached yes|no`, `--precision bf16|f16`): their JSON lines kept, one table row
+# labelled $2.
+step_row() {
+  local pair="$1" label="$2"
+  shift 2
+  local d p
+  d=$(timeout 300 "$BIN/kd_step" --pair "$pair" --steps "$STEPS" --backend cuda "$@" 2>>"$OUTDIR/stderr.log" | tail -1)
+  p=$(timeout 180 python3 bench/pytorch_reference.py --pair "$pair" --steps "$STEPS" --device cuda "$@" 2>>"$OUTDIR/stderr.log" | tail -1)
+  echo "$d" >> "$JSON"
+  echo "$p" >> "$JSON"
+  python3 - "$pair" "$label" "$d" "$p" <<'PY' | tee -a "$REPORT"
 import json, sys
-pair, cached, d, p = sys.argv[1:5]
+pair, label, d, p = sys.argv[1:5]
 def ms(s):
     try:
         return json.loads(s)["median_ms"]
     except Exception:
         return None
 dm, pm = ms(d), ms(p)
-teacher = "cached" if cached == "yes" else "run each step"
 fmt = lambda v: f"{v:.2f}" if v is not None else "failed"
 ratio = f"{dm / pm:.2f}x" if dm and pm else "—"
-print(f"| {pair} | {teacher} | {fmt(pm)} | {fmt(dm)} | {ratio} |")
+print(f"| {pair} | {label} | {fmt(pm)} | {fmt(dm)} | {ratio} |")
 PY
-  done
+}
+for pair in $PAIRS; do
+  step_row "$pair" "run each step" --cached no
+  step_row "$pair" cached --cached yes
 done
 
 if [ -n "${ONLY_STEPS:-}" ]; then
@@ -80,23 +87,7 @@ fi
 } | tee -a "$REPORT"
 for pair in $PAIRS; do
   for prec in bf16 f16; do
-    d=$(timeout 300 "$BIN/kd_step" --pair "$pair" --steps "$STEPS" --backend cuda --precision "$prec" 2>>"$OUTDIR/stderr.log" | tail -1)
-    p=$(timeout 180 python3 bench/pytorch_reference.py --pair "$pair" --steps "$STEPS" --device cuda --precision "$prec" 2>>"$OUTDIR/stderr.log" | tail -1)
-    echo "$d" >> "$JSON"
-    echo "$p" >> "$JSON"
-    python3 - "$pair" "$prec" "$d" "$p" <<'PY' | tee -a "$REPORT"
-import json, sys
-pair, prec, d, p = sys.argv[1:5]
-def ms(s):
-    try:
-        return json.loads(s)["median_ms"]
-    except Exception:
-        return None
-dm, pm = ms(d), ms(p)
-fmt = lambda v: f"{v:.2f}" if v is not None else "failed"
-ratio = f"{dm / pm:.2f}x" if dm and pm else "—"
-print(f"| {pair} | {prec} | {fmt(pm)} | {fmt(dm)} | {ratio} |")
-PY
+    step_row "$pair" "$prec" --precision "$prec"
   done
 done
 
