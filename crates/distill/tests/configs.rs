@@ -272,17 +272,29 @@ fn every_sample_sweep_runs_at_a_tiny_size_on_the_embedded_data() {
 
 /// `[distributed]` reaches the plan on a backend with collectives, and is refused with a clear
 /// error (not Burn's panic) on the CPU backends (flex and JIT cpu), on wgpu, and for batches that do not split.
+/// An experiment training an MLP on CE on `backend`, with `train` in its `[train]` and `sections`
+/// after it.
+fn mlp_ce(backend: &str, train: &str, sections: &str) -> String {
+    format!(
+        "name = \"t\"\nbackend = \"{backend}\"\n[train]\n{train}\n{sections}[[student]]\nmodel = \"mlp\"\n[[student.loss]]\nmethod = \"ce\"\n"
+    )
+}
+
+/// The experiment `text` parsed (which must succeed) and validated.
+fn parse(text: String) -> Result<distill::config::Plan, distill::DistillError> {
+    ExperimentConfig::from_toml(&text, "test.toml")
+        .unwrap()
+        .validate()
+}
+
 #[test]
 fn distributed_config_path_and_its_errors() {
     let base = |backend: &str, batch: usize, devices: &str| {
-        format!(
-            "name = \"ddp\"\nbackend = \"{backend}\"\n[train]\nbatch_size = {batch}\n[distributed]\ndevices = {devices}\n[[student]]\nmodel = \"mlp\"\n[[student.loss]]\nmethod = \"ce\"\n"
+        mlp_ce(
+            backend,
+            &format!("batch_size = {batch}"),
+            &format!("[distributed]\ndevices = {devices}\n"),
         )
-    };
-    let parse = |text: String| {
-        ExperimentConfig::from_toml(&text, "ddp.toml")
-            .unwrap()
-            .validate()
     };
 
     let plan = parse(base("cuda", 64, "[0, 1, 2, 3]")).unwrap();
@@ -332,14 +344,7 @@ fn distributed_config_path_and_its_errors() {
 #[test]
 fn half_precision_is_refused_where_the_backend_has_no_kernels_for_it() {
     let text = |backend: &str, precision: &str| {
-        format!(
-            "name = \"mp\"\nbackend = \"{backend}\"\n[train]\nprecision = \"{precision}\"\n[[student]]\nmodel = \"mlp\"\n[[student.loss]]\nmethod = \"ce\"\n"
-        )
-    };
-    let parse = |t: String| {
-        ExperimentConfig::from_toml(&t, "mp.toml")
-            .unwrap()
-            .validate()
+        mlp_ce(backend, &format!("precision = \"{precision}\""), "")
     };
     for backend in ["wgpu", "cpu"] {
         let err = parse(text(backend, "bf16")).unwrap_err().to_string();

@@ -33,9 +33,7 @@ fn resumed_run_ends_like_an_uninterrupted_one() {
     let part = setup.run_epochs(&dir, 2);
     assert!(part.partial);
     assert_eq!(part.history.len(), 2);
-    let mut second = setup.job(&dir);
-    second.resume = true;
-    let resumed = second.prepare().unwrap().run().unwrap();
+    let resumed = setup.resume(&dir);
     assert_eq!(resumed.history.len(), 3);
     assert_same_history(&full, &resumed);
     let lines = std::fs::read_to_string(dir.join("metrics.jsonl")).unwrap();
@@ -373,9 +371,7 @@ fn peers_train_jointly_and_resume_exactly() {
     // and a run stopped after one epoch ends like the uninterrupted one, the peer included
     let dir = tmp.path().join("split");
     setup.run_epochs(&dir, 1);
-    let mut second = setup.job(&dir);
-    second.resume = true;
-    let resumed = second.prepare().unwrap().run().unwrap();
+    let resumed = setup.resume(&dir);
     assert_same_history(&full, &resumed);
     assert_eq!(resumed.peers[0].history, full.peers[0].history);
 }
@@ -400,29 +396,29 @@ fn a_recipe_without_labels_trains_on_the_teacher_alone() {
     assert!(spec.contains("\"unlabeled\": true"), "{spec}");
 }
 
+/// TINY with its `[train]` at `precision`.
+fn tiny_at(precision: &str) -> String {
+    TINY.replace(
+        "[train]\n",
+        &format!("[train]\nprecision = \"{precision}\"\n"),
+    )
+}
+
 #[test]
 fn half_precision_runs_train_near_f32_resume_exactly_and_store_f32_weights() {
-    use distill::config::Precision;
     let _serial = serial();
-    let setup = Setup::new(TINY);
     let tmp = tempfile::tempdir().unwrap();
-    let f32_run = setup.train(&tmp.path().join("f32"));
-    for precision in [Precision::Bf16, Precision::F16] {
-        let mut half = setup.plan.students[0].train.clone();
-        half.precision = precision;
-        let root = tmp.path().join(format!("{precision:?}"));
-        let full = setup
-            .job_with(&root.join("full"), &half)
-            .prepare()
-            .unwrap()
-            .run()
-            .unwrap();
+    let f32_run = Setup::new(TINY).train(&tmp.path().join("f32"));
+    for precision in ["bf16", "f16"] {
+        let setup = Setup::new(&tiny_at(precision));
+        let root = tmp.path().join(precision);
+        let full = setup.train(&root.join("full"));
         // rounding moves the run, but not far: the same data, seed and steps
         assert_ne!(full.history[0].train_loss, f32_run.history[0].train_loss);
         for (h, f) in full.history.iter().zip(&f32_run.history) {
             assert!(
                 (h.train_loss - f.train_loss).abs() < 0.05 * f.train_loss,
-                "{precision:?} epoch {}: loss {} vs f32 {}",
+                "{precision} epoch {}: loss {} vs f32 {}",
                 h.epoch,
                 h.train_loss,
                 f.train_loss
@@ -431,19 +427,10 @@ fn half_precision_runs_train_near_f32_resume_exactly_and_store_f32_weights() {
         // resumed from its checkpoint (f16: with its loss scale), a run ends exactly as an
         // uninterrupted one
         let dir = root.join("split");
-        let mut part = setup.job_with(&dir, &half);
-        part.stop_after = Some(2);
-        part.prepare().unwrap().run().unwrap();
+        setup.run_epochs(&dir, 2);
         let state = std::fs::read_to_string(dir.join("last/state.json")).unwrap();
-        assert_eq!(
-            state.contains("\"scaler\""),
-            precision == Precision::F16,
-            "{state}"
-        );
-        let mut second = setup.job_with(&dir, &half);
-        second.resume = true;
-        let resumed = second.prepare().unwrap().run().unwrap();
-        assert_same_history(&full, &resumed);
+        assert_eq!(state.contains("\"scaler\""), precision == "f16", "{state}");
+        assert_same_history(&full, &setup.resume(&dir));
         // the checkpoint holds the f32 master weights, and loads as any other
         let device = distill::burn::prelude::Device::flex();
         let (net, _) = load_model_dir(&dir.join("last"), &device).unwrap();
@@ -468,21 +455,16 @@ fn half_precision_runs_train_near_f32_resume_exactly_and_store_f32_weights() {
 
 #[test]
 fn f16_overflow_skips_updates_backs_off_the_scale_and_resumes_with_it() {
-    use distill::config::Precision;
     let _serial = serial();
     // a CE weight of 10⁴ makes the logits' gradients ~300: scaled by 2¹⁶ they overflow f16, so
     // the first updates are skipped while the scale halves (a tiny rate keeps SGD stable)
-    let text = TINY
+    let text = tiny_at("f16")
         .replace("lr = 0.05", "lr = 0.000001")
         .replace("weight = 0.1", "weight = 10000.0");
     let setup = Setup::new(&text);
-    let mut half = setup.plan.students[0].train.clone();
-    half.precision = Precision::F16;
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("split");
-    let mut part = setup.job_with(&dir, &half);
-    part.stop_after = Some(1);
-    part.prepare().unwrap().run().unwrap();
+    setup.run_epochs(&dir, 1);
     let state: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("last/state.json")).unwrap())
             .unwrap();
@@ -490,15 +472,7 @@ fn f16_overflow_skips_updates_backs_off_the_scale_and_resumes_with_it() {
     assert!(scale < 65536.0, "the scale did not back off: {scale}");
     assert!(scale > 0.0 && scale.log2().fract() == 0.0, "{scale}");
     // resumed, the run goes on from the backed-off scale exactly as an uninterrupted one
-    let full = setup
-        .job_with(&tmp.path().join("full"), &half)
-        .prepare()
-        .unwrap()
-        .run()
-        .unwrap();
-    let mut second = setup.job_with(&dir, &half);
-    second.resume = true;
-    let resumed = second.prepare().unwrap().run().unwrap();
-    assert_same_history(&full, &resumed);
+    let full = setup.train(&tmp.path().join("full"));
+    assert_same_history(&full, &setup.resume(&dir));
     assert!(full.history.iter().all(|h| h.train_loss.is_finite()));
 }

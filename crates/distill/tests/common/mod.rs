@@ -136,6 +136,13 @@ impl Setup {
         self.job(dir).prepare().unwrap().run().unwrap()
     }
 
+    /// Resumes the run in `dir` and trains it to the end of its budget.
+    pub fn resume(&self, dir: &Path) -> JobOutcome {
+        let mut job = self.job(dir);
+        job.resume = true;
+        job.prepare().unwrap().run().unwrap()
+    }
+
     /// Trains the first `epochs` epochs in `dir` and stops cleanly.
     pub fn run_epochs(&self, dir: &Path, epochs: usize) -> JobOutcome {
         let mut job = self.job(dir);
