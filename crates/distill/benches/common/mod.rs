@@ -15,13 +15,12 @@ pub fn arg(name: &str, default: &str) -> String {
 #[allow(dead_code)] // not every bench binary picks a backend
 pub fn backend_arg(allowed: &[Backend]) -> Backend {
     let name = arg("--backend", "flex");
-    let lower = |b: &Backend| format!("{b:?}").to_lowercase();
     allowed
         .iter()
         .copied()
-        .find(|b| lower(b) == name)
+        .find(|b| b.name() == name)
         .unwrap_or_else(|| {
-            let names: Vec<String> = allowed.iter().map(lower).collect();
+            let names: Vec<&str> = allowed.iter().map(|b| b.name()).collect();
             panic!("unknown --backend {name}: one of {}", names.join(", "))
         })
 }

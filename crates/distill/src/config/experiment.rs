@@ -29,6 +29,18 @@ pub enum Backend {
     Cpu,
 }
 
+impl Backend {
+    /// Its name in configs (`backend = "..."`), which is also its cargo feature's.
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Flex => "flex",
+            Backend::Cuda => "cuda",
+            Backend::Wgpu => "wgpu",
+            Backend::Cpu => "cpu",
+        }
+    }
+}
+
 /// `[data]`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -213,6 +225,13 @@ pub struct TeacherConfig {
     /// students train on the stored approximation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cache_topk: Option<usize>,
+}
+
+impl TeacherPlan {
+    /// Whether this run trains it (neither a `checkpoint` nor a recipe's student).
+    pub fn is_trained_here(&self) -> bool {
+        self.checkpoint.is_none() && self.from.is_none()
+    }
 }
 
 fn default_cache_mb() -> usize {
@@ -618,7 +637,7 @@ fn check_precision(
     }
     let trained = teachers
         .iter()
-        .filter(|t| t.checkpoint.is_none() && t.from.is_none())
+        .filter(|t| t.is_trained_here())
         .map(|t| (&t.name, &t.train))
         .chain(students.iter().map(|s| (&s.name, &s.train)));
     for (name, plan) in trained {
@@ -626,7 +645,7 @@ fn check_precision(
             return Err(DistillError::Unsupported(format!(
                 "{name}: train.precision = \"{}\" is not available on the {} backend (its kernels do not cover half precision); use backend = \"cuda\" or \"flex\", or remove train.precision",
                 format!("{:?}", plan.precision).to_lowercase(),
-                format!("{backend:?}").to_lowercase()
+                backend.name()
             )));
         }
     }

@@ -42,8 +42,8 @@ impl Feature {
     }
 
     /// One vector per sample: a sequence's mean over its real positions (`[batch, features]`);
-    /// other features as [`Self::flat`]. A sequence is averaged in f32 and the mean returned in its dtype (a count of positions
-    /// beyond 256 is not exact in bf16; see `models::precision`).
+    /// other features as [`Self::flat`]. A sequence is averaged in f32 and the mean returned in
+    /// its dtype (a count of positions beyond 256 is not exact in bf16; see `models::precision`).
     pub fn pooled(&self) -> Tensor<2> {
         let f32 = burn::tensor::DType::F32;
         match self {

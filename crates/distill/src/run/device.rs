@@ -37,7 +37,7 @@ fn indexed_device(backend: Backend, index: usize) -> Result<Device> {
         Backend::Wgpu => Device::wgpu(burn::tensor::DeviceKind::default()),
         #[allow(unreachable_patterns)]
         other => {
-            let feature = format!("{other:?}").to_lowercase();
+            let feature = other.name();
             // cuda and cpu go through CubeCL's LLVM crate, which the setup script provides offline
             let setup = match other {
                 Backend::Cuda => " (bash scripts/build-gpu.sh sets that build up offline)",

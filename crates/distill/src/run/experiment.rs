@@ -458,7 +458,7 @@ pub fn run_experiment(plan: &Plan, opts: &RunOptions) -> Result<Report> {
         let first = !dir.exists();
         progress.line(&format!(
             "{}: kernels are compiled on first use and cached in {}{}",
-            format!("{:?}", plan.backend).to_lowercase(),
+            plan.backend.name(),
             dir.display(),
             if first {
                 " (none cached yet: the first epochs wait for compilation, a minute or more)"

@@ -25,7 +25,7 @@ pub fn phases(plan: &Plan) -> Vec<Phase> {
         .teachers
         .iter()
         .enumerate()
-        .filter(|(_, t)| t.checkpoint.is_none() && t.from.is_none())
+        .filter(|(_, t)| t.is_trained_here())
         .map(|(i, t)| Phase {
             name: format!("teacher {}", t.name),
             dir: PathBuf::from("teachers").join(sanitize(&t.name)),
