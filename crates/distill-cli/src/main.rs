@@ -25,6 +25,12 @@ macro_rules! outln {
     }};
 }
 
+/// mimalloc (feature `mimalloc`, on by default): it keeps freed tensor buffers for reuse where the
+/// system allocator hands large ones back and faults them in again on the next step.
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// The experiment `distill quickstart` runs.
 const QUICKSTART: &str = include_str!("../../../configs/quickstart.toml");
 

@@ -2,6 +2,11 @@
 
 use distill::config::Backend;
 
+/// The CLI's allocator (feature `mimalloc`, on by default), so that the benches time what a run does.
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// The value after `name` on the command line, or `default`.
 pub fn arg(name: &str, default: &str) -> String {
     let args: Vec<String> = std::env::args().collect();
