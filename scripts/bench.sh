@@ -20,6 +20,9 @@
 #   bash scripts/bench.sh --precision [STEPS]   # instead: the KD step of each pair at
 #     [train] precision = f32, bf16 and f16 vs PyTorch's student under torch.autocast in the
 #     same dtype (f16 with a GradScaler); time and peak memory, ratios to PyTorch and to f32
+#   bash scripts/bench.sh --matmul [REPS]   # instead: the f32 matrix products under the steps
+#     (bench/matmul_shapes.json: crates/distill/benches/matmul.rs vs bench/pytorch_matmul.py),
+#     milliseconds and GFLOP/s each
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
@@ -27,11 +30,13 @@ STEPS=30
 PAIRS="mlp cnn lm"
 CONV=""
 PRECISION=""
+MATMUL=""
 for a in "$@"; do
   case "$a" in
     --resnet) PAIRS="$PAIRS resnet" ;;
     --conv) CONV=1 ;;
     --precision) PRECISION=1 ;;
+    --matmul) MATMUL=1 ;;
     *) STEPS="$a" ;;
   esac
 done
@@ -48,7 +53,7 @@ if [ -n "$CONV" ]; then
   export RAYON_NUM_THREADS=2 OMP_NUM_THREADS=2
   machine_line
   runs=("$(cargo bench -q -p distill --bench conv_parts -- --reps "$REPS")")
-  # the same convolutions from tensor operations (pad, nine slices, one matrix product)
+  # the same convolutions from tensor operations (pad, unfolded windows as columns, one product)
   runs+=("$(cargo bench -q -p distill --bench conv_parts -- --reps "$REPS" --variant im2col)")
   runs+=("$(cd bench && python3 pytorch_conv.py --reps "$REPS")")
   if [ -n "${CPU_BENCH_DIR:-}" ]; then
@@ -84,6 +89,25 @@ print("|---|---|" + "---:|" * (2 * len(cols) - 1))
 for m, part in dict.fromkeys((k[0], k[2]) for k in keys):
     v = [totals[(m, part, c)] for c in cols]
     print(f"| {m} | {part} | " + " | ".join(f"{x:.1f}" for x in v) + " | " + " | ".join(f"{x / v[0]:.2f}x" for x in v[1:]) + " |")
+PY
+  exit 0
+fi
+if [ -n "$MATMUL" ]; then
+  REPS="$STEPS"
+  [ "$REPS" = 30 ] && REPS=20
+  cargo bench -p distill --bench matmul --no-run -q
+  export RAYON_NUM_THREADS=2 OMP_NUM_THREADS=2
+  machine_line
+  d=$(cargo bench -q -p distill --bench matmul -- --reps "$REPS")
+  t=$(cd bench && python3 pytorch_matmul.py --reps "$REPS")
+  python3 - "$d" "$t" <<'PY'
+import json, sys
+d, t = ([json.loads(l) for l in a.splitlines() if l.startswith("{")] for a in sys.argv[1:3])
+print()
+print("| product | m x k x n | PyTorch ms | distill ms | ratio | PyTorch GFLOP/s | distill GFLOP/s |")
+print("|---|---|---:|---:|---:|---:|---:|")
+for a, b in zip(t, d):
+    print(f"| {a['shape']} | {a['m']} x {a['k']} x {a['n']} | {a['median_ms']:.3f} | {b['median_ms']:.3f} | {b['median_ms'] / a['median_ms']:.2f}x | {a['gflops']:.0f} | {b['gflops']:.0f} |")
 PY
   exit 0
 fi

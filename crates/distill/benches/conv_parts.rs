@@ -5,7 +5,8 @@
 //! `bench/pytorch_conv.py` does the same work in PyTorch; `scripts/bench.sh --conv` runs both.
 //!
 //! `--variant im2col` computes each convolution from tensor operations instead of the backend's
-//! conv2d (pad, nine shifted slices stacked into columns, one matrix product), so that autodiff
+//! conv2d (pad, the 3×3 windows as an unfolded view copied once into columns, one matrix
+//! product), so that autodiff
 //! takes the weight gradient as one large matrix product: the experiment behind the README's
 //! CPU-convolution figures.
 //!
@@ -132,22 +133,19 @@ fn same_3x3() -> ConvOptions<2> {
     ConvOptions::new([1, 1], [1, 1], [1, 1], 1)
 }
 
-/// A 3×3, stride-1, padding-1 convolution from tensor operations: the padded input's nine shifted
-/// views stacked into columns `[C·9, N·H·W]`, times the weight as `[C_out, C·9]`.
+/// A 3×3, stride-1, padding-1 convolution from tensor operations: the padded input's 3×3 windows
+/// (two `unfold`s, a strided view) copied once into columns `[C·9, N·H·W]`, times the weight as
+/// `[C_out, C·9]`.
 fn conv3x3_im2col(x: Tensor<4>, w: Tensor<4>, b: Tensor<1>) -> Tensor<4> {
     let [n, c, h, wd] = x.dims();
     let cout = w.dims()[0];
-    let xp = x.pad((1, 1, 1, 1), PadMode::Constant(0.0));
-    let taps: Vec<Tensor<3>> = (0..9)
-        .map(|k| {
-            let (i, j) = (k / 3, k % 3);
-            xp.clone()
-                .slice([0..n, 0..c, i..i + h, j..j + wd])
-                .swap_dims(0, 1)
-                .reshape([c, 1, n * h * wd])
-        })
-        .collect();
-    let cols = Tensor::cat(taps, 1).reshape([c * 9, n * h * wd]);
+    let windows: Tensor<6> = x
+        .pad((1, 1, 1, 1), PadMode::Constant(0.0))
+        .unfold::<5, _>(2, 3, 1)
+        .unfold(3, 3, 1);
+    let cols = windows
+        .permute([1, 4, 5, 0, 2, 3])
+        .reshape([c * 9, n * h * wd]);
     let y = w.reshape([cout, c * 9]).matmul(cols) + b.reshape([cout, 1]);
     y.reshape([cout, n, h, wd]).swap_dims(0, 1)
 }
