@@ -2,6 +2,7 @@
 //! intermediate taps learn from the labels, from the network's own deepest predictions and from
 //! its deepest feature; no teacher model is needed.
 
+use crate::models::conv::ConvForward;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig};
 use burn::prelude::*;
@@ -126,7 +127,7 @@ impl ByotHead {
     fn forward(&self, f: Feature) -> (Tensor<2>, Tensor<2>) {
         let fea = match (&self.conv, &self.bn, &self.linear, f) {
             (Some(conv), Some(bn), _, Feature::Map(x)) => {
-                let y = relu(bn.forward(conv.forward(x)));
+                let y = relu(bn.forward(conv.run(x)));
                 let [b, c, _, _] = y.dims();
                 y.mean_dim(3).mean_dim(2).reshape([b, c])
             }

@@ -3,6 +3,7 @@
 //! state each method declares on its registry line (see [`super::method`]), they make up
 //! [`Aux`], which lives in the trainer's trainable bundle and is optimised with it.
 
+use crate::models::conv::ConvForward;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig, LinearConfig, PaddingConfig2d};
 use burn::prelude::*;
@@ -99,7 +100,7 @@ impl ConvConnector {
 
     /// Forward pass.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let y = self.bn.forward(self.conv.forward(x));
+        let y = self.bn.forward(self.conv.run(x));
         if self.relu {
             relu(y)
         } else {

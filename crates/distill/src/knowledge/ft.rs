@@ -1,6 +1,7 @@
 //! Factor transfer: a paraphraser auto-encodes the teacher's feature map into "factors" in an
 //! initialisation stage; a translator then learns to produce the same factors from the student.
 
+use crate::models::conv::ConvForward;
 use burn::nn::conv::{Conv2d, Conv2dConfig, ConvTranspose2d, ConvTranspose2dConfig};
 use burn::nn::loss::{MseLoss, Reduction};
 use burn::nn::{BatchNorm, BatchNormConfig, PaddingConfig2d};
@@ -125,7 +126,7 @@ impl Paraphraser {
     pub fn encode(&self, x: Tensor<4>) -> Tensor<4> {
         self.encoder
             .iter()
-            .fold(x, |x, c| leaky_relu(c.forward(x), 0.1))
+            .fold(x, |x, c| leaky_relu(c.run(x), 0.1))
     }
 
     /// The reconstruction of a factor.
@@ -165,7 +166,7 @@ impl Translator {
         self.convs
             .iter()
             .zip(&self.bns)
-            .fold(x, |x, (c, b)| leaky_relu(b.forward(c.forward(x)), 0.1))
+            .fold(x, |x, (c, b)| leaky_relu(b.forward(c.run(x)), 0.1))
     }
 }
 

@@ -1,6 +1,7 @@
 //! ReviewKD: the student's features, fused from deep to shallow by attention-based fusion
 //! modules, are compared with the teacher's at every level by the hierarchical context loss.
 
+use crate::models::conv::ConvForward;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig, Initializer, PaddingConfig2d};
 use burn::prelude::*;
@@ -160,16 +161,16 @@ impl Abf {
         out_size: [usize; 2],
     ) -> (Tensor<4>, Tensor<4>) {
         let [n, _, h, w] = x.dims();
-        let mut x = self.bn1.forward(self.conv1.forward(x));
+        let mut x = self.bn1.forward(self.conv1.run(x));
         if let (Some(att), Some(y)) = (&self.att, residual) {
             let y = nearest(y, [h, w]);
-            let z = sigmoid(att.forward(Tensor::cat(vec![x.clone(), y.clone()], 1)));
+            let z = sigmoid(att.run(Tensor::cat(vec![x.clone(), y.clone()], 1)));
             let z0 = z.clone().slice([0..n, 0..1]);
             let z1 = z.slice([0..n, 1..2]);
             x = x * z0 + y * z1;
         }
         let x = nearest(x, out_size);
-        (self.bn2.forward(self.conv2.forward(x.clone())), x)
+        (self.bn2.forward(self.conv2.run(x.clone())), x)
     }
 }
 

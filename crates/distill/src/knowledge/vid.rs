@@ -1,6 +1,7 @@
 //! Variational information distillation: maximise a variational lower bound on the mutual
 //! information between teacher and student features.
 
+use crate::models::conv::ConvForward;
 use burn::module::Param;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::prelude::*;
@@ -87,9 +88,9 @@ impl VidRegressor {
 
     /// Predicted mean of the teacher map.
     pub fn mean(&self, x: Tensor<4>) -> Tensor<4> {
-        let x = relu(self.convs[0].forward(x));
-        let x = relu(self.convs[1].forward(x));
-        self.convs[2].forward(x)
+        let x = relu(self.convs[0].run(x));
+        let x = relu(self.convs[1].run(x));
+        self.convs[2].run(x)
     }
 }
 

@@ -1,6 +1,7 @@
 //! Plain VGG-style CNN: 3×3 convolutions with ReLU, max-pooled by 2 wherever the width changes
 //! and after the last convolution, then global average pooling and a linear classifier.
 
+use crate::models::conv::ConvForward;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
 use burn::nn::{Linear, LinearConfig, PaddingConfig2d};
@@ -46,7 +47,7 @@ impl Cnn {
         let mut h = x;
         let mut features = Vec::with_capacity(self.convs.len() + 1);
         for (i, (conv, &pool)) in self.convs.iter().zip(&self.pool_after).enumerate() {
-            h = relu(conv.forward(h));
+            h = relu(conv.run(h));
             let [_, _, hh, ww] = h.dims();
             if pool && hh >= 2 && ww >= 2 {
                 h = self.pool.forward(h);

@@ -1,5 +1,6 @@
 //! LeNet-style convolutional network (LeCun et al., 1998), widened by a factor.
 
+use crate::models::conv::ConvForward;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
 use burn::nn::{Linear, LinearConfig, PaddingConfig2d};
@@ -44,9 +45,9 @@ impl LeNet {
 
     /// Forward pass.
     pub fn forward(&self, x: Tensor<4>) -> Taps {
-        let p1 = self.conv1.forward(x);
+        let p1 = self.conv1.run(x);
         let a1 = self.pool.forward(relu(p1.clone()));
-        let p2 = self.conv2.forward(a1.clone());
+        let p2 = self.conv2.run(a1.clone());
         let a2 = self.pool.forward(relu(p2.clone()));
         let f1 = relu(self.fc1.forward(a2.clone().flatten(1, 3)));
         let emb = relu(self.fc2.forward(f1.clone()));

@@ -23,6 +23,7 @@
 //! default initialisation, not RepDistiller's (normal(0, √(2 / (k² · out))) convolutions,
 //! N(0, 0.01) head), which only matters when it is trained from scratch.
 
+use crate::models::conv::ConvForward;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{
     BatchNorm, BatchNormConfig, Dropout, DropoutConfig, Linear, LinearConfig, PaddingConfig2d,
@@ -85,7 +86,7 @@ impl ConvBn {
     }
 
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        self.bn.norm(self.conv.forward(x))
+        self.bn.norm(self.conv.run(x))
     }
 }
 

@@ -3,6 +3,7 @@
 pub mod average;
 pub mod bert;
 pub mod cnn;
+pub mod conv;
 pub mod conv1d;
 pub mod gpt;
 pub mod gru;

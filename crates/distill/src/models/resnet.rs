@@ -2,6 +2,7 @@
 //! `resnet{8,14,20,32,44,56,110}` (filters 16-16-32-64) and the ×4-wide `resnet8x4` and
 //! `resnet32x4` (filters 32-64-128-256). Depth = 6n + 2 with n basic blocks per stage.
 
+use crate::models::conv::ConvForward;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig, Initializer, Linear, LinearConfig, PaddingConfig2d};
 use burn::prelude::*;
@@ -82,10 +83,10 @@ impl BasicBlock {
 
     /// Returns the block output before its final ReLU (the "pre-activation").
     fn forward_pre(&self, x: Tensor<4>) -> Tensor<4> {
-        let out = relu(self.bn1.norm(self.conv1.forward(x.clone())));
-        let out = self.bn2.norm(self.conv2.forward(out));
+        let out = relu(self.bn1.norm(self.conv1.run(x.clone())));
+        let out = self.bn2.norm(self.conv2.run(out));
         let res = match &self.shortcut {
-            Some(s) => s.bn.norm(s.conv.forward(x)),
+            Some(s) => s.bn.norm(s.conv.run(x)),
             None => x,
         };
         out + res
@@ -151,7 +152,7 @@ impl ResNet {
 
     /// Forward pass.
     pub fn forward(&self, x: Tensor<4>) -> Taps {
-        let mut h = relu(self.bn1.norm(self.conv1.forward(x)));
+        let mut h = relu(self.bn1.norm(self.conv1.run(x)));
         let mut features = vec![("stem".to_string(), Feature::Map(h.clone()))];
         for (s, stage) in self.stages.iter().enumerate() {
             let mut pre = h.clone();

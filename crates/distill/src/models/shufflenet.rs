@@ -11,6 +11,7 @@
 //! depthwise stride-2 conv-BN, 1×1 conv-BN-ReLU), each to half the width, then concatenates and
 //! shuffles. Initialisation is Burn's default (only matters when trained from scratch).
 
+use crate::models::conv::ConvForward;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig, PaddingConfig2d};
 use burn::prelude::*;
@@ -85,9 +86,9 @@ impl BasicUnit {
     fn forward(&self, x: Tensor<4>) -> (Tensor<4>, Tensor<4>) {
         let c = x.dims()[1];
         let (x1, x2) = (x.clone().narrow(1, 0, c / 2), x.narrow(1, c / 2, c - c / 2));
-        let out = relu(self.bn1.norm(self.conv1.forward(x2)));
-        let out = self.bn2.norm(self.conv2.forward(out));
-        let pre = self.bn3.norm(self.conv3.forward(out));
+        let out = relu(self.bn1.norm(self.conv1.run(x2)));
+        let out = self.bn2.norm(self.conv2.run(out));
+        let pre = self.bn3.norm(self.conv3.run(out));
         let out = Tensor::cat(vec![x1.clone(), relu(pre.clone())], 1);
         (shuffle(out), Tensor::cat(vec![x1, pre], 1))
     }
@@ -126,11 +127,11 @@ impl DownUnit {
     }
 
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let left = self.bn1.norm(self.conv1.forward(x.clone()));
-        let left = relu(self.bn2.norm(self.conv2.forward(left)));
-        let right = relu(self.bn3.norm(self.conv3.forward(x)));
-        let right = self.bn4.norm(self.conv4.forward(right));
-        let right = relu(self.bn5.norm(self.conv5.forward(right)));
+        let left = self.bn1.norm(self.conv1.run(x.clone()));
+        let left = relu(self.bn2.norm(self.conv2.run(left)));
+        let right = relu(self.bn3.norm(self.conv3.run(x)));
+        let right = self.bn4.norm(self.conv4.run(right));
+        let right = relu(self.bn5.norm(self.conv5.run(right)));
         shuffle(Tensor::cat(vec![left, right], 1))
     }
 }
@@ -220,7 +221,7 @@ impl ShuffleNetV2 {
 
     /// Forward pass.
     pub fn forward(&self, x: Tensor<4>) -> Taps {
-        let mut h = relu(self.bn1.norm(self.conv1.forward(x)));
+        let mut h = relu(self.bn1.norm(self.conv1.run(x)));
         let mut features = vec![("stem".to_string(), Feature::Map(h.clone()))];
         for (s, stage) in [&self.layer1, &self.layer2, &self.layer3]
             .iter()
@@ -234,7 +235,7 @@ impl ShuffleNetV2 {
             features.push((format!("stage{}_pre", s + 1), Feature::Map(pre)));
             features.push((format!("stage{}", s + 1), Feature::Map(h.clone())));
         }
-        let h = relu(self.bn2.norm(self.conv2.forward(h)));
+        let h = relu(self.bn2.norm(self.conv2.run(h)));
         features.push(("head".into(), Feature::Map(h.clone())));
         Taps::pooled(h, features, |p| self.linear.forward(p))
     }

@@ -9,6 +9,7 @@
 //! RepDistiller, but Burn initialises the convolution biases alike where RepDistiller zeroes
 //! them (imported weights are unaffected).
 
+use crate::models::conv::ConvForward;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig, Initializer, Linear, LinearConfig, PaddingConfig2d};
@@ -101,7 +102,7 @@ impl VggBlock {
         self.convs
             .iter()
             .zip(&self.bns)
-            .fold(x, |h, (c, b)| relu(b.norm(c.forward(h))))
+            .fold(x, |h, (c, b)| relu(b.norm(c.run(h))))
     }
 }
 

@@ -8,6 +8,7 @@
 //! come BN-ReLU, global average pooling (RepDistiller's 8×8 average pool on 32×32 inputs) and
 //! the linear head. Convolutions have no bias.
 
+use crate::models::conv::ConvForward;
 use burn::nn::conv::Conv2d;
 use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig};
 use burn::prelude::*;
@@ -51,11 +52,11 @@ impl WrnBlock {
 
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let act = relu(self.bn1.norm(x.clone()));
-        let out = relu(self.bn2.norm(self.conv1.forward(act.clone())));
-        let out = self.conv2.forward(out);
+        let out = relu(self.bn2.norm(self.conv1.run(act.clone())));
+        let out = self.conv2.run(out);
         match &self.conv_shortcut {
             // the width changes: the shortcut convolves the activated input
-            Some(s) => s.forward(act) + out,
+            Some(s) => s.run(act) + out,
             None => x + out,
         }
     }
@@ -108,7 +109,7 @@ impl WideResNet {
 
     /// Forward pass.
     pub fn forward(&self, x: Tensor<4>) -> Taps {
-        let mut h = self.conv1.forward(x);
+        let mut h = self.conv1.run(x);
         let mut features = vec![("stem".to_string(), Feature::Map(h.clone()))];
         for (s, stage) in [&self.block1, &self.block2, &self.block3]
             .iter()

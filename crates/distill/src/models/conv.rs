@@ -1,0 +1,374 @@
+//! 2-D convolution whose weight gradient on the `flex` backend is one matrix product per chunk
+//! of images (im2col), as PyTorch takes it, instead of Burn 0.22.1's backend-generic rule (a
+//! convolution over swapped batch and channel dimensions whose output is the kernel: thin
+//! products, 2–3× slower on `flex`; README, *CPU convolutions*). The forward and the input
+//! gradient are the backend's own; other backends, and convolutions with groups or dilation,
+//! run Burn's `conv2d` unchanged.
+//!
+//! Built as a Burn backend extension (`#[backend_extension]`): [`Im2colConv`] is implemented
+//! for `Flex` (the plain forward) and for `Autodiff<B>` (the forward recorded with its own
+//! backward step). Every model reaches it through [`ConvForward::run`] on Burn's `Conv2d`.
+
+use burn::backend::autodiff::checkpoint::base::Checkpointer;
+use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
+use burn::backend::autodiff::grads::Gradients;
+use burn::backend::autodiff::ops::{Backward, NodeGuard, Ops, OpsKind};
+use burn::backend::autodiff::NodeId;
+use burn::backend::ops::ModuleOps;
+use burn::backend::tensor::FloatTensor;
+use burn::backend::TensorMetadata;
+use burn::backend::{backend_extension, Autodiff, Backend, Dispatch, DispatchTensorKind, Flex};
+use burn::nn::conv::Conv2d;
+use burn::nn::PaddingConfig2d;
+use burn::tensor::ops::{ConvOptions, PadMode};
+use burn::tensor::{Shape, Slice, Tensor};
+
+/// Bytes of one chunk's columns: chunks of images keep the unfolded input near the caches
+/// (64 channels at 32×32 unfold to 2.4 MB an image).
+const CHUNK_BYTES: usize = 16 << 20;
+
+/// The convolution of this module as a backend operation (two methods, with and without a
+/// bias: the extension macro does not convert optional tensors).
+#[backend_extension(Flex, Autodiff)]
+pub trait Im2colConv: Backend {
+    /// `conv2d(x, weight, bias, options)`; under autodiff, its weight gradient by im2col.
+    fn conv2d_im2col(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        options: ConvOptions<2>,
+    ) -> FloatTensor<Self>;
+
+    /// `conv2d(x, weight, None, options)`; under autodiff, its weight gradient by im2col.
+    fn conv2d_im2col_unbiased(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        options: ConvOptions<2>,
+    ) -> FloatTensor<Self>;
+}
+
+impl Im2colConv for Flex {
+    fn conv2d_im2col(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        options: ConvOptions<2>,
+    ) -> FloatTensor<Self> {
+        Self::conv2d(x, weight, Some(bias), options)
+    }
+
+    fn conv2d_im2col_unbiased(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        options: ConvOptions<2>,
+    ) -> FloatTensor<Self> {
+        Self::conv2d(x, weight, None, options)
+    }
+}
+
+/// The backward step: the input gradient as Burn takes it, the weight gradient by im2col, the
+/// bias gradient as the sum of the output gradient. Parents: x, weight and (N = 3) the bias.
+#[derive(Debug)]
+struct Conv2dIm2colBackward;
+
+impl<B: Backend, const N: usize> Backward<B, N> for Conv2dIm2colBackward {
+    type State = (NodeId, NodeId, Option<NodeId>, ConvOptions<2>);
+
+    fn backward(
+        self,
+        ops: Ops<Self::State, N>,
+        grads: &mut Gradients,
+        checkpointer: &mut Checkpointer,
+    ) {
+        let grad = grads.consume::<B>(&ops.node);
+        let (x_state, weight_state, bias_state, options) = ops.state;
+        let x = checkpointer.retrieve_node_output::<FloatTensor<B>>(x_state);
+        let weight = checkpointer.retrieve_node_output::<FloatTensor<B>>(weight_state);
+        if let Some(node) = &ops.parents[0] {
+            let g = B::conv2d_x_backward(x.clone(), weight.clone(), grad.clone(), options.clone());
+            grads.register::<B>(node.id, g);
+        }
+        if let (Some(Some(node)), Some(state)) = (ops.parents.get(2), bias_state) {
+            let bias = checkpointer.retrieve_node_output::<FloatTensor<B>>(state);
+            grads.register::<B>(
+                node.id,
+                B::conv2d_bias_backward(x.clone(), bias, grad.clone()),
+            );
+        }
+        if let Some(node) = &ops.parents[1] {
+            let g = weight_grad::<B>(x, grad, weight.shape(), &options, CHUNK_BYTES);
+            grads.register::<B>(node.id, g);
+        }
+    }
+}
+
+/// The forward, recorded with [`Conv2dIm2colBackward`] when any input is tracked.
+fn record<B: Backend, C: CheckpointStrategy, const N: usize>(
+    parents: [NodeGuard; N],
+    x: FloatTensor<Autodiff<B, C>>,
+    weight: FloatTensor<Autodiff<B, C>>,
+    bias: Option<FloatTensor<Autodiff<B, C>>>,
+    options: ConvOptions<2>,
+) -> FloatTensor<Autodiff<B, C>> {
+    match Conv2dIm2colBackward
+        .prepare::<C>(parents)
+        .compute_bound()
+        .stateful()
+    {
+        OpsKind::Tracked(mut prep) => {
+            let state = (
+                prep.checkpoint(&x),
+                prep.checkpoint(&weight),
+                bias.as_ref().map(|b| prep.checkpoint(b)),
+                options.clone(),
+            );
+            let bias = bias.map(|b| b.into_primitive());
+            let out = B::conv2d(x.into_primitive(), weight.into_primitive(), bias, options);
+            prep.finish(state, out)
+        }
+        OpsKind::UnTracked(prep) => {
+            let bias = bias.map(|b| b.into_primitive());
+            prep.finish(B::conv2d(
+                x.into_primitive(),
+                weight.into_primitive(),
+                bias,
+                options,
+            ))
+        }
+    }
+}
+
+impl<B: Backend + Im2colConv, C: CheckpointStrategy> Im2colConv for Autodiff<B, C> {
+    fn conv2d_im2col(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        options: ConvOptions<2>,
+    ) -> FloatTensor<Self> {
+        let parents = [x.node(), weight.node(), bias.node()];
+        record::<B, C, 3>(parents, x, weight, Some(bias), options)
+    }
+
+    fn conv2d_im2col_unbiased(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        options: ConvOptions<2>,
+    ) -> FloatTensor<Self> {
+        let parents = [x.node(), weight.node()];
+        record::<B, C, 2>(parents, x, weight, None, options)
+    }
+}
+
+/// `∂L/∂W` of `y = conv2d(x, W)` from `g = ∂L/∂y` (groups 1, dilation 1): for each chunk of
+/// images, `g` as `[C_out, n·H_out·W_out]` times the input's unfolded windows as
+/// `[n·H_out·W_out, C·k_h·k_w]`, summed over chunks of about `chunk_bytes` of columns, shaped
+/// as `W`.
+fn weight_grad<B: Backend>(
+    x: FloatTensor<B>,
+    grad: FloatTensor<B>,
+    weight_shape: Shape,
+    options: &ConvOptions<2>,
+    chunk_bytes: usize,
+) -> FloatTensor<B> {
+    let [n, c, _, _] = x.shape().dims();
+    let [_, cout, ho, wo] = grad.shape().dims();
+    let [_, _, kh, kw] = weight_shape.dims();
+    let [(pt, pb), (pl, pr)] = options.padding;
+    let x = if pt + pb + pl + pr > 0 {
+        B::float_pad(
+            x,
+            &[(0, 0), (0, 0), (pt, pb), (pl, pr)],
+            PadMode::Constant(0.0),
+        )
+    } else {
+        x
+    };
+    let per_image = ho * wo * c * kh * kw * x.dtype().size();
+    let chunk = (chunk_bytes / per_image.max(1)).clamp(1, n);
+    let mut sum: Option<FloatTensor<B>> = None;
+    for start in (0..n).step_by(chunk) {
+        let end = (start + chunk).min(n);
+        let images = |t: &FloatTensor<B>| {
+            let mut s = vec![Slice::from(start..end)];
+            s.extend((1..4).map(|_| Slice::from(..)));
+            B::float_slice(t.clone(), &s)
+        };
+        let windows = B::float_unfold(images(&x), 2, kh, options.stride[0]);
+        let windows = B::float_unfold(windows, 3, kw, options.stride[1]);
+        let rows = (end - start) * ho * wo;
+        let cols = B::float_reshape(
+            B::float_permute(windows, &[0, 2, 3, 1, 4, 5]),
+            Shape::new([rows, c * kh * kw]),
+        );
+        let g = B::float_reshape(
+            B::float_permute(images(&grad), &[1, 0, 2, 3]),
+            Shape::new([cout, rows]),
+        );
+        let product = B::float_matmul(g, cols);
+        sum = Some(match sum {
+            None => product,
+            Some(s) => B::float_add(s, product),
+        });
+    }
+    let sum = sum.expect("a convolution over at least one image");
+    B::float_reshape(sum, weight_shape)
+}
+
+/// Whether `x` lives on `flex` (with or without autodiff): where the extension is implemented.
+fn on_flex(x: &Tensor<4>) -> bool {
+    match &x.clone().into_dispatch().kind {
+        DispatchTensorKind::Flex(_) => true,
+        DispatchTensorKind::Autodiff(inner) => matches!(**inner, DispatchTensorKind::Flex(_)),
+        #[allow(unreachable_patterns)]
+        _ => false,
+    }
+}
+
+/// `burn::tensor::module::conv2d(x, weight, bias, options)`; on `flex`, with groups 1 and
+/// dilation 1, through [`Im2colConv`] (its weight gradient by im2col).
+pub fn conv2d(
+    x: Tensor<4>,
+    weight: Tensor<4>,
+    bias: Option<Tensor<1>>,
+    options: ConvOptions<2>,
+) -> Tensor<4> {
+    if options.groups != 1 || options.dilation != [1, 1] || !on_flex(&x) {
+        return burn::tensor::module::conv2d(x, weight, bias, options);
+    }
+    let (x, weight) = (x.into_dispatch(), weight.into_dispatch());
+    Tensor::from_dispatch(match bias {
+        Some(b) => <Dispatch as Im2colConv>::conv2d_im2col(x, weight, b.into_dispatch(), options),
+        None => <Dispatch as Im2colConv>::conv2d_im2col_unbiased(x, weight, options),
+    })
+}
+
+/// `Conv2d`'s forward through this module's [`conv2d`].
+pub trait ConvForward {
+    /// What `Conv2d::forward` computes.
+    fn run(&self, x: Tensor<4>) -> Tensor<4>;
+}
+
+impl ConvForward for Conv2d {
+    fn run(&self, x: Tensor<4>) -> Tensor<4> {
+        // explicit or no padding (what the zoo uses); `Same` stays with Burn's rule
+        let padding = match self.padding {
+            PaddingConfig2d::Valid => [(0, 0), (0, 0)],
+            PaddingConfig2d::Explicit(top, left, bottom, right) => [(top, bottom), (left, right)],
+            PaddingConfig2d::Same => return self.forward(x),
+        };
+        let options =
+            ConvOptions::new_with_padding(self.stride, padding, self.dilation, self.groups);
+        conv2d(
+            x,
+            self.weight.val(),
+            self.bias.as_ref().map(|b| b.val()),
+            options,
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::nn::conv::Conv2dConfig;
+    use burn::tensor::{Device, Distribution, TensorData};
+
+    fn assert_close(got: TensorData, want: TensorData, what: &str) {
+        let (got, want): (Vec<f32>, Vec<f32>) = (got.iter().collect(), want.iter().collect());
+        assert_eq!(got.len(), want.len(), "{what}: size");
+        let scale = want.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-6);
+        for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+            assert!(
+                (g - w).abs() <= 1e-5 * scale.max(1.0) + 1e-4 * scale,
+                "{what}[{i}]: {g} vs {w}"
+            );
+        }
+    }
+
+    /// `run` against Burn's `Conv2d::forward` on flex under autodiff: the same output and the
+    /// same gradients for the input, the weight and the bias.
+    fn same_as_burn(config: Conv2dConfig, input: [usize; 4]) {
+        let device = Device::flex().autodiff();
+        let conv = config.init(&device);
+        let x =
+            Tensor::<4>::random(input, Distribution::Uniform(-1.0, 1.0), &device).require_grad();
+        let mine = conv.run(x.clone());
+        let burn = conv.forward(x.clone());
+        assert_close(mine.to_data(), burn.to_data(), "output");
+        // a weighted sum, so that every output element has its own gradient
+        let upstream = Tensor::<4>::random(burn.dims(), Distribution::Uniform(-1.0, 1.0), &device);
+        let g_mine = (mine * upstream.clone()).sum().backward();
+        let g_burn = (burn * upstream).sum().backward();
+        let grad = |t: &Tensor<4>, g| t.grad(g).expect("a gradient").to_data();
+        assert_close(grad(&x, &g_mine), grad(&x, &g_burn), "input grad");
+        let w = conv.weight.val();
+        assert_close(grad(&w, &g_mine), grad(&w, &g_burn), "weight grad");
+        if let Some(b) = &conv.bias {
+            let (m, r) = (b.val().grad(&g_mine), b.val().grad(&g_burn));
+            assert_close(
+                m.expect("bias grad").to_data(),
+                r.expect("bias grad").to_data(),
+                "bias grad",
+            );
+        }
+    }
+
+    #[test]
+    fn matches_burns_convolution_and_its_gradients() {
+        let pad1 = PaddingConfig2d::Explicit(1, 1, 1, 1);
+        same_as_burn(
+            Conv2dConfig::new([3, 8], [3, 3]).with_padding(pad1.clone()),
+            [2, 3, 9, 7],
+        );
+        same_as_burn(
+            Conv2dConfig::new([4, 6], [3, 3])
+                .with_padding(pad1)
+                .with_stride([2, 2])
+                .with_bias(false),
+            [3, 4, 11, 8],
+        );
+        same_as_burn(Conv2dConfig::new([2, 5], [5, 3]), [2, 2, 9, 9]);
+        same_as_burn(
+            Conv2dConfig::new([3, 4], [1, 1]).with_padding(PaddingConfig2d::Explicit(0, 1, 2, 0)),
+            [2, 3, 5, 6],
+        );
+    }
+
+    #[test]
+    fn the_weight_gradient_is_the_same_in_chunks() {
+        let device = Device::flex();
+        let dist = Distribution::Uniform(-1.0, 1.0);
+        let x = Tensor::<4>::random([5, 3, 6, 6], dist, &device);
+        let w = Tensor::<4>::random([4, 3, 3, 3], dist, &device);
+        let options = ConvOptions::new([1, 1], [1, 1], [1, 1], 1);
+        let g = Tensor::<4>::random([5, 4, 6, 6], dist, &device);
+        let prim = |t: Tensor<4>| match t.into_dispatch().kind {
+            DispatchTensorKind::Flex(b) => b.float(),
+            #[allow(unreachable_patterns)]
+            _ => unreachable!("a flex tensor"),
+        };
+        let flex = |t: FloatTensor<Flex>| {
+            Tensor::<4>::from_dispatch(burn::backend::DispatchTensor {
+                kind: DispatchTensorKind::Flex(burn::backend::BackendTensor::Float(t)),
+                autodiff: Default::default(),
+            })
+            .to_data()
+        };
+        let burn = Flex::conv2d_weight_backward(
+            prim(x.clone()),
+            prim(w.clone()),
+            prim(g.clone()),
+            options.clone(),
+        );
+        // one image per chunk (1 byte), two (2 × 6·6·3·9 floats) and all five at once
+        for bytes in [1, 2 * 36 * 27 * 4, usize::MAX] {
+            let mine =
+                weight_grad::<Flex>(prim(x.clone()), prim(g.clone()), w.shape(), &options, bytes);
+            assert_close(
+                flex(mine),
+                flex(burn.clone()),
+                &format!("chunks of {bytes} bytes"),
+            );
+        }
+    }
+}
