@@ -45,7 +45,7 @@ fn main() {
         other => panic!("unknown --variant {other}: burn or distill"),
     };
     let label = if ours {
-        format!("{backend:?} distill")
+        format!("{backend:?} im2col-wgrad")
     } else {
         format!("{backend:?}")
     };
