@@ -46,12 +46,17 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/distill-target}"
 machine_line() {
   echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs); torch $(python3 -c 'import torch; print(torch.__version__)')"
 }
-if [ -n "$CONV" ]; then
+# the layer benches' start: REPS (STEPS unless left at its default, then $2), bench $1 built,
+# 2 threads each, the machine line
+layer_bench() {
   REPS="$STEPS"
-  [ "$REPS" = 30 ] && REPS=10
-  cargo bench -p distill --bench conv_parts --no-run -q
+  [ "$REPS" = 30 ] && REPS="$2"
+  cargo bench -p distill --bench "$1" --no-run -q
   export RAYON_NUM_THREADS=2 OMP_NUM_THREADS=2
   machine_line
+}
+if [ -n "$CONV" ]; then
+  layer_bench conv_parts 10
   runs=("$(cargo bench -q -p distill --bench conv_parts -- --reps "$REPS")")
   # distill's convolution (what the models run): on flex, the weight gradient by im2col
   runs+=("$(cargo bench -q -p distill --bench conv_parts -- --reps "$REPS" --variant distill)")
@@ -93,11 +98,7 @@ PY
   exit 0
 fi
 if [ -n "$MATMUL" ]; then
-  REPS="$STEPS"
-  [ "$REPS" = 30 ] && REPS=20
-  cargo bench -p distill --bench matmul --no-run -q
-  export RAYON_NUM_THREADS=2 OMP_NUM_THREADS=2
-  machine_line
+  layer_bench matmul 20
   d=$(cargo bench -q -p distill --bench matmul -- --reps "$REPS")
   t=$(cd bench && python3 pytorch_matmul.py --reps "$REPS")
   python3 - "$d" "$t" <<'PY'
