@@ -15,7 +15,7 @@
 #   bash scripts/bench.sh --conv [REPS]   # instead: the CNN pair's convolutions in parts
 #     (crates/distill/benches/conv_parts.rs vs bench/pytorch_conv.py: forward, + input grad,
 #     + weight grad, ReLU + max-pool; Burn's conv2d and distill's, `--variant distill`, whose
-#     weight gradient on flex is by im2col); CPU_BENCH_DIR=<target dir of `build-gpu.sh --cpu`>
+#     weight gradient on flex is matrix products); CPU_BENCH_DIR=<target dir of `build-gpu.sh --cpu`>
 #     adds Burn's JIT `cpu` backend as a third column (and a `distill-jit` row to each KD step)
 #   bash scripts/bench.sh --precision [STEPS]   # instead: the KD step of each pair at
 #     [train] precision = f32, bf16 and f16 vs PyTorch's student under torch.autocast in the
@@ -58,7 +58,7 @@ layer_bench() {
 if [ -n "$CONV" ]; then
   layer_bench conv_parts 10
   runs=("$(cargo bench -q -p distill --bench conv_parts -- --reps "$REPS")")
-  # distill's convolution (what the models run): on flex, the weight gradient by im2col
+  # distill's convolution (what the models run): on flex, the weight gradient as products
   runs+=("$(cargo bench -q -p distill --bench conv_parts -- --reps "$REPS" --variant distill)")
   runs+=("$(cd bench && python3 pytorch_conv.py --reps "$REPS")")
   if [ -n "${CPU_BENCH_DIR:-}" ]; then

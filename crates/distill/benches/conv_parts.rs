@@ -6,7 +6,8 @@
 //!
 //! `--variant distill` runs distill's convolution (`distill::models::conv::conv2d`, what every
 //! model runs) instead of Burn's `conv2d`: on `flex`, the same forward and input gradient, and
-//! the weight gradient by im2col, one matrix product per chunk of images.
+//! the weight gradient as matrix products (shifted views at stride 1 from 16 input channels,
+//! im2col otherwise).
 //!
 //! cargo bench -p distill --bench conv_parts -- [--batch 64] [--reps 10] [--backend flex|cpu]
 //!     [--variant burn|distill]
@@ -45,7 +46,7 @@ fn main() {
         other => panic!("unknown --variant {other}: burn or distill"),
     };
     let label = if ours {
-        format!("{backend:?} im2col-wgrad")
+        format!("{backend:?} distill-conv")
     } else {
         format!("{backend:?}")
     };
