@@ -3,13 +3,16 @@
 //! channel dimensions whose output is the kernel: thin products, 2–3× slower on `flex`; README,
 //! *CPU convolutions*): at stride 1 from 16 input channels, one product per kernel tap over
 //! shifted views of the channels-last input ([`weight_grad_shifted`]), else one product per
-//! chunk of images over unfolded columns (im2col, [`weight_grad_im2col`]). The forward and the
-//! input gradient are the backend's own; other backends, and convolutions with groups or
-//! dilation, run Burn's `conv2d` unchanged.
+//! chunk of images over unfolded columns (im2col, [`weight_grad_im2col`]). The forward at f32 is
+//! distill's im2col ([`forward`]; other dtypes: the backend's), the input gradient the
+//! backend's own; other backends, and convolutions with groups or dilation, run Burn's `conv2d`
+//! unchanged.
 //!
 //! Built as a Burn backend extension (`#[backend_extension]`): [`Im2colConv`] is implemented
 //! for `Flex` (the plain forward) and for `Autodiff<B>` (the forward recorded with its own
 //! backward step). Every model reaches it through [`ConvForward::run`] on Burn's `Conv2d`.
+
+mod forward;
 
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
@@ -60,6 +63,9 @@ impl Im2colConv for Flex {
         bias: FloatTensor<Self>,
         options: ConvOptions<2>,
     ) -> FloatTensor<Self> {
+        if forward::supported(&x) {
+            return forward::forward(x, weight, Some(bias), &options);
+        }
         Self::conv2d(x, weight, Some(bias), options)
     }
 
@@ -68,6 +74,9 @@ impl Im2colConv for Flex {
         weight: FloatTensor<Self>,
         options: ConvOptions<2>,
     ) -> FloatTensor<Self> {
+        if forward::supported(&x) {
+            return forward::forward(x, weight, None, &options);
+        }
         Self::conv2d(x, weight, None, options)
     }
 }
@@ -108,7 +117,7 @@ impl<B: Backend, const N: usize> Backward<B, N> for Conv2dIm2colBackward {
 }
 
 /// The forward, recorded with [`Conv2dIm2colBackward`] when any input is tracked.
-fn record<B: Backend, C: CheckpointStrategy, const N: usize>(
+fn record<B: Backend + Im2colConv, C: CheckpointStrategy, const N: usize>(
     parents: [NodeGuard; N],
     x: FloatTensor<Autodiff<B, C>>,
     weight: FloatTensor<Autodiff<B, C>>,
@@ -127,19 +136,24 @@ fn record<B: Backend, C: CheckpointStrategy, const N: usize>(
                 bias.as_ref().map(|b| prep.checkpoint(b)),
                 options.clone(),
             );
-            let bias = bias.map(|b| b.into_primitive());
-            let out = B::conv2d(x.into_primitive(), weight.into_primitive(), bias, options);
+            let out = inner::<B, C>(x, weight, bias, options);
             prep.finish(state, out)
         }
-        OpsKind::UnTracked(prep) => {
-            let bias = bias.map(|b| b.into_primitive());
-            prep.finish(B::conv2d(
-                x.into_primitive(),
-                weight.into_primitive(),
-                bias,
-                options,
-            ))
-        }
+        OpsKind::UnTracked(prep) => prep.finish(inner::<B, C>(x, weight, bias, options)),
+    }
+}
+
+/// The inner backend's forward of this module.
+fn inner<B: Backend + Im2colConv, C: CheckpointStrategy>(
+    x: FloatTensor<Autodiff<B, C>>,
+    weight: FloatTensor<Autodiff<B, C>>,
+    bias: Option<FloatTensor<Autodiff<B, C>>>,
+    options: ConvOptions<2>,
+) -> FloatTensor<B> {
+    let (x, weight) = (x.into_primitive(), weight.into_primitive());
+    match bias {
+        Some(b) => B::conv2d_im2col(x, weight, b.into_primitive(), options),
+        None => B::conv2d_im2col_unbiased(x, weight, options),
     }
 }
 

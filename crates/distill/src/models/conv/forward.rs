@@ -1,0 +1,211 @@
+//! The forward of distill's 2-D convolution on `flex` at f32 (groups 1, dilation 1): im2col
+//! written for the channels-last padded input, whose window rows are contiguous, and one
+//! matrix product per tile of output positions written straight into the NCHW output.
+//!
+//! `flex`'s own forward (Burn 0.22.1) is the same decomposition, but converts the input to
+//! channels last on one thread, scatters each product into the output element by element, and
+//! takes inputs of 3 channels through a scalar accumulation; on the CNN pair's layers that made
+//! it 2–9× PyTorch (README, *CPU convolutions*). Here each of those steps is parallel or a
+//! `memcpy`, and the product (`gemm`, the crate `flex` multiplies with) accumulates onto the
+//! bias in the output's own layout.
+
+use burn::backend::ops::FloatTensorOps;
+use burn::backend::tensor::FloatTensor;
+use burn::backend::{Flex, TensorMetadata};
+use burn::tensor::ops::ConvOptions;
+use burn::tensor::{DType, TensorData};
+use rayon::prelude::*;
+
+/// Bytes of one work item's columns (positions × `k_h·k_w·C`): a tile stays in the core's L2
+/// while its product reads it.
+const TILE_BYTES: usize = 1 << 19;
+
+/// Fewest output positions in a tile: thinner products waste the micro-kernel.
+const MIN_TILE: usize = 64;
+
+/// Whether [`forward`] takes a convolution of `x` (the caller has checked groups and dilation).
+pub(super) fn supported(x: &FloatTensor<Flex>) -> bool {
+    x.dtype() == DType::F32
+}
+
+/// `conv2d(x, weight, bias, options)` for f32 `flex` tensors, groups 1 and dilation 1.
+pub(super) fn forward(
+    x: FloatTensor<Flex>,
+    weight: FloatTensor<Flex>,
+    bias: Option<FloatTensor<Flex>>,
+    options: &ConvOptions<2>,
+) -> FloatTensor<Flex> {
+    let [n, c, h, w] = x.shape().dims();
+    let [co, _, kh, kw] = weight.shape().dims();
+    let [(pt, pb), (pl, pr)] = options.padding;
+    let [sh, sw] = options.stride;
+    let (hp, wp) = (h + pt + pb, w + pl + pr);
+    let (ho, wo) = ((hp - kh) / sh + 1, (wp - kw) / sw + 1);
+    let (k, positions) = (kh * kw * c, ho * wo);
+
+    // the input channels last, padded: row (b, y, x) of the padded grid holds its C channels
+    let x = x.to_contiguous();
+    let xs = &x.storage::<f32>()[x.layout().start_offset()..][..n * c * h * w];
+    let mut xp = vec![0f32; n * hp * wp * c];
+    if !xp.is_empty() {
+        xp.par_chunks_mut(hp * wp * c)
+            .zip(xs.par_chunks(c * h * w))
+            .for_each(|(dst, src)| {
+                for (ci, plane) in src.chunks(h * w).enumerate() {
+                    for (y, row) in plane.chunks(w).enumerate() {
+                        let base = ((y + pt) * wp + pl) * c + ci;
+                        for (xi, v) in row.iter().enumerate() {
+                            dst[base + xi * c] = *v;
+                        }
+                    }
+                }
+            });
+    }
+    // the weight as [C_out, k_h·k_w·C], taps outer and channels inner (the columns' order)
+    let weight = weight.to_contiguous();
+    let ws = &weight.storage::<f32>()[weight.layout().start_offset()..][..co * c * kh * kw];
+    let mut wk = vec![0f32; co * k];
+    for (o, row) in wk.chunks_mut(k.max(1)).enumerate() {
+        for ci in 0..c {
+            for tap in 0..kh * kw {
+                row[tap * c + ci] = ws[(o * c + ci) * kh * kw + tap];
+            }
+        }
+    }
+    // the output, NCHW, holding the bias (the products accumulate onto it)
+    let mut out = vec![0f32; n * co * positions];
+    let has_bias = bias.is_some();
+    if let Some(bias) = bias {
+        let bias = bias.to_contiguous();
+        let bs = &bias.storage::<f32>()[bias.layout().start_offset()..][..co];
+        for (i, plane) in out.chunks_mut(positions.max(1)).enumerate() {
+            plane.fill(bs[i % co]);
+        }
+    }
+
+    let tile = (TILE_BYTES / (4 * k.max(1)))
+        .max(MIN_TILE)
+        .min(positions.max(1));
+    let tiles = positions.div_ceil(tile);
+    let out_ptr = SendPtr(out.as_mut_ptr());
+    let xp = &xp;
+    let wk = &wk;
+    (0..n * tiles).into_par_iter().for_each(|item| {
+        let (b, t) = (item / tiles, item % tiles);
+        let (p0, p1) = (t * tile, ((t + 1) * tile).min(positions));
+        let image = &xp[b * hp * wp * c..][..hp * wp * c];
+        // columns [p1 − p0, k]: each tap row of a window is k_w·C contiguous values
+        let mut cols = vec![0f32; (p1 - p0) * k];
+        for (p, col) in (p0..p1).zip(cols.chunks_mut(k.max(1))) {
+            let (y, xo) = (p / wo * sh, p % wo * sw);
+            for i in 0..kh {
+                let src = ((y + i) * wp + xo) * c;
+                col[i * kw * c..][..kw * c].copy_from_slice(&image[src..src + kw * c]);
+            }
+        }
+        // out[b, :, p0..p1] (+)= wk · colsᵀ
+        let dst = out_ptr.at(b * co * positions + p0);
+        // SAFETY: every item writes its own image's positions p0..p1 of each output channel
+        // (rows `positions` apart within the image), so no two items touch the same element;
+        // `out` outlives the parallel loop, and the operands are live slices of the sizes given.
+        unsafe {
+            gemm::gemm(
+                p1 - p0,
+                co,
+                k,
+                dst,
+                positions as isize,
+                1,
+                has_bias,
+                cols.as_ptr(),
+                1,
+                k as isize,
+                wk.as_ptr(),
+                k as isize,
+                1,
+                1.0,
+                1.0,
+                false,
+                false,
+                false,
+                gemm::Parallelism::None,
+            );
+        }
+    });
+    let data = TensorData::new(out, [n, co, ho, wo]);
+    <Flex as FloatTensorOps<Flex>>::float_from_data(data, &Default::default())
+}
+
+/// The output's address, shared with the parallel loop (each item writes its own elements).
+#[derive(Clone, Copy)]
+struct SendPtr(*mut f32);
+
+// SAFETY: the pointer is only offset and handed to `gemm` for disjoint regions (see `forward`).
+unsafe impl Send for SendPtr {}
+unsafe impl Sync for SendPtr {}
+
+impl SendPtr {
+    /// The address `offset` elements on.
+    fn at(self, offset: usize) -> *mut f32 {
+        // SAFETY: the caller's offsets stay inside the output buffer
+        unsafe { self.0.add(offset) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::backend::ops::ModuleOps;
+    use burn::backend::DispatchTensorKind;
+    use burn::tensor::{Device, Distribution, Tensor};
+
+    fn prim<const D: usize>(t: Tensor<D>) -> FloatTensor<Flex> {
+        match t.into_dispatch().kind {
+            DispatchTensorKind::Flex(b) => b.float(),
+            #[allow(unreachable_patterns)]
+            _ => unreachable!("a flex tensor"),
+        }
+    }
+
+    /// Against `flex`'s own forward: strides, paddings, oblong kernels, with and without bias,
+    /// and an image of several tiles (16×16 positions at 64·9 columns: two tiles).
+    #[test]
+    fn matches_flexs_forward() {
+        let device = Device::flex();
+        let dist = Distribution::Uniform(-1.0, 1.0);
+        // (input, weight, stride, padding, bias)
+        let cases = [
+            (
+                [2, 64, 16, 16],
+                [8, 64, 3, 3],
+                [1, 1],
+                [(1, 1), (1, 1)],
+                true,
+            ),
+            ([3, 3, 9, 7], [5, 3, 3, 3], [2, 2], [(1, 1), (1, 1)], true),
+            ([2, 4, 7, 9], [3, 4, 5, 3], [1, 2], [(2, 0), (1, 2)], false),
+            ([1, 6, 5, 4], [2, 6, 1, 1], [1, 1], [(0, 0), (0, 0)], false),
+        ];
+        for (input, kernel, stride, padding, with_bias) in cases {
+            let x = Tensor::<4>::random(input, dist, &device);
+            let w = Tensor::<4>::random(kernel, dist, &device);
+            let b = with_bias.then(|| prim(Tensor::<1>::random([kernel[0]], dist, &device)));
+            let options = ConvOptions::new_with_padding(stride, padding, [1, 1], 1);
+            let want = Flex::conv2d(prim(x.clone()), prim(w.clone()), b.clone(), options.clone());
+            let got = forward(prim(x), prim(w), b, &options);
+            assert_eq!(got.shape(), want.shape(), "{input:?} * {kernel:?}: shape");
+            let (got, want) = (got.into_data(), want.into_data());
+            let (got, want) = (
+                got.as_slice::<f32>().unwrap(),
+                want.as_slice::<f32>().unwrap(),
+            );
+            let scale = want.iter().fold(0f32, |m, v| m.max(v.abs()));
+            for (i, (g, r)) in got.iter().zip(want).enumerate() {
+                assert!(
+                    (g - r).abs() <= 1e-5 * scale,
+                    "{input:?} * {kernel:?} [{i}]: {g} vs {r}"
+                );
+            }
+        }
+    }
+}
