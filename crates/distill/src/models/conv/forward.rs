@@ -95,12 +95,13 @@ pub(super) fn forward(
         let (p0, p1) = (t * tile, ((t + 1) * tile).min(positions));
         let image = &xp[b * hp * wp * c..][..hp * wp * c];
         // columns [p1 − p0, k]: each tap row of a window is k_w·C contiguous values
-        let mut cols = vec![0f32; (p1 - p0) * k];
-        for (p, col) in (p0..p1).zip(cols.chunks_mut(k.max(1))) {
+        // (appended in order: no zeroing of the buffer first)
+        let mut cols = Vec::with_capacity((p1 - p0) * k);
+        for p in p0..p1 {
             let (y, xo) = (p / wo * sh, p % wo * sw);
             for i in 0..kh {
                 let src = ((y + i) * wp + xo) * c;
-                col[i * kw * c..][..kw * c].copy_from_slice(&image[src..src + kw * c]);
+                cols.extend_from_slice(&image[src..src + kw * c]);
             }
         }
         // out[b, :, p0..p1] (+)= wk · colsᵀ
