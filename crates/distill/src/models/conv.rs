@@ -234,8 +234,7 @@ fn weight_grad_shifted<B: Backend>(
     let (hp, wp) = (h + pt + pb, w + pl + pr);
     let p = hp * wp;
     let reach = (kh - 1) * wp + (kw - 1);
-    let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
-    let tile = (n * p).div_ceil(cores.clamp(1, 8));
+    let tile = (n * p).div_ceil(rayon::current_num_threads().clamp(1, 8));
     let tiles = (n * p).div_ceil(tile);
     let extra = (tiles * tile + reach - n * p).div_ceil(p);
     let rows = (n + extra) * p;
@@ -384,12 +383,21 @@ mod tests {
 
     /// Equal within `rel` of the largest reference magnitude (other summation orders round
     /// differently).
-    fn assert_close(got: TensorData, want: TensorData, rel: f32, what: &str) {
+    pub(super) fn assert_close(got: TensorData, want: TensorData, rel: f32, what: &str) {
         let (got, want): (Vec<f32>, Vec<f32>) = (got.iter().collect(), want.iter().collect());
         assert_eq!(got.len(), want.len(), "{what}: size");
         let scale = want.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-6);
         for (i, (g, w)) in got.iter().zip(&want).enumerate() {
             assert!((g - w).abs() <= rel * scale, "{what}[{i}]: {g} vs {w}");
+        }
+    }
+
+    /// The `flex` primitive of a float tensor on `flex`.
+    pub(super) fn prim<const D: usize>(t: Tensor<D>) -> FloatTensor<Flex> {
+        match t.into_dispatch().kind {
+            DispatchTensorKind::Flex(b) => b.float(),
+            #[allow(unreachable_patterns)]
+            _ => unreachable!("a flex tensor"),
         }
     }
 
@@ -477,11 +485,6 @@ mod tests {
     fn both_weight_gradient_rules_match_burns() {
         let device = Device::flex();
         let dist = Distribution::Uniform(-1.0, 1.0);
-        let prim = |t: Tensor<4>| match t.into_dispatch().kind {
-            DispatchTensorKind::Flex(b) => b.float(),
-            #[allow(unreachable_patterns)]
-            _ => unreachable!("a flex tensor"),
-        };
         let flex = |t: FloatTensor<Flex>| {
             Tensor::<4>::from_dispatch(burn::backend::DispatchTensor {
                 kind: DispatchTensorKind::Flex(burn::backend::BackendTensor::Float(t)),

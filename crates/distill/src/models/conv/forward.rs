@@ -156,17 +156,9 @@ impl SendPtr {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::models::conv::tests::{assert_close, prim};
     use burn::backend::ops::ModuleOps;
-    use burn::backend::DispatchTensorKind;
     use burn::tensor::{Device, Distribution, Tensor};
-
-    fn prim<const D: usize>(t: Tensor<D>) -> FloatTensor<Flex> {
-        match t.into_dispatch().kind {
-            DispatchTensorKind::Flex(b) => b.float(),
-            #[allow(unreachable_patterns)]
-            _ => unreachable!("a flex tensor"),
-        }
-    }
 
     /// Against `flex`'s own forward: strides, paddings, oblong kernels, with and without bias,
     /// and an image of several tiles (16×16 positions at 64·9 columns: two tiles).
@@ -194,19 +186,9 @@ mod tests {
             let options = ConvOptions::new_with_padding(stride, padding, [1, 1], 1);
             let want = Flex::conv2d(prim(x.clone()), prim(w.clone()), b.clone(), options.clone());
             let got = forward(prim(x), prim(w), b, &options);
-            assert_eq!(got.shape(), want.shape(), "{input:?} * {kernel:?}: shape");
-            let (got, want) = (got.into_data(), want.into_data());
-            let (got, want) = (
-                got.as_slice::<f32>().unwrap(),
-                want.as_slice::<f32>().unwrap(),
-            );
-            let scale = want.iter().fold(0f32, |m, v| m.max(v.abs()));
-            for (i, (g, r)) in got.iter().zip(want).enumerate() {
-                assert!(
-                    (g - r).abs() <= 1e-5 * scale,
-                    "{input:?} * {kernel:?} [{i}]: {g} vs {r}"
-                );
-            }
+            let what = format!("{input:?} * {kernel:?}");
+            assert_eq!(got.shape(), want.shape(), "{what}: shape");
+            assert_close(got.into_data(), want.into_data(), 1e-5, &what);
         }
     }
 }
