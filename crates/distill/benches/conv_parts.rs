@@ -5,9 +5,10 @@
 //! `bench/pytorch_conv.py` does the same work in PyTorch; `scripts/bench.sh --conv` runs both.
 //!
 //! `--variant distill` runs distill's convolution (`distill::models::conv::conv2d`, what every
-//! model runs) instead of Burn's `conv2d`: on `flex`, the same forward and input gradient, and
-//! the weight gradient as matrix products (shifted views at stride 1 from 16 input channels,
-//! im2col otherwise).
+//! model runs) instead of Burn's `conv2d`: on `flex`, its own f32 forward, Burn's input
+//! gradient, and the weight gradient as matrix products (shifted views at stride 1 from 16
+//! input channels, im2col otherwise); and distill's ReLU + max-pool
+//! (`distill::models::pool::max_pool2d`, one pass each way) instead of Burn's two ops.
 //!
 //! cargo bench -p distill --bench conv_parts -- [--batch 64] [--reps 10] [--backend flex|cpu]
 //!     [--variant burn|distill]
@@ -16,9 +17,10 @@
 mod common;
 
 use common::{arg, backend_arg, median_ms};
+use distill::burn::nn::pool::MaxPool2dConfig;
 use distill::burn::prelude::*;
-use distill::burn::tensor::module::{conv2d, max_pool2d};
-use distill::burn::tensor::ops::{ConvOptions, MaxPoolOptions};
+use distill::burn::tensor::module::conv2d;
+use distill::burn::tensor::ops::ConvOptions;
 use distill::burn::tensor::{Distribution, Tensor};
 use distill::config::Backend;
 use distill::run::training_device;
@@ -99,6 +101,7 @@ fn main() {
         line("forward + input grad", backward(true));
         line("forward + weight grad", backward(false));
         if pooled {
+            let pool = MaxPool2dConfig::new([2, 2]).with_strides([2, 2]).init();
             let h = Tensor::<4>::from_data(
                 Tensor::<4>::random([batch, cout, side, side], dist, &plain).to_data(),
                 &device,
@@ -107,8 +110,11 @@ fn main() {
             line(
                 "relu + max-pool, forward + backward",
                 median_ms(reps, || {
-                    let pool = MaxPoolOptions::new([2, 2]).with_stride([2, 2]);
-                    let y = max_pool2d(distill::burn::tensor::activation::relu(h.clone()), pool);
+                    let y = if ours {
+                        distill::models::pool::max_pool2d(h.clone(), &pool, true)
+                    } else {
+                        pool.forward(distill::burn::tensor::activation::relu(h.clone()))
+                    };
                     let grads = y.sum().backward();
                     sync(&device);
                     drop(grads);

@@ -2,6 +2,7 @@
 //! and after the last convolution, then global average pooling and a linear classifier.
 
 use crate::models::conv::ConvForward;
+use crate::models::pool::PoolForward;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
 use burn::nn::{Linear, LinearConfig, PaddingConfig2d};
@@ -47,11 +48,13 @@ impl Cnn {
         let mut h = x;
         let mut features = Vec::with_capacity(self.convs.len() + 1);
         for (i, (conv, &pool)) in self.convs.iter().zip(&self.pool_after).enumerate() {
-            h = relu(conv.run(h));
+            h = conv.run(h);
             let [_, _, hh, ww] = h.dims();
-            if pool && hh >= 2 && ww >= 2 {
-                h = self.pool.forward(h);
-            }
+            h = if pool && hh >= 2 && ww >= 2 {
+                self.pool.run_relu(h)
+            } else {
+                relu(h)
+            };
             features.push((format!("conv{}", i + 1), Feature::Map(h.clone())));
         }
         Taps::pooled(h, features, |p| self.head.forward(p))

@@ -323,7 +323,7 @@ fn weight_grad_im2col<B: Backend>(
 }
 
 /// Whether `x` lives on `flex` (with or without autodiff): where the extension is implemented.
-fn on_flex(x: &Tensor<4>) -> bool {
+pub(super) fn on_flex(x: &Tensor<4>) -> bool {
     match &x.clone().into_dispatch().kind {
         DispatchTensorKind::Flex(_) => true,
         DispatchTensorKind::Autodiff(inner) => matches!(**inner, DispatchTensorKind::Flex(_)),

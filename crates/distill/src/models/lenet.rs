@@ -1,6 +1,7 @@
 //! LeNet-style convolutional network (LeCun et al., 1998), widened by a factor.
 
 use crate::models::conv::ConvForward;
+use crate::models::pool::PoolForward;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
 use burn::nn::{Linear, LinearConfig, PaddingConfig2d};
@@ -46,9 +47,9 @@ impl LeNet {
     /// Forward pass.
     pub fn forward(&self, x: Tensor<4>) -> Taps {
         let p1 = self.conv1.run(x);
-        let a1 = self.pool.forward(relu(p1.clone()));
+        let a1 = self.pool.run_relu(p1.clone());
         let p2 = self.conv2.run(a1.clone());
-        let a2 = self.pool.forward(relu(p2.clone()));
+        let a2 = self.pool.run_relu(p2.clone());
         let f1 = relu(self.fc1.forward(a2.clone().flatten(1, 3)));
         let emb = relu(self.fc2.forward(f1.clone()));
         Taps {

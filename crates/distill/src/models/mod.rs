@@ -12,6 +12,7 @@ pub mod lenet;
 pub mod mlp;
 pub mod mobilenet;
 pub mod net;
+pub mod pool;
 pub mod precision;
 pub mod resnet;
 pub mod sample;

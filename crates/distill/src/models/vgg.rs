@@ -10,6 +10,7 @@
 //! them (imported weights are unaffected).
 
 use crate::models::conv::ConvForward;
+use crate::models::pool::PoolForward;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig, Initializer, Linear, LinearConfig, PaddingConfig2d};
@@ -156,7 +157,7 @@ impl Vgg {
             h = blk.forward(h);
             features.push((format!("block{}", i + 1), Feature::Map(h.clone())));
             if i < 3 || (i == 3 && height == 64) {
-                h = self.pool.forward(h);
+                h = self.pool.run(h);
             }
         }
         Taps::pooled(h, features, |p| self.classifier.forward(p))
