@@ -19,14 +19,14 @@ use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, NodeGuard, Ops, OpsKind};
 use burn::backend::autodiff::NodeId;
-use burn::backend::ops::ModuleOps;
+use burn::backend::ops::{FloatTensorOps, ModuleOps};
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{backend_extension, Autodiff, Backend, Dispatch, DispatchTensorKind, Flex};
 use burn::backend::{FloatDType, TensorMetadata};
 use burn::nn::conv::Conv2d;
 use burn::nn::PaddingConfig2d;
 use burn::tensor::ops::{ConvOptions, PadMode};
-use burn::tensor::{Shape, Slice, Tensor};
+use burn::tensor::{Shape, Slice, Tensor, TensorData};
 
 /// Bytes of one chunk's columns: chunks of images keep the unfolded input near the caches
 /// (64 channels at 32×32 unfold to 2.4 MB an image).
@@ -320,6 +320,19 @@ fn weight_grad_im2col<B: Backend>(
     }
     let sum = sum.expect("at least one image (n > 0)");
     B::float_reshape(B::float_cast(sum, dtype.into()), weight_shape)
+}
+
+/// The values of a contiguous f32 `flex` tensor, in order (what `to_contiguous` returns).
+pub(super) fn flex_f32s(t: &FloatTensor<Flex>) -> &[f32] {
+    &t.storage::<f32>()[t.layout().start_offset()..][..t.shape().num_elements()]
+}
+
+/// An f32 `flex` tensor of `shape` holding `values`.
+pub(super) fn flex_f32_tensor(values: Vec<f32>, shape: [usize; 4]) -> FloatTensor<Flex> {
+    <Flex as FloatTensorOps<Flex>>::float_from_data(
+        TensorData::new(values, shape),
+        &Default::default(),
+    )
 }
 
 /// Whether `x` lives on `flex` (with or without autodiff): where the extension is implemented.

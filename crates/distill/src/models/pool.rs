@@ -18,18 +18,19 @@
 //! `Autodiff<B>` (the forward recorded with [`WindowMaxPoolBackward`]'s step). Models reach it
 //! through [`PoolForward`] on Burn's `MaxPool2d`.
 
+use super::conv::{flex_f32_tensor, flex_f32s, on_flex};
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::autodiff::NodeId;
-use burn::backend::ops::{ActivationOps, FloatTensorOps, ModuleOps};
+use burn::backend::ops::{ActivationOps, ModuleOps};
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{backend_extension, Autodiff, Backend, Dispatch, Flex, TensorMetadata};
 use burn::nn::pool::MaxPool2d;
 use burn::nn::PaddingConfig2d;
 use burn::tensor::activation::relu as relu_op;
-use burn::tensor::{DType, IntDType, Tensor, TensorData};
+use burn::tensor::{DType, IntDType, Tensor};
 use rayon::prelude::*;
 
 /// Max pooling of `x` (NCHW) over `kernel`-sized windows at stride `kernel`, of `relu(x)` when
@@ -66,7 +67,7 @@ impl WindowMaxPool for Flex {
         let [n, c, h, w] = x.shape().dims();
         let (ho, wo) = (h / kernel[0], w / kernel[1]);
         let x = x.to_contiguous();
-        let xs = &x.storage::<f32>()[x.layout().start_offset()..][..n * c * h * w];
+        let xs = flex_f32s(&x);
         let mut out = vec![0f32; n * c * ho * wo];
         if !out.is_empty() {
             out.par_chunks_mut(ho * wo)
@@ -78,7 +79,7 @@ impl WindowMaxPool for Flex {
                     _ => pool_plane(dst, plane, w, kernel, relu),
                 });
         }
-        float(out, [n, c, ho, wo])
+        flex_f32_tensor(out, [n, c, ho, wo])
     }
 }
 
@@ -121,9 +122,9 @@ impl WindowMaxPoolBackward for Flex {
         let [n, c, h, w] = x.shape().dims();
         let [_, _, ho, wo] = grad.shape().dims();
         let x = x.to_contiguous();
-        let xs = &x.storage::<f32>()[x.layout().start_offset()..][..n * c * h * w];
+        let xs = flex_f32s(&x);
         let grad = grad.to_contiguous();
-        let gs = &grad.storage::<f32>()[grad.layout().start_offset()..][..n * c * ho * wo];
+        let gs = flex_f32s(&grad);
         let mut gx = vec![0f32; n * c * h * w];
         if ho * wo > 0 {
             gx.par_chunks_mut(h * w)
@@ -134,7 +135,7 @@ impl WindowMaxPoolBackward for Flex {
                     _ => unpool_plane(dst, plane, g, w, kernel, relu),
                 });
         }
-        float(gx, [n, c, h, w])
+        flex_f32_tensor(gx, [n, c, h, w])
     }
 }
 
@@ -203,14 +204,6 @@ fn window_max(
     (best, at)
 }
 
-/// An f32 `flex` tensor of `shape` holding `values`.
-fn float(values: Vec<f32>, shape: [usize; 4]) -> FloatTensor<Flex> {
-    <Flex as FloatTensorOps<Flex>>::float_from_data(
-        TensorData::new(values, shape),
-        &Default::default(),
-    )
-}
-
 /// The backward step: the input gradient from the saved input. Parent: x.
 #[derive(Debug)]
 struct WindowMaxPoolStep;
@@ -268,7 +261,7 @@ pub fn max_pool2d(x: Tensor<4>, pool: &MaxPool2d, relu: bool) -> Tensor<4> {
         && pool.dilation == [1, 1]
         && !pool.ceil_mode
         && matches!(pool.padding, PaddingConfig2d::Valid);
-    if !windows || !super::conv::on_flex(&x) {
+    if !windows || !on_flex(&x) {
         return pool.forward(if relu { relu_op(x) } else { x });
     }
     let out =

@@ -9,11 +9,10 @@
 //! `memcpy`, and the product (`gemm`, the crate `flex` multiplies with) accumulates onto the
 //! bias in the output's own layout.
 
-use burn::backend::ops::FloatTensorOps;
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Flex, TensorMetadata};
 use burn::tensor::ops::ConvOptions;
-use burn::tensor::{DType, TensorData};
+use burn::tensor::DType;
 use rayon::prelude::*;
 
 /// Bytes of one work item's columns (positions × `k_h·k_w·C`): a tile stays in the core's L2
@@ -45,7 +44,7 @@ pub(super) fn forward(
 
     // the input channels last, padded: row (b, y, x) of the padded grid holds its C channels
     let x = x.to_contiguous();
-    let xs = &x.storage::<f32>()[x.layout().start_offset()..][..n * c * h * w];
+    let xs = super::flex_f32s(&x);
     let mut xp = vec![0f32; n * hp * wp * c];
     if !xp.is_empty() {
         xp.par_chunks_mut(hp * wp * c)
@@ -63,7 +62,7 @@ pub(super) fn forward(
     }
     // the weight as [C_out, k_h·k_w·C], taps outer and channels inner (the columns' order)
     let weight = weight.to_contiguous();
-    let ws = &weight.storage::<f32>()[weight.layout().start_offset()..][..co * c * kh * kw];
+    let ws = super::flex_f32s(&weight);
     let mut wk = vec![0f32; co * k];
     for (o, row) in wk.chunks_mut(k.max(1)).enumerate() {
         for ci in 0..c {
@@ -77,7 +76,7 @@ pub(super) fn forward(
     let has_bias = bias.is_some();
     if let Some(bias) = bias {
         let bias = bias.to_contiguous();
-        let bs = &bias.storage::<f32>()[bias.layout().start_offset()..][..co];
+        let bs = super::flex_f32s(&bias);
         for (i, plane) in out.chunks_mut(positions.max(1)).enumerate() {
             plane.fill(bs[i % co]);
         }
@@ -133,8 +132,7 @@ pub(super) fn forward(
             );
         }
     });
-    let data = TensorData::new(out, [n, co, ho, wo]);
-    <Flex as FloatTensorOps<Flex>>::float_from_data(data, &Default::default())
+    super::flex_f32_tensor(out, [n, co, ho, wo])
 }
 
 /// The output's address, shared with the parallel loop (each item writes its own elements).
