@@ -1,17 +1,20 @@
 //! 2-D convolution whose weight gradient on the `flex` backend is matrix products, as PyTorch
 //! takes it, instead of Burn 0.22.1's backend-generic rule (a convolution over swapped batch and
 //! channel dimensions whose output is the kernel: thin products, 2–3× slower on `flex`; README,
-//! *CPU convolutions*): at stride 1 from 16 input channels, one product per kernel tap over
-//! shifted views of the channels-last input ([`weight_grad_shifted`]), else one product per
-//! chunk of images over unfolded columns (im2col, [`weight_grad_im2col`]). The forward at f32 is
-//! distill's im2col ([`forward`]; other dtypes: the backend's), the input gradient the
-//! backend's own; other backends, and convolutions with groups or dilation, run Burn's `conv2d`
-//! unchanged.
+//! *CPU convolutions*): at stride 1 from 16 input channels and 32×32 positions, one product per
+//! kernel tap over shifted views of the channels-last input ([`weight_grad_shifted`]); else, at
+//! f32, one product per tile of output positions into the forward's columns
+//! ([`backward::weight_grad`]), and at other dtypes one product per chunk of images over
+//! unfolded columns (im2col, [`weight_grad_im2col`]; the shifted products from 16 channels at
+//! stride 1). The forward at f32 is distill's im2col ([`forward`]; other dtypes: the
+//! backend's), the input gradient the backend's own; other backends, and convolutions with
+//! groups or dilation, run Burn's `conv2d` unchanged.
 //!
 //! Built as a Burn backend extension (`#[backend_extension]`): [`Im2colConv`] is implemented
 //! for `Flex` (the plain forward) and for `Autodiff<B>` (the forward recorded with its own
 //! backward step). Every model reaches it through [`ConvForward::run`] on Burn's `Conv2d`.
 
+mod backward;
 mod forward;
 
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
@@ -35,6 +38,12 @@ const CHUNK_BYTES: usize = 16 << 20;
 /// Input channels from which the stride-1 weight gradient takes shifted products: below, its
 /// products are too thin (a first layer's 3 channels: 3× slower than im2col on the CNN pair).
 const SHIFTED_MIN_CHANNELS: usize = 16;
+
+/// Input positions per image from which the f32 weight gradient on `flex` takes the shifted
+/// products (at stride 1, from [`SHIFTED_MIN_CHANNELS`] channels) rather than the tiles of
+/// `backward.rs`: on the CNN pair, 64 channels at 32×32 took 53 ms shifted and 75 ms in tiles,
+/// while at 16×16 and 8×8 the tiles took half the time (README, *CPU convolutions*).
+const SHIFTED_MIN_POSITIONS: usize = 32 * 32;
 
 /// The convolution of this module as a backend operation (two methods, with and without a
 /// bias: the extension macro does not convert optional tensors).
@@ -63,7 +72,7 @@ impl Im2colConv for Flex {
         bias: FloatTensor<Self>,
         options: ConvOptions<2>,
     ) -> FloatTensor<Self> {
-        if forward::supported(&x) {
+        if forward::supported(&x, &weight, &options) {
             return forward::forward(x, weight, Some(bias), &options);
         }
         Self::conv2d(x, weight, Some(bias), options)
@@ -74,19 +83,48 @@ impl Im2colConv for Flex {
         weight: FloatTensor<Self>,
         options: ConvOptions<2>,
     ) -> FloatTensor<Self> {
-        if forward::supported(&x) {
+        if forward::supported(&x, &weight, &options) {
             return forward::forward(x, weight, None, &options);
         }
         Self::conv2d(x, weight, None, options)
     }
 }
 
-/// The backward step: the input gradient as Burn takes it, the weight gradient by im2col, the
-/// bias gradient as the sum of the output gradient. Parents: x, weight and (N = 3) the bias.
+/// The weight gradient of [`Im2colConv`]'s convolution on the backend the autodiff step runs
+/// on.
+pub trait Im2colConvBackward: Backend {
+    /// `∂L/∂W` of `y = conv2d(x, W)` from `grad = ∂L/∂y`, `W` of `weight_shape`.
+    fn conv2d_im2col_weight_backward(
+        x: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+        weight_shape: Shape,
+        options: ConvOptions<2>,
+    ) -> FloatTensor<Self>;
+}
+
+impl Im2colConvBackward for Flex {
+    fn conv2d_im2col_weight_backward(
+        x: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+        weight_shape: Shape,
+        options: ConvOptions<2>,
+    ) -> FloatTensor<Self> {
+        let [_, c, h, w] = x.shape().dims();
+        let shifted =
+            options.stride == [1, 1] && c >= SHIFTED_MIN_CHANNELS && h * w >= SHIFTED_MIN_POSITIONS;
+        if !shifted && backward::weight_grad_supported(&x, &grad) {
+            return backward::weight_grad(x, grad, weight_shape.dims(), &options);
+        }
+        weight_grad::<Self>(x, grad, weight_shape, &options)
+    }
+}
+
+/// The backward step: the input gradient as Burn takes it, the weight gradient by
+/// [`Im2colConvBackward`], the bias gradient as the sum of the output gradient. Parents: x, weight and (N = 3) the bias.
 #[derive(Debug)]
 struct Conv2dIm2colBackward;
 
-impl<B: Backend, const N: usize> Backward<B, N> for Conv2dIm2colBackward {
+impl<B: Backend + Im2colConvBackward, const N: usize> Backward<B, N> for Conv2dIm2colBackward {
     type State = (NodeId, NodeId, Option<NodeId>, ConvOptions<2>);
 
     fn backward(
@@ -110,14 +148,14 @@ impl<B: Backend, const N: usize> Backward<B, N> for Conv2dIm2colBackward {
             grads.register::<B>(node.id, g);
         }
         if let Some(node) = &ops.parents[1] {
-            let g = weight_grad::<B>(x, grad, weight.shape(), &options);
+            let g = B::conv2d_im2col_weight_backward(x, grad, weight.shape(), options);
             grads.register::<B>(node.id, g);
         }
     }
 }
 
 /// The forward, recorded with [`Conv2dIm2colBackward`] when any input is tracked.
-fn record<B: Backend + Im2colConv, C: CheckpointStrategy, const N: usize>(
+fn record<B: Backend + Im2colConv + Im2colConvBackward, C: CheckpointStrategy, const N: usize>(
     parents: [NodeGuard; N],
     x: FloatTensor<Autodiff<B, C>>,
     weight: FloatTensor<Autodiff<B, C>>,
@@ -157,7 +195,9 @@ fn inner<B: Backend + Im2colConv, C: CheckpointStrategy>(
     }
 }
 
-impl<B: Backend + Im2colConv, C: CheckpointStrategy> Im2colConv for Autodiff<B, C> {
+impl<B: Backend + Im2colConv + Im2colConvBackward, C: CheckpointStrategy> Im2colConv
+    for Autodiff<B, C>
+{
     fn conv2d_im2col(
         x: FloatTensor<Self>,
         weight: FloatTensor<Self>,

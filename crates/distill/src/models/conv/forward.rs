@@ -22,9 +22,130 @@ const TILE_BYTES: usize = 1 << 19;
 /// Fewest output positions in a tile: thinner products waste the micro-kernel.
 const MIN_TILE: usize = 64;
 
-/// Whether [`forward`] takes a convolution of `x` (the caller has checked groups and dilation).
-pub(super) fn supported(x: &FloatTensor<Flex>) -> bool {
+/// Whether [`forward`] takes the convolution of `x` by `weight` (the caller has checked groups
+/// and dilation): f32, and a kernel no larger than the padded input.
+pub(super) fn supported(
+    x: &FloatTensor<Flex>,
+    weight: &FloatTensor<Flex>,
+    options: &ConvOptions<2>,
+) -> bool {
+    let [_, _, h, w] = x.shape().dims();
+    let [_, _, kh, kw] = weight.shape().dims();
+    let [(pt, pb), (pl, pr)] = options.padding;
     x.dtype() == DType::F32
+        && weight.dtype() == DType::F32
+        && h + pt + pb >= kh
+        && w + pl + pr >= kw
+}
+
+/// The shape of one convolution on the padded grid (groups 1, dilation 1).
+pub(super) struct Geometry {
+    /// Input channels.
+    pub c: usize,
+    /// Padded height.
+    pub hp: usize,
+    /// Padded width.
+    pub wp: usize,
+    /// Kernel height.
+    pub kh: usize,
+    /// Kernel width.
+    pub kw: usize,
+    /// Vertical stride.
+    pub sh: usize,
+    /// Horizontal stride.
+    pub sw: usize,
+    /// Output height.
+    pub ho: usize,
+    /// Output width.
+    pub wo: usize,
+    /// Top padding.
+    pub pt: usize,
+    /// Left padding.
+    pub pl: usize,
+}
+
+impl Geometry {
+    /// The convolution of an `[n, c, h, w]` input by a `[_, c, k_h, k_w]` kernel.
+    pub fn new(input: [usize; 4], kernel: [usize; 2], options: &ConvOptions<2>) -> Self {
+        let [_, c, h, w] = input;
+        let [kh, kw] = kernel;
+        let [(pt, pb), (pl, pr)] = options.padding;
+        let [sh, sw] = options.stride;
+        let (hp, wp) = (h + pt + pb, w + pl + pr);
+        let (ho, wo) = ((hp - kh) / sh + 1, (wp - kw) / sw + 1);
+        Self {
+            c,
+            hp,
+            wp,
+            kh,
+            kw,
+            sh,
+            sw,
+            ho,
+            wo,
+            pt,
+            pl,
+        }
+    }
+
+    /// Values in one row of columns: `k_h·k_w·C`.
+    pub fn k(&self) -> usize {
+        self.kh * self.kw * self.c
+    }
+
+    /// Output positions of one image.
+    pub fn positions(&self) -> usize {
+        self.ho * self.wo
+    }
+
+    /// Output positions of one work item's columns.
+    pub fn tile(&self) -> usize {
+        (TILE_BYTES / (4 * self.k().max(1)))
+            .max(MIN_TILE)
+            .min(self.positions().max(1))
+    }
+
+    /// Values of one padded channels-last image.
+    pub fn image(&self) -> usize {
+        self.hp * self.wp * self.c
+    }
+
+    /// The f32 NCHW input `x` channels last on the padded grid: row `(b, y, x)` holds its C
+    /// channels, zero in the padding.
+    pub fn channels_last(&self, x: &FloatTensor<Flex>) -> Vec<f32> {
+        let [n, c, h, w] = x.shape().dims();
+        let x = x.clone().to_contiguous();
+        let xs = super::flex_f32s(&x);
+        let mut xp = vec![0f32; n * self.image()];
+        if !xp.is_empty() {
+            xp.par_chunks_mut(self.image())
+                .zip(xs.par_chunks(c * h * w))
+                .for_each(|(dst, src)| {
+                    for (ci, plane) in src.chunks(h * w).enumerate() {
+                        for (y, row) in plane.chunks(w).enumerate() {
+                            let base = ((y + self.pt) * self.wp + self.pl) * c + ci;
+                            for (xi, v) in row.iter().enumerate() {
+                                dst[base + xi * c] = *v;
+                            }
+                        }
+                    }
+                });
+        }
+        xp
+    }
+
+    /// Appends to `cols` the columns `[p1 − p0, k]` of output positions `p0..p1` of `image`
+    /// (one channels-last padded image): each tap row of a window is `k_w·C` contiguous values.
+    pub fn columns(&self, cols: &mut Vec<f32>, image: &[f32], p0: usize, p1: usize) {
+        let c = self.c;
+        for p in p0..p1 {
+            let (y, xo) = (p / self.wo * self.sh, p % self.wo * self.sw);
+            for i in 0..self.kh {
+                let src = ((y + i) * self.wp + xo) * c;
+                cols.extend_from_slice(&image[src..src + self.kw * c]);
+            }
+        }
+    }
 }
 
 /// `conv2d(x, weight, bias, options)` for f32 `flex` tensors, groups 1 and dilation 1.
@@ -34,32 +155,12 @@ pub(super) fn forward(
     bias: Option<FloatTensor<Flex>>,
     options: &ConvOptions<2>,
 ) -> FloatTensor<Flex> {
-    let [n, c, h, w] = x.shape().dims();
+    let n = x.shape().dims::<4>()[0];
     let [co, _, kh, kw] = weight.shape().dims();
-    let [(pt, pb), (pl, pr)] = options.padding;
-    let [sh, sw] = options.stride;
-    let (hp, wp) = (h + pt + pb, w + pl + pr);
-    let (ho, wo) = ((hp - kh) / sh + 1, (wp - kw) / sw + 1);
-    let (k, positions) = (kh * kw * c, ho * wo);
+    let geo = Geometry::new(x.shape().dims(), [kh, kw], options);
+    let (c, k, positions) = (geo.c, geo.k(), geo.positions());
 
-    // the input channels last, padded: row (b, y, x) of the padded grid holds its C channels
-    let x = x.to_contiguous();
-    let xs = super::flex_f32s(&x);
-    let mut xp = vec![0f32; n * hp * wp * c];
-    if !xp.is_empty() {
-        xp.par_chunks_mut(hp * wp * c)
-            .zip(xs.par_chunks(c * h * w))
-            .for_each(|(dst, src)| {
-                for (ci, plane) in src.chunks(h * w).enumerate() {
-                    for (y, row) in plane.chunks(w).enumerate() {
-                        let base = ((y + pt) * wp + pl) * c + ci;
-                        for (xi, v) in row.iter().enumerate() {
-                            dst[base + xi * c] = *v;
-                        }
-                    }
-                }
-            });
-    }
+    let xp = geo.channels_last(&x);
     // the weight as [C_out, k_h·k_w·C], taps outer and channels inner (the columns' order)
     let weight = weight.to_contiguous();
     let ws = super::flex_f32s(&weight);
@@ -82,27 +183,16 @@ pub(super) fn forward(
         }
     }
 
-    let tile = (TILE_BYTES / (4 * k.max(1)))
-        .max(MIN_TILE)
-        .min(positions.max(1));
+    let tile = geo.tile();
     let tiles = positions.div_ceil(tile);
     let out_ptr = SendPtr(out.as_mut_ptr());
-    let xp = &xp;
-    let wk = &wk;
+    let (xp, wk, geo) = (&xp, &wk, &geo);
     (0..n * tiles).into_par_iter().for_each(|item| {
         let (b, t) = (item / tiles, item % tiles);
         let (p0, p1) = (t * tile, ((t + 1) * tile).min(positions));
-        let image = &xp[b * hp * wp * c..][..hp * wp * c];
-        // columns [p1 − p0, k]: each tap row of a window is k_w·C contiguous values
         // (appended in order: no zeroing of the buffer first)
         let mut cols = Vec::with_capacity((p1 - p0) * k);
-        for p in p0..p1 {
-            let (y, xo) = (p / wo * sh, p % wo * sw);
-            for i in 0..kh {
-                let src = ((y + i) * wp + xo) * c;
-                cols.extend_from_slice(&image[src..src + kw * c]);
-            }
-        }
+        geo.columns(&mut cols, &xp[b * geo.image()..][..geo.image()], p0, p1);
         // out[b, :, p0..p1] (+)= wk · colsᵀ
         let dst = out_ptr.at(b * co * positions + p0);
         // SAFETY: every item writes its own image's positions p0..p1 of each output channel
@@ -132,7 +222,7 @@ pub(super) fn forward(
             );
         }
     });
-    super::flex_f32_tensor(out, [n, co, ho, wo])
+    super::flex_f32_tensor(out, [n, co, geo.ho, geo.wo])
 }
 
 /// The output's address, shared with the parallel loop (each item writes its own elements).

@@ -1,0 +1,139 @@
+//! The weight gradient of distill's 2-D convolution on `flex` at f32 (groups 1, dilation 1),
+//! on the channels-last columns of [`super::forward`]: each tile of output positions' columns
+//! is built as the forward builds them and multiplied by that tile's output gradient, one
+//! accumulator per core. No unfolded copy of the whole input (im2col's), and a product as wide
+//! as `k_h·k_w·C` where the shifted rule of `conv.rs` has `C` (README, *CPU convolutions*).
+
+use super::forward::Geometry;
+use burn::backend::tensor::FloatTensor;
+use burn::backend::{Flex, TensorMetadata};
+use burn::tensor::ops::ConvOptions;
+use burn::tensor::DType;
+use rayon::prelude::*;
+
+/// Whether [`weight_grad`] takes the weight gradient of a convolution of `x` (groups and
+/// dilation checked by the caller): an f32 input and output gradient.
+pub(super) fn weight_grad_supported(x: &FloatTensor<Flex>, grad: &FloatTensor<Flex>) -> bool {
+    x.dtype() == DType::F32 && grad.dtype() == DType::F32
+}
+
+/// `∂L/∂W` of `y = conv2d(x, W)` (any stride and padding) from `g = ∂L/∂y`:
+/// `Σ_tiles g[b, :, tile] · cols(b, tile)`, where `cols` are the forward's columns
+/// (`[positions, k_h·k_w·C]`) of one tile of output positions of image `b`. The tiles are cut
+/// into one contiguous run per core, each summed into its own `[C_out, k_h·k_w·C]`, and the
+/// runs' sums added in order (the same threads give the same rounding).
+pub(super) fn weight_grad(
+    x: FloatTensor<Flex>,
+    grad: FloatTensor<Flex>,
+    kernel: [usize; 4],
+    options: &ConvOptions<2>,
+) -> FloatTensor<Flex> {
+    let [co, c, kh, kw] = kernel;
+    let n = x.shape().dims::<4>()[0];
+    let geo = Geometry::new(x.shape().dims(), [kh, kw], options);
+    let (k, positions, tile) = (geo.k(), geo.positions(), geo.tile());
+    let xp = geo.channels_last(&x);
+    let grad = grad.to_contiguous();
+    let gs = super::flex_f32s(&grad);
+    let tiles = positions.div_ceil(tile);
+    let items = n * tiles;
+    let runs = rayon::current_num_threads().clamp(1, items.max(1));
+    let per_run = items.div_ceil(runs);
+    let (xp, geo) = (&xp, &geo);
+    let sums: Vec<Vec<f32>> = (0..runs)
+        .into_par_iter()
+        .map(|run| {
+            let mut acc = vec![0f32; co * k];
+            let mut cols = Vec::with_capacity(tile * k);
+            for item in run * per_run..((run + 1) * per_run).min(items) {
+                let (b, t) = (item / tiles, item % tiles);
+                let (p0, p1) = (t * tile, ((t + 1) * tile).min(positions));
+                cols.clear();
+                geo.columns(&mut cols, &xp[b * geo.image()..][..geo.image()], p0, p1);
+                let g = &gs[b * co * positions + p0..];
+                // acc[C_out, k] += g[b, :, p0..p1] · cols
+                // SAFETY: `acc` is [co, k] (row stride k); `g` holds co rows `positions` apart
+                // of p1 − p0 values from p0, inside image b's gradient; `cols` is [p1 − p0, k].
+                unsafe {
+                    gemm::gemm(
+                        co,
+                        k,
+                        p1 - p0,
+                        acc.as_mut_ptr(),
+                        1,
+                        k as isize,
+                        true,
+                        g.as_ptr(),
+                        1,
+                        positions as isize,
+                        cols.as_ptr(),
+                        1,
+                        k as isize,
+                        1.0,
+                        1.0,
+                        false,
+                        false,
+                        false,
+                        gemm::Parallelism::None,
+                    );
+                }
+            }
+            acc
+        })
+        .collect();
+    let mut sums = sums.into_iter();
+    let mut total = sums.next().unwrap_or_else(|| vec![0f32; co * k]);
+    for s in sums {
+        total.iter_mut().zip(&s).for_each(|(t, v)| *t += v);
+    }
+    // [C_out, k_h·k_w·C] (taps outer, channels inner) as [C_out, C, k_h, k_w]
+    let mut out = vec![0f32; co * c * kh * kw];
+    for o in 0..co {
+        for ci in 0..c {
+            for tap in 0..kh * kw {
+                out[(o * c + ci) * kh * kw + tap] = total[o * k + tap * c + ci];
+            }
+        }
+    }
+    super::flex_f32_tensor(out, kernel)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::models::conv::tests::{assert_close, prim};
+    use burn::backend::ops::ModuleOps;
+    use burn::tensor::{Device, Distribution, Tensor};
+
+    /// Against `flex`'s own `conv2d_weight_backward`: square, oblong and 1×1 kernels,
+    /// asymmetric padding, strides 1 and 2, 3 channels, and images of several tiles (64
+    /// channels at 16×16: two tiles each) over more runs than cores.
+    #[test]
+    fn matches_flexs_weight_gradient() {
+        let device = Device::flex();
+        let dist = Distribution::Uniform(-1.0, 1.0);
+        // (input, weight, stride, padding)
+        let cases = [
+            ([3, 64, 16, 16], [8, 64, 3, 3], [1, 1], [(1, 1), (1, 1)]),
+            ([5, 3, 9, 7], [6, 3, 3, 3], [1, 1], [(1, 1), (1, 1)]),
+            ([2, 3, 9, 7], [5, 3, 3, 3], [2, 2], [(1, 1), (1, 1)]),
+            ([2, 4, 7, 9], [3, 4, 5, 3], [1, 1], [(2, 0), (1, 2)]),
+            ([2, 4, 7, 9], [3, 4, 5, 3], [1, 2], [(2, 0), (1, 2)]),
+            ([1, 6, 5, 4], [2, 6, 1, 1], [1, 1], [(0, 0), (0, 0)]),
+            ([2, 3, 4, 4], [2, 3, 4, 4], [1, 1], [(0, 0), (0, 0)]),
+        ];
+        for (input, kernel, stride, padding) in cases {
+            let x = prim(Tensor::<4>::random(input, dist, &device));
+            let w = prim(Tensor::<4>::random(kernel, dist, &device));
+            let options = ConvOptions::new_with_padding(stride, padding, [1, 1], 1);
+            let y = Flex::conv2d(x.clone(), w.clone(), None, options.clone());
+            let g = prim(Tensor::<4>::random(y.shape().dims::<4>(), dist, &device));
+            let what = format!("{input:?} * {kernel:?} at stride {stride:?}");
+            let want = Flex::conv2d_weight_backward(x.clone(), w, g.clone(), options.clone());
+            assert!(weight_grad_supported(&x, &g));
+            let got = weight_grad(x, g, kernel, &options);
+            assert_eq!(got.shape(), want.shape(), "{what}: shape");
+            assert_close(got.into_data(), want.into_data(), 1e-4, &what);
+        }
+    }
+}
