@@ -90,9 +90,16 @@ impl Im2colConv for Flex {
     }
 }
 
-/// The weight gradient of [`Im2colConv`]'s convolution on the backend the autodiff step runs
-/// on.
+/// The weight and bias gradients of [`Im2colConv`]'s convolution on the backend the autodiff
+/// step runs on.
 pub trait Im2colConvBackward: Backend {
+    /// `∂L/∂b` of `y = conv2d(x, W) + b` from `grad = ∂L/∂y`.
+    fn conv2d_im2col_bias_backward(
+        x: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+    ) -> FloatTensor<Self>;
+
     /// `∂L/∂W` of `y = conv2d(x, W)` from `grad = ∂L/∂y`, `W` of `weight_shape`.
     fn conv2d_im2col_weight_backward(
         x: FloatTensor<Self>,
@@ -103,6 +110,17 @@ pub trait Im2colConvBackward: Backend {
 }
 
 impl Im2colConvBackward for Flex {
+    fn conv2d_im2col_bias_backward(
+        x: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        if grad.dtype() == FloatDType::F32.into() && bias.dtype() == grad.dtype() {
+            return backward::bias_grad(grad);
+        }
+        Self::conv2d_bias_backward(x, bias, grad)
+    }
+
     fn conv2d_im2col_weight_backward(
         x: FloatTensor<Self>,
         grad: FloatTensor<Self>,
@@ -119,8 +137,8 @@ impl Im2colConvBackward for Flex {
     }
 }
 
-/// The backward step: the input gradient as Burn takes it, the weight gradient by
-/// [`Im2colConvBackward`], the bias gradient as the sum of the output gradient. Parents: x, weight and (N = 3) the bias.
+/// The backward step: the input gradient as Burn takes it, the weight and bias gradients by
+/// [`Im2colConvBackward`]. Parents: x, weight and (N = 3) the bias.
 #[derive(Debug)]
 struct Conv2dIm2colBackward;
 
@@ -144,7 +162,7 @@ impl<B: Backend + Im2colConvBackward, const N: usize> Backward<B, N> for Conv2dI
         // retrieved whether or not it is tracked, as Burn's own step does
         let bias = bias_state.map(|s| checkpointer.retrieve_node_output::<FloatTensor<B>>(s));
         if let (Some(Some(node)), Some(bias)) = (ops.parents.get(2), bias) {
-            let g = B::conv2d_bias_backward(x.clone(), bias, grad.clone());
+            let g = B::conv2d_im2col_bias_backward(x.clone(), bias, grad.clone());
             grads.register::<B>(node.id, g);
         }
         if let Some(node) = &ops.parents[1] {
@@ -368,7 +386,10 @@ pub(super) fn flex_f32s(t: &FloatTensor<Flex>) -> &[f32] {
 }
 
 /// An f32 `flex` tensor of `shape` holding `values`.
-pub(super) fn flex_f32_tensor(values: Vec<f32>, shape: [usize; 4]) -> FloatTensor<Flex> {
+pub(super) fn flex_f32_tensor<const D: usize>(
+    values: Vec<f32>,
+    shape: [usize; D],
+) -> FloatTensor<Flex> {
     <Flex as FloatTensorOps<Flex>>::float_from_data(
         TensorData::new(values, shape),
         &Default::default(),

@@ -1,8 +1,9 @@
-//! The weight gradient of distill's 2-D convolution on `flex` at f32 (groups 1, dilation 1),
-//! on the channels-last columns of [`super::forward`]: each tile of output positions' columns
-//! is built as the forward builds them and multiplied by that tile's output gradient, one
-//! accumulator per core. No unfolded copy of the whole input (im2col's), and a product as wide
-//! as `k_h·k_w·C` where the shifted rule of `conv.rs` has `C` (README, *CPU convolutions*).
+//! The weight and bias gradients of distill's 2-D convolution on `flex` at f32 (groups 1,
+//! dilation 1). The weight gradient works on the channels-last columns of [`super::forward`]:
+//! each tile of output positions' columns is built as the forward builds them and multiplied
+//! by that tile's output gradient, one accumulator per core. No unfolded copy of the whole
+//! input (im2col's), and a product as wide as `k_h·k_w·C` where the shifted rule of `conv.rs`
+//! has `C` (README, *CPU convolutions*). The bias gradient sums each channel in place.
 
 use super::forward::Geometry;
 use burn::backend::tensor::FloatTensor;
@@ -98,6 +99,36 @@ pub(super) fn weight_grad(
     super::flex_f32_tensor(out, kernel)
 }
 
+/// Lanes of [`bias_grad`]'s partial sums: one AVX-512 register, two AVX ones.
+const LANES: usize = 16;
+
+/// `∂L/∂b` of `y = conv2d(x, W) + b` from the f32 `g = ∂L/∂y`: each output channel's sum
+/// over images and positions, summed in [`LANES`] partial sums per channel, the channels in
+/// parallel. Burn's rule sums a copy of `g` with its batch and channel axes swapped.
+pub(super) fn bias_grad(grad: FloatTensor<Flex>) -> FloatTensor<Flex> {
+    let [n, co, ho, wo] = grad.shape().dims();
+    let plane = ho * wo;
+    let grad = grad.to_contiguous();
+    let gs = super::flex_f32s(&grad);
+    let sums = (0..co)
+        .into_par_iter()
+        .map(|o| {
+            let mut lanes = [0f32; LANES];
+            let mut rest = 0f32;
+            for b in 0..n {
+                let values = &gs[(b * co + o) * plane..][..plane];
+                let mut blocks = values.chunks_exact(LANES);
+                for block in &mut blocks {
+                    lanes.iter_mut().zip(block).for_each(|(l, v)| *l += v);
+                }
+                rest += blocks.remainder().iter().sum::<f32>();
+            }
+            lanes.iter().sum::<f32>() + rest
+        })
+        .collect();
+    super::flex_f32_tensor(sums, [co])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -105,11 +136,12 @@ mod tests {
     use burn::backend::ops::ModuleOps;
     use burn::tensor::{Device, Distribution, Tensor};
 
-    /// Against `flex`'s own `conv2d_weight_backward`: square, oblong and 1×1 kernels,
+    /// Against `flex`'s own `conv2d_weight_backward` (and the bias gradient against its
+    /// `conv2d_bias_backward`): square, oblong and 1×1 kernels,
     /// asymmetric padding, strides 1 and 2, 3 channels, and images of several tiles (64
     /// channels at 16×16: two tiles each) over more runs than cores.
     #[test]
-    fn matches_flexs_weight_gradient() {
+    fn matches_flexs_weight_and_bias_gradients() {
         let device = Device::flex();
         let dist = Distribution::Uniform(-1.0, 1.0);
         // (input, weight, stride, padding)
@@ -129,6 +161,15 @@ mod tests {
             let y = Flex::conv2d(x.clone(), w.clone(), None, options.clone());
             let g = prim(Tensor::<4>::random(y.shape().dims::<4>(), dist, &device));
             let what = format!("{input:?} * {kernel:?} at stride {stride:?}");
+            let bias = prim(Tensor::<1>::random([kernel[0]], dist, &device));
+            let want = Flex::conv2d_bias_backward(x.clone(), bias, g.clone());
+            let got = bias_grad(g.clone());
+            assert_close(
+                got.into_data(),
+                want.into_data(),
+                1e-5,
+                &format!("{what}: bias"),
+            );
             let want = Flex::conv2d_weight_backward(x.clone(), w, g.clone(), options.clone());
             assert!(weight_grad_supported(&x, &g));
             let got = weight_grad(x, g, kernel, &options);
