@@ -93,6 +93,14 @@ impl Im2colConv for Flex {
 /// The weight and bias gradients of [`Im2colConv`]'s convolution on the backend the autodiff
 /// step runs on.
 pub trait Im2colConvBackward: Backend {
+    /// `∂L/∂x` of `y = conv2d(x, weight)` from `grad = ∂L/∂y`.
+    fn conv2d_im2col_x_backward(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+        options: ConvOptions<2>,
+    ) -> FloatTensor<Self>;
+
     /// `∂L/∂b` of `y = conv2d(x, W) + b` from `grad = ∂L/∂y`.
     fn conv2d_im2col_bias_backward(
         x: FloatTensor<Self>,
@@ -110,6 +118,18 @@ pub trait Im2colConvBackward: Backend {
 }
 
 impl Im2colConvBackward for Flex {
+    fn conv2d_im2col_x_backward(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+        options: ConvOptions<2>,
+    ) -> FloatTensor<Self> {
+        if backward::input_grad_supported(&weight, &grad) {
+            return backward::input_grad(weight, grad, x.shape().dims(), &options);
+        }
+        Self::conv2d_x_backward(x, weight, grad, options)
+    }
+
     fn conv2d_im2col_bias_backward(
         x: FloatTensor<Self>,
         bias: FloatTensor<Self>,
@@ -156,7 +176,12 @@ impl<B: Backend + Im2colConvBackward, const N: usize> Backward<B, N> for Conv2dI
         let x = checkpointer.retrieve_node_output::<FloatTensor<B>>(x_state);
         let weight = checkpointer.retrieve_node_output::<FloatTensor<B>>(weight_state);
         if let Some(node) = &ops.parents[0] {
-            let g = B::conv2d_x_backward(x.clone(), weight.clone(), grad.clone(), options.clone());
+            let g = B::conv2d_im2col_x_backward(
+                x.clone(),
+                weight.clone(),
+                grad.clone(),
+                options.clone(),
+            );
             grads.register::<B>(node.id, g);
         }
         // retrieved whether or not it is tracked, as Burn's own step does

@@ -99,6 +99,92 @@ pub(super) fn weight_grad(
     super::flex_f32_tensor(out, kernel)
 }
 
+/// Whether [`input_grad`] takes the input gradient of a convolution by `weight` (groups and
+/// dilation checked by the caller): an f32 weight and output gradient.
+pub(super) fn input_grad_supported(weight: &FloatTensor<Flex>, grad: &FloatTensor<Flex>) -> bool {
+    weight.dtype() == DType::F32 && grad.dtype() == DType::F32
+}
+
+/// `∂L/∂x` of `y = conv2d(x, W)` (any stride and padding) for an input of `input` shape, from
+/// `g = ∂L/∂y`: per image, for each tile of output positions, the columns' gradient
+/// `g[b, :, tile]ᵀ · W` (`[positions, k_h·k_w·C]`, the forward's column layout) and its
+/// col2im, each window row's `k_w·C` values added into the image's padded channels-last
+/// gradient, which is then cropped into NCHW. The images run in parallel, each tile in order.
+pub(super) fn input_grad(
+    weight: FloatTensor<Flex>,
+    grad: FloatTensor<Flex>,
+    input: [usize; 4],
+    options: &ConvOptions<2>,
+) -> FloatTensor<Flex> {
+    let [n, c, h, w] = input;
+    let [co, _, kh, kw] = weight.shape().dims();
+    let geo = Geometry::new(input, [kh, kw], options);
+    let (k, positions, tile) = (geo.k(), geo.positions(), geo.tile());
+    let wk = geo.tap_major(weight);
+    let grad = grad.to_contiguous();
+    let gs = super::flex_f32s(&grad);
+    let mut out = vec![0f32; n * c * h * w];
+    let (wk, geo) = (&wk, &geo);
+    if !out.is_empty() {
+        out.par_chunks_mut(c * h * w)
+            .enumerate()
+            .for_each(|(b, image)| {
+                let mut dxp = vec![0f32; geo.image()];
+                let mut cols = vec![0f32; tile * k];
+                let row = geo.kw * c;
+                for p0 in (0..positions).step_by(tile) {
+                    let p1 = (p0 + tile).min(positions);
+                    let g = &gs[b * co * positions + p0..];
+                    // cols[p1 − p0, k] = g[b, :, p0..p1]ᵀ · wk
+                    // SAFETY: `cols` holds (p1 − p0)·k values (row stride k); `g` holds co
+                    // rows `positions` apart of p1 − p0 values from p0, inside image b's
+                    // gradient; `wk` is [co, k].
+                    unsafe {
+                        gemm::gemm(
+                            p1 - p0,
+                            k,
+                            co,
+                            cols.as_mut_ptr(),
+                            1,
+                            k as isize,
+                            false,
+                            g.as_ptr(),
+                            positions as isize,
+                            1,
+                            wk.as_ptr(),
+                            1,
+                            k as isize,
+                            0.0,
+                            1.0,
+                            false,
+                            false,
+                            false,
+                            gemm::Parallelism::None,
+                        );
+                    }
+                    for (p, window) in (p0..p1).zip(cols.chunks(k)) {
+                        let (y, xo) = (p / geo.wo * geo.sh, p % geo.wo * geo.sw);
+                        for (i, values) in window.chunks(row).enumerate() {
+                            let dst = ((y + i) * geo.wp + xo) * c;
+                            let dst = &mut dxp[dst..dst + row];
+                            dst.iter_mut().zip(values).for_each(|(d, v)| *d += v);
+                        }
+                    }
+                }
+                // the padded channels-last gradient, cropped, as NCHW
+                for (ci, plane) in image.chunks_mut(h * w).enumerate() {
+                    for (y, out_row) in plane.chunks_mut(w).enumerate() {
+                        let base = ((y + geo.pt) * geo.wp + geo.pl) * c + ci;
+                        for (xi, v) in out_row.iter_mut().enumerate() {
+                            *v = dxp[base + xi * c];
+                        }
+                    }
+                }
+            });
+    }
+    super::flex_f32_tensor(out, input)
+}
+
 /// Lanes of [`bias_grad`]'s partial sums: one AVX-512 register, two AVX ones.
 const LANES: usize = 16;
 
@@ -136,12 +222,12 @@ mod tests {
     use burn::backend::ops::ModuleOps;
     use burn::tensor::{Device, Distribution, Tensor};
 
-    /// Against `flex`'s own `conv2d_weight_backward` (and the bias gradient against its
-    /// `conv2d_bias_backward`): square, oblong and 1×1 kernels,
+    /// Against `flex`'s own `conv2d_x_backward`, `conv2d_weight_backward` and
+    /// `conv2d_bias_backward`: square, oblong and 1×1 kernels,
     /// asymmetric padding, strides 1 and 2, 3 channels, and images of several tiles (64
     /// channels at 16×16: two tiles each) over more runs than cores.
     #[test]
-    fn matches_flexs_weight_and_bias_gradients() {
+    fn matches_flexs_gradients() {
         let device = Device::flex();
         let dist = Distribution::Uniform(-1.0, 1.0);
         // (input, weight, stride, padding)
@@ -169,6 +255,16 @@ mod tests {
                 want.into_data(),
                 1e-5,
                 &format!("{what}: bias"),
+            );
+            let want = Flex::conv2d_x_backward(x.clone(), w.clone(), g.clone(), options.clone());
+            assert!(input_grad_supported(&w, &g));
+            let got = input_grad(w.clone(), g.clone(), input, &options);
+            assert_eq!(got.shape(), want.shape(), "{what}: input grad shape");
+            assert_close(
+                got.into_data(),
+                want.into_data(),
+                1e-4,
+                &format!("{what}: input"),
             );
             let want = Flex::conv2d_weight_backward(x.clone(), w, g.clone(), options.clone());
             assert!(weight_grad_supported(&x, &g));

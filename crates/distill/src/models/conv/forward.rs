@@ -147,6 +147,23 @@ impl Geometry {
         xp
     }
 
+    /// The f32 `[C_out, C, k_h, k_w]` weight as `[C_out, k_h·k_w·C]`, taps outer and channels
+    /// inner (the columns' order).
+    pub fn tap_major(&self, weight: FloatTensor<Flex>) -> Vec<f32> {
+        let (c, taps, k) = (self.c, self.kh * self.kw, self.k());
+        let weight = weight.to_contiguous();
+        let ws = super::flex_f32s(&weight);
+        let mut wk = vec![0f32; ws.len()];
+        for (o, row) in wk.chunks_mut(k.max(1)).enumerate() {
+            for ci in 0..c {
+                for tap in 0..taps {
+                    row[tap * c + ci] = ws[(o * c + ci) * taps + tap];
+                }
+            }
+        }
+        wk
+    }
+
     /// Appends to `cols` the columns `[p1 − p0, k]` of output positions `p0..p1` of `image`
     /// (one channels-last padded image): each tap row of a window is `k_w·C` contiguous values.
     pub fn columns(&self, cols: &mut Vec<f32>, image: &[f32], p0: usize, p1: usize) {
@@ -171,20 +188,10 @@ pub(super) fn forward(
     let n = x.shape().dims::<4>()[0];
     let [co, _, kh, kw] = weight.shape().dims();
     let geo = Geometry::new(x.shape().dims(), [kh, kw], options);
-    let (c, k, positions) = (geo.c, geo.k(), geo.positions());
+    let (k, positions) = (geo.k(), geo.positions());
 
     let xp = geo.channels_last(&x);
-    // the weight as [C_out, k_h·k_w·C], taps outer and channels inner (the columns' order)
-    let weight = weight.to_contiguous();
-    let ws = super::flex_f32s(&weight);
-    let mut wk = vec![0f32; co * k];
-    for (o, row) in wk.chunks_mut(k.max(1)).enumerate() {
-        for ci in 0..c {
-            for tap in 0..kh * kw {
-                row[tap * c + ci] = ws[(o * c + ci) * kh * kw + tap];
-            }
-        }
-    }
+    let wk = geo.tap_major(weight);
     // the output, NCHW, holding the bias (the products accumulate onto it)
     let mut out = vec![0f32; n * co * positions];
     let has_bias = bias.is_some();
