@@ -6,9 +6,9 @@
 //! f32, one product per tile of output positions into the forward's columns
 //! ([`backward::weight_grad`]), and at other dtypes one product per chunk of images over
 //! unfolded columns (im2col, [`weight_grad_im2col`]; the shifted products from 16 channels at
-//! stride 1). The forward at f32 is distill's im2col ([`forward`]; other dtypes: the
-//! backend's), the input gradient the backend's own; other backends, and convolutions with
-//! groups or dilation, run Burn's `conv2d` unchanged.
+//! stride 1). At f32 the forward is distill's im2col ([`forward`]) and the input and bias
+//! gradients are distill's ([`backward`]); at other dtypes they are the backend's. Other
+//! backends, and convolutions with groups or dilation, run Burn's `conv2d` unchanged.
 //!
 //! Built as a Burn backend extension (`#[backend_extension]`): [`Im2colConv`] is implemented
 //! for `Flex` (the plain forward) and for `Autodiff<B>` (the forward recorded with its own
@@ -90,8 +90,8 @@ impl Im2colConv for Flex {
     }
 }
 
-/// The weight and bias gradients of [`Im2colConv`]'s convolution on the backend the autodiff
-/// step runs on.
+/// The input, weight and bias gradients of [`Im2colConv`]'s convolution on the backend the
+/// autodiff step runs on.
 pub trait Im2colConvBackward: Backend {
     /// `∂L/∂x` of `y = conv2d(x, weight)` from `grad = ∂L/∂y`.
     fn conv2d_im2col_x_backward(
@@ -157,8 +157,8 @@ impl Im2colConvBackward for Flex {
     }
 }
 
-/// The backward step: the input gradient as Burn takes it, the weight and bias gradients by
-/// [`Im2colConvBackward`]. Parents: x, weight and (N = 3) the bias.
+/// The backward step: the input, weight and bias gradients by [`Im2colConvBackward`].
+/// Parents: x, weight and (N = 3) the bias.
 #[derive(Debug)]
 struct Conv2dIm2colBackward;
 

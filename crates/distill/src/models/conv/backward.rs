@@ -1,9 +1,13 @@
-//! The weight and bias gradients of distill's 2-D convolution on `flex` at f32 (groups 1,
-//! dilation 1). The weight gradient works on the channels-last columns of [`super::forward`]:
-//! each tile of output positions' columns is built as the forward builds them and multiplied
-//! by that tile's output gradient, one accumulator per core. No unfolded copy of the whole
-//! input (im2col's), and a product as wide as `k_h·k_w·C` where the shifted rule of `conv.rs`
-//! has `C` (README, *CPU convolutions*). The bias gradient sums each channel in place.
+//! The input, weight and bias gradients of distill's 2-D convolution on `flex` at f32 (groups
+//! 1, dilation 1), on the channels-last columns of [`super::forward`]. The weight gradient
+//! builds each tile of output positions' columns as the forward builds them and multiplies
+//! that tile's output gradient into them, one accumulator per core: no unfolded copy of the
+//! whole input (im2col's), and a product as wide as `k_h·k_w·C` where the shifted rule of
+//! `conv.rs` has `C`. The input gradient is the mirror: each tile's columns' gradient is one
+//! product, added back window row by window row into the image's padded channels-last gradient
+//! (col2im; `flex`'s transposed convolution is a product and a col2im too, in NCHW, one
+//! channel and kernel tap at a time). The bias gradient sums each channel in place (README,
+//! *CPU convolutions*).
 
 use super::forward::Geometry;
 use burn::backend::tensor::FloatTensor;
