@@ -124,8 +124,9 @@ impl Im2colConvBackward for Flex {
         grad: FloatTensor<Self>,
         options: ConvOptions<2>,
     ) -> FloatTensor<Self> {
-        if backward::input_grad_supported(&weight, &grad) {
-            return backward::input_grad(weight, grad, x.shape().dims(), &options);
+        let input = x.shape().dims();
+        if backward::input_grad_supported(input, &weight, &grad, &options) {
+            return backward::input_grad(weight, grad, input, &options);
         }
         Self::conv2d_x_backward(x, weight, grad, options)
     }
@@ -150,7 +151,7 @@ impl Im2colConvBackward for Flex {
         let [_, c, h, w] = x.shape().dims();
         let shifted =
             options.stride == [1, 1] && c >= SHIFTED_MIN_CHANNELS && h * w >= SHIFTED_MIN_POSITIONS;
-        if !shifted && backward::weight_grad_supported(&x, &grad) {
+        if !shifted && backward::weight_grad_supported(&x, &grad, weight_shape.dims(), &options) {
             return backward::weight_grad(x, grad, weight_shape.dims(), &options);
         }
         weight_grad::<Self>(x, grad, weight_shape, &options)

@@ -9,17 +9,26 @@
 //! channel and kernel tap at a time). The bias gradient sums each channel in place (README,
 //! *CPU convolutions*).
 
-use super::forward::Geometry;
+use super::forward::{self, Geometry};
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Flex, TensorMetadata};
 use burn::tensor::ops::ConvOptions;
 use burn::tensor::DType;
 use rayon::prelude::*;
 
-/// Whether [`weight_grad`] takes the weight gradient of a convolution of `x` (groups and
-/// dilation checked by the caller): an f32 input and output gradient.
-pub(super) fn weight_grad_supported(x: &FloatTensor<Flex>, grad: &FloatTensor<Flex>) -> bool {
-    x.dtype() == DType::F32 && grad.dtype() == DType::F32
+/// Whether [`weight_grad`] takes the weight gradient of a convolution of `x` by a kernel of
+/// `weight_shape` (groups and dilation checked by the caller): an f32 input and output
+/// gradient, and a kernel that fits the padded input.
+pub(super) fn weight_grad_supported(
+    x: &FloatTensor<Flex>,
+    grad: &FloatTensor<Flex>,
+    weight_shape: [usize; 4],
+    options: &ConvOptions<2>,
+) -> bool {
+    let [_, _, kh, kw] = weight_shape;
+    x.dtype() == DType::F32
+        && grad.dtype() == DType::F32
+        && forward::fits(x.shape().dims(), [kh, kw], options)
 }
 
 /// `∂L/∂W` of `y = conv2d(x, W)` (any stride and padding) from `g = ∂L/∂y`:
@@ -103,10 +112,19 @@ pub(super) fn weight_grad(
     super::flex_f32_tensor(out, kernel)
 }
 
-/// Whether [`input_grad`] takes the input gradient of a convolution by `weight` (groups and
-/// dilation checked by the caller): an f32 weight and output gradient.
-pub(super) fn input_grad_supported(weight: &FloatTensor<Flex>, grad: &FloatTensor<Flex>) -> bool {
-    weight.dtype() == DType::F32 && grad.dtype() == DType::F32
+/// Whether [`input_grad`] takes the input gradient of a convolution of an `input`-shaped
+/// tensor by `weight` (groups and dilation checked by the caller): an f32 weight and output
+/// gradient, and a kernel that fits the padded input.
+pub(super) fn input_grad_supported(
+    input: [usize; 4],
+    weight: &FloatTensor<Flex>,
+    grad: &FloatTensor<Flex>,
+    options: &ConvOptions<2>,
+) -> bool {
+    let [_, _, kh, kw] = weight.shape().dims();
+    weight.dtype() == DType::F32
+        && grad.dtype() == DType::F32
+        && forward::fits(input, [kh, kw], options)
 }
 
 /// `∂L/∂x` of `y = conv2d(x, W)` (any stride and padding) for an input of `input` shape, from
@@ -229,7 +247,7 @@ mod tests {
     /// Against `flex`'s own `conv2d_x_backward`, `conv2d_weight_backward` and
     /// `conv2d_bias_backward`: square, oblong and 1×1 kernels,
     /// asymmetric padding, strides 1 and 2, 3 channels, and images of several tiles (64
-    /// channels at 16×16: two tiles each) over more runs than cores.
+    /// channels at 16×16: two tiles each) over more runs than cores; and a kernel too large for its input.
     #[test]
     fn matches_flexs_gradients() {
         let device = Device::flex();
@@ -261,7 +279,7 @@ mod tests {
                 &format!("{what}: bias"),
             );
             let want = Flex::conv2d_x_backward(x.clone(), w.clone(), g.clone(), options.clone());
-            assert!(input_grad_supported(&w, &g));
+            assert!(input_grad_supported(input, &w, &g, &options));
             let got = input_grad(w.clone(), g.clone(), input, &options);
             assert_eq!(got.shape(), want.shape(), "{what}: input grad shape");
             assert_close(
@@ -271,10 +289,18 @@ mod tests {
                 &format!("{what}: input"),
             );
             let want = Flex::conv2d_weight_backward(x.clone(), w, g.clone(), options.clone());
-            assert!(weight_grad_supported(&x, &g));
+            assert!(weight_grad_supported(&x, &g, kernel, &options));
             let got = weight_grad(x, g, kernel, &options);
             assert_eq!(got.shape(), want.shape(), "{what}: shape");
             assert_close(got.into_data(), want.into_data(), 1e-4, &what);
         }
+        // a kernel larger than the padded input is left to flex (which rejects it)
+        let x = prim(Tensor::<4>::random([1, 3, 2, 2], dist, &device));
+        let w = prim(Tensor::<4>::random([2, 3, 5, 5], dist, &device));
+        let g = prim(Tensor::<4>::random([1, 2, 1, 1], dist, &device));
+        let options = ConvOptions::new_with_padding([1, 1], [(1, 1), (1, 1)], [1, 1], 1);
+        assert!(!forward::supported(&x, &w, &options));
+        assert!(!weight_grad_supported(&x, &g, [2, 3, 5, 5], &options));
+        assert!(!input_grad_supported([1, 3, 2, 2], &w, &g, &options));
     }
 }

@@ -32,13 +32,18 @@ pub(super) fn supported(
     weight: &FloatTensor<Flex>,
     options: &ConvOptions<2>,
 ) -> bool {
-    let [_, _, h, w] = x.shape().dims();
     let [_, _, kh, kw] = weight.shape().dims();
-    let [(pt, pb), (pl, pr)] = options.padding;
     x.dtype() == DType::F32
         && weight.dtype() == DType::F32
-        && h + pt + pb >= kh
-        && w + pl + pr >= kw
+        && fits(x.shape().dims(), [kh, kw], options)
+}
+
+/// Whether a `kernel` fits inside an `input` (NCHW) with the padding of `options`, so that
+/// [`Geometry::new`] has at least one output position per axis.
+pub(super) fn fits(input: [usize; 4], kernel: [usize; 2], options: &ConvOptions<2>) -> bool {
+    let [_, _, h, w] = input;
+    let [(pt, pb), (pl, pr)] = options.padding;
+    h + pt + pb >= kernel[0] && w + pl + pr >= kernel[1]
 }
 
 /// The shape of one convolution on the padded grid (groups 1, dilation 1).
