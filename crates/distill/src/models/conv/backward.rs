@@ -245,9 +245,9 @@ mod tests {
     use burn::tensor::{Device, Distribution, Tensor};
 
     /// Against `flex`'s own `conv2d_x_backward`, `conv2d_weight_backward` and
-    /// `conv2d_bias_backward`: square, oblong and 1×1 kernels,
-    /// asymmetric padding, strides 1 and 2, 3 channels, and images of several tiles (64
-    /// channels at 16×16: two tiles each) over more runs than cores; and a kernel too large for its input.
+    /// `conv2d_bias_backward`: square, oblong and 1×1 kernels, asymmetric padding, strides 1
+    /// and 2, 3 channels, and images of several tiles (64 channels at 16×16: two tiles each)
+    /// over more runs than cores; and a kernel too large for its input, left to `flex`.
     #[test]
     fn matches_flexs_gradients() {
         let device = Device::flex();
