@@ -39,6 +39,11 @@ const CHUNK_BYTES: usize = 16 << 20;
 /// products are too thin (a first layer's 3 channels: 3× slower than im2col on the CNN pair).
 const SHIFTED_MIN_CHANNELS: usize = 16;
 
+/// Partial sums of a weight gradient (the shifted rule's tiles, the tiled rule's runs), summed
+/// in order at the end: a fixed count, so that the result does not depend on the number of
+/// threads (eight keep up to eight cores busy).
+const PARTIAL_SUMS: usize = 8;
+
 /// Input positions per image from which the f32 weight gradient on `flex` takes the shifted
 /// products (at stride 1, from [`SHIFTED_MIN_CHANNELS`] channels) rather than the tiles of
 /// `backward.rs`: on the CNN pair, 64 channels at 32×32 took 53 ms shifted and 75 ms in tiles,
@@ -298,8 +303,8 @@ fn padded<B: Backend>(x: FloatTensor<B>, options: &ConvOptions<2>) -> FloatTenso
 /// positions per image, channels last, the input is a matrix `X` of `n·P` rows and the output
 /// gradient `G` (zero where no output lies) one of `n·P` rows too; kernel tap `(i, j)` pairs row
 /// `r` of `G` with row `r + i·W_p + j` of `X`, so `∂L/∂W[:, :, i, j] = Σ_r G[r]ᵀ X[r + i·W_p + j]`.
-/// The rows are cut into one tile per core (the batched product runs its batches in parallel,
-/// each on one core: `k_h·k_w` batches alone leave a core idle); each tile's `k_h·k_w` shifted
+/// The rows are cut into [`PARTIAL_SUMS`] tiles (the batched product runs its batches in
+/// parallel, each on one core: `k_h·k_w` batches alone leave a core idle); each tile's `k_h·k_w` shifted
 /// blocks of `X` are views (three `unfold`s), all tiles and taps one batched product summed
 /// over tiles. Zero images appended to both keep the last tile's shifted rows inside `X`.
 /// `P/(H_o·W_o)`× the products of im2col (1.13× at 32×32, 1.56× at 8×8, padding 1), and no
@@ -318,7 +323,7 @@ fn weight_grad_shifted<B: Backend>(
     let (hp, wp) = (h + pt + pb, w + pl + pr);
     let p = hp * wp;
     let reach = (kh - 1) * wp + (kw - 1);
-    let tile = (n * p).div_ceil(rayon::current_num_threads().clamp(1, 8));
+    let tile = (n * p).div_ceil(PARTIAL_SUMS);
     let tiles = (n * p).div_ceil(tile);
     let extra = (tiles * tile + reach - n * p).div_ceil(p);
     let rows = (n + extra) * p;

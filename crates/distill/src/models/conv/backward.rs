@@ -1,9 +1,9 @@
 //! The input, weight and bias gradients of distill's 2-D convolution on `flex` at f32 (groups
 //! 1, dilation 1), on the channels-last columns of [`super::forward`]. The weight gradient
 //! builds each tile of output positions' columns as the forward builds them and multiplies
-//! that tile's output gradient into them, one accumulator per core: no unfolded copy of the
-//! whole input (im2col's), and a product as wide as `k_h·k_w·C` where the shifted rule of
-//! `conv.rs` has `C`. The input gradient is the mirror: each tile's columns' gradient is one
+//! that tile's output gradient into them, one accumulator per run of tiles: no unfolded copy
+//! of the whole input (im2col's), and a product as wide as `k_h·k_w·C` where the shifted rule
+//! of `conv.rs` has `C`. The input gradient is the mirror: each tile's columns' gradient is one
 //! product, added back window row by window row into the image's padded channels-last gradient
 //! (col2im; `flex`'s transposed convolution is a product and a col2im too, in NCHW, one
 //! channel and kernel tap at a time). The bias gradient sums each channel in place (README,
@@ -34,8 +34,9 @@ pub(super) fn weight_grad_supported(
 /// `∂L/∂W` of `y = conv2d(x, W)` (any stride and padding) from `g = ∂L/∂y`:
 /// `Σ_tiles g[b, :, tile] · cols(b, tile)`, where `cols` are the forward's columns
 /// (`[positions, k_h·k_w·C]`) of one tile of output positions of image `b`. The tiles are cut
-/// into one contiguous run per core, each summed into its own `[C_out, k_h·k_w·C]`, and the
-/// runs' sums added in order (the same threads give the same rounding).
+/// into [`super::PARTIAL_SUMS`] contiguous runs, run in parallel, each summed into its own
+/// `[C_out, k_h·k_w·C]`, and the runs' sums added in order: the same rounding on any number of
+/// threads.
 pub(super) fn weight_grad(
     x: FloatTensor<Flex>,
     grad: FloatTensor<Flex>,
@@ -51,7 +52,7 @@ pub(super) fn weight_grad(
     let gs = super::flex_f32s(&grad);
     let tiles = positions.div_ceil(tile);
     let items = n * tiles;
-    let runs = rayon::current_num_threads().clamp(1, items.max(1));
+    let runs = super::PARTIAL_SUMS.min(items.max(1));
     let per_run = items.div_ceil(runs);
     let (xp, geo) = (&xp, &geo);
     let sums: Vec<Vec<f32>> = (0..runs)
@@ -302,5 +303,43 @@ mod tests {
         assert!(!forward::supported(&x, &w, &options));
         assert!(!weight_grad_supported(&x, &g, [2, 3, 5, 5], &options));
         assert!(!input_grad_supported([1, 3, 2, 2], &w, &g, &options));
+    }
+
+    /// The weight gradient's rounding does not depend on the number of threads: the tiled
+    /// rule here, and the shifted rule of `conv.rs` through the backend entry point (16
+    /// channels at 32×32), on 1 and 3 threads, bit for bit.
+    #[test]
+    fn weight_gradient_is_the_same_on_any_number_of_threads() {
+        use crate::models::conv::Im2colConvBackward;
+        let device = Device::flex();
+        let dist = Distribution::Uniform(-1.0, 1.0);
+        let on = |threads: usize, f: &(dyn Fn() -> FloatTensor<Flex> + Sync)| {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .expect("a thread pool");
+            let values: Vec<f32> = pool.install(f).into_data().iter().collect();
+            values.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+        };
+        let options = ConvOptions::new_with_padding([1, 1], [(1, 1), (1, 1)], [1, 1], 1);
+        // (input, kernel): 12 images of one tile each (more than PARTIAL_SUMS), and the shifted
+        for (input, kernel) in [
+            ([12, 4, 8, 8], [5, 4, 3, 3]),
+            ([3, 16, 32, 32], [4, 16, 3, 3]),
+        ] {
+            let x = prim(Tensor::<4>::random(input, dist, &device));
+            let w = prim(Tensor::<4>::random(kernel, dist, &device));
+            let y = Flex::conv2d(x.clone(), w.clone(), None, options.clone());
+            let g = prim(Tensor::<4>::random(y.shape().dims::<4>(), dist, &device));
+            let grad = || {
+                Flex::conv2d_im2col_weight_backward(
+                    x.clone(),
+                    g.clone(),
+                    w.shape(),
+                    options.clone(),
+                )
+            };
+            assert_eq!(on(1, &grad), on(3, &grad), "{input:?} * {kernel:?}");
+        }
     }
 }
