@@ -9,7 +9,7 @@
 //! channel and kernel tap at a time). The bias gradient sums each channel in place (README,
 //! *CPU convolutions*).
 
-use super::forward::{self, Geometry};
+use super::forward::{self, col_major, row_major, Geometry};
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Flex, TensorMetadata};
 use burn::tensor::ops::ConvOptions;
@@ -46,11 +46,10 @@ pub(super) fn weight_grad(
     let [co, c, kh, kw] = kernel;
     let n = x.shape().dims::<4>()[0];
     let geo = Geometry::new(x.shape().dims(), [kh, kw], options);
-    let (k, positions, tile) = (geo.k(), geo.positions(), geo.tile());
+    let (k, positions, tile, tiles) = (geo.k(), geo.positions(), geo.tile(), geo.tiles());
     let xp = geo.channels_last(&x);
     let grad = grad.to_contiguous();
     let gs = super::flex_f32s(&grad);
-    let tiles = positions.div_ceil(tile);
     let items = n * tiles;
     let runs = super::PARTIAL_SUMS.min(items.max(1));
     let per_run = items.div_ceil(runs);
@@ -61,8 +60,8 @@ pub(super) fn weight_grad(
             let mut acc = vec![0f32; co * k];
             let mut cols = Vec::with_capacity(tile * k);
             for item in run * per_run..((run + 1) * per_run).min(items) {
-                let (b, t) = (item / tiles, item % tiles);
-                let (p0, p1) = (t * tile, ((t + 1) * tile).min(positions));
+                let b = item / tiles;
+                let (p0, p1) = geo.tile_span(item % tiles);
                 cols.clear();
                 geo.columns(&mut cols, &xp[b * geo.image()..][..geo.image()], p0, p1);
                 let g = &gs[b * co * positions + p0..];
@@ -70,26 +69,12 @@ pub(super) fn weight_grad(
                 // SAFETY: `acc` is [co, k] (row stride k); `g` holds co rows `positions` apart
                 // of p1 − p0 values from p0, inside image b's gradient; `cols` is [p1 − p0, k].
                 unsafe {
-                    gemm::gemm(
-                        co,
-                        k,
-                        p1 - p0,
-                        acc.as_mut_ptr(),
-                        1,
-                        k as isize,
+                    forward::product(
+                        [co, k, p1 - p0],
+                        (acc.as_mut_ptr(), row_major(k)),
+                        (g.as_ptr(), row_major(positions)),
+                        (cols.as_ptr(), row_major(k)),
                         true,
-                        g.as_ptr(),
-                        1,
-                        positions as isize,
-                        cols.as_ptr(),
-                        1,
-                        k as isize,
-                        1.0,
-                        1.0,
-                        false,
-                        false,
-                        false,
-                        gemm::Parallelism::None,
                     );
                 }
             }
@@ -155,34 +140,20 @@ pub(super) fn input_grad(
                 let mut dxp = vec![0f32; geo.image()];
                 let mut cols = vec![0f32; tile * k];
                 let row = geo.kw * c;
-                for p0 in (0..positions).step_by(tile) {
-                    let p1 = (p0 + tile).min(positions);
+                for t in 0..geo.tiles() {
+                    let (p0, p1) = geo.tile_span(t);
                     let g = &gs[b * co * positions + p0..];
                     // cols[p1 − p0, k] = g[b, :, p0..p1]ᵀ · wk
                     // SAFETY: `cols` holds (p1 − p0)·k values (row stride k); `g` holds co
                     // rows `positions` apart of p1 − p0 values from p0, inside image b's
                     // gradient; `wk` is [co, k].
                     unsafe {
-                        gemm::gemm(
-                            p1 - p0,
-                            k,
-                            co,
-                            cols.as_mut_ptr(),
-                            1,
-                            k as isize,
+                        forward::product(
+                            [p1 - p0, k, co],
+                            (cols.as_mut_ptr(), row_major(k)),
+                            (g.as_ptr(), col_major(positions)),
+                            (wk.as_ptr(), row_major(k)),
                             false,
-                            g.as_ptr(),
-                            positions as isize,
-                            1,
-                            wk.as_ptr(),
-                            1,
-                            k as isize,
-                            0.0,
-                            1.0,
-                            false,
-                            false,
-                            false,
-                            gemm::Parallelism::None,
                         );
                     }
                     for (p, window) in (p0..p1).zip(cols.chunks(k)) {

@@ -113,6 +113,17 @@ impl Geometry {
             .min(self.positions().max(1))
     }
 
+    /// Tiles of one image.
+    pub fn tiles(&self) -> usize {
+        self.positions().div_ceil(self.tile())
+    }
+
+    /// The output positions `p0..p1` of tile `t` of an image.
+    pub fn tile_span(&self, t: usize) -> (usize, usize) {
+        let tile = self.tile();
+        (t * tile, ((t + 1) * tile).min(self.positions()))
+    }
+
     /// Values of one padded channels-last image.
     pub fn image(&self) -> usize {
         self.hp * self.wp * self.c
@@ -208,13 +219,12 @@ pub(super) fn forward(
         }
     }
 
-    let tile = geo.tile();
-    let tiles = positions.div_ceil(tile);
+    let tiles = geo.tiles();
     let out_ptr = SendPtr(out.as_mut_ptr());
     let (xp, wk, geo) = (&xp, &wk, &geo);
     (0..n * tiles).into_par_iter().for_each(|item| {
-        let (b, t) = (item / tiles, item % tiles);
-        let (p0, p1) = (t * tile, ((t + 1) * tile).min(positions));
+        let b = item / tiles;
+        let (p0, p1) = geo.tile_span(item % tiles);
         // (appended in order: no zeroing of the buffer first)
         let mut cols = Vec::with_capacity((p1 - p0) * k);
         geo.columns(&mut cols, &xp[b * geo.image()..][..geo.image()], p0, p1);
@@ -224,30 +234,81 @@ pub(super) fn forward(
         // (rows `positions` apart within the image), so no two items touch the same element;
         // `out` outlives the parallel loop, and the operands are live slices of the sizes given.
         unsafe {
-            gemm::gemm(
-                p1 - p0,
-                co,
-                k,
-                dst,
-                positions as isize,
-                1,
+            product(
+                [p1 - p0, co, k],
+                (dst, col_major(positions)),
+                (cols.as_ptr(), row_major(k)),
+                (wk.as_ptr(), col_major(k)),
                 has_bias,
-                cols.as_ptr(),
-                1,
-                k as isize,
-                wk.as_ptr(),
-                k as isize,
-                1,
-                1.0,
-                1.0,
-                false,
-                false,
-                false,
-                gemm::Parallelism::None,
             );
         }
     });
     super::flex_f32_tensor(out, [n, co, geo.ho, geo.wo])
+}
+
+/// How an f32 matrix operand lies in memory: elements from one row to the next and from one
+/// column to the next.
+#[derive(Clone, Copy)]
+pub(super) struct Layout {
+    row: isize,
+    col: isize,
+}
+
+/// Rows `stride` elements apart, each row contiguous.
+pub(super) fn row_major(stride: usize) -> Layout {
+    Layout {
+        row: stride as isize,
+        col: 1,
+    }
+}
+
+/// Columns `stride` elements apart, each column contiguous.
+pub(super) fn col_major(stride: usize) -> Layout {
+    Layout {
+        row: 1,
+        col: stride as isize,
+    }
+}
+
+/// `dst (+)= lhs · rhs` for `[m, n, k] = dims`: `dst` `[m, n]`, `lhs` `[m, k]`, `rhs` `[k, n]`,
+/// each an address and its [`Layout`], on the calling thread through `gemm` (the crate `flex`
+/// multiplies with). With `accumulate` the product is added to `dst`, else `dst` is
+/// overwritten (and not read).
+///
+/// # Safety
+/// Every element each layout reaches for its shape must be inside a live allocation, `dst`'s
+/// writable and touched by no other thread meanwhile.
+pub(super) unsafe fn product(
+    [m, n, k]: [usize; 3],
+    (dst, dst_at): (*mut f32, Layout),
+    (lhs, lhs_at): (*const f32, Layout),
+    (rhs, rhs_at): (*const f32, Layout),
+    accumulate: bool,
+) {
+    // SAFETY: the caller's contract, which is gemm's
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst,
+            dst_at.col,
+            dst_at.row,
+            accumulate,
+            lhs,
+            lhs_at.col,
+            lhs_at.row,
+            rhs,
+            rhs_at.col,
+            rhs_at.row,
+            1.0,
+            1.0,
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        );
+    }
 }
 
 /// The output's address, shared with the parallel loop (each item writes its own elements).
