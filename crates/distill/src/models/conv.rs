@@ -506,6 +506,33 @@ mod tests {
         }
     }
 
+    /// A random convolution on flex: input, kernel, an output gradient of the shape the
+    /// convolution gives, and its options (dilation 1, groups 1).
+    pub(super) struct Case {
+        pub x: FloatTensor<Flex>,
+        pub w: FloatTensor<Flex>,
+        pub g: FloatTensor<Flex>,
+        pub options: ConvOptions<2>,
+    }
+
+    /// A [`Case`] of `input` by `kernel` at `stride` with `padding` [(top, bottom), (left,
+    /// right)], its values uniform in [−1, 1].
+    pub(super) fn random_case(
+        input: [usize; 4],
+        kernel: [usize; 4],
+        stride: [usize; 2],
+        padding: [(usize, usize); 2],
+    ) -> Case {
+        let device = Device::flex();
+        let dist = Distribution::Uniform(-1.0, 1.0);
+        let x = prim(Tensor::<4>::random(input, dist, &device));
+        let w = prim(Tensor::<4>::random(kernel, dist, &device));
+        let options = ConvOptions::new_with_padding(stride, padding, [1, 1], 1);
+        let y = Flex::conv2d(x.clone(), w.clone(), None, options.clone());
+        let g = prim(Tensor::<4>::random(y.shape().dims::<4>(), dist, &device));
+        Case { x, w, g, options }
+    }
+
     /// `run` against Burn's `Conv2d::forward` on flex under autodiff: the same output and the
     /// same gradients for the weight, the bias and (when it is tracked) the input.
     fn same_as_burn(config: Conv2dConfig, input: [usize; 4], x_tracked: bool) {
@@ -588,8 +615,6 @@ mod tests {
     /// with square, oblong and 1×1 kernels and asymmetric padding.
     #[test]
     fn both_weight_gradient_rules_match_burns() {
-        let device = Device::flex();
-        let dist = Distribution::Uniform(-1.0, 1.0);
         let flex = |t: FloatTensor<Flex>| {
             Tensor::<4>::from_dispatch(burn::backend::DispatchTensor {
                 kind: DispatchTensorKind::Flex(burn::backend::BackendTensor::Float(t)),
@@ -606,37 +631,24 @@ mod tests {
             ([1, 3, 4, 4], [2, 3, 4, 4], [1, 1], [(0, 0), (0, 0)]),
         ];
         for (input, kernel, stride, padding) in cases {
-            let x = Tensor::<4>::random(input, dist, &device);
-            let w = Tensor::<4>::random(kernel, dist, &device);
-            let options = ConvOptions::new_with_padding(stride, padding, [1, 1], 1);
-            let y = burn::tensor::module::conv2d(x.clone(), w.clone(), None, options.clone());
-            let g = Tensor::<4>::random(y.dims(), dist, &device);
-            let burn = Flex::conv2d_weight_backward(
-                prim(x.clone()),
-                prim(w.clone()),
-                prim(g.clone()),
-                options.clone(),
-            );
+            let Case { x, w, g, options } = random_case(input, kernel, stride, padding);
+            let burn =
+                Flex::conv2d_weight_backward(x.clone(), w.clone(), g.clone(), options.clone());
             let want = flex(burn);
-            let xp = || padded::<Flex>(prim(x.clone()), &options);
-            let image_bytes = y.dims()[2] * y.dims()[3] * kernel[1..].iter().product::<usize>() * 4;
+            let xp = || padded::<Flex>(x.clone(), &options);
+            let [_, _, ho, wo] = g.shape().dims();
+            let image_bytes = ho * wo * kernel[1..].iter().product::<usize>() * 4;
             for bytes in [1, 2 * image_bytes, usize::MAX] {
-                let mine =
-                    weight_grad_im2col::<Flex>(xp(), prim(g.clone()), w.shape(), stride, bytes);
+                let mine = weight_grad_im2col::<Flex>(xp(), g.clone(), w.shape(), stride, bytes);
                 let what = format!("{input:?} * {kernel:?}, im2col in chunks of {bytes} bytes");
                 assert_close(flex(mine), want.clone(), 1e-4, &what);
             }
             if stride == [1, 1] {
-                let mine = weight_grad_shifted::<Flex>(
-                    prim(x.clone()),
-                    prim(g.clone()),
-                    w.shape(),
-                    padding,
-                );
+                let mine = weight_grad_shifted::<Flex>(x.clone(), g.clone(), w.shape(), padding);
                 let what = format!("{input:?} * {kernel:?}, shifted");
                 assert_close(flex(mine), want.clone(), 1e-4, &what);
             }
-            let mine = weight_grad::<Flex>(prim(x.clone()), prim(g), w.shape(), &options);
+            let mine = weight_grad::<Flex>(x, g, w.shape(), &options);
             assert_close(flex(mine), want, 1e-4, &format!("{input:?} * {kernel:?}"));
         }
     }

@@ -212,7 +212,7 @@ pub(super) fn bias_grad(grad: FloatTensor<Flex>) -> FloatTensor<Flex> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::models::conv::tests::{assert_close, prim};
+    use crate::models::conv::tests::{assert_close, prim, random_case, Case};
     use burn::backend::ops::ModuleOps;
     use burn::tensor::{Device, Distribution, Tensor};
 
@@ -235,11 +235,7 @@ mod tests {
             ([2, 3, 4, 4], [2, 3, 4, 4], [1, 1], [(0, 0), (0, 0)]),
         ];
         for (input, kernel, stride, padding) in cases {
-            let x = prim(Tensor::<4>::random(input, dist, &device));
-            let w = prim(Tensor::<4>::random(kernel, dist, &device));
-            let options = ConvOptions::new_with_padding(stride, padding, [1, 1], 1);
-            let y = Flex::conv2d(x.clone(), w.clone(), None, options.clone());
-            let g = prim(Tensor::<4>::random(y.shape().dims::<4>(), dist, &device));
+            let Case { x, w, g, options } = random_case(input, kernel, stride, padding);
             let what = format!("{input:?} * {kernel:?} at stride {stride:?}");
             let bias = prim(Tensor::<1>::random([kernel[0]], dist, &device));
             let want = Flex::conv2d_bias_backward(x.clone(), bias, g.clone());
@@ -282,8 +278,6 @@ mod tests {
     #[test]
     fn weight_gradient_is_the_same_on_any_number_of_threads() {
         use crate::models::conv::Im2colConvBackward;
-        let device = Device::flex();
-        let dist = Distribution::Uniform(-1.0, 1.0);
         let on = |threads: usize, f: &(dyn Fn() -> FloatTensor<Flex> + Sync)| {
             let pool = rayon::ThreadPoolBuilder::new()
                 .num_threads(threads)
@@ -292,16 +286,12 @@ mod tests {
             let values: Vec<f32> = pool.install(f).into_data().iter().collect();
             values.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
         };
-        let options = ConvOptions::new_with_padding([1, 1], [(1, 1), (1, 1)], [1, 1], 1);
         // (input, kernel): 12 images of one tile each (more than PARTIAL_SUMS), and the shifted
         for (input, kernel) in [
             ([12, 4, 8, 8], [5, 4, 3, 3]),
             ([3, 16, 32, 32], [4, 16, 3, 3]),
         ] {
-            let x = prim(Tensor::<4>::random(input, dist, &device));
-            let w = prim(Tensor::<4>::random(kernel, dist, &device));
-            let y = Flex::conv2d(x.clone(), w.clone(), None, options.clone());
-            let g = prim(Tensor::<4>::random(y.shape().dims::<4>(), dist, &device));
+            let Case { x, w, g, options } = random_case(input, kernel, [1, 1], [(1, 1), (1, 1)]);
             let grad = || {
                 Flex::conv2d_im2col_weight_backward(
                     x.clone(),
