@@ -1,16 +1,13 @@
 //! The forward of distill's 2-D convolution on `flex` at f32 (groups 1, dilation 1): im2col
-//! k-major (Caffe's layout: one row per kernel tap and channel, output positions contiguous),
-//! copied row by row from the NCHW input, and one matrix product per tile of output rows
-//! written straight into the NCHW output. The channels-last helpers here ([`Geometry`]'s
-//! `channels_last`, `tap_major`, `columns`) serve the backward (`backward.rs`).
+//! written for the channels-last padded input, whose window rows are contiguous, and one
+//! matrix product per tile of output positions written straight into the NCHW output.
 //!
-//! `flex`'s own forward (Burn 0.22.1) converts the input to channels last on one thread,
-//! scatters each product into the output element by element, and takes inputs of 3 channels
-//! through a scalar accumulation; on the CNN pair's layers that made it 2–9× PyTorch (README,
-//! *CPU convolutions*). Here the columns need no layout change of the input and `gemm` (the
-//! crate `flex` multiplies with) reads them without packing: on this machine the 64→64 @32×32
-//! forward takes what one product of its im2col matrix takes (`results/bench/`
-//! `conv-parts-2026-12-08-k-major.txt`), 16 % less than the channels-last columns before it.
+//! `flex`'s own forward (Burn 0.22.1) is the same decomposition, but converts the input to
+//! channels last on one thread, scatters each product into the output element by element, and
+//! takes inputs of 3 channels through a scalar accumulation; on the CNN pair's layers that made
+//! it 2–9× PyTorch (README, *CPU convolutions*). Here each of those steps is parallel or a
+//! `memcpy`, and the product (`gemm`, the crate `flex` multiplies with) accumulates onto the
+//! bias in the output's own layout.
 
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Flex, TensorMetadata};
@@ -73,10 +70,6 @@ pub(super) struct Geometry {
     pub pt: usize,
     /// Left padding.
     pub pl: usize,
-    /// Input height.
-    pub h: usize,
-    /// Input width.
-    pub w: usize,
 }
 
 impl Geometry {
@@ -100,8 +93,6 @@ impl Geometry {
             wo,
             pt,
             pl,
-            h,
-            w,
         }
     }
 
@@ -203,60 +194,7 @@ impl Geometry {
     }
 }
 
-impl Geometry {
-    /// Output rows of one forward tile: whole rows, about [`TILE_BYTES`] of columns.
-    pub fn k_major_rows(&self) -> usize {
-        (self.tile() / self.wo.max(1)).clamp(1, self.ho.max(1))
-    }
-
-    /// Writes into `cols` (`[k, (y1 − y0)·w_o]`, positions contiguous) the columns of output
-    /// rows `y0..y1` of `image` (one NCHW image, unpadded): row `(c, i, j)` holds
-    /// `x[c, y·s_h + i − p_t, x·s_w + j − p_l]` for those rows, zero outside the input.
-    pub fn columns_k_major(&self, cols: &mut [f32], image: &[f32], y0: usize, y1: usize) {
-        let (wo, t) = (self.wo, (y1 - y0) * self.wo);
-        let mut rows = cols.chunks_exact_mut(t.max(1));
-        for ci in 0..self.c {
-            let plane = &image[ci * self.h * self.w..][..self.h * self.w];
-            for i in 0..self.kh {
-                for j in 0..self.kw {
-                    let row = rows.next().expect("k rows");
-                    // output columns whose input column x·s_w + j − p_l is inside 0..w
-                    let xa = self.pl.saturating_sub(j).div_ceil(self.sw).min(wo);
-                    let xb = if self.w + self.pl > j {
-                        ((self.w + self.pl - j - 1) / self.sw + 1).min(wo)
-                    } else {
-                        0
-                    }
-                    .max(xa);
-                    for (y, dst) in (y0..y1).zip(row.chunks_exact_mut(wo)) {
-                        let iy = (y * self.sh + i) as isize - self.pt as isize;
-                        if iy < 0 || iy as usize >= self.h || xa == xb {
-                            dst.fill(0.0);
-                            continue;
-                        }
-                        let src = &plane[iy as usize * self.w..][..self.w];
-                        dst[..xa].fill(0.0);
-                        dst[xb..].fill(0.0);
-                        let x0 = xa * self.sw + j - self.pl;
-                        if self.sw == 1 {
-                            dst[xa..xb].copy_from_slice(&src[x0..x0 + (xb - xa)]);
-                        } else {
-                            let picked = src[x0..].iter().step_by(self.sw);
-                            for (d, s) in dst[xa..xb].iter_mut().zip(picked) {
-                                *d = *s;
-                            }
-                        }
-                    }
-                }
-            }
-        }
-    }
-}
-
-/// `conv2d(x, weight, bias, options)` for f32 `flex` tensors, groups 1 and dilation 1: per tile
-/// of whole output rows, the k-major columns of the NCHW input ([`Geometry::columns_k_major`],
-/// positions contiguous, so that `gemm` reads them without packing) and one product with the
-/// kernel as it lies (`[C_out, C·k_h·k_w]`), accumulated onto the bias in the NCHW output.
+/// `conv2d(x, weight, bias, options)` for f32 `flex` tensors, groups 1 and dilation 1.
 pub(super) fn forward(
     x: FloatTensor<Flex>,
     weight: FloatTensor<Flex>,
@@ -267,10 +205,9 @@ pub(super) fn forward(
     let [co, _, kh, kw] = weight.shape().dims();
     let geo = Geometry::new(x.shape().dims(), [kh, kw], options);
     let (k, positions) = (geo.k(), geo.positions());
-    let x = x.to_contiguous();
-    let xs = super::flex_f32s(&x);
-    let weight = weight.to_contiguous();
-    let ws = super::flex_f32s(&weight);
+
+    let xp = geo.channels_last(&x);
+    let wk = geo.tap_major(weight);
     // the output, NCHW, holding the bias (the products accumulate onto it)
     let mut out = vec![0f32; n * co * positions];
     let has_bias = bias.is_some();
@@ -281,30 +218,27 @@ pub(super) fn forward(
             plane.fill(bs[i % co]);
         }
     }
-    let rows = geo.k_major_rows();
-    let tiles = geo.ho.div_ceil(rows);
-    let image = geo.c * geo.h * geo.w;
+
+    let tiles = geo.tiles();
     let out_ptr = SendPtr(out.as_mut_ptr());
-    let (xs, ws, geo) = (&xs, &ws, &geo);
+    let (xp, wk, geo) = (&xp, &wk, &geo);
     (0..n * tiles).into_par_iter().for_each(|item| {
         let b = item / tiles;
-        let y0 = item % tiles * rows;
-        let y1 = (y0 + rows).min(geo.ho);
-        let t = (y1 - y0) * geo.wo;
-        let mut cols = vec![0f32; k * t];
-        geo.columns_k_major(&mut cols, &xs[b * image..][..image], y0, y1);
-        // out[b, :, y0·w_o..y1·w_o] (+)= W · cols
-        let dst = out_ptr.at(b * co * positions + y0 * geo.wo);
-        // SAFETY: every item writes its own image's positions of rows y0..y1 of each output
-        // channel (rows `positions` apart within the image), so no two items touch the same
-        // element; `out` outlives the parallel loop, and the operands are live slices of the
-        // sizes given.
+        let (p0, p1) = geo.tile_span(item % tiles);
+        // (appended in order: no zeroing of the buffer first)
+        let mut cols = Vec::with_capacity((p1 - p0) * k);
+        geo.columns(&mut cols, &xp[b * geo.image()..][..geo.image()], p0, p1);
+        // out[b, :, p0..p1] (+)= wk · colsᵀ
+        let dst = out_ptr.at(b * co * positions + p0);
+        // SAFETY: every item writes its own image's positions p0..p1 of each output channel
+        // (rows `positions` apart within the image), so no two items touch the same element;
+        // `out` outlives the parallel loop, and the operands are live slices of the sizes given.
         unsafe {
             product(
-                [t, co, k],
+                [p1 - p0, co, k],
                 (dst, col_major(positions)),
-                (cols.as_ptr(), col_major(t)),
-                (ws.as_ptr(), col_major(k)),
+                (cols.as_ptr(), row_major(k)),
+                (wk.as_ptr(), col_major(k)),
                 has_bias,
             );
         }
