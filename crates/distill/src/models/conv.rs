@@ -304,9 +304,9 @@ fn padded<B: Backend>(x: FloatTensor<B>, options: &ConvOptions<2>) -> FloatTenso
 /// gradient `G` (zero where no output lies) one of `n·P` rows too; kernel tap `(i, j)` pairs row
 /// `r` of `G` with row `r + i·W_p + j` of `X`, so `∂L/∂W[:, :, i, j] = Σ_r G[r]ᵀ X[r + i·W_p + j]`.
 /// The rows are cut into [`PARTIAL_SUMS`] tiles (the batched product runs its batches in
-/// parallel, each on one core: `k_h·k_w` batches alone leave a core idle); each tile's `k_h·k_w` shifted
-/// blocks of `X` are views (three `unfold`s), all tiles and taps one batched product summed
-/// over tiles. Zero images appended to both keep the last tile's shifted rows inside `X`.
+/// parallel, each on one core: `k_h·k_w` batches alone leave a core idle); each tile's
+/// `k_h·k_w` shifted blocks of `X` are views (three `unfold`s), all tiles and taps one batched
+/// product summed over tiles. Zero images appended to both keep the last tile's shifted rows inside `X`.
 /// `P/(H_o·W_o)`× the products of im2col (1.13× at 32×32, 1.56× at 8×8, padding 1), and no
 /// copy of the windows. Products in f32, the result in `x`'s dtype.
 fn weight_grad_shifted<B: Backend>(
